@@ -1,0 +1,543 @@
+//! `/v1/callbacks`: schedule, read, list, change and cancel callbacks.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, ResultCode};
+use super::extract::{Caller, JsonBody, PathParam, QueryParams};
+use crate::domain::{
+    AgentId, CallbackId, CallbackState, NewCallback, Permission, PhoneNumber, SkillId, TextField,
+    parse_time_zone, resolve_schedule_date,
+};
+use crate::store::{CallbackFilter, CallbackRecord, Changes, IdempotencyKey, Inserted, ListCursor};
+
+/// An id as scripts send it: a JSON number or a string of digits. Kept raw so that a bad
+/// value is reported with its own result code rather than as malformed JSON.
+#[derive(Debug, Clone)]
+pub struct IdInput(String);
+
+impl<'de> Deserialize<'de> for IdInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IdInput;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an id: a positive integer or a string of digits")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<IdInput, E> {
+                Ok(IdInput(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<IdInput, E> {
+                Ok(IdInput(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<IdInput, E> {
+                Ok(IdInput(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl IdInput {
+    /// `""` means "no target agent".
+    fn target_agent(&self) -> Result<Option<AgentId>, ApiError> {
+        if self.0.trim().is_empty() {
+            return Ok(None);
+        }
+        self.0.parse().map(Some).map_err(|e| {
+            ApiError::invalid(
+                ResultCode::InvalidTargetAgentId,
+                format!("targetAgentId: {e}"),
+            )
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateRequest {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone_number: Option<String>,
+    skill_id: Option<IdInput>,
+    target_agent_id: Option<IdInput>,
+    schedule_date: Option<String>,
+    notes: Option<String>,
+    time_zone: Option<String>,
+}
+
+/// Deserialises a present field (even `null`) as `Some`, so "absent" and "null" differ.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateRequest {
+    schedule_date: Option<String>,
+    time_zone: Option<String>,
+    notes: Option<String>,
+    /// Absent: unchanged. `null` or `""`: route to the skill. Otherwise the new target agent.
+    #[serde(default, deserialize_with = "present")]
+    target_agent_id: Option<Option<IdInput>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListQuery {
+    state: Option<String>,
+    skill_id: Option<String>,
+    agent_id: Option<String>,
+    due_before: Option<String>,
+    due_after: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A callback as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackView {
+    callback_id: CallbackId,
+    state: CallbackState,
+    first_name: String,
+    last_name: String,
+    phone_number: String,
+    skill_id: SkillId,
+    target_agent_id: Option<AgentId>,
+    route: &'static str,
+    routing_key: String,
+    notes: String,
+    time_zone: Option<&'static str>,
+    scheduled_for: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    attempt: i32,
+    dispatched_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<CallbackRecord> for CallbackView {
+    fn from(r: CallbackRecord) -> Self {
+        let route = r.route();
+        Self {
+            callback_id: r.id,
+            state: r.state,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone_number: r.phone_number.as_str().to_owned(),
+            skill_id: r.skill_id,
+            target_agent_id: r.target_agent_id,
+            route: route.kind(),
+            routing_key: route.routing_key(),
+            notes: r.notes,
+            time_zone: r.time_zone.map(|tz| tz.name()),
+            scheduled_for: r.scheduled_for,
+            due_at: r.due_at,
+            attempt: r.attempt,
+            dispatched_at: r.dispatched_at,
+            last_error: r.last_error,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn text(field: &'static str, value: Option<String>, max: usize) -> Result<String, ApiError> {
+    let value = value.unwrap_or_default();
+    TextField::check(field, &value, max).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(value)
+}
+
+fn idempotency_key(
+    headers: &HeaderMap,
+    digest: [u8; 32],
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
+    Ok(Some(IdempotencyKey {
+        key: key.to_owned(),
+        request_sha256: digest,
+    }))
+}
+
+/// `POST /v1/callbacks`: validates in the spec's order of result codes and stores the
+/// callback as pending.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonBody<CreateRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::CallbacksCreate)?;
+    let idempotency = idempotency_key(&headers, body.digest)?;
+    let req = body.value;
+
+    let first_name = text("firstName", req.first_name, TextField::NAME_MAX)?;
+    let last_name = text("lastName", req.last_name, TextField::NAME_MAX)?;
+    let notes = text("notes", req.notes, TextField::NOTES_MAX)?;
+
+    let skill_id: SkillId = req
+        .skill_id
+        .ok_or_else(|| ApiError::invalid(ResultCode::InvalidSkillId, "skillId is missing"))?
+        .0
+        .parse()
+        .map_err(|e| ApiError::invalid(ResultCode::InvalidSkillId, format!("skillId: {e}")))?;
+    let target_agent_id = match &req.target_agent_id {
+        Some(input) => input.target_agent()?,
+        None => None,
+    };
+    caller.require_skill(skill_id)?;
+
+    let context = state
+        .store
+        .create_context(skill_id, target_agent_id)
+        .await?;
+    let skill = context.skill.ok_or_else(|| {
+        ApiError::invalid(
+            ResultCode::InvalidSkillId,
+            format!("skill {skill_id} does not exist"),
+        )
+    })?;
+    skill
+        .check_can_carry_callbacks()
+        .map_err(|e| ApiError::invalid(ResultCode::InvalidSkillId, e))?;
+    if let Some(agent_id) = target_agent_id {
+        check_agent(agent_id, context.agent.as_ref())?;
+    }
+
+    let time_zone = req
+        .time_zone
+        .as_deref()
+        .map(parse_time_zone)
+        .transpose()
+        .map_err(schedule_error)?;
+    let zone = time_zone
+        .or(skill.time_zone)
+        .unwrap_or(state.rules.default_time_zone);
+    let (scheduled_for, due_at) = resolve_schedule_date(
+        req.schedule_date.as_deref().unwrap_or_default(),
+        zone,
+        context.now,
+        &state.rules,
+    )
+    .map_err(schedule_error)?;
+
+    let phone_number = PhoneNumber::parse(
+        req.phone_number.as_deref().unwrap_or_default(),
+        state.rules.default_region,
+    )
+    .map_err(|e| ApiError::invalid(ResultCode::InvalidPhoneNumber, e))?;
+
+    let callback = NewCallback {
+        id: CallbackId::generate(),
+        first_name,
+        last_name,
+        phone_number,
+        skill_id,
+        target_agent_id,
+        scheduled_for,
+        due_at,
+        time_zone,
+        notes,
+    };
+    let answer =
+        json!({ "result": ResultCode::Success, "callbackId": callback.id, "dueAt": due_at });
+    match state
+        .store
+        .insert_callback(&callback, &caller.0, idempotency.as_ref(), &answer)
+        .await?
+    {
+        Inserted::Created => {
+            tracing::info!(
+                callback_id = %callback.id,
+                skill_id = %skill_id,
+                route = callback.route().kind(),
+                due_at = %due_at,
+                security_user = %caller.0.name,
+                result = "Success",
+                "callback created"
+            );
+            Ok((StatusCode::CREATED, Json(answer)).into_response())
+        }
+        Inserted::Replayed(first) => {
+            let mut response = (StatusCode::CREATED, Json(first)).into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Inserted::KeyReused => Err(ApiError::unprocessable(format!(
+            "Idempotency-Key `{}` was already used with a different request body",
+            idempotency.map(|k| k.key).unwrap_or_default()
+        ))),
+    }
+}
+
+fn check_agent(id: AgentId, found: Option<&crate::domain::Agent>) -> Result<(), ApiError> {
+    match found {
+        None => Err(ApiError::invalid(
+            ResultCode::InvalidTargetAgentId,
+            format!(
+                "agent {id} does not exist (targetAgentId takes the agent's id, not its username)"
+            ),
+        )),
+        Some(agent) if !agent.active => Err(ApiError::invalid(
+            ResultCode::InvalidTargetAgentId,
+            format!("agent {id} ({}) is not active", agent.username),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn schedule_error(e: crate::domain::ScheduleDateError) -> ApiError {
+    ApiError::invalid(ResultCode::InvalidScheduleDate, e)
+}
+
+/// Reads a callback the caller may see: 404 when absent, 403 for another skill's.
+async fn visible_callback(
+    state: &AppState,
+    caller: &Caller,
+    id: CallbackId,
+) -> Result<CallbackRecord, ApiError> {
+    let record = state
+        .store
+        .callback(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
+    caller.require_skill(record.skill_id)?;
+    Ok(record)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+) -> Result<Json<CallbackView>, ApiError> {
+    caller.require(Permission::CallbacksRead)?;
+    Ok(Json(visible_callback(&state, &caller, id).await?.into()))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::CallbacksRead)?;
+    visible_callback(&state, &caller, id).await?;
+    let events = state.store.events(id).await?;
+    let items: Vec<Value> = events
+        .into_iter()
+        .map(|e| json!({ "id": e.id, "at": e.at, "actor": e.actor, "kind": e.kind, "details": e.details }))
+        .collect();
+    Ok(Json(json!({ "callbackId": id, "items": items })))
+}
+
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name} `{v}` is not an RFC 3339 date-time such as 2026-11-25T14:30:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// `GET /v1/callbacks`: ordered by due time, keyset-paginated with `cursor`.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::CallbacksRead)?;
+    let bad = |e: String| ApiError::bad_request(e);
+    let skill_id = q
+        .skill_id
+        .as_deref()
+        .map(str::parse::<SkillId>)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(skill) = skill_id {
+        caller.require_skill(skill)?;
+    }
+    let limit = q.limit.unwrap_or(state.default_page_size);
+    if limit == 0 || limit > state.max_page_size {
+        return Err(bad(format!(
+            "limit {limit} is out of range 1..={}",
+            state.max_page_size
+        )));
+    }
+    let filter = CallbackFilter {
+        state: q
+            .state
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?,
+        skill_id,
+        agent_id: q
+            .agent_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::domain::IdError| bad(e.to_string()))?,
+        due_before: parse_time("dueBefore", q.due_before.as_deref())?,
+        due_after: parse_time("dueAfter", q.due_after.as_deref())?,
+        allowed_skills: caller.0.skills.clone(),
+        after: q
+            .cursor
+            .as_deref()
+            .map(|c| {
+                ListCursor::decode(c)
+                    .ok_or_else(|| bad(format!("cursor `{c}` is not one this API issued")))
+            })
+            .transpose()?,
+        // One extra row tells whether there is a next page.
+        limit: limit + 1,
+    };
+    let mut records = state.store.list_callbacks(&filter).await?;
+    let next_cursor = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|r| {
+            ListCursor {
+                due_at: r.due_at,
+                id: r.id.as_uuid(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let items: Vec<CallbackView> = records.into_iter().map(Into::into).collect();
+    Ok(Json(json!({ "items": items, "nextCursor": next_cursor })))
+}
+
+/// Refuses a change to a callback that is no longer pending.
+fn require_pending(record: &CallbackRecord, verb: &str) -> Result<(), ApiError> {
+    if record.state == CallbackState::Pending {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(format!(
+            "callback {} is {}; only pending callbacks can be {verb}",
+            record.id, record.state
+        )))
+    }
+}
+
+/// `PATCH /v1/callbacks/{id}`: reschedule, change notes or target while pending.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+    body: JsonBody<UpdateRequest>,
+) -> Result<Json<CallbackView>, ApiError> {
+    caller.require(Permission::CallbacksUpdate)?;
+    let req = body.value;
+    if req.schedule_date.is_none() && req.notes.is_none() && req.target_agent_id.is_none() {
+        return Err(ApiError::unprocessable(
+            "nothing to change: send at least one of scheduleDate, notes, targetAgentId",
+        ));
+    }
+    if req.time_zone.is_some() && req.schedule_date.is_none() {
+        return Err(ApiError::unprocessable(
+            "timeZone applies only together with scheduleDate",
+        ));
+    }
+    let notes = req
+        .notes
+        .map(|n| text("notes", Some(n), TextField::NOTES_MAX))
+        .transpose()?;
+    let target_agent = match &req.target_agent_id {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(input)) => Some(input.target_agent()?),
+    };
+    let time_zone: Option<Tz> = req
+        .time_zone
+        .as_deref()
+        .map(parse_time_zone)
+        .transpose()
+        .map_err(schedule_error)?;
+
+    let mut change = state
+        .store
+        .begin_change(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
+    caller.require_skill(change.record.skill_id)?;
+    require_pending(&change.record, "changed")?;
+    if let Some(Some(agent_id)) = target_agent {
+        let agent = change.agent(agent_id).await?;
+        check_agent(agent_id, agent.as_ref())?;
+    }
+    let schedule = match req.schedule_date.as_deref() {
+        None => None,
+        Some(input) => {
+            let kept_zone = time_zone.or(change.record.time_zone);
+            let zone = kept_zone
+                .or(change.skill_time_zone)
+                .unwrap_or(state.rules.default_time_zone);
+            let (scheduled_for, due_at) =
+                resolve_schedule_date(input, zone, change.now, &state.rules)
+                    .map_err(schedule_error)?;
+            Some((scheduled_for, due_at, kept_zone))
+        }
+    };
+    let changes = Changes {
+        schedule,
+        notes,
+        target_agent,
+    };
+    let updated = change.apply(&changes, &caller.0.name).await?;
+    tracing::info!(
+        callback_id = %id,
+        skill_id = %updated.skill_id,
+        route = updated.route().kind(),
+        due_at = %updated.due_at,
+        security_user = %caller.0.name,
+        "callback updated"
+    );
+    Ok(Json(updated.into()))
+}
+
+/// `DELETE /v1/callbacks/{id}`: cancel while pending.
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+) -> Result<Json<CallbackView>, ApiError> {
+    caller.require(Permission::CallbacksCancel)?;
+    let change = state
+        .store
+        .begin_change(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
+    caller.require_skill(change.record.skill_id)?;
+    require_pending(&change.record, "cancelled")?;
+    let cancelled = change.cancel(&caller.0.name).await?;
+    tracing::info!(callback_id = %id, skill_id = %cancelled.skill_id, security_user = %caller.0.name, "callback cancelled");
+    Ok(Json(cancelled.into()))
+}

@@ -1,0 +1,139 @@
+//! The one place where errors become HTTP answers with the spec's result codes.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// The result branches a calling script can take (the spec's names, verbatim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ResultCode {
+    Success,
+    InvalidSecurityUser,
+    InvalidSkillId,
+    InvalidTargetAgentId,
+    InvalidScheduleDate,
+    InvalidPhoneNumber,
+    Default,
+}
+
+impl ResultCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "Success",
+            Self::InvalidSecurityUser => "InvalidSecurityUser",
+            Self::InvalidSkillId => "InvalidSkillId",
+            Self::InvalidTargetAgentId => "InvalidTargetAgentId",
+            Self::InvalidScheduleDate => "InvalidScheduleDate",
+            Self::InvalidPhoneNumber => "InvalidPhoneNumber",
+            Self::Default => "Default",
+        }
+    }
+}
+
+/// An answer other than success: status, result code and a message naming the bad value.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ResultCode,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    result: ResultCode,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ResultCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ResultCode::InvalidSecurityUser,
+            message,
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ResultCode::InvalidSecurityUser,
+            message,
+        )
+    }
+
+    /// A well-formed request whose value is refused with a specific result code.
+    pub fn invalid(code: ResultCode, message: impl ToString) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message.to_string())
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ResultCode::Default, message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ResultCode::Default,
+            message,
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ResultCode::Default, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, ResultCode::Default, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResultCode::Default,
+                    "the database is unavailable; retry later",
+                )
+            }
+            StoreError::Conflict(message) => Self::conflict(message),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ResultCode::Default,
+                    "internal error; the daemon's log has the details",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            result: self.code,
+            message: &self.message,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}

@@ -1,0 +1,157 @@
+//! Extractors that turn every malformed request into an [`ApiError`] with a result code
+//! (axum's own rejections answer in plain text).
+
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::{Permission, SecurityUser, SkillId, TokenHash};
+
+/// The authenticated caller: `Authorization: Bearer <token>` of an enabled security user.
+pub struct Caller(pub SecurityUser);
+
+impl Caller {
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.0.has(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "security user `{}` lacks the permission `{permission}`",
+                self.0.name
+            )))
+        }
+    }
+
+    pub fn require_skill(&self, skill: SkillId) -> Result<(), ApiError> {
+        if self.0.may_use_skill(skill) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "security user `{}` may not use skill {skill}",
+                self.0.name
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthenticated(
+                "missing Authorization header; send `Authorization: Bearer <token>`",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated("the Authorization header is not `Bearer <token>`")
+            })?;
+        let user = state
+            .store
+            .authenticate(&TokenHash::of(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("the token is unknown or disabled"))?;
+        Ok(Caller(user))
+    }
+}
+
+/// A JSON body read with the field path in every error. Syntax errors answer 400, values of
+/// the wrong shape 422, oversized bodies 413. Keeps a digest of the body's canonical form
+/// (keys sorted, whitespace dropped) for `Idempotency-Key`.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub digest: [u8; 32],
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    super::ResultCode::Default,
+                    format!(
+                        "the request body is larger than the {} bytes allowed",
+                        state.max_body_bytes
+                    ),
+                )
+            } else {
+                ApiError::bad_request(format!("the request body could not be read: {rejection}"))
+            }
+        })?;
+        let canonical: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                ApiError::bad_request("the request body is empty; send a JSON object")
+            } else {
+                ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+            }
+        })?;
+        let value = serde_path_to_error::deserialize(canonical.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::unprocessable(format!("the request body is not acceptable: {inner}"))
+            } else {
+                ApiError::unprocessable(format!("{path}: {inner}"))
+            }
+        })?;
+        let digest = Sha256::digest(canonical.to_string().as_bytes()).into();
+        Ok(Self { value, digest })
+    }
+}
+
+/// The single path parameter, parsed with `FromStr`; a bad one answers 400 with its value.
+pub struct PathParam<T>(pub T);
+
+impl<T> FromRequestParts<AppState> for PathParam<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("bad path: {e}")))?;
+        let (_, raw) = params
+            .iter()
+            .next()
+            .ok_or_else(|| ApiError::bad_request("missing path parameter"))?;
+        raw.parse::<T>()
+            .map(PathParam)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+}
+
+/// The query string, deserialised with the offending parameter named in errors.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(QueryParams)
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
+    }
+}

@@ -1,0 +1,298 @@
+//! Typed settings: `config/callbackd.toml` (or `--config PATH`), then `CALLBACKD_SECTION__KEY`
+//! environment variables on top. Everything is checked once here, so the rest of the daemon
+//! only ever sees valid values.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with this prefix override the file: `CALLBACKD_DATABASE__URL`.
+pub const ENV_PREFIX: &str = "CALLBACKD_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("setting `{setting}`: {problem}")]
+    Invalid {
+        setting: &'static str,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub schedule: ScheduleSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub default_page_size: u32,
+    pub max_page_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub create_if_missing: bool,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpSettings {
+    pub url: String,
+    pub exchange: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    pub default_time_zone: String,
+    pub default_region: String,
+    pub past_grace_seconds: u64,
+    pub horizon_days: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal (systemd, pipes), pretty otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            api: ApiSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                max_body_bytes: 64 * 1024,
+                request_timeout_ms: 10_000,
+                default_page_size: 100,
+                max_page_size: 1000,
+            },
+            database: DatabaseSettings {
+                url: "postgres://postgres@127.0.0.1:5432/callbackd".into(),
+                create_if_missing: true,
+                max_connections: 16,
+                acquire_timeout_ms: 3_000,
+            },
+            amqp: AmqpSettings {
+                url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                exchange: "callbackd.callbacks".into(),
+            },
+            schedule: ScheduleSettings {
+                default_time_zone: "UTC".into(),
+                default_region: "US".into(),
+                past_grace_seconds: 300,
+                horizon_days: 366,
+            },
+            log: LogSettings {
+                format: LogFormat::Auto,
+                filter: "info".into(),
+            },
+        }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Settings::default().api
+    }
+}
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Settings::default().database
+    }
+}
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Settings::default().amqp
+    }
+}
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Settings::default().schedule
+    }
+}
+impl Default for LogSettings {
+    fn default() -> Self {
+        Settings::default().log
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (when given; a missing file is an error), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid {
+                    setting: "--config",
+                    problem: format!("no such file: {}", path.display()),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only `SECTION__KEY` variables are settings; `CALLBACKD_CONFIG` names the file.
+        let env = Env::prefixed(ENV_PREFIX)
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        let settings: Settings = figment.merge(env).extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::Invalid { setting, problem });
+        if self.time_zone().is_none() {
+            return invalid(
+                "schedule.default_time_zone",
+                format!(
+                    "`{}` is not an IANA time zone name",
+                    self.schedule.default_time_zone
+                ),
+            );
+        }
+        if self.region().is_none() {
+            return invalid(
+                "schedule.default_region",
+                format!(
+                    "`{}` is not a two-letter region code such as US or GB",
+                    self.schedule.default_region
+                ),
+            );
+        }
+        if self.schedule.horizon_days == 0 {
+            return invalid("schedule.horizon_days", "must be at least 1".into());
+        }
+        if self.api.max_body_bytes < 1024 {
+            return invalid("api.max_body_bytes", "must be at least 1024".into());
+        }
+        if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
+            return invalid(
+                "api.default_page_size",
+                format!(
+                    "must be between 1 and api.max_page_size ({})",
+                    self.api.max_page_size
+                ),
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1".into());
+        }
+        if !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            return invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://".into(),
+            );
+        }
+        if !self.amqp.url.starts_with("amqp://") {
+            return invalid("amqp.url", "must start with amqp://".into());
+        }
+        if self.amqp.exchange.is_empty() || self.amqp.exchange.starts_with("amq.") {
+            return invalid(
+                "amqp.exchange",
+                format!(
+                    "`{}` is not usable: it must be non-empty and not start with `amq.`",
+                    self.amqp.exchange
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn time_zone(&self) -> Option<Tz> {
+        self.schedule.default_time_zone.parse().ok()
+    }
+
+    pub fn region(&self) -> Option<phonenumber::country::Id> {
+        let code = &self.schedule.default_region;
+        if code.len() != 2 {
+            return None;
+        }
+        code.to_ascii_uppercase().parse().ok()
+    }
+
+    pub fn schedule_rules(&self) -> crate::domain::ScheduleRules {
+        crate::domain::ScheduleRules {
+            // validate() has checked these parse.
+            default_time_zone: self.time_zone().unwrap_or(Tz::UTC),
+            past_grace: chrono::Duration::seconds(
+                i64::try_from(self.schedule.past_grace_seconds).unwrap_or(i64::MAX / 1000),
+            ),
+            horizon: chrono::Duration::days(
+                i64::try_from(self.schedule.horizon_days).unwrap_or(365_000),
+            ),
+            default_region: self.region().unwrap_or(phonenumber::country::Id::US),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn bad_time_zone_names_the_setting() {
+        let mut s = Settings::default();
+        s.schedule.default_time_zone = "Mars/Olympus".into();
+        let err = s.validate().expect_err("must fail").to_string();
+        assert!(err.contains("schedule.default_time_zone"), "{err}");
+        assert!(err.contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn shipped_config_file_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/callbackd.toml");
+        let from_file: Settings = Figment::new()
+            .merge(Toml::file_exact(&path))
+            .extract()
+            .expect("config/callbackd.toml parses");
+        let a = serde_json::to_value(from_file).expect("serialise");
+        let b = serde_json::to_value(Settings::default()).expect("serialise");
+        assert_eq!(
+            a, b,
+            "config/callbackd.toml drifted from Settings::default()"
+        );
+    }
+}

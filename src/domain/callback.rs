@@ -1,0 +1,190 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::{AgentId, CallbackId, PhoneNumber, SkillId};
+
+/// Where a callback is in its life. Stored as text; the table's CHECK lists the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackState {
+    /// Waiting for `due_at`; the only state the dispatcher claims from.
+    Pending,
+    /// Claimed by a dispatcher that is publishing it.
+    Dispatching,
+    /// Published and confirmed by the broker.
+    Dispatched,
+    /// A dialer reported the call made.
+    Completed,
+    /// Gave up (e.g. attempts exhausted); the reason is in the events.
+    Failed,
+    /// Not dispatched or completed before its expiry.
+    Expired,
+    /// Cancelled through the API before it was dispatched.
+    Cancelled,
+}
+
+impl CallbackState {
+    pub const ALL: [CallbackState; 7] = [
+        Self::Pending,
+        Self::Dispatching,
+        Self::Dispatched,
+        Self::Completed,
+        Self::Failed,
+        Self::Expired,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Dispatching => "dispatching",
+            Self::Dispatched => "dispatched",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for CallbackState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "`{s}` is not a callback state; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for CallbackState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a matured callback goes: the target agent has priority over the skill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Agent(AgentId),
+    Skill(SkillId),
+}
+
+impl Route {
+    pub fn new(skill: SkillId, target_agent: Option<AgentId>) -> Self {
+        match target_agent {
+            Some(agent) => Self::Agent(agent),
+            None => Self::Skill(skill),
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Agent(_) => "agent",
+            Self::Skill(_) => "skill",
+        }
+    }
+
+    /// The AMQP routing key: `agent.<id>` or `skill.<id>`.
+    pub fn routing_key(self) -> String {
+        match self {
+            Self::Agent(id) => format!("agent.{id}"),
+            Self::Skill(id) => format!("skill.{id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextFieldError {
+    #[error("{field} is {len} characters long; at most {max} are allowed")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{field} contains a NUL character, which cannot be stored")]
+    Nul { field: &'static str },
+}
+
+/// Free text the platform shows to people: any Unicode except NUL, bounded in length.
+pub struct TextField;
+
+impl TextField {
+    pub const NAME_MAX: usize = 100;
+    pub const NOTES_MAX: usize = 4000;
+
+    pub fn check(field: &'static str, value: &str, max: usize) -> Result<(), TextFieldError> {
+        let len = value.chars().count();
+        if len > max {
+            return Err(TextFieldError::TooLong { field, len, max });
+        }
+        if value.contains('\0') {
+            return Err(TextFieldError::Nul { field });
+        }
+        Ok(())
+    }
+}
+
+/// A validated request to create a callback, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewCallback {
+    pub id: CallbackId,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: PhoneNumber,
+    pub skill_id: SkillId,
+    pub target_agent_id: Option<AgentId>,
+    /// The instant the requester asked for.
+    pub scheduled_for: DateTime<Utc>,
+    /// When it becomes due: `scheduled_for`, or now when that is (slightly) in the past.
+    pub due_at: DateTime<Utc>,
+    /// The zone a local `scheduleDate` was read in, when the request named one.
+    pub time_zone: Option<Tz>,
+    pub notes: String,
+}
+
+impl NewCallback {
+    pub fn route(&self) -> Route {
+        Route::new(self.skill_id, self.target_agent_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_agent_has_priority() {
+        let skill = SkillId::new(7).expect("id");
+        let agent = AgentId::new(9).expect("id");
+        assert_eq!(Route::new(skill, Some(agent)).routing_key(), "agent.9");
+        assert_eq!(Route::new(skill, None).routing_key(), "skill.7");
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for state in CallbackState::ALL {
+            assert_eq!(state.as_str().parse::<CallbackState>(), Ok(state));
+        }
+        assert!("nope".parse::<CallbackState>().is_err());
+    }
+
+    #[test]
+    fn text_fields() {
+        assert!(TextField::check("notes", "Ça va? 日本語 'x'; DROP TABLE", 100).is_ok());
+        assert!(TextField::check("notes", &"é".repeat(100), 100).is_ok());
+        assert!(TextField::check("notes", &"é".repeat(101), 100).is_err());
+        assert!(TextField::check("notes", "a\0b", 100).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The directory mirrored from the contact-center platform: skills and agents.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::{AgentId, SkillId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaType {
+    Phone,
+    Chat,
+    Email,
+    Sms,
+    Voicemail,
+    WorkItem,
+    Digital,
+}
+
+impl MediaType {
+    pub const ALL: [MediaType; 7] = [
+        Self::Phone,
+        Self::Chat,
+        Self::Email,
+        Self::Sms,
+        Self::Voicemail,
+        Self::WorkItem,
+        Self::Digital,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Phone => "phone",
+            Self::Chat => "chat",
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Voicemail => "voicemail",
+            Self::WorkItem => "work_item",
+            Self::Digital => "digital",
+        }
+    }
+}
+
+impl FromStr for MediaType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
+            format!(
+                "`{s}` is not a media type; expected one of phone, chat, email, sms, voicemail, work_item, digital"
+            )
+        })
+    }
+}
+
+impl fmt::Display for MediaType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+impl FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "inbound" => Ok(Self::Inbound),
+            "outbound" => Ok(Self::Outbound),
+            _ => Err(format!(
+                "`{s}` is not a direction; expected inbound or outbound"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkillError {
+    #[error("skill {0} does not exist")]
+    Unknown(SkillId),
+    #[error("skill {0} is not active")]
+    Inactive(SkillId),
+    #[error("skill {id} is a {media_type} {direction} skill, not an outbound phone skill")]
+    NotOutboundPhone {
+        id: SkillId,
+        media_type: MediaType,
+        direction: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skill {
+    pub id: SkillId,
+    pub name: String,
+    pub media_type: MediaType,
+    pub direction: Direction,
+    pub active: bool,
+    pub time_zone: Option<Tz>,
+}
+
+impl Skill {
+    /// Callbacks are dialled, so only an active outbound phone skill can carry them.
+    pub fn check_can_carry_callbacks(&self) -> Result<(), SkillError> {
+        if !self.active {
+            return Err(SkillError::Inactive(self.id));
+        }
+        if self.media_type != MediaType::Phone || self.direction != Direction::Outbound {
+            return Err(SkillError::NotOutboundPhone {
+                id: self.id,
+                media_type: self.media_type,
+                direction: self.direction.as_str(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: AgentId,
+    pub username: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryInputError {
+    #[error("id {body} in the body does not match id {path} in the path")]
+    IdMismatch { path: i64, body: i64 },
+    #[error("id is missing")]
+    MissingId,
+    #[error("timeZone `{0}` is not an IANA time zone name such as Europe/London")]
+    TimeZone(String),
+    #[error(transparent)]
+    Text(#[from] super::TextFieldError),
+}
+
+const DIRECTORY_NAME_MAX: usize = 200;
+
+/// A skill as the API's `PUT` and the import file give it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SkillInput {
+    #[serde(default)]
+    pub id: Option<SkillId>,
+    pub name: String,
+    pub media_type: MediaType,
+    pub direction: Direction,
+    pub active: bool,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+impl SkillInput {
+    /// `path_id` is the id named by the URL, when there is one; the body's must agree.
+    pub fn into_skill(self, path_id: Option<SkillId>) -> Result<Skill, DirectoryInputError> {
+        let id = reconcile_id(path_id, self.id)?;
+        super::TextField::check("name", &self.name, DIRECTORY_NAME_MAX)?;
+        let time_zone = match self.time_zone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(
+                name.parse::<Tz>()
+                    .map_err(|_| DirectoryInputError::TimeZone(name.to_owned()))?,
+            ),
+        };
+        Ok(Skill {
+            id,
+            name: self.name,
+            media_type: self.media_type,
+            direction: self.direction,
+            active: self.active,
+            time_zone,
+        })
+    }
+}
+
+/// An agent as the API's `PUT` and the import file give it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentInput {
+    #[serde(default)]
+    pub id: Option<AgentId>,
+    pub username: String,
+    pub active: bool,
+}
+
+impl AgentInput {
+    pub fn into_agent(self, path_id: Option<AgentId>) -> Result<Agent, DirectoryInputError> {
+        let id = reconcile_id(path_id, self.id)?;
+        super::TextField::check("username", &self.username, DIRECTORY_NAME_MAX)?;
+        Ok(Agent {
+            id,
+            username: self.username,
+            active: self.active,
+        })
+    }
+}
+
+fn reconcile_id<T: Copy + PartialEq + Into<i64>>(
+    path: Option<T>,
+    body: Option<T>,
+) -> Result<T, DirectoryInputError> {
+    match (path, body) {
+        (Some(p), Some(b)) if p != b => Err(DirectoryInputError::IdMismatch {
+            path: p.into(),
+            body: b.into(),
+        }),
+        (Some(id), _) | (None, Some(id)) => Ok(id),
+        (None, None) => Err(DirectoryInputError::MissingId),
+    }
+}

@@ -1,0 +1,20 @@
+//! Pure types and validation: what a callback is and which inputs are acceptable.
+//!
+//! **Architecture invariant:** this module does no I/O. Values are parsed here once, at the
+//! edge, and the rest of the daemon only ever handles the parsed types.
+
+mod callback;
+mod directory;
+mod ids;
+mod phone;
+mod schedule;
+mod security;
+
+pub use callback::{CallbackState, NewCallback, Route, TextField, TextFieldError};
+pub use directory::{
+    Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
+};
+pub use ids::{AgentId, CallbackId, IdError, SkillId};
+pub use phone::{PhoneNumber, PhoneNumberError};
+pub use schedule::{ScheduleDateError, ScheduleRules, parse_time_zone, resolve_schedule_date};
+pub use security::{Permission, PermissionError, SecurityUser, Token, TokenHash};

@@ -1,0 +1,141 @@
+//! Entry point: parses the command line, loads settings, wires the parts together.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use callbackd::cli::{self, Cli, Command, UserCommand};
+use callbackd::config::Settings;
+use callbackd::startup::Application;
+use callbackd::store::Store;
+use callbackd::telemetry;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("callbackd: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let format = cli
+        .log_format
+        .map(Into::into)
+        .unwrap_or(settings.log.format);
+    telemetry::init(format, &settings.log.filter);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("callbackd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "callbackd failed");
+            eprintln!("callbackd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Run => serve(settings).await,
+        Command::Migrate => {
+            Store::connect(&settings.database)
+                .await
+                .context("migrating the database")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(user) => {
+            let store = Store::connect(&settings.database).await?;
+            match user {
+                UserCommand::Add {
+                    name,
+                    permissions,
+                    skills,
+                } => {
+                    let token = cli::add_user(&store, &name, &permissions, &skills).await?;
+                    eprintln!("security user `{name}` created; its token (shown only now):");
+                    println!("{}", token.expose());
+                }
+                UserCommand::Disable { name } => {
+                    if store.disable_user(&name).await? {
+                        println!("security user `{name}` disabled");
+                    } else {
+                        anyhow::bail!("no enabled security user named `{name}`");
+                    }
+                }
+                UserCommand::List => {
+                    for u in store.list_users().await? {
+                        let skills = u.skill_ids.map_or("all skills".to_owned(), |ids| {
+                            format!(
+                                "skills {}",
+                                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                            )
+                        });
+                        let status = if u.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "enabled"
+                        };
+                        println!(
+                            "{}\t{status}\t{}\t{skills}",
+                            u.name,
+                            u.permissions.join(",")
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Import(args) => {
+            let store = Store::connect(&settings.database).await?;
+            let count = cli::import(&store, &args).await?;
+            println!("imported {count} {:?}", args.kind);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings)
+        .await
+        .context("starting callbackd")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run_until_stopped(shutdown).await?;
+    Ok(())
+}
+
+/// SIGTERM (systemd) or SIGINT (a terminal) cancel the one shutdown token.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,508 @@
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::directory::{agent_from_row, skill_from_row};
+use super::{Store, StoreError};
+use crate::domain::{
+    Agent, AgentId, CallbackId, CallbackState, NewCallback, PhoneNumber, Route, SecurityUser,
+    Skill, SkillId,
+};
+
+macro_rules! callback_columns {
+    () => {
+        "c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id, c.target_agent_id, \
+         c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, \
+         c.last_error, c.created_by, c.created_at, c.updated_at"
+    };
+}
+
+/// A callback as stored.
+#[derive(Debug, Clone)]
+pub struct CallbackRecord {
+    pub id: CallbackId,
+    pub state: CallbackState,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: PhoneNumber,
+    pub skill_id: SkillId,
+    pub target_agent_id: Option<AgentId>,
+    pub notes: String,
+    pub time_zone: Option<Tz>,
+    pub scheduled_for: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub attempt: i32,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CallbackRecord {
+    pub fn route(&self) -> Route {
+        Route::new(self.skill_id, self.target_agent_id)
+    }
+
+    fn from_row(row: &PgRow) -> Result<Self, StoreError> {
+        let corrupt = |e: String| StoreError::Corrupt(e);
+        let state: String = row.try_get("state")?;
+        let skill_id: i64 = row.try_get("skill_id")?;
+        let agent_id: Option<i64> = row.try_get("target_agent_id")?;
+        let time_zone: Option<String> = row.try_get("time_zone")?;
+        Ok(Self {
+            id: CallbackId::from_uuid(row.try_get("id")?),
+            state: state.parse().map_err(corrupt)?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            phone_number: PhoneNumber::from_stored(row.try_get("phone_number")?),
+            skill_id: SkillId::new(skill_id).map_err(|e| corrupt(e.to_string()))?,
+            target_agent_id: agent_id
+                .map(AgentId::new)
+                .transpose()
+                .map_err(|e| corrupt(e.to_string()))?,
+            notes: row.try_get("notes")?,
+            time_zone: time_zone
+                .map(|tz| {
+                    tz.parse::<Tz>()
+                        .map_err(|_| corrupt(format!("time zone `{tz}`")))
+                })
+                .transpose()?,
+            scheduled_for: row.try_get("scheduled_for")?,
+            due_at: row.try_get("due_at")?,
+            attempt: row.try_get("attempt")?,
+            dispatched_at: row.try_get("dispatched_at")?,
+            last_error: row.try_get("last_error")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// One entry of a callback's history.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub details: Value,
+}
+
+/// What validating a create request needs from the database, in one round trip: the
+/// database clock, the skill and the target agent.
+#[derive(Debug, Clone)]
+pub struct CreateContext {
+    pub now: DateTime<Utc>,
+    pub skill: Option<Skill>,
+    pub agent: Option<Agent>,
+}
+
+/// The `Idempotency-Key` of a create request and a digest of its body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_sha256: [u8; 32],
+}
+
+#[derive(Debug)]
+pub enum Inserted {
+    Created,
+    /// The key was used before with the same body: here is the first answer.
+    Replayed(Value),
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+/// Position in a listing ordered by `(due_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub due_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl ListCursor {
+    /// Opaque to clients: hex of `<due_at micros>.<uuid>`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}.{}", self.due_at.timestamp_micros(), self.id))
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let raw = String::from_utf8(hex::decode(s).ok()?).ok()?;
+        let (micros, id) = raw.split_once('.')?;
+        Some(Self {
+            due_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CallbackFilter {
+    pub state: Option<CallbackState>,
+    pub skill_id: Option<SkillId>,
+    pub agent_id: Option<AgentId>,
+    /// Exclusive.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Inclusive.
+    pub due_after: Option<DateTime<Utc>>,
+    /// The caller's skill allow-list, when it has one.
+    pub allowed_skills: Option<Vec<SkillId>>,
+    pub after: Option<ListCursor>,
+    pub limit: u32,
+}
+
+/// What a PATCH changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// New `(scheduled_for, due_at, time_zone)`.
+    pub schedule: Option<(DateTime<Utc>, DateTime<Utc>, Option<Tz>)>,
+    pub notes: Option<String>,
+    /// `Some(None)` removes the target agent: route to the skill.
+    pub target_agent: Option<Option<AgentId>>,
+}
+
+impl Store {
+    pub async fn create_context(
+        &self,
+        skill: SkillId,
+        agent: Option<AgentId>,
+    ) -> Result<CreateContext, StoreError> {
+        let row = sqlx::query(
+            "SELECT now() AS now,
+                    s.id AS s_id, s.name AS s_name, s.media_type AS s_media_type,
+                    s.direction AS s_direction, s.active AS s_active, s.time_zone AS s_time_zone,
+                    a.id AS a_id, a.username AS a_username, a.active AS a_active
+             FROM (SELECT 1) AS one
+             LEFT JOIN skills s ON s.id = $1
+             LEFT JOIN agents a ON a.id = $2",
+        )
+        .bind(skill.get())
+        .bind(agent.map(AgentId::get))
+        .fetch_one(&self.pool)
+        .await?;
+        let skill_found: Option<i64> = row.try_get("s_id")?;
+        let agent_found: Option<i64> = row.try_get("a_id")?;
+        Ok(CreateContext {
+            now: row.try_get("now")?,
+            skill: skill_found
+                .map(|_| skill_from_row(&row, "s_"))
+                .transpose()?,
+            agent: agent_found
+                .map(|_| agent_from_row(&row, "a_"))
+                .transpose()?,
+        })
+    }
+
+    /// Stores a new callback with its `created` event, atomically. With an idempotency key,
+    /// a repeat (even a concurrent one) creates nothing and gets the first answer back.
+    pub async fn insert_callback(
+        &self,
+        callback: &NewCallback,
+        actor: &SecurityUser,
+        idempotency: Option<&IdempotencyKey>,
+        response: &Value,
+    ) -> Result<Inserted, StoreError> {
+        if let Some(key) = idempotency
+            && let Some(earlier) = self.idempotent_answer(actor, key).await?
+        {
+            return Ok(earlier);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
+                target_agent_id, notes, time_zone, scheduled_for, due_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(callback.id.as_uuid())
+        .bind(&callback.first_name)
+        .bind(&callback.last_name)
+        .bind(callback.phone_number.as_str())
+        .bind(callback.skill_id.get())
+        .bind(callback.target_agent_id.map(AgentId::get))
+        .bind(&callback.notes)
+        .bind(callback.time_zone.map(|tz| tz.name()))
+        .bind(callback.scheduled_for)
+        .bind(callback.due_at)
+        .bind(&actor.name)
+        .execute(&mut *tx)
+        .await?;
+        let details = json!({
+            "skillId": callback.skill_id,
+            "targetAgentId": callback.target_agent_id,
+            "route": callback.route().kind(),
+            "scheduledFor": callback.scheduled_for,
+            "dueAt": callback.due_at,
+        });
+        insert_event(&mut tx, callback.id, &actor.name, "created", &details).await?;
+        if let Some(key) = idempotency {
+            let stored = sqlx::query(
+                "INSERT INTO idempotency_keys
+                   (security_user_id, key, request_sha256, callback_id, response)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(actor.id)
+            .bind(&key.key)
+            .bind(&key.request_sha256[..])
+            .bind(callback.id.as_uuid())
+            .bind(response)
+            .execute(&mut *tx)
+            .await?;
+            if stored.rows_affected() == 0 {
+                // A concurrent request with the same key committed first: undo ours.
+                tx.rollback().await?;
+                return self
+                    .idempotent_answer(actor, key)
+                    .await?
+                    .ok_or_else(|| StoreError::Conflict("idempotency key vanished".into()));
+            }
+        }
+        tx.commit().await?;
+        Ok(Inserted::Created)
+    }
+
+    async fn idempotent_answer(
+        &self,
+        actor: &SecurityUser,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Inserted>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_sha256, response FROM idempotency_keys
+             WHERE security_user_id = $1 AND key = $2",
+        )
+        .bind(actor.id)
+        .bind(&key.key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: Vec<u8> = row.try_get("request_sha256")?;
+        Ok(Some(if digest == key.request_sha256 {
+            Inserted::Replayed(row.try_get("response")?)
+        } else {
+            Inserted::KeyReused
+        }))
+    }
+
+    pub async fn callback(&self, id: CallbackId) -> Result<Option<CallbackRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            callback_columns!(),
+            " FROM callbacks c WHERE c.id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(CallbackRecord::from_row).transpose()
+    }
+
+    /// One page in `(due_at, id)` order.
+    pub async fn list_callbacks(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        let allowed: Option<Vec<i64>> = filter
+            .allowed_skills
+            .as_ref()
+            .map(|ids| ids.iter().map(|id| id.get()).collect());
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            callback_columns!(),
+            " FROM callbacks c
+             WHERE ($1::text IS NULL OR c.state = $1)
+               AND ($2::bigint IS NULL OR c.skill_id = $2)
+               AND ($3::bigint IS NULL OR c.target_agent_id = $3)
+               AND ($4::timestamptz IS NULL OR c.due_at < $4)
+               AND ($5::timestamptz IS NULL OR c.due_at >= $5)
+               AND ($6::timestamptz IS NULL OR (c.due_at, c.id) > ($6, $7::uuid))
+               AND ($8::bigint[] IS NULL OR c.skill_id = ANY ($8))
+             ORDER BY c.due_at, c.id
+             LIMIT $9"
+        ))
+        .bind(filter.state.map(CallbackState::as_str))
+        .bind(filter.skill_id.map(SkillId::get))
+        .bind(filter.agent_id.map(AgentId::get))
+        .bind(filter.due_before)
+        .bind(filter.due_after)
+        .bind(filter.after.map(|c| c.due_at))
+        .bind(filter.after.map(|c| c.id))
+        .bind(allowed)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(CallbackRecord::from_row).collect()
+    }
+
+    pub async fn events(&self, id: CallbackId) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, kind, details FROM callback_events
+             WHERE callback_id = $1 ORDER BY id",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EventRecord {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    kind: row.try_get("kind")?,
+                    details: row.try_get("details")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Locks one callback for a change (PATCH, DELETE). The row stays locked until the change
+    /// is applied or dropped, so a dispatcher cannot claim it half-way, and a callback the
+    /// dispatcher is publishing is seen in its final state.
+    pub async fn begin_change(&self, id: CallbackId) -> Result<Option<CallbackChange>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "SELECT now() AS now, s.time_zone AS skill_time_zone, ",
+            callback_columns!(),
+            " FROM callbacks c JOIN skills s ON s.id = c.skill_id
+             WHERE c.id = $1 FOR UPDATE OF c"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let skill_time_zone: Option<String> = row.try_get("skill_time_zone")?;
+        Ok(Some(CallbackChange {
+            now: row.try_get("now")?,
+            skill_time_zone: skill_time_zone.and_then(|tz| tz.parse().ok()),
+            record: CallbackRecord::from_row(&row)?,
+            tx,
+        }))
+    }
+}
+
+/// A locked callback and the transaction holding the lock.
+pub struct CallbackChange {
+    pub record: CallbackRecord,
+    pub skill_time_zone: Option<Tz>,
+    /// The database clock at the time of the lock.
+    pub now: DateTime<Utc>,
+    tx: Transaction<'static, Postgres>,
+}
+
+impl CallbackChange {
+    pub async fn agent(&mut self, id: AgentId) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query("SELECT id, username, active FROM agents WHERE id = $1")
+            .bind(id.get())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| agent_from_row(&r, "")).transpose()
+    }
+
+    /// Applies the changes, records who made them and commits.
+    pub async fn apply(
+        mut self,
+        changes: &Changes,
+        actor: &str,
+    ) -> Result<CallbackRecord, StoreError> {
+        let old = &self.record;
+        let (scheduled_for, due_at, time_zone) =
+            changes
+                .schedule
+                .unwrap_or((old.scheduled_for, old.due_at, old.time_zone));
+        let notes = changes.notes.as_deref().unwrap_or(&old.notes);
+        let target = changes.target_agent.unwrap_or(old.target_agent_id);
+
+        let mut diff = serde_json::Map::new();
+        let mut note = |field: &str, from: Value, to: Value| {
+            if from != to {
+                diff.insert(field.to_owned(), json!({ "from": from, "to": to }));
+            }
+        };
+        note(
+            "scheduledFor",
+            json!(old.scheduled_for),
+            json!(scheduled_for),
+        );
+        note("dueAt", json!(old.due_at), json!(due_at));
+        note(
+            "timeZone",
+            json!(old.time_zone.map(|t| t.name())),
+            json!(time_zone.map(|t| t.name())),
+        );
+        note("notes", json!(old.notes), json!(notes));
+        note("targetAgentId", json!(old.target_agent_id), json!(target));
+
+        let row = sqlx::query(concat!(
+            "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
+                target_agent_id = $6, updated_at = now()
+             WHERE c.id = $1 RETURNING ",
+            callback_columns!()
+        ))
+        .bind(old.id.as_uuid())
+        .bind(scheduled_for)
+        .bind(due_at)
+        .bind(time_zone.map(|tz| tz.name()))
+        .bind(notes)
+        .bind(target.map(AgentId::get))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let updated = CallbackRecord::from_row(&row)?;
+        insert_event(&mut self.tx, old.id, actor, "updated", &Value::Object(diff)).await?;
+        self.tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub async fn cancel(mut self, actor: &str) -> Result<CallbackRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
+             WHERE c.id = $1 RETURNING ",
+            callback_columns!()
+        ))
+        .bind(self.record.id.as_uuid())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let cancelled = CallbackRecord::from_row(&row)?;
+        let details = json!({ "from": self.record.state });
+        insert_event(&mut self.tx, self.record.id, actor, "cancelled", &details).await?;
+        self.tx.commit().await?;
+        Ok(cancelled)
+    }
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'static, Postgres>,
+    id: CallbackId,
+    actor: &str,
+    kind: &str,
+    details: &Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO callback_events (callback_id, actor, kind, details) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_uuid())
+    .bind(actor)
+    .bind(kind)
+    .bind(details)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let cursor = ListCursor {
+            due_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("valid"),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(ListCursor::decode("zz"), None);
+        assert_eq!(ListCursor::decode(&hex::encode("12.not-a-uuid")), None);
+    }
+}

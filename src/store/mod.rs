@@ -1,0 +1,143 @@
+//! PostgreSQL: every SQL statement callbackd runs lives in this module, next to the function
+//! that runs it.
+//!
+//! **Architecture invariant:** only `store` knows sqlx types; callers get domain types and
+//! [`StoreError`].
+
+mod callbacks;
+mod directory;
+mod users;
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::config::DatabaseSettings;
+
+pub use callbacks::{
+    CallbackChange, CallbackFilter, CallbackRecord, Changes, CreateContext, EventRecord,
+    IdempotencyKey, Inserted, ListCursor,
+};
+pub use directory::ImportSummary;
+pub use users::UserSummary;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; callers answer 503 and retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored value is not valid: {0}")]
+    Corrupt(String),
+    #[error("database url: {0}")]
+    Url(#[source] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Database(err)
+        }
+    }
+}
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions; 57P01-03: the server is shutting down or starting.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+/// The handle to the database, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects (creating the database first when asked to and it is missing) and applies
+    /// pending migrations. Several daemons may start at once: sqlx serialises migrations with
+    /// an advisory lock.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(&settings.url).map_err(StoreError::Url)?;
+        if settings.create_if_missing {
+            create_database_if_missing(&options).await?;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout())
+            .connect_with(options)
+            .await?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Is the database answering? For `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = options.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+            .execute(&mut admin)
+            .await;
+        // Another daemon starting at the same moment may have won the race.
+        match created {
+            Err(e) if !is_unique_violation(&e) && !is_duplicate_database(&e) => {
+                return Err(e.into());
+            }
+            _ => {}
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+fn is_duplicate_database(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P04"))
+}

@@ -1,0 +1,105 @@
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, StoreError, is_unique_violation};
+use crate::domain::{Permission, SecurityUser, SkillId, TokenHash};
+
+/// A security user as `callbackd user list` shows it (never the token).
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub skill_ids: Option<Vec<i64>>,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    pub async fn add_user(
+        &self,
+        name: &str,
+        token: &TokenHash,
+        permissions: &[Permission],
+        skills: Option<&[SkillId]>,
+    ) -> Result<i64, StoreError> {
+        let permissions: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+        let skills: Option<Vec<i64>> = skills.map(|s| s.iter().map(|id| id.get()).collect());
+        sqlx::query_scalar(
+            "INSERT INTO security_users (name, token_sha256, permissions, skill_ids)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(name)
+        .bind(&token.0[..])
+        .bind(&permissions)
+        .bind(&skills)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("a security user named `{name}` already exists"))
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    /// Returns false when no enabled user has that name.
+    pub async fn disable_user(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE security_users SET disabled_at = now() WHERE name = $1 AND disabled_at IS NULL",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, permissions, skill_ids, created_at, disabled_at
+             FROM security_users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserSummary {
+                    name: row.try_get("name")?,
+                    permissions: row.try_get("permissions")?,
+                    skill_ids: row.try_get("skill_ids")?,
+                    created_at: row.try_get("created_at")?,
+                    disabled_at: row.try_get("disabled_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// The enabled security user holding this token, if any.
+    pub async fn authenticate(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<SecurityUser>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, permissions, skill_ids FROM security_users
+             WHERE token_sha256 = $1 AND disabled_at IS NULL",
+        )
+        .bind(&token.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let permissions: Vec<String> = row.try_get("permissions")?;
+        let skills: Option<Vec<i64>> = row.try_get("skill_ids")?;
+        Ok(Some(SecurityUser {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            // A permission this build does not know (written by a newer one) grants nothing.
+            permissions: permissions.iter().filter_map(|p| p.parse().ok()).collect(),
+            skills: skills.map(|ids| {
+                ids.into_iter()
+                    .filter_map(|id| SkillId::new(id).ok())
+                    .collect()
+            }),
+        }))
+    }
+}
