@@ -89,6 +89,15 @@ pub enum DirectoryKind {
     Agents,
 }
 
+impl DirectoryKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Skills => "skills",
+            Self::Agents => "agents",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FileFormat {
     Json,

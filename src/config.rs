@@ -16,8 +16,12 @@ pub const ENV_PREFIX: &str = "CALLBACKD_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
-    Load(#[from] Box<figment::Error>),
+    #[error("setting `{setting}`: {problem} (from {source_name})")]
+    Load {
+        setting: String,
+        problem: String,
+        source_name: String,
+    },
     #[error("setting `{setting}`: {problem}")]
     Invalid {
         setting: &'static str,
@@ -87,6 +91,24 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+impl ConfigError {
+    /// Names the setting in the file's spelling (`api.listen`) whichever layer it came from.
+    fn from_figment(err: figment::Error) -> Self {
+        let source_name = match &err.metadata {
+            Some(meta) => match &meta.source {
+                Some(source) => format!("{} {source}", meta.name),
+                None => meta.name.to_string(),
+            },
+            None => "defaults".to_owned(),
+        };
+        ConfigError::Load {
+            setting: err.path.join(".").to_ascii_lowercase(),
+            problem: err.kind.to_string(),
+            source_name,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -115,7 +137,7 @@ impl Default for Settings {
             },
             log: LogSettings {
                 format: LogFormat::Auto,
-                filter: "info".into(),
+                filter: "info,sqlx::postgres::notice=warn".into(),
             },
         }
     }
@@ -164,7 +186,10 @@ impl Settings {
         let env = Env::prefixed(ENV_PREFIX)
             .filter(|key| key.as_str().contains("__"))
             .split("__");
-        let settings: Settings = figment.merge(env).extract().map_err(Box::new)?;
+        let settings: Settings = figment
+            .merge(env)
+            .extract()
+            .map_err(ConfigError::from_figment)?;
         settings.validate()?;
         Ok(settings)
     }

@@ -98,7 +98,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Import(args) => {
             let store = Store::connect(&settings.database).await?;
             let count = cli::import(&store, &args).await?;
-            println!("imported {count} {:?}", args.kind);
+            println!("imported {count} {}", args.kind.noun());
             Ok(())
         }
     }

@@ -139,7 +139,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         } else {
             ResultCode::Default
         });
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     if status.is_server_error() {
         tracing::warn!(%method, %path, status = status.as_u16(), result = result.as_str(), latency_ms, "request");
     } else {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {what} id: ids are positive integers")]
+#[error("`{value}` is not a valid {what} id: {}", if *what == "callback" { "callback ids are UUIDs" } else { "ids are positive integers" })]
 pub struct IdError {
     pub what: &'static str,
     pub value: String,

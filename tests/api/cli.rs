@@ -1,0 +1,203 @@
+//! The `callbackd` binary: user management, imports and configuration errors.
+
+use std::process::Command;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn callbackd(db_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+    command
+        .env("CALLBACKD_DATABASE__URL", db_url)
+        .env("CALLBACKD_LOG__FORMAT", "json");
+    command
+}
+
+#[tokio::test]
+async fn user_add_prints_a_working_token_once_and_disable_revokes_it() {
+    let app = TestApp::spawn().await;
+    let db_url: String =
+        sqlx::query_scalar("SELECT 'postgres://postgres@127.0.0.1:5432/' || current_database()")
+            .fetch_one(&app.pool)
+            .await
+            .expect("url");
+    let out = callbackd(&db_url)
+        .args([
+            "user",
+            "add",
+            "ivr-script",
+            "--permission",
+            "callbacks:create,callbacks:read",
+            "--skill",
+            "101",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("cbd_"), "{token}");
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT token_sha256 FROM security_users WHERE name = 'ivr-script'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_ne!(stored, token.as_bytes(), "only a hash is stored");
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v1/callbacks",
+            Some(&token),
+            Some(&valid_body()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let out = callbackd(&db_url)
+        .args(["user", "add", "ivr-script", "-p", "all"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "a duplicate name is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = callbackd(&db_url)
+        .args(["user", "add", "x", "-p", "callbacks:fly"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("callbacks:fly"));
+
+    let out = callbackd(&db_url)
+        .args(["user", "disable", "ivr-script"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/v1/callbacks",
+            Some(&token),
+            Some(&valid_body()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let out = callbackd(&db_url)
+        .args(["user", "list"])
+        .output()
+        .expect("runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("ivr-script\tdisabled"), "{listing}");
+    assert!(!listing.contains(&token), "tokens are never listed");
+}
+
+#[tokio::test]
+async fn import_skills_and_agents_from_csv_and_json_all_or_nothing() {
+    let app = TestApp::spawn().await;
+    let db_url: String =
+        sqlx::query_scalar("SELECT 'postgres://postgres@127.0.0.1:5432/' || current_database()")
+            .fetch_one(&app.pool)
+            .await
+            .expect("url");
+    let dir = std::env::temp_dir().join(format!(
+        "callbackd-import-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let skills = dir.join("skills.csv");
+    std::fs::write(&skills, "id,name,mediaType,direction,active,timeZone\n601,Collections,phone,outbound,true,America/Chicago\n602,Web chat,chat,inbound,false,\n").expect("write");
+    let agents = dir.join("agents.json");
+    std::fs::write(&agents, r#"[{"id": 61, "username": "ann", "active": true}, {"id": 62, "username": "bob", "active": false}]"#).expect("write");
+
+    for (kind, file) in [("skills", &skills), ("agents", &agents)] {
+        let out = callbackd(&db_url)
+            .args(["import", kind])
+            .arg(file)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("imported 2 {kind}")));
+    }
+    let (_, skill) = app
+        .call(Method::GET, "/v1/skills/601", Some(&app.admin), None)
+        .await;
+    assert_eq!(skill["timeZone"], "America/Chicago");
+    let (_, skill) = app
+        .call(Method::GET, "/v1/skills/602", Some(&app.admin), None)
+        .await;
+    assert_eq!(skill["timeZone"], serde_json::Value::Null);
+    let (_, agent) = app
+        .call(Method::GET, "/v1/agents/62", Some(&app.admin), None)
+        .await;
+    assert_eq!(agent, json!({"id": 62, "username": "bob", "active": false}));
+
+    // One bad record: nothing from the file is applied, and the error names the record.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "id,name,mediaType,direction,active,timeZone\n603,Good,phone,outbound,true,\n604,Bad,phone,outbound,true,Nowhere/Land\n").expect("write");
+    let out = callbackd(&db_url)
+        .args(["import", "skills"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("record 2") && err.contains("Nowhere/Land"),
+        "{err}"
+    );
+    let (status, _) = app
+        .call(Method::GET, "/v1/skills/603", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn invalid_configuration_fails_start_up_with_one_line_naming_the_setting() {
+    for (var, value, setting) in [
+        (
+            "CALLBACKD_SCHEDULE__DEFAULT_TIME_ZONE",
+            "Mars/Base",
+            "schedule.default_time_zone",
+        ),
+        ("CALLBACKD_API__LISTEN", "not-an-address", "api.listen"),
+        (
+            "CALLBACKD_SCHEDULE__HORIZON_DAYS",
+            "-4",
+            "schedule.horizon_days",
+        ),
+        ("CALLBACKD_DATABASE__URL", "mysql://x", "database.url"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .env(var, value)
+            .arg("migrate")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(setting), "{var}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .args(["--config", "/nonexistent.toml", "migrate"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
+}

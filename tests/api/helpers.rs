@@ -1,0 +1,335 @@
+//! Spawns callbackd against a fresh, randomly named database, seeds a directory, and talks
+//! to it over real HTTP. The database is dropped when the `TestApp` is.
+
+use std::str::FromStr;
+
+use callbackd::cli;
+use callbackd::config::Settings;
+use callbackd::domain::{Agent, AgentId, Direction, MediaType, Skill, SkillId};
+use callbackd::startup::Application;
+use callbackd::store::Store;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use tokio_util::sync::CancellationToken;
+
+/// The PostgreSQL server tests create their databases on.
+pub fn server_url() -> String {
+    std::env::var("CALLBACKD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// Seeded skills: 101 outbound phone (London), 102 inbound chat, 103 inactive outbound phone,
+/// 104 outbound phone (New York), 105 inbound phone, 106 outbound phone without a zone.
+pub const SKILL: i64 = 101;
+pub const SKILL_CHAT: i64 = 102;
+pub const SKILL_INACTIVE: i64 = 103;
+pub const SKILL_NEW_YORK: i64 = 104;
+pub const SKILL_INBOUND_PHONE: i64 = 105;
+pub const SKILL_NO_ZONE: i64 = 106;
+/// Seeded agents: 7 active (`jdoe`), 8 inactive (`gone`).
+pub const AGENT: i64 = 7;
+pub const AGENT_INACTIVE: i64 = 8;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub pool: sqlx::PgPool,
+    /// A token with every permission and every skill.
+    pub admin: String,
+    db_name: String,
+    shutdown: CancellationToken,
+}
+
+pub fn test_settings(db_name: &str) -> Settings {
+    let mut settings = Settings::default();
+    settings.api.listen = "127.0.0.1:0".parse().expect("address");
+    settings.database.url = format!("{}/{db_name}", server_url());
+    settings.database.max_connections = 5;
+    settings.api.max_body_bytes = 16 * 1024;
+    settings
+}
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        callbackd::telemetry::init(callbackd::config::LogFormat::Pretty, "debug");
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        init_logs();
+        let db_name = format!("callbackd_test_{}", uuid::Uuid::now_v7().simple());
+        let mut settings = test_settings(&db_name);
+        adjust(&mut settings);
+        let app = Application::build(settings.clone())
+            .await
+            .expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let store = app.store().clone();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&settings.database.url)
+            .await
+            .expect("test pool");
+        seed_directory(&store).await;
+        let admin = cli::add_user(&store, "admin", &["all".into()], &[])
+            .await
+            .expect("admin user")
+            .expose()
+            .to_owned();
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            pool,
+            admin,
+            db_name,
+            shutdown,
+        }
+    }
+
+    /// A new security user with these permissions (and skill allow-list); returns its token.
+    pub async fn token(&self, name: &str, permissions: &[&str], skills: &[i64]) -> String {
+        let permissions: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
+        let skills: Vec<String> = skills.iter().map(|s| s.to_string()).collect();
+        cli::add_user(&self.store, name, &permissions, &skills)
+            .await
+            .expect("user created")
+            .expose()
+            .to_owned()
+    }
+
+    /// Sends a request; answers the status and the JSON body (`Value::Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request sent");
+        read(response).await
+    }
+
+    pub async fn create(&self, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/v1/callbacks", Some(&self.admin), Some(body))
+            .await
+    }
+
+    /// Creates a callback that must succeed; returns its id.
+    pub async fn create_ok(&self, body: &Value) -> String {
+        let (status, answer) = self.create(body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["callbackId"]
+            .as_str()
+            .expect("callbackId")
+            .to_owned()
+    }
+
+    pub async fn get_callback(&self, id: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/v1/callbacks/{id}"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn events(&self, id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/v1/callbacks/{id}/events"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().expect("items").clone()
+    }
+
+    /// Rows in the callbacks, events and idempotency tables.
+    pub async fn row_counts(&self) -> (i64, i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM callbacks), (SELECT count(*) FROM callback_events),
+                    (SELECT count(*) FROM idempotency_keys)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .expect("counts")
+    }
+
+    /// Stands in for the dispatcher: moves a callback to another state.
+    pub async fn force_state(&self, id: &str, state: &str) {
+        sqlx::query("UPDATE callbacks SET state = $2 WHERE id = $1::uuid")
+            .bind(id)
+            .bind(state)
+            .execute(&self.pool)
+            .await
+            .expect("state forced");
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"))
+    };
+    (status, body)
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let db_name = self.db_name.clone();
+        // Drop runs inside the test's runtime, which cannot block on itself.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(drop_database(&db_name))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test database {}: {e}", self.db_name);
+        }
+    }
+}
+
+async fn drop_database(name: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let options = PgConnectOptions::from_str(&server_url())?.database("postgres");
+    let mut conn = options.connect().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+async fn seed_directory(store: &Store) {
+    let skill = |id, media_type, direction, active, tz: Option<&str>| Skill {
+        id: SkillId::new(id).expect("id"),
+        name: format!("skill {id}"),
+        media_type,
+        direction,
+        active,
+        time_zone: tz.map(|t| t.parse().expect("zone")),
+    };
+    let skills = [
+        skill(
+            SKILL,
+            MediaType::Phone,
+            Direction::Outbound,
+            true,
+            Some("Europe/London"),
+        ),
+        skill(SKILL_CHAT, MediaType::Chat, Direction::Inbound, true, None),
+        skill(
+            SKILL_INACTIVE,
+            MediaType::Phone,
+            Direction::Outbound,
+            false,
+            None,
+        ),
+        skill(
+            SKILL_NEW_YORK,
+            MediaType::Phone,
+            Direction::Outbound,
+            true,
+            Some("America/New_York"),
+        ),
+        skill(
+            SKILL_INBOUND_PHONE,
+            MediaType::Phone,
+            Direction::Inbound,
+            true,
+            None,
+        ),
+        skill(
+            SKILL_NO_ZONE,
+            MediaType::Phone,
+            Direction::Outbound,
+            true,
+            None,
+        ),
+    ];
+    let agents = [
+        Agent {
+            id: AgentId::new(AGENT).expect("id"),
+            username: "jdoe".into(),
+            active: true,
+        },
+        Agent {
+            id: AgentId::new(AGENT_INACTIVE).expect("id"),
+            username: "gone".into(),
+            active: false,
+        },
+    ];
+    store
+        .import_directory(&skills, &agents)
+        .await
+        .expect("directory seeded");
+}
+
+/// RFC 3339 in UTC, `offset` from now.
+pub fn in_(offset: Duration) -> String {
+    (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn parse_time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().expect("a time string"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// A create body that succeeds; tests change one field at a time.
+pub fn valid_body() -> Value {
+    serde_json::json!({
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "phoneNumber": "+442079460958",
+        "skillId": SKILL,
+        "targetAgentId": "",
+        "scheduleDate": in_(Duration::hours(2)),
+        "notes": "re: invoice 42",
+    })
+}
+
+/// `valid_body()` with one field replaced (or removed, with `Value::Null` and `remove`).
+pub fn with(field: &str, value: Value) -> Value {
+    let mut body = valid_body();
+    body[field] = value;
+    body
+}
+
+pub fn without(field: &str) -> Value {
+    let mut body = valid_body();
+    body.as_object_mut().expect("object").remove(field);
+    body
+}
