@@ -32,8 +32,10 @@ CREATE TABLE security_users (
 
 CREATE TABLE callbacks (
     id               uuid PRIMARY KEY,
+    -- No 'dispatching' state is stored: a dispatcher's claim is the row lock its transaction
+    -- holds while it publishes (see ARCHITECTURE.md), so a claim cannot outlive its holder.
     state            text NOT NULL DEFAULT 'pending'
-                     CHECK (state IN ('pending', 'dispatching', 'dispatched', 'completed', 'failed', 'expired', 'cancelled')),
+                     CHECK (state IN ('pending', 'dispatched', 'completed', 'failed', 'expired', 'cancelled')),
     first_name       text NOT NULL,
     last_name        text NOT NULL,
     phone_number     text NOT NULL,
@@ -45,16 +47,15 @@ CREATE TABLE callbacks (
     -- retries and calling windows; never earlier than creation).
     scheduled_for    timestamptz NOT NULL,
     due_at           timestamptz NOT NULL,
+    -- Publications confirmed by the broker so far; the next message carries attempt + 1.
     attempt          integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
-    -- A dispatcher's claim: who holds it and until when (a lease a rescuer may take back).
-    claimed_by       text,
-    claimed_until    timestamptz,
+    -- Consecutive publications the broker returned (unroutable) or refused; drives backoff.
+    dispatch_failures integer NOT NULL DEFAULT 0 CHECK (dispatch_failures >= 0),
     dispatched_at    timestamptz,
     last_error       text,
     created_by       text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    updated_at       timestamptz NOT NULL DEFAULT now(),
-    CHECK ((state = 'dispatching') = (claimed_until IS NOT NULL))
+    updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
 -- The due index: the dispatcher polls it in due order. Partial, so it holds only what can
@@ -64,8 +65,8 @@ CREATE INDEX callbacks_due ON callbacks (due_at) WHERE state = 'pending';
 CREATE INDEX callbacks_by_due ON callbacks (due_at, id);
 CREATE INDEX callbacks_by_skill ON callbacks (skill_id, due_at, id);
 CREATE INDEX callbacks_by_agent ON callbacks (target_agent_id, due_at, id) WHERE target_agent_id IS NOT NULL;
--- The rescuer's view of claims.
-CREATE INDEX callbacks_claimed ON callbacks (claimed_until) WHERE state = 'dispatching';
+-- The retention purge finds old terminal rows without scanning pending ones.
+CREATE INDEX callbacks_terminal ON callbacks (updated_at) WHERE state <> 'pending';
 
 -- Rows churn through the due index quickly; vacuum early so dead entries do not pile up
 -- after a burst.

@@ -36,6 +36,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub schedule: ScheduleSettings,
+    pub dispatch: DispatchSettings,
+    pub maintenance: MaintenanceSettings,
     pub log: LogSettings,
 }
 
@@ -63,6 +65,42 @@ pub struct DatabaseSettings {
 pub struct AmqpSettings {
     pub url: String,
     pub exchange: String,
+    pub connect_timeout_ms: u64,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Quorum queues to declare and bind at start-up.
+    pub queues: Vec<QueueSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub name: String,
+    /// Routing-key patterns of the topic exchange: `agent.*`, `skill.101`, `#`.
+    pub bindings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchSettings {
+    pub enabled: bool,
+    pub batch_size: u32,
+    pub poll_interval_ms: u64,
+    pub publish_window: usize,
+    pub confirm_timeout_ms: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub shutdown_deadline_ms: u64,
+    pub instance_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceSettings {
+    pub time_zone: String,
+    pub backlog_report: String,
+    pub purge: String,
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +166,13 @@ impl Default for Settings {
             amqp: AmqpSettings {
                 url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
                 exchange: "callbackd.callbacks".into(),
+                connect_timeout_ms: 5_000,
+                reconnect_initial_ms: 500,
+                reconnect_max_ms: 30_000,
+                queues: vec![QueueSettings {
+                    name: "callbackd.dialer".into(),
+                    bindings: vec!["#".into()],
+                }],
             },
             schedule: ScheduleSettings {
                 default_time_zone: "UTC".into(),
@@ -135,9 +180,26 @@ impl Default for Settings {
                 past_grace_seconds: 300,
                 horizon_days: 366,
             },
+            dispatch: DispatchSettings {
+                enabled: true,
+                batch_size: 500,
+                poll_interval_ms: 5_000,
+                publish_window: 256,
+                confirm_timeout_ms: 10_000,
+                retry_initial_ms: 1_000,
+                retry_max_ms: 300_000,
+                shutdown_deadline_ms: 10_000,
+                instance_name: None,
+            },
+            maintenance: MaintenanceSettings {
+                time_zone: "UTC".into(),
+                backlog_report: "0 * * * * *".into(),
+                purge: "0 30 3 * * *".into(),
+                retention_days: 30,
+            },
             log: LogSettings {
                 format: LogFormat::Auto,
-                filter: "info,sqlx::postgres::notice=warn".into(),
+                filter: "info,sqlx::postgres::notice=warn,tokio_cron_scheduler=warn".into(),
             },
         }
     }
@@ -161,6 +223,16 @@ impl Default for AmqpSettings {
 impl Default for ScheduleSettings {
     fn default() -> Self {
         Settings::default().schedule
+    }
+}
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Settings::default().dispatch
+    }
+}
+impl Default for MaintenanceSettings {
+    fn default() -> Self {
+        Settings::default().maintenance
     }
 }
 impl Default for LogSettings {
@@ -252,6 +324,71 @@ impl Settings {
                 ),
             );
         }
+        for queue in &self.amqp.queues {
+            if queue.name.is_empty() || queue.name.starts_with("amq.") || queue.bindings.is_empty()
+            {
+                return invalid(
+                    "amqp.queues",
+                    format!(
+                        "queue `{}` needs a name not starting with `amq.` and at least one binding",
+                        queue.name
+                    ),
+                );
+            }
+        }
+        if self.amqp.reconnect_initial_ms == 0
+            || self.amqp.reconnect_max_ms < self.amqp.reconnect_initial_ms
+        {
+            return invalid(
+                "amqp.reconnect_max_ms",
+                "must be at least amqp.reconnect_initial_ms, which must be positive".into(),
+            );
+        }
+        let d = &self.dispatch;
+        if d.batch_size == 0 || d.batch_size > 10_000 {
+            return invalid("dispatch.batch_size", format!("{} is not in 1..=10000", d.batch_size));
+        }
+        // The due-notify trigger covers 60 s ahead; a longer sleep could miss a callback.
+        if d.poll_interval_ms == 0 || d.poll_interval_ms > 60_000 {
+            return invalid(
+                "dispatch.poll_interval_ms",
+                format!("{} is not in 1..=60000", d.poll_interval_ms),
+            );
+        }
+        if d.publish_window == 0 {
+            return invalid("dispatch.publish_window", "must be at least 1".into());
+        }
+        if d.confirm_timeout_ms == 0 {
+            return invalid("dispatch.confirm_timeout_ms", "must be positive".into());
+        }
+        if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms {
+            return invalid(
+                "dispatch.retry_max_ms",
+                "must be at least dispatch.retry_initial_ms, which must be positive".into(),
+            );
+        }
+        let m = &self.maintenance;
+        if m.time_zone.parse::<Tz>().is_err() {
+            return invalid(
+                "maintenance.time_zone",
+                format!("`{}` is not an IANA time zone name", m.time_zone),
+            );
+        }
+        for (setting, expr) in
+            [("maintenance.backlog_report", &m.backlog_report), ("maintenance.purge", &m.purge)]
+        {
+            if !crate::maintenance::is_valid_cron(expr) {
+                return invalid(
+                    setting,
+                    format!(
+                        "`{expr}` is not a cron expression with seconds, such as \"0 30 3 * * *\""
+                    ),
+                );
+            }
+        }
+        if m.retention_days == 0 {
+            return invalid("maintenance.retention_days", "must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -279,6 +416,18 @@ impl Settings {
             ),
             default_region: self.region().unwrap_or(phonenumber::country::Id::US),
         }
+    }
+}
+
+impl DispatchSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
+    }
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
     }
 }
 

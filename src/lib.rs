@@ -1,10 +1,14 @@
 //! callbackd: stores callback commitments and publishes them to RabbitMQ when they mature.
 //! See `ARCHITECTURE.md` for the map.
 
+pub mod amqp;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
+pub mod maintenance;
 pub mod startup;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

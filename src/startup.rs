@@ -1,27 +1,36 @@
 //! Builds the daemon from settings and runs it until the shutdown token fires. `main` and
 //! the tests both go through [`Application`].
+//!
+//! Stop order (a soft stop before the hard one): the token fires; the HTTP server stops
+//! accepting and finishes its requests; the dispatcher stops claiming and finishes the batch
+//! in flight; the broker link closes its channel and connection; then the pool closes. All
+//! of it within `dispatch.shutdown_deadline_ms`, after which whatever is left is dropped
+//! (an unfinished claim rolls back, so nothing is lost).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::amqp::Broker;
 use crate::api::{AppState, router};
 use crate::config::Settings;
+use crate::dispatch::{Dispatcher, Progress};
 use crate::store::{Store, StoreError};
+use crate::{maintenance, systemd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("maintenance scheduler: {0}")]
+    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 
 pub struct Application {
@@ -35,21 +44,18 @@ impl Application {
     /// picks a free port, which [`Application::local_addr`] then tells.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store = Store::connect(&settings.database).await?;
+        // libphonenumber's metadata loads on first use (a second in a debug build): pay it
+        // now rather than in the first request.
+        let _ = crate::domain::PhoneNumber::parse("+14155552671", phonenumber::country::Id::US);
         let addr = settings.api.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
-        Ok(Self {
-            listener,
-            store,
-            settings,
-        })
+        Ok(Self { listener, store, settings })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.settings.api.listen)
+        self.listener.local_addr().unwrap_or(self.settings.api.listen)
     }
 
     pub fn store(&self) -> &Store {
@@ -57,18 +63,70 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
-        let state = AppState::new(self.store.clone(), &self.settings);
-        let app = router(
-            state,
-            Duration::from_millis(self.settings.api.request_timeout_ms),
-        );
-        tracing::info!(listen = %self.local_addr(), "callbackd serving HTTP");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(StartupError::Serve)?;
-        self.store.close().await;
+        let Self { listener, store, settings } = self;
+        let tracker = TaskTracker::new();
+        let progress = Progress::default();
+
+        let broker = settings.dispatch.enabled.then(|| {
+            Broker::spawn(settings.amqp.clone(), shutdown.clone(), &tracker)
+        });
+        if let Some(broker) = &broker {
+            let dispatcher_store = Store::for_dispatcher(&settings.database).await?;
+            let dispatcher = Dispatcher::new(
+                dispatcher_store,
+                broker.clone(),
+                settings.dispatch.clone(),
+                progress.clone(),
+            );
+            tracker.spawn(dispatcher.run(shutdown.clone()));
+        }
+        let mut scheduler =
+            maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
+
+        let state = AppState::new(store.clone(), broker.clone(), &settings);
+        let app = router(state, Duration::from_millis(settings.api.request_timeout_ms));
+        let addr = listener.local_addr().unwrap_or(settings.api.listen);
+        let http_shutdown = shutdown.clone();
+        let http = tracker.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(http_shutdown.clone().cancelled_owned())
+                .await
+                .inspect_err(|_| http_shutdown.cancel())
+        });
+        tracing::info!(listen = %addr, dispatcher = broker.is_some(), "callbackd serving HTTP");
+
+        // READY once migrations ran (done in build) and the broker is connected.
+        let mut ready_broker = broker.clone();
+        let ready_shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            if let Some(broker) = ready_broker.as_mut() {
+                tokio::select! {
+                    _ = ready_shutdown.cancelled() => return,
+                    _ = broker.wait_up() => {},
+                }
+            }
+            systemd::ready();
+            tracing::info!("callbackd ready");
+        });
+        tracker.spawn(systemd::watchdog(broker.is_some().then(|| progress.clone()), shutdown.clone()));
+        tracker.close();
+
+        shutdown.cancelled().await;
+        systemd::stopping();
+        tracing::info!("stopping: no new claims, finishing the batch in flight");
+        let deadline = settings.dispatch.shutdown_deadline();
+        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+            tracing::warn!(deadline_ms = deadline.as_millis() as u64,
+                "shutdown deadline passed; abandoning what is left (unfinished claims roll back)");
+        }
+        if let Err(e) = scheduler.shutdown().await {
+            tracing::warn!(error = %e, "stopping the maintenance scheduler");
+        }
+        store.close().await;
         tracing::info!("callbackd stopped");
-        Ok(())
+        match http.await {
+            Ok(Err(e)) => Err(StartupError::Serve(e)),
+            _ => Ok(()),
+        }
     }
 }

@@ -270,9 +270,9 @@ pub async fn create(
         Inserted::Created => {
             tracing::info!(
                 callback_id = %callback.id,
-                skill_id = %skill_id,
+                skill_id = skill_id.get(),
                 route = callback.route().kind(),
-                due_at = %due_at,
+                due_at = %due_at.to_rfc3339(),
                 security_user = %caller.0.name,
                 result = "Success",
                 "callback created"
@@ -514,9 +514,9 @@ pub async fn update(
     let updated = change.apply(&changes, &caller.0.name).await?;
     tracing::info!(
         callback_id = %id,
-        skill_id = %updated.skill_id,
+        skill_id = updated.skill_id.get(),
         route = updated.route().kind(),
-        due_at = %updated.due_at,
+        due_at = %updated.due_at.to_rfc3339(),
         security_user = %caller.0.name,
         "callback updated"
     );
@@ -538,6 +538,6 @@ pub async fn cancel(
     caller.require_skill(change.record.skill_id)?;
     require_pending(&change.record, "cancelled")?;
     let cancelled = change.cancel(&caller.0.name).await?;
-    tracing::info!(callback_id = %id, skill_id = %cancelled.skill_id, security_user = %caller.0.name, "callback cancelled");
+    tracing::info!(callback_id = %id, skill_id = cancelled.skill_id.get(), security_user = %caller.0.name, "callback cancelled");
     Ok(Json(cancelled.into()))
 }

@@ -36,7 +36,7 @@ pub async fn put_skill(
         .into_skill(Some(id))
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     state.store.upsert_skill(&skill).await?;
-    tracing::info!(skill_id = %id, active = skill.active, security_user = %caller.0.name, "skill stored");
+    tracing::info!(skill_id = id.get(), active = skill.active, security_user = %caller.0.name, "skill stored");
     Ok(skill_view(&skill))
 }
 
@@ -66,7 +66,7 @@ pub async fn put_agent(
         .into_agent(Some(id))
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     state.store.upsert_agent(&agent).await?;
-    tracing::info!(agent_id = %id, active = agent.active, security_user = %caller.0.name, "agent stored");
+    tracing::info!(agent_id = id.get(), active = agent.active, security_user = %caller.0.name, "agent stored");
     Ok(agent_view(&agent))
 }
 

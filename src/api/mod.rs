@@ -21,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ResultCode};
 
+use crate::amqp::Broker;
 use crate::config::Settings;
 use crate::domain::ScheduleRules;
 use crate::store::Store;
@@ -33,6 +34,8 @@ pub struct AppState {
 
 pub struct Inner {
     pub store: Store,
+    /// `None` when this daemon runs no dispatcher.
+    pub broker: Option<Broker>,
     pub rules: ScheduleRules,
     pub max_body_bytes: usize,
     pub default_page_size: u32,
@@ -47,10 +50,11 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: &Settings) -> Self {
+    pub fn new(store: Store, broker: Option<Broker>, settings: &Settings) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
+                broker,
                 rules: settings.schedule_rules(),
                 max_body_bytes: settings.api.max_body_bytes,
                 default_page_size: settings.api.default_page_size,

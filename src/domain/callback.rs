@@ -11,10 +11,9 @@ use super::{AgentId, CallbackId, PhoneNumber, SkillId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CallbackState {
-    /// Waiting for `due_at`; the only state the dispatcher claims from.
+    /// Waiting for `due_at`; the only state the dispatcher claims from. A claim is a row
+    /// lock held while publishing, not a state: the row stays pending until confirmed.
     Pending,
-    /// Claimed by a dispatcher that is publishing it.
-    Dispatching,
     /// Published and confirmed by the broker.
     Dispatched,
     /// A dialer reported the call made.
@@ -28,9 +27,8 @@ pub enum CallbackState {
 }
 
 impl CallbackState {
-    pub const ALL: [CallbackState; 7] = [
+    pub const ALL: [CallbackState; 6] = [
         Self::Pending,
-        Self::Dispatching,
         Self::Dispatched,
         Self::Completed,
         Self::Failed,
@@ -41,7 +39,6 @@ impl CallbackState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
-            Self::Dispatching => "dispatching",
             Self::Dispatched => "dispatched",
             Self::Completed => "completed",
             Self::Failed => "failed",

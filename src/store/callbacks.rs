@@ -47,7 +47,7 @@ impl CallbackRecord {
         Route::new(self.skill_id, self.target_agent_id)
     }
 
-    fn from_row(row: &PgRow) -> Result<Self, StoreError> {
+    pub(super) fn from_row(row: &PgRow) -> Result<Self, StoreError> {
         let corrupt = |e: String| StoreError::Corrupt(e);
         let state: String = row.try_get("state")?;
         let skill_id: i64 = row.try_get("skill_id")?;

@@ -4,8 +4,10 @@
 //! **Architecture invariant:** only `store` knows sqlx types; callers get domain types and
 //! [`StoreError`].
 
+#[macro_use]
 mod callbacks;
 mod directory;
+mod dispatch;
 mod users;
 
 use std::str::FromStr;
@@ -20,6 +22,7 @@ pub use callbacks::{
     IdempotencyKey, Inserted, ListCursor,
 };
 pub use directory::ImportSummary;
+pub use dispatch::{Backlog, Claim, DispatchedRow, DueListener, RetryRow, Undeliverable};
 pub use users::UserSummary;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -81,7 +84,7 @@ impl Store {
     /// pending migrations. Several daemons may start at once: sqlx serialises migrations with
     /// an advisory lock.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(&settings.url).map_err(StoreError::Url)?;
+        let options = settings.connect_options()?;
         if settings.create_if_missing {
             create_database_if_missing(&options).await?;
         }
@@ -108,6 +111,12 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl DatabaseSettings {
+    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {
+        PgConnectOptions::from_str(&self.url).map_err(StoreError::Url)
     }
 }
 

@@ -1,0 +1,363 @@
+//! RabbitMQ: one connection kept alive by a supervising task, the topology declared on every
+//! (re)connect, and pipelined publishing with publisher confirms.
+//!
+//! **Architecture invariant:** only `amqp` knows lapin types. The dispatcher hands it
+//! [`OutgoingMessage`]s and gets one [`PublishOutcome`] per message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AmqpSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: lapin::Error },
+    #[error("connecting to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("declaring {what}: {source}")]
+    Topology { what: String, source: lapin::Error },
+    #[error("opening a channel: {0}")]
+    Channel(lapin::Error),
+}
+
+/// A header value, in the types dialers see.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderValue {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+/// One message to publish: persistent, JSON, mandatory.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// The same on every re-publication, so consumers can drop duplicates.
+    pub message_id: String,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    /// Seconds since the epoch.
+    pub timestamp: u64,
+    pub headers: Vec<(&'static str, HeaderValue)>,
+}
+
+/// What became of one publication.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublishOutcome {
+    /// The broker routed it to at least one queue and confirmed it.
+    Confirmed,
+    /// No queue is bound for its routing key (`basic.return`).
+    Returned { reply_code: u16, reply_text: String },
+    /// The broker refused it (e.g. a full queue with `reject-publish`).
+    Nacked,
+    /// Unknown: the connection failed or the confirm did not arrive in time.
+    Unconfirmed(String),
+}
+
+/// The current publishing channel, if the broker is connected.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+    exchange: ShortString,
+}
+
+/// A handle on the broker link: is it up, and the publisher when it is.
+#[derive(Clone)]
+pub struct Broker {
+    link: watch::Receiver<Option<Publisher>>,
+    broken: Arc<Notify>,
+}
+
+impl Broker {
+    /// Starts the task that connects, declares the topology, and reconnects with backoff
+    /// whenever the connection is lost, until `shutdown`; then closes cleanly.
+    pub fn spawn(
+        settings: AmqpSettings,
+        shutdown: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let (tx, link) = watch::channel(None);
+        let broken = Arc::new(Notify::new());
+        tracker.spawn(supervise(settings, tx, broken.clone(), shutdown));
+        Self { link, broken }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.link.borrow().is_some()
+    }
+
+    /// The publisher if connected now.
+    pub fn publisher(&self) -> Option<Publisher> {
+        self.link.borrow().clone()
+    }
+
+    /// Waits until the link changes (up or down).
+    pub async fn changed(&mut self) {
+        // An error means the supervisor ended (shutdown); callers also watch the token.
+        if self.link.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Waits until connected; `None` only if the supervisor has ended.
+    pub async fn wait_up(&mut self) -> Option<Publisher> {
+        self.link.wait_for(Option::is_some).await.ok().and_then(|p| p.clone())
+    }
+
+    /// Tells the supervisor that publishing failed in a way that needs a new connection.
+    pub fn report_broken(&self) {
+        self.broken.notify_one();
+    }
+}
+
+async fn supervise(
+    settings: AmqpSettings,
+    link: watch::Sender<Option<Publisher>>,
+    broken: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let initial = Duration::from_millis(settings.reconnect_initial_ms);
+    let max = Duration::from_millis(settings.reconnect_max_ms);
+    let mut delay = initial;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            attempt = connect(&settings) => attempt,
+        };
+        match attempt {
+            Ok((connection, publisher)) => {
+                delay = initial;
+                link.send_replace(Some(publisher.clone()));
+                tracing::info!(exchange = %settings.exchange, "broker connected");
+                let reason = watch_connection(&connection, &broken, &shutdown).await;
+                link.send_replace(None);
+                match reason {
+                    None => {
+                        close(&connection, &publisher.channel).await;
+                        tracing::info!("broker connection closed");
+                        return;
+                    }
+                    Some(reason) => {
+                        tracing::warn!(reason = %reason, "broker connection lost");
+                        // Best effort: the connection is usually dead already.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), close(&connection, &publisher.channel)).await;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker unavailable");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {},
+        }
+        delay = (delay * 2).min(max);
+    }
+}
+
+/// Returns why the connection must be replaced, or `None` on shutdown.
+async fn watch_connection(
+    connection: &Connection,
+    broken: &Notify,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    let mut events = connection.events_listener();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = broken.notified() => return Some("publishing failed".into()),
+            event = events.next() => match event {
+                None => return Some("connection closed".into()),
+                Some(Event::Error(e)) => return Some(e.to_string()),
+                Some(Event::ConnectionBlocked(why)) => {
+                    tracing::warn!(reason = %why, "broker blocked the connection");
+                }
+                Some(Event::ConnectionUnblocked) => tracing::info!("broker unblocked the connection"),
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+async fn close(connection: &Connection, channel: &Channel) {
+    if let Err(e) = channel.close(200, "callbackd stopping".into()).await {
+        tracing::debug!(error = %e, "closing the channel");
+    }
+    if let Err(e) = connection.close(200, "callbackd stopping".into()).await {
+        tracing::debug!(error = %e, "closing the connection");
+    }
+}
+
+async fn connect(settings: &AmqpSettings) -> Result<(Connection, Publisher), AmqpError> {
+    let url = redact(&settings.url);
+    let properties =
+        ConnectionProperties::default().with_connection_name("callbackd".into());
+    let connection = tokio::time::timeout(
+        Duration::from_millis(settings.connect_timeout_ms),
+        Connection::connect(&settings.url, properties),
+    )
+    .await
+    .map_err(|_| AmqpError::ConnectTimeout(url.clone()))?
+    .map_err(|source| AmqpError::Connect { url, source })?;
+    let channel = connection.create_channel().await.map_err(AmqpError::Channel)?;
+    declare_topology(&channel, settings).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(AmqpError::Channel)?;
+    let publisher = Publisher { channel, exchange: settings.exchange.as_str().into() };
+    Ok((connection, publisher))
+}
+
+/// The exchange, and the configured quorum queues with their bindings. Idempotent, so it
+/// runs on every connect.
+async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<(), AmqpError> {
+    let topology = |what: String| move |source| AmqpError::Topology { what, source };
+    channel
+        .exchange_declare(
+            settings.exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions { durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(topology(format!("exchange `{}`", settings.exchange)))?;
+    for queue in &settings.queues {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        channel
+            .queue_declare(
+                queue.name.as_str().into(),
+                QueueDeclareOptions { durable: true, ..Default::default() },
+                arguments,
+            )
+            .await
+            .map_err(topology(format!("queue `{}`", queue.name)))?;
+        for pattern in &queue.bindings {
+            channel
+                .queue_bind(
+                    queue.name.as_str().into(),
+                    settings.exchange.as_str().into(),
+                    pattern.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(topology(format!("binding `{pattern}` of queue `{}`", queue.name)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Publisher {
+    pub fn is_open(&self) -> bool {
+        self.channel.status().connected()
+    }
+
+    /// Publishes every message with up to `window` awaiting confirms at once, and waits at
+    /// most `timeout` for the whole batch. Outcomes are in the order of `messages`.
+    pub async fn publish_all(
+        &self,
+        messages: &[OutgoingMessage],
+        window: usize,
+        timeout: Duration,
+    ) -> Vec<PublishOutcome> {
+        let mut outcomes =
+            vec![PublishOutcome::Unconfirmed("no confirm before the timeout".into()); messages.len()];
+        let deadline = Instant::now() + timeout;
+        let mut in_flight = FuturesUnordered::new();
+        let mut queued = messages.iter().enumerate();
+        loop {
+            while in_flight.len() < window {
+                let Some((i, message)) = queued.next() else { break };
+                in_flight.push(async move { (i, self.publish_one(message).await) });
+            }
+            match tokio::time::timeout_at(deadline, in_flight.next()).await {
+                Ok(Some((i, outcome))) => outcomes[i] = outcome,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        outcomes
+    }
+
+    async fn publish_one(&self, message: &OutgoingMessage) -> PublishOutcome {
+        let mut headers = FieldTable::default();
+        for (name, value) in &message.headers {
+            let value = match value {
+                HeaderValue::Text(text) => AMQPValue::LongString(LongString::from(text.as_str())),
+                HeaderValue::Int(n) => AMQPValue::LongLongInt(*n),
+                HeaderValue::Null => AMQPValue::Void,
+            };
+            headers.insert((*name).into(), value);
+        }
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(message.message_id.as_str().into())
+            .with_timestamp(message.timestamp)
+            .with_app_id("callbackd".into())
+            .with_headers(headers);
+        let published = self
+            .channel
+            .basic_publish(
+                self.exchange.clone(),
+                message.routing_key.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &message.body,
+                properties,
+            )
+            .await;
+        let confirm = match published {
+            Ok(confirm) => confirm,
+            Err(e) => return PublishOutcome::Unconfirmed(e.to_string()),
+        };
+        match confirm.await {
+            Ok(Confirmation::Ack(None)) => PublishOutcome::Confirmed,
+            Ok(Confirmation::Ack(Some(returned))) => PublishOutcome::Returned {
+                reply_code: returned.reply_code,
+                reply_text: returned.reply_text.to_string(),
+            },
+            Ok(Confirmation::Nack(_)) => PublishOutcome::Nacked,
+            Ok(Confirmation::NotRequested) => {
+                PublishOutcome::Unconfirmed("publisher confirms are not enabled".into())
+            }
+            Err(e) => PublishOutcome::Unconfirmed(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(redact("amqp://host/%2f"), "amqp://host/%2f");
+    }
+}

@@ -1,0 +1,75 @@
+//! The message dialers consume: `callbackd.callback.v1`, documented in `docs/messages.md`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::amqp::{HeaderValue, OutgoingMessage};
+use crate::domain::{AgentId, CallbackId, SkillId};
+use crate::store::CallbackRecord;
+
+pub const SCHEMA: &str = "callbackd.callback.v1";
+
+/// Body of a matured callback. Fields are only ever added within v1; a change of meaning
+/// gets a new schema name.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackMessage<'a> {
+    pub schema: &'static str,
+    pub callback_id: CallbackId,
+    pub attempt: i32,
+    pub route: &'static str,
+    pub routing_key: &'a str,
+    pub skill_id: SkillId,
+    pub target_agent_id: Option<AgentId>,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub phone_number: &'a str,
+    pub notes: &'a str,
+    pub time_zone: Option<&'static str>,
+    pub scheduled_for: String,
+    pub due_at: String,
+    pub created_by: &'a str,
+    pub created_at: String,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The publication of `record` as its next attempt.
+pub fn outgoing(record: &CallbackRecord, now: DateTime<Utc>) -> Result<OutgoingMessage, serde_json::Error> {
+    let route = record.route();
+    let routing_key = route.routing_key();
+    let attempt = record.attempt + 1;
+    let body = serde_json::to_vec(&CallbackMessage {
+        schema: SCHEMA,
+        callback_id: record.id,
+        attempt,
+        route: route.kind(),
+        routing_key: &routing_key,
+        skill_id: record.skill_id,
+        target_agent_id: record.target_agent_id,
+        first_name: &record.first_name,
+        last_name: &record.last_name,
+        phone_number: record.phone_number.as_str(),
+        notes: &record.notes,
+        time_zone: record.time_zone.map(|tz| tz.name()),
+        scheduled_for: rfc3339(record.scheduled_for),
+        due_at: rfc3339(record.due_at),
+        created_by: &record.created_by,
+        created_at: rfc3339(record.created_at),
+    })?;
+    Ok(OutgoingMessage {
+        message_id: record.id.to_string(),
+        headers: vec![
+            ("x-callbackd-schema", HeaderValue::Text(SCHEMA.into())),
+            ("route", HeaderValue::Text(route.kind().into())),
+            ("skill_id", HeaderValue::Int(record.skill_id.get())),
+            ("agent_id", record.target_agent_id.map_or(HeaderValue::Null, |a| HeaderValue::Int(a.get()))),
+            ("attempt", HeaderValue::Int(i64::from(attempt))),
+        ],
+        routing_key,
+        body,
+        timestamp: u64::try_from(now.timestamp()).unwrap_or_default(),
+    })
+}

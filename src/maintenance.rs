@@ -1,0 +1,72 @@
+//! Periodic jobs on cron schedules (tokio-cron-scheduler): the backlog report and the
+//! retention purge. Each is a small unit; a failed run logs and waits for the next.
+
+use chrono_tz::Tz;
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+
+use crate::config::MaintenanceSettings;
+use crate::dispatch::Progress;
+use crate::store::Store;
+
+/// Whether `expr` is a cron expression the scheduler accepts (with seconds).
+pub fn is_valid_cron(expr: &str) -> bool {
+    Job::new_async(expr, |_, _| Box::pin(async {})).is_ok()
+}
+
+pub async fn start(
+    settings: &MaintenanceSettings,
+    store: Store,
+    progress: Progress,
+) -> Result<JobScheduler, JobSchedulerError> {
+    // Config validation has checked the zone.
+    let zone: Tz = settings.time_zone.parse().unwrap_or(Tz::UTC);
+    let scheduler = JobScheduler::new().await?;
+
+    let backlog_store = store.clone();
+    scheduler
+        .add(Job::new_async_tz(settings.backlog_report.as_str(), zone, move |_, _| {
+            let store = backlog_store.clone();
+            let progress = progress.clone();
+            Box::pin(async move { report_backlog(&store, &progress).await })
+        })?)
+        .await?;
+
+    let retention_days = settings.retention_days;
+    scheduler
+        .add(Job::new_async_tz(settings.purge.as_str(), zone, move |_, _| {
+            let store = store.clone();
+            Box::pin(async move {
+                match store.purge_terminal(retention_days).await {
+                    Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
+                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                }
+            })
+        })?)
+        .await?;
+
+    scheduler.start().await?;
+    Ok(scheduler)
+}
+
+/// Logs the backlog and shows it in systemd's status line.
+pub async fn report_backlog(store: &Store, progress: &Progress) {
+    match store.backlog().await {
+        Ok(b) => {
+            tracing::info!(
+                pending = b.pending,
+                due_now = b.due_now,
+                oldest_overdue_seconds = b.oldest_overdue_seconds.round() as i64,
+                dispatched_total = progress.dispatched(),
+                "backlog"
+            );
+            crate::systemd::status(&format!(
+                "pending {}, due now {}, oldest overdue {} s, dispatched {}",
+                b.pending,
+                b.due_now,
+                b.oldest_overdue_seconds.round() as i64,
+                progress.dispatched()
+            ));
+        }
+        Err(e) => tracing::warn!(error = %e, "backlog report failed"),
+    }
+}

@@ -1,0 +1,284 @@
+//! What the dispatcher and the maintenance jobs ask of the database.
+//!
+//! A claim is `SELECT … FOR UPDATE SKIP LOCKED` inside a transaction that stays open while
+//! the batch is published: other dispatchers skip the locked rows, and if this process dies
+//! the transaction rolls back and the rows are simply pending again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::callbacks::CallbackRecord;
+use super::{Store, StoreError};
+use crate::config::DatabaseSettings;
+
+/// The channel the `callbacks_notify_due` trigger notifies.
+const DUE_CHANNEL: &str = "callbackd_due";
+
+/// A server-side bound on how long a claim may sit idle (the daemon's host vanished without
+/// closing its connection): PostgreSQL then ends the session and the claim rolls back.
+const CLAIM_IDLE_LIMIT: &str = "60s";
+
+/// A callback whose publication was confirmed, as recorded.
+#[derive(Debug, Clone)]
+pub struct DispatchedRow {
+    pub id: Uuid,
+    pub attempt: i32,
+    pub routing_key: String,
+    /// Record time minus due time, by the database clock.
+    pub lateness_ms: f64,
+}
+
+/// A callback the broker did not take, and why.
+#[derive(Debug, Clone)]
+pub struct Undeliverable {
+    pub id: Uuid,
+    /// `returned` (no queue bound for its routing key) or `nacked`.
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub reason: String,
+    pub failures: i32,
+    pub retry_at: DateTime<Utc>,
+}
+
+/// Backlog figures for the periodic report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backlog {
+    pub pending: i64,
+    pub due_now: i64,
+    pub oldest_overdue_seconds: f64,
+}
+
+impl Store {
+    /// A second, small pool for the dispatcher: API load cannot starve it, and its sessions
+    /// carry the idle-in-transaction limit that bounds a vanished claim holder.
+    pub async fn for_dispatcher(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let options = settings
+            .connect_options()?
+            .options([("idle_in_transaction_session_timeout", CLAIM_IDLE_LIMIT)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(settings.acquire_timeout())
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    pub async fn begin_claim(&self) -> Result<Claim, StoreError> {
+        Ok(Claim { tx: self.pool.begin().await? })
+    }
+
+    /// How long until the earliest pending callback is due, by the database clock; zero when
+    /// one is overdue, `None` when nothing is pending.
+    pub async fn next_due_in(&self) -> Result<Option<Duration>, StoreError> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM (min(due_at) - now()))::float8
+             FROM callbacks WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS pending,
+                    count(*) FILTER (WHERE due_at <= now()) AS due_now,
+                    COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest
+             FROM callbacks WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Backlog {
+            pending: row.try_get("pending")?,
+            due_now: row.try_get("due_now")?,
+            oldest_overdue_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
+        })
+    }
+
+    /// Deletes terminal callbacks unchanged for `retention_days` (events go with them), in
+    /// slices so that no single transaction holds many locks. Returns how many went.
+    pub async fn purge_terminal(&self, retention_days: u32) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM callbacks WHERE id IN (
+                    SELECT id FROM callbacks
+                    WHERE state <> 'pending' AND updated_at < now() - make_interval(days => $1)
+                    LIMIT 5000)",
+            )
+            .bind(i32::try_from(retention_days).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < 5000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Subscribes to the due notifications.
+    pub async fn listen_due(&self) -> Result<DueListener, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(DUE_CHANNEL).await?;
+        Ok(DueListener { listener })
+    }
+}
+
+/// Wakes the dispatcher when callbacks become due soon.
+pub struct DueListener {
+    listener: PgListener,
+}
+
+impl DueListener {
+    /// Returns at the next notification, having drained any others already received. When
+    /// the connection is lost it is re-established on the next call; notifications sent
+    /// meanwhile are lost, which the caller covers by polling.
+    pub async fn notified(&mut self) -> Result<(), StoreError> {
+        self.listener.recv().await?;
+        while self.listener.next_buffered().is_some() {}
+        Ok(())
+    }
+}
+
+/// A claim on a batch of due callbacks: the transaction holding their row locks.
+pub struct Claim {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Claim {
+    /// Locks up to `limit` due callbacks, earliest first, skipping those another dispatcher
+    /// holds. "Due" is by the database clock.
+    pub async fn due(&mut self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            callback_columns!(),
+            " FROM callbacks c
+             WHERE c.state = 'pending' AND c.due_at <= now()
+             ORDER BY c.due_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(CallbackRecord::from_row).collect()
+    }
+
+    /// Records confirmed publications, with a `dispatched` event each, in one statement.
+    pub async fn mark_dispatched(
+        &mut self,
+        ids: &[Uuid],
+        instance: &str,
+    ) -> Result<Vec<DispatchedRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "WITH done AS (
+                UPDATE callbacks c
+                SET state = 'dispatched', attempt = c.attempt + 1, dispatch_failures = 0,
+                    last_error = NULL, dispatched_at = clock_timestamp(),
+                    updated_at = clock_timestamp()
+                FROM unnest($1::uuid[]) AS d(id)
+                WHERE c.id = d.id
+                RETURNING c.id, c.attempt, c.due_at, c.dispatched_at,
+                    CASE WHEN c.target_agent_id IS NOT NULL THEN 'agent.' || c.target_agent_id
+                         ELSE 'skill.' || c.skill_id END AS routing_key
+             ), events AS (
+                INSERT INTO callback_events (callback_id, at, actor, kind, details)
+                SELECT id, dispatched_at, 'dispatcher', 'dispatched',
+                       jsonb_build_object('attempt', attempt, 'routingKey', routing_key,
+                                          'instance', $2::text)
+                FROM done
+             )
+             SELECT id, attempt, routing_key,
+                    (EXTRACT(EPOCH FROM (dispatched_at - due_at)) * 1000)::float8 AS lateness_ms
+             FROM done",
+        )
+        .bind(ids)
+        .bind(instance)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DispatchedRow {
+                    id: row.try_get("id")?,
+                    attempt: row.try_get("attempt")?,
+                    routing_key: row.try_get("routing_key")?,
+                    lateness_ms: row.try_get("lateness_ms")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Pushes back callbacks the broker did not take: due again after a backoff that doubles
+    /// with each consecutive failure, with the reason in `last_error` and an event.
+    pub async fn mark_undeliverable(
+        &mut self,
+        failed: &[Undeliverable],
+        instance: &str,
+        retry_initial: Duration,
+        retry_max: Duration,
+    ) -> Result<Vec<RetryRow>, StoreError> {
+        if failed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = failed.iter().map(|f| f.id).collect();
+        let kinds: Vec<&str> = failed.iter().map(|f| f.kind).collect();
+        let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
+        let rows = sqlx::query(
+            "WITH retry AS (
+                UPDATE callbacks c
+                SET dispatch_failures = c.dispatch_failures + 1,
+                    due_at = clock_timestamp() + make_interval(secs =>
+                        LEAST($5::float8, $4::float8 * power(2, LEAST(c.dispatch_failures, 30)))),
+                    last_error = f.reason, updated_at = clock_timestamp()
+                FROM unnest($1::uuid[], $2::text[], $3::text[]) AS f(id, kind, reason)
+                WHERE c.id = f.id
+                RETURNING c.id, f.kind, f.reason, c.dispatch_failures, c.due_at
+             ), events AS (
+                INSERT INTO callback_events (callback_id, actor, kind, details)
+                SELECT id, 'dispatcher', kind,
+                       jsonb_build_object('reason', reason, 'failures', dispatch_failures,
+                                          'retryAt', due_at, 'instance', $6::text)
+                FROM retry
+             )
+             SELECT id, kind, reason, dispatch_failures, due_at FROM retry",
+        )
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&reasons)
+        .bind(retry_initial.as_secs_f64())
+        .bind(retry_max.as_secs_f64())
+        .bind(instance)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RetryRow {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    reason: row.try_get("reason")?,
+                    failures: row.try_get("dispatch_failures")?,
+                    retry_at: row.try_get("due_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
