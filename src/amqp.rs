@@ -113,7 +113,11 @@ impl Broker {
 
     /// Waits until connected; `None` only if the supervisor has ended.
     pub async fn wait_up(&mut self) -> Option<Publisher> {
-        self.link.wait_for(Option::is_some).await.ok().and_then(|p| p.clone())
+        self.link
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|p| p.clone())
     }
 
     /// Tells the supervisor that publishing failed in a way that needs a new connection.
@@ -152,7 +156,11 @@ async fn supervise(
                     Some(reason) => {
                         tracing::warn!(reason = %reason, "broker connection lost");
                         // Best effort: the connection is usually dead already.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), close(&connection, &publisher.channel)).await;
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            close(&connection, &publisher.channel),
+                        )
+                        .await;
                     }
                 }
             }
@@ -203,8 +211,7 @@ async fn close(connection: &Connection, channel: &Channel) {
 
 async fn connect(settings: &AmqpSettings) -> Result<(Connection, Publisher), AmqpError> {
     let url = redact(&settings.url);
-    let properties =
-        ConnectionProperties::default().with_connection_name("callbackd".into());
+    let properties = ConnectionProperties::default().with_connection_name("callbackd".into());
     let connection = tokio::time::timeout(
         Duration::from_millis(settings.connect_timeout_ms),
         Connection::connect(&settings.url, properties),
@@ -212,13 +219,19 @@ async fn connect(settings: &AmqpSettings) -> Result<(Connection, Publisher), Amq
     .await
     .map_err(|_| AmqpError::ConnectTimeout(url.clone()))?
     .map_err(|source| AmqpError::Connect { url, source })?;
-    let channel = connection.create_channel().await.map_err(AmqpError::Channel)?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(AmqpError::Channel)?;
     declare_topology(&channel, settings).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .map_err(AmqpError::Channel)?;
-    let publisher = Publisher { channel, exchange: settings.exchange.as_str().into() };
+    let publisher = Publisher {
+        channel,
+        exchange: settings.exchange.as_str().into(),
+    };
     Ok((connection, publisher))
 }
 
@@ -230,18 +243,27 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
         .exchange_declare(
             settings.exchange.as_str().into(),
             lapin::ExchangeKind::Topic,
-            ExchangeDeclareOptions { durable: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
         .map_err(topology(format!("exchange `{}`", settings.exchange)))?;
     for queue in &settings.queues {
         let mut arguments = FieldTable::default();
-        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         channel
             .queue_declare(
                 queue.name.as_str().into(),
-                QueueDeclareOptions { durable: true, ..Default::default() },
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
                 arguments,
             )
             .await
@@ -256,7 +278,10 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
                     FieldTable::default(),
                 )
                 .await
-                .map_err(topology(format!("binding `{pattern}` of queue `{}`", queue.name)))?;
+                .map_err(topology(format!(
+                    "binding `{pattern}` of queue `{}`",
+                    queue.name
+                )))?;
         }
     }
     Ok(())
@@ -287,14 +312,18 @@ impl Publisher {
         window: usize,
         timeout: Duration,
     ) -> Vec<PublishOutcome> {
-        let mut outcomes =
-            vec![PublishOutcome::Unconfirmed("no confirm before the timeout".into()); messages.len()];
+        let mut outcomes = vec![
+            PublishOutcome::Unconfirmed("no confirm before the timeout".into());
+            messages.len()
+        ];
         let deadline = Instant::now() + timeout;
         let mut in_flight = FuturesUnordered::new();
         let mut queued = messages.iter().enumerate();
         loop {
             while in_flight.len() < window {
-                let Some((i, message)) = queued.next() else { break };
+                let Some((i, message)) = queued.next() else {
+                    break;
+                };
                 in_flight.push(async move { (i, self.publish_one(message).await) });
             }
             match tokio::time::timeout_at(deadline, in_flight.next()).await {
@@ -327,7 +356,10 @@ impl Publisher {
             .basic_publish(
                 self.exchange.clone(),
                 message.routing_key.as_str().into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 &message.body,
                 properties,
             )
@@ -357,7 +389,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
         assert_eq!(redact("amqp://host/%2f"), "amqp://host/%2f");
     }
 }

@@ -346,7 +346,10 @@ impl Settings {
         }
         let d = &self.dispatch;
         if d.batch_size == 0 || d.batch_size > 10_000 {
-            return invalid("dispatch.batch_size", format!("{} is not in 1..=10000", d.batch_size));
+            return invalid(
+                "dispatch.batch_size",
+                format!("{} is not in 1..=10000", d.batch_size),
+            );
         }
         // The due-notify trigger covers 60 s ahead; a longer sleep could miss a callback.
         if d.poll_interval_ms == 0 || d.poll_interval_ms > 60_000 {
@@ -374,9 +377,10 @@ impl Settings {
                 format!("`{}` is not an IANA time zone name", m.time_zone),
             );
         }
-        for (setting, expr) in
-            [("maintenance.backlog_report", &m.backlog_report), ("maintenance.purge", &m.purge)]
-        {
+        for (setting, expr) in [
+            ("maintenance.backlog_report", &m.backlog_report),
+            ("maintenance.purge", &m.purge),
+        ] {
             if !crate::maintenance::is_valid_cron(expr) {
                 return invalid(
                     setting,

@@ -24,24 +24,32 @@ pub async fn start(
 
     let backlog_store = store.clone();
     scheduler
-        .add(Job::new_async_tz(settings.backlog_report.as_str(), zone, move |_, _| {
-            let store = backlog_store.clone();
-            let progress = progress.clone();
-            Box::pin(async move { report_backlog(&store, &progress).await })
-        })?)
+        .add(Job::new_async_tz(
+            settings.backlog_report.as_str(),
+            zone,
+            move |_, _| {
+                let store = backlog_store.clone();
+                let progress = progress.clone();
+                Box::pin(async move { report_backlog(&store, &progress).await })
+            },
+        )?)
         .await?;
 
     let retention_days = settings.retention_days;
     scheduler
-        .add(Job::new_async_tz(settings.purge.as_str(), zone, move |_, _| {
-            let store = store.clone();
-            Box::pin(async move {
-                match store.purge_terminal(retention_days).await {
-                    Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
-                    Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-                }
-            })
-        })?)
+        .add(Job::new_async_tz(
+            settings.purge.as_str(),
+            zone,
+            move |_, _| {
+                let store = store.clone();
+                Box::pin(async move {
+                    match store.purge_terminal(retention_days).await {
+                        Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
+                        Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+                    }
+                })
+            },
+        )?)
         .await?;
 
     scheduler.start().await?;

@@ -26,7 +26,10 @@ pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
     #[error("maintenance scheduler: {0}")]
@@ -51,11 +54,17 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
-        Ok(Self { listener, store, settings })
+        Ok(Self {
+            listener,
+            store,
+            settings,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.settings.api.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.settings.api.listen)
     }
 
     pub fn store(&self) -> &Store {
@@ -63,13 +72,21 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
-        let Self { listener, store, settings } = self;
+        let Self {
+            listener,
+            store,
+            settings,
+        } = self;
         let tracker = TaskTracker::new();
         let progress = Progress::default();
 
-        let broker = settings.dispatch.enabled.then(|| {
-            Broker::spawn(settings.amqp.clone(), shutdown.clone(), &tracker)
-        });
+        // The broker link outlives the dispatcher: it closes only once the batch in flight
+        // has its confirms, so a graceful stop never leaves a published callback unrecorded.
+        let broker_stop = CancellationToken::new();
+        let broker = settings
+            .dispatch
+            .enabled
+            .then(|| Broker::spawn(settings.amqp.clone(), broker_stop.clone(), &tracker));
         if let Some(broker) = &broker {
             let dispatcher_store = Store::for_dispatcher(&settings.database).await?;
             let dispatcher = Dispatcher::new(
@@ -78,13 +95,20 @@ impl Application {
                 settings.dispatch.clone(),
                 progress.clone(),
             );
-            tracker.spawn(dispatcher.run(shutdown.clone()));
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                dispatcher.run(shutdown).await;
+                broker_stop.cancel();
+            });
         }
         let mut scheduler =
             maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
 
         let state = AppState::new(store.clone(), broker.clone(), &settings);
-        let app = router(state, Duration::from_millis(settings.api.request_timeout_ms));
+        let app = router(
+            state,
+            Duration::from_millis(settings.api.request_timeout_ms),
+        );
         let addr = listener.local_addr().unwrap_or(settings.api.listen);
         let http_shutdown = shutdown.clone();
         let http = tracker.spawn(async move {
@@ -108,16 +132,24 @@ impl Application {
             systemd::ready();
             tracing::info!("callbackd ready");
         });
-        tracker.spawn(systemd::watchdog(broker.is_some().then(|| progress.clone()), shutdown.clone()));
+        tracker.spawn(systemd::watchdog(
+            broker.is_some().then(|| progress.clone()),
+            shutdown.clone(),
+        ));
         tracker.close();
 
         shutdown.cancelled().await;
         systemd::stopping();
         tracing::info!("stopping: no new claims, finishing the batch in flight");
         let deadline = settings.dispatch.shutdown_deadline();
-        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
-            tracing::warn!(deadline_ms = deadline.as_millis() as u64,
-                "shutdown deadline passed; abandoning what is left (unfinished claims roll back)");
+        if tokio::time::timeout(deadline, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "shutdown deadline passed; abandoning what is left (unfinished claims roll back)"
+            );
         }
         if let Err(e) = scheduler.shutdown().await {
             tracing::warn!(error = %e, "stopping the maintenance scheduler");

@@ -37,7 +37,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// The publication of `record` as its next attempt.
-pub fn outgoing(record: &CallbackRecord, now: DateTime<Utc>) -> Result<OutgoingMessage, serde_json::Error> {
+pub fn outgoing(
+    record: &CallbackRecord,
+    now: DateTime<Utc>,
+) -> Result<OutgoingMessage, serde_json::Error> {
     let route = record.route();
     let routing_key = route.routing_key();
     let attempt = record.attempt + 1;
@@ -65,7 +68,12 @@ pub fn outgoing(record: &CallbackRecord, now: DateTime<Utc>) -> Result<OutgoingM
             ("x-callbackd-schema", HeaderValue::Text(SCHEMA.into())),
             ("route", HeaderValue::Text(route.kind().into())),
             ("skill_id", HeaderValue::Int(record.skill_id.get())),
-            ("agent_id", record.target_agent_id.map_or(HeaderValue::Null, |a| HeaderValue::Int(a.get()))),
+            (
+                "agent_id",
+                record
+                    .target_agent_id
+                    .map_or(HeaderValue::Null, |a| HeaderValue::Int(a.get())),
+            ),
             ("attempt", HeaderValue::Int(i64::from(attempt))),
         ],
         routing_key,

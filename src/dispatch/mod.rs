@@ -41,7 +41,10 @@ impl Progress {
 
     /// How long since the loop last completed a pass.
     pub fn since_last_pass(&self) -> Duration {
-        Duration::from_millis(self.now_ms().saturating_sub(self.last_pass_ms.load(Ordering::Relaxed)))
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_pass_ms.load(Ordering::Relaxed)),
+        )
     }
 
     /// Callbacks this process has dispatched.
@@ -64,9 +67,23 @@ struct Pass {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, broker: Broker, settings: DispatchSettings, progress: Progress) -> Self {
-        let instance = settings.instance_name.clone().unwrap_or_else(default_instance_name);
-        Self { store, broker, settings, instance, progress }
+    pub fn new(
+        store: Store,
+        broker: Broker,
+        settings: DispatchSettings,
+        progress: Progress,
+    ) -> Self {
+        let instance = settings
+            .instance_name
+            .clone()
+            .unwrap_or_else(default_instance_name);
+        Self {
+            store,
+            broker,
+            settings,
+            instance,
+            progress,
+        }
     }
 
     /// Runs until `shutdown`. A batch in flight when it fires is finished (published,
@@ -151,11 +168,17 @@ impl Dispatcher {
                 }
                 // Serialising plain strings and numbers cannot fail; if it ever does, the
                 // callback stays pending and the log says which.
-                Err(e) => tracing::error!(callback_id = %record.id, error = %e, "cannot encode message"),
+                Err(e) => {
+                    tracing::error!(callback_id = %record.id, error = %e, "cannot encode message")
+                }
             }
         }
         let outcomes = publisher
-            .publish_all(&messages, self.settings.publish_window, self.settings.confirm_timeout())
+            .publish_all(
+                &messages,
+                self.settings.publish_window,
+                self.settings.confirm_timeout(),
+            )
             .await;
 
         let mut confirmed = Vec::new();
@@ -212,8 +235,12 @@ impl Dispatcher {
             tracing::warn!(callback_id = %row.id, outcome = %row.kind, reason = %row.reason,
                 failures = row.failures, retry_at = %row.retry_at.to_rfc3339(), "not dispatched; will retry");
         }
-        self.progress.dispatched.fetch_add(dispatched.len() as u64, Ordering::Relaxed);
-        Ok(Pass { claimed: records.len() })
+        self.progress
+            .dispatched
+            .fetch_add(dispatched.len() as u64, Ordering::Relaxed);
+        Ok(Pass {
+            claimed: records.len(),
+        })
     }
 }
 

@@ -73,7 +73,9 @@ impl Store {
     }
 
     pub async fn begin_claim(&self) -> Result<Claim, StoreError> {
-        Ok(Claim { tx: self.pool.begin().await? })
+        Ok(Claim {
+            tx: self.pool.begin().await?,
+        })
     }
 
     /// How long until the earliest pending callback is due, by the database clock; zero when

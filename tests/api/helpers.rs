@@ -40,18 +40,34 @@ pub struct TestApp {
     pub pool: sqlx::PgPool,
     /// A token with every permission and every skill.
     pub admin: String,
+    /// This test's own exchange (declared only when the dispatcher runs).
+    pub exchange: String,
+    pub settings: Settings,
     db_name: String,
     shutdown: CancellationToken,
+    peers: Vec<CancellationToken>,
 }
 
+/// Settings for a test: its own database and exchange, no shared queues, no dispatcher.
 pub fn test_settings(db_name: &str) -> Settings {
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
     settings.database.url = format!("{}/{db_name}", server_url());
     settings.database.max_connections = 5;
     settings.api.max_body_bytes = 16 * 1024;
+    settings.amqp.exchange = format!("{db_name}.callbacks");
+    settings.amqp.queues = Vec::new();
+    settings.amqp.reconnect_initial_ms = 100;
+    settings.amqp.reconnect_max_ms = 1000;
+    settings.dispatch.enabled = false;
+    settings.dispatch.poll_interval_ms = 1000;
+    settings.dispatch.retry_initial_ms = 200;
+    settings.dispatch.retry_max_ms = 400;
+    settings.dispatch.shutdown_deadline_ms = 5000;
     settings
 }
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -62,6 +78,43 @@ pub fn init_logs() {
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
+    }
+
+    /// With the dispatcher running, publishing to this test's exchange; ready to consume.
+    pub async fn spawn_dispatching() -> Self {
+        Self::spawn_dispatching_with(|_| {}).await
+    }
+
+    pub async fn spawn_dispatching_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let app = Self::spawn_with(|s| {
+            s.dispatch.enabled = true;
+            adjust(s);
+        })
+        .await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Another daemon on the same database and exchange, as a second instance would run.
+    pub async fn spawn_peer(&mut self, adjust: impl FnOnce(&mut Settings)) {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        let app = Application::build(settings).await.expect("peer builds");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        self.peers.push(shutdown);
+    }
+
+    /// Waits until `/readyz` says ready (database and, when dispatching, the broker).
+    pub async fn wait_ready(&self) {
+        for _ in 0..100 {
+            let (status, _) = self.call(Method::GET, "/readyz", None, None).await;
+            if status == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("callbackd did not become ready");
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
@@ -93,8 +146,11 @@ impl TestApp {
             store,
             pool,
             admin,
+            exchange: settings.amqp.exchange.clone(),
+            settings,
             db_name,
             shutdown,
+            peers: Vec::new(),
         }
     }
 
@@ -180,6 +236,34 @@ impl TestApp {
         .expect("counts")
     }
 
+    /// Inserts `n` callbacks due now straight into the table (faster than the API).
+    pub async fn insert_due(&self, n: i64, target_agent: Option<i64>) -> Vec<String> {
+        sqlx::query_scalar(
+            "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
+                target_agent_id, notes, scheduled_for, due_at, created_by)
+             SELECT gen_random_uuid(), 'First ' || i, 'Last', '+14155552671', $2, $3, '',
+                    now(), now(), 'test'
+             FROM generate_series(1, $1) AS i
+             RETURNING id::text",
+        )
+        .bind(n)
+        .bind(SKILL)
+        .bind(target_agent)
+        .fetch_all(&self.pool)
+        .await
+        .expect("callbacks inserted")
+    }
+
+    /// Callbacks per state.
+    pub async fn states(&self) -> std::collections::BTreeMap<String, i64> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM callbacks GROUP BY state")
+                .fetch_all(&self.pool)
+                .await
+                .expect("states");
+        rows.into_iter().collect()
+    }
+
     /// Stands in for the dispatcher: moves a callback to another state.
     pub async fn force_state(&self, id: &str, state: &str) {
         sqlx::query("UPDATE callbacks SET state = $2 WHERE id = $1::uuid")
@@ -205,19 +289,64 @@ pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        for peer in &self.peers {
+            peer.cancel();
+        }
         let db_name = self.db_name.clone();
+        let exchange = self.exchange.clone();
         // Drop runs inside the test's runtime, which cannot block on itself.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(drop_database(&db_name))
+            runtime.block_on(async {
+                delete_exchange(&exchange).await;
+                drop_database(&db_name).await
+            })
         })
         .join();
         if let Ok(Err(e)) = dropped {
             eprintln!("could not drop test database {}: {e}", self.db_name);
         }
     }
+}
+
+/// Declares the exchange as callbackd does, for tests that bind before a daemon runs.
+pub async fn declare_exchange(name: &str) {
+    let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .expect("broker connection");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .exchange_declare(
+            name.into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("exchange declared");
+    let _ = connection.close(200, "declared".into()).await;
+}
+
+async fn delete_exchange(name: &str) {
+    let Ok(connection) =
+        lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        let _ = channel
+            .exchange_delete(
+                name.into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = connection.close(200, "test done".into()).await;
 }
 
 async fn drop_database(name: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -2,8 +2,11 @@
 
 mod auth;
 mod cli;
+mod consumer;
 mod create;
 mod directory;
+mod dispatch;
 mod helpers;
 mod malformed;
 mod manage;
+mod process;

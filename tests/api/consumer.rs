@@ -1,0 +1,119 @@
+//! A real AMQP consumer standing in for a dialer: its own exclusive queue, bound to the
+//! test's exchange with a pattern, acknowledging what it receives.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::helpers::AMQP_URL;
+
+pub struct Received {
+    pub routing_key: String,
+    pub properties: BasicProperties,
+    pub body: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Received {
+    pub fn message_id(&self) -> String {
+        self.properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default()
+    }
+}
+
+pub struct Consumer {
+    rx: mpsc::UnboundedReceiver<Received>,
+    /// Kept open for as long as the consumer lives; its exclusive queue goes with it.
+    _connection: Connection,
+}
+
+impl Consumer {
+    /// Binds a fresh exclusive queue to `exchange` with `pattern` and starts consuming.
+    pub async fn bind(exchange: &str, pattern: &str) -> Self {
+        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+            .await
+            .expect("consumer connects");
+        let channel = connection.create_channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue declared");
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue bound");
+        let mut deliveries = channel
+            .basic_consume(
+                queue.name().clone(),
+                "test-dialer".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(delivery)) = deliveries.next().await {
+                let received = Received {
+                    routing_key: delivery.routing_key.to_string(),
+                    properties: delivery.properties.clone(),
+                    body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
+                    received_at: Utc::now(),
+                };
+                if delivery.ack(BasicAckOptions::default()).await.is_err()
+                    || tx.send(received).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Self {
+            rx,
+            _connection: connection,
+        }
+    }
+
+    /// The next message, or `None` after `timeout` without one.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Received> {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Receives until `n` messages arrived or `timeout` passed.
+    pub async fn take(&mut self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) => out.push(m),
+                _ => break,
+            }
+        }
+        out
+    }
+}

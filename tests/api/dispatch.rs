@@ -1,0 +1,317 @@
+//! The dispatcher against real PostgreSQL and RabbitMQ, with a real consumer as the dialer.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::types::AMQPValue;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::consumer::Consumer;
+use crate::helpers::*;
+
+fn header(m: &crate::consumer::Received, name: &str) -> Option<AMQPValue> {
+    m.properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(name).cloned())
+}
+
+#[tokio::test]
+async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
+    let app = TestApp::spawn_dispatching().await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    let now = in_(chrono::Duration::zero());
+    let mut to_agent = with("scheduleDate", json!(now));
+    to_agent["targetAgentId"] = json!(AGENT.to_string());
+    to_agent["timeZone"] = json!("Europe/Paris");
+    let agent_id = app.create_ok(&to_agent).await;
+    let empty_id = app.create_ok(&with("scheduleDate", json!(now))).await;
+    let absent_id = app
+        .create_ok(&{
+            let mut b = with("scheduleDate", json!(now));
+            b.as_object_mut().expect("object").remove("targetAgentId");
+            b
+        })
+        .await;
+
+    let received = consumer.take(3, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 3);
+    let by_id: HashMap<String, &crate::consumer::Received> =
+        received.iter().map(|m| (m.message_id(), m)).collect();
+
+    for (id, route, key, agent) in [
+        (&agent_id, "agent", format!("agent.{AGENT}"), json!(AGENT)),
+        (&empty_id, "skill", format!("skill.{SKILL}"), Value::Null),
+        (&absent_id, "skill", format!("skill.{SKILL}"), Value::Null),
+    ] {
+        let m = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{id} not received"));
+        assert_eq!(m.routing_key, key);
+        let stored = app.get_callback(id).await;
+        assert_eq!(stored["state"], "dispatched");
+        assert_eq!(stored["attempt"], 1);
+        assert!(stored["dispatchedAt"].is_string());
+
+        let body = &m.body;
+        assert_eq!(body["schema"], "callbackd.callback.v1");
+        assert_eq!(body["callbackId"], json!(id));
+        assert_eq!(body["attempt"], 1);
+        assert_eq!(body["route"], route);
+        assert_eq!(body["routingKey"], key);
+        assert_eq!(body["skillId"], SKILL);
+        assert_eq!(body["targetAgentId"], agent);
+        assert_eq!(body["firstName"], "Ada");
+        assert_eq!(body["lastName"], "Lovelace");
+        assert_eq!(body["phoneNumber"], "+442079460958");
+        assert_eq!(body["notes"], "re: invoice 42");
+        assert_eq!(body["createdBy"], "admin");
+        for field in ["scheduledFor", "dueAt", "createdAt"] {
+            assert_eq!(
+                parse_time(&body[field]),
+                parse_time(&stored[field]),
+                "{field}"
+            );
+            assert!(
+                body[field].as_str().is_some_and(|t| t.ends_with('Z')),
+                "{field} in UTC"
+            );
+        }
+        assert_eq!(
+            body.as_object().map(|o| o.len()),
+            Some(16),
+            "no unexpected fields: {body}"
+        );
+
+        let p = &m.properties;
+        assert_eq!(
+            p.content_type().as_ref().map(|c| c.as_str()),
+            Some("application/json")
+        );
+        assert_eq!(*p.delivery_mode(), Some(2), "persistent");
+        let ts = p.timestamp().expect("timestamp") as i64;
+        assert!(
+            (Utc::now().timestamp() - ts).abs() < 60,
+            "timestamp is the publish time"
+        );
+        assert_eq!(
+            header(m, "route"),
+            Some(AMQPValue::LongString(route.into()))
+        );
+        assert_eq!(header(m, "skill_id"), Some(AMQPValue::LongLongInt(SKILL)));
+        let want_agent = if route == "agent" {
+            AMQPValue::LongLongInt(AGENT)
+        } else {
+            AMQPValue::Void
+        };
+        assert_eq!(header(m, "agent_id"), Some(want_agent));
+        assert_eq!(header(m, "attempt"), Some(AMQPValue::LongLongInt(1)));
+    }
+    assert_eq!(by_id[&agent_id].body["timeZone"], "Europe/Paris");
+
+    let events = app.events(&agent_id).await;
+    let dispatched = events
+        .iter()
+        .find(|e| e["kind"] == "dispatched")
+        .expect("dispatched event");
+    assert_eq!(dispatched["actor"], "dispatcher");
+    assert_eq!(
+        dispatched["details"]["routingKey"],
+        format!("agent.{AGENT}")
+    );
+    assert!(
+        consumer.next(Duration::from_millis(500)).await.is_none(),
+        "nothing else published"
+    );
+}
+
+#[tokio::test]
+async fn callback_arrives_at_its_time_and_one_for_now_arrives_promptly() {
+    let app = TestApp::spawn_dispatching_with(|s| s.dispatch.poll_interval_ms = 10_000).await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+
+    // The dispatcher is asleep for up to 10 s; a callback due now must wake it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Utc::now();
+    app.create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero()))))
+        .await;
+    let m = consumer
+        .next(Duration::from_secs(5))
+        .await
+        .expect("delivered");
+    let after = (m.received_at - sent).num_milliseconds();
+    assert!(
+        after < 1000,
+        "a callback due now arrived {after} ms after creation"
+    );
+
+    let due = Utc::now() + chrono::Duration::seconds(2);
+    let body = with("scheduleDate", json!(due.to_rfc3339()));
+    let id = app.create_ok(&body).await;
+    let m = consumer
+        .next(Duration::from_secs(10))
+        .await
+        .expect("delivered");
+    assert_eq!(m.message_id(), id);
+    let due = parse_time(&app.get_callback(&id).await["dueAt"]);
+    let lateness = (m.received_at - due).num_milliseconds();
+    assert!(lateness >= 0, "arrived {lateness} ms before its time");
+    assert!(lateness < 1000, "arrived {lateness} ms after its time");
+}
+
+#[tokio::test]
+async fn unroutable_callback_is_not_dispatched_stays_visible_and_goes_out_once_a_queue_is_bound() {
+    let app = TestApp::spawn_dispatching().await;
+    let id = app
+        .create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero()))))
+        .await;
+
+    // No queue is bound: the broker returns it. It stays pending, with the reason shown.
+    let mut returned = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        returned = app
+            .events(&id)
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "returned")
+            .collect();
+        if returned.len() >= 2 {
+            break;
+        }
+    }
+    assert!(returned.len() >= 2, "retried with backoff: {returned:?}");
+    assert!(
+        returned[0]["details"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unroutable"))
+    );
+    let stored = app.get_callback(&id).await;
+    assert_eq!(stored["state"], "pending");
+    assert_eq!(stored["attempt"], 0, "a returned message is not an attempt");
+    assert!(
+        stored["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("skill.{SKILL}"))),
+        "{stored}"
+    );
+
+    let mut consumer = Consumer::bind(&app.exchange, &format!("skill.{SKILL}")).await;
+    let m = consumer
+        .next(Duration::from_secs(10))
+        .await
+        .expect("delivered once bound");
+    assert_eq!(m.message_id(), id);
+    assert_eq!(m.body["attempt"], 1);
+    assert!(
+        consumer.next(Duration::from_millis(1500)).await.is_none(),
+        "delivered once"
+    );
+    let stored = app.get_callback(&id).await;
+    assert_eq!(stored["state"], "dispatched");
+    assert_eq!(stored["lastError"], Value::Null);
+}
+
+#[tokio::test]
+async fn two_dispatchers_on_one_database_deliver_each_callback_exactly_once() {
+    let mut app = TestApp::spawn_dispatching_with(|s| {
+        s.dispatch.batch_size = 50;
+        s.dispatch.instance_name = Some("first".into());
+    })
+    .await;
+    app.spawn_peer(|s| s.dispatch.instance_name = Some("second".into()))
+        .await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let ids: HashSet<String> = app.insert_due(2000, None).await.into_iter().collect();
+    let received = consumer.take(2000, Duration::from_secs(60)).await;
+    assert!(
+        consumer.next(Duration::from_secs(2)).await.is_none(),
+        "no duplicate after the 2000"
+    );
+    let got: Vec<String> = received.iter().map(|m| m.message_id()).collect();
+    let unique: HashSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), 2000);
+    assert!(
+        unique == ids,
+        "each callback exactly once: {} unique of {}",
+        unique.len(),
+        ids.len()
+    );
+    assert_eq!(app.states().await.get("dispatched"), Some(&2000));
+
+    let by_instance: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT details->>'instance', count(*) FROM callback_events WHERE kind = 'dispatched' GROUP BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("events");
+    assert_eq!(
+        by_instance.len(),
+        2,
+        "both instances took part: {by_instance:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancelled_before_due_is_never_published() {
+    let app = TestApp::spawn_dispatching().await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    let id = app
+        .create_ok(&with(
+            "scheduleDate",
+            json!(in_(chrono::Duration::seconds(2))),
+        ))
+        .await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/callbacks/{id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let keep = app
+        .create_ok(&with(
+            "scheduleDate",
+            json!(in_(chrono::Duration::seconds(2))),
+        ))
+        .await;
+    let m = consumer
+        .next(Duration::from_secs(6))
+        .await
+        .expect("the other one is delivered");
+    assert_eq!(m.message_id(), keep);
+    assert!(consumer.next(Duration::from_secs(1)).await.is_none());
+    assert_eq!(app.get_callback(&id).await["state"], "cancelled");
+}
+
+#[tokio::test]
+async fn readyz_reports_the_broker() {
+    let app = TestApp::spawn_dispatching().await;
+    let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"status": "ready", "database": "up", "broker": "up"})
+    );
+
+    let broken = TestApp::spawn_with(|s| {
+        s.dispatch.enabled = true;
+        s.amqp.url = "amqp://guest:guest@127.0.0.1:1/%2f".into();
+    })
+    .await;
+    let (status, body) = broken.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["broker"], "down");
+    let (status, _) = broken.create(&valid_body()).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the API keeps accepting callbacks without the broker"
+    );
+}
