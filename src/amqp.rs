@@ -85,12 +85,19 @@ impl Broker {
     /// whenever the connection is lost, until `shutdown`; then closes cleanly.
     pub fn spawn(
         settings: AmqpSettings,
+        connection_name: String,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (tx, link) = watch::channel(None);
         let broken = Arc::new(Notify::new());
-        tracker.spawn(supervise(settings, tx, broken.clone(), shutdown));
+        tracker.spawn(supervise(
+            settings,
+            connection_name,
+            tx,
+            broken.clone(),
+            shutdown,
+        ));
         Self { link, broken }
     }
 
@@ -128,6 +135,7 @@ impl Broker {
 
 async fn supervise(
     settings: AmqpSettings,
+    connection_name: String,
     link: watch::Sender<Option<Publisher>>,
     broken: Arc<Notify>,
     shutdown: CancellationToken,
@@ -138,7 +146,7 @@ async fn supervise(
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = connect(&settings) => attempt,
+            attempt = connect(&settings, &connection_name) => attempt,
         };
         match attempt {
             Ok((connection, publisher)) => {
@@ -209,9 +217,13 @@ async fn close(connection: &Connection, channel: &Channel) {
     }
 }
 
-async fn connect(settings: &AmqpSettings) -> Result<(Connection, Publisher), AmqpError> {
+async fn connect(
+    settings: &AmqpSettings,
+    connection_name: &str,
+) -> Result<(Connection, Publisher), AmqpError> {
     let url = redact(&settings.url);
-    let properties = ConnectionProperties::default().with_connection_name("callbackd".into());
+    let properties = ConnectionProperties::default()
+        .with_connection_name(format!("callbackd {connection_name}").into());
     let connection = tokio::time::timeout(
         Duration::from_millis(settings.connect_timeout_ms),
         Connection::connect(&settings.url, properties),

@@ -168,7 +168,7 @@ impl Default for Settings {
                 exchange: "callbackd.callbacks".into(),
                 connect_timeout_ms: 5_000,
                 reconnect_initial_ms: 500,
-                reconnect_max_ms: 30_000,
+                reconnect_max_ms: 10_000,
                 queues: vec![QueueSettings {
                     name: "callbackd.dialer".into(),
                     bindings: vec!["#".into()],
@@ -424,6 +424,18 @@ impl Settings {
 }
 
 impl DispatchSettings {
+    /// The name this daemon goes by in events, logs and its broker connection.
+    pub fn instance(&self) -> String {
+        self.instance_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "callbackd".to_owned());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
     }

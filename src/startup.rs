@@ -83,10 +83,10 @@ impl Application {
         // The broker link outlives the dispatcher: it closes only once the batch in flight
         // has its confirms, so a graceful stop never leaves a published callback unrecorded.
         let broker_stop = CancellationToken::new();
-        let broker = settings
-            .dispatch
-            .enabled
-            .then(|| Broker::spawn(settings.amqp.clone(), broker_stop.clone(), &tracker));
+        let broker = settings.dispatch.enabled.then(|| {
+            let name = settings.dispatch.instance();
+            Broker::spawn(settings.amqp.clone(), name, broker_stop.clone(), &tracker)
+        });
         if let Some(broker) = &broker {
             let dispatcher_store = Store::for_dispatcher(&settings.database).await?;
             let dispatcher = Dispatcher::new(
@@ -124,12 +124,14 @@ impl Application {
         let ready_shutdown = shutdown.clone();
         tracker.spawn(async move {
             if let Some(broker) = ready_broker.as_mut() {
+                systemd::status("serving HTTP; waiting for RabbitMQ");
                 tokio::select! {
                     _ = ready_shutdown.cancelled() => return,
                     _ = broker.wait_up() => {},
                 }
             }
             systemd::ready();
+            systemd::status("ready");
             tracing::info!("callbackd ready");
         });
         tracker.spawn(systemd::watchdog(

@@ -73,10 +73,7 @@ impl Dispatcher {
         settings: DispatchSettings,
         progress: Progress,
     ) -> Self {
-        let instance = settings
-            .instance_name
-            .clone()
-            .unwrap_or_else(default_instance_name);
+        let instance = settings.instance();
         Self {
             store,
             broker,
@@ -249,13 +246,4 @@ async fn wait_notified(listener: &mut Option<DueListener>) -> Result<(), StoreEr
         Some(l) => l.notified().await,
         None => std::future::pending().await,
     }
-}
-
-fn default_instance_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "callbackd".to_owned());
-    format!("{host}-{}", std::process::id())
 }

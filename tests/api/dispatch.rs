@@ -315,3 +315,78 @@ async fn readyz_reports_the_broker() {
         "the API keeps accepting callbacks without the broker"
     );
 }
+
+/// Closes this daemon's broker connection from the broker's side, as a broker restart or a
+/// network cut would, without disturbing the other tests' connections.
+fn drop_broker_connection(instance: &str) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_connections", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let pid = listing
+        .lines()
+        .find(|l| l.contains(&format!("callbackd {instance}")))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no broker connection for {instance}: {listing}"))
+        .to_owned();
+    let closed = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "close_connection",
+            &pid,
+            "test: simulated broker loss",
+        ])
+        .status()
+        .expect("rabbitmqctl runs");
+    assert!(closed.success());
+}
+
+#[tokio::test]
+async fn dispatch_resumes_by_itself_after_the_broker_drops_the_connection() {
+    let instance = format!("reconnect-{}", uuid::Uuid::now_v7().simple());
+    let app = TestApp::spawn_dispatching_with(|s| {
+        s.dispatch.instance_name = Some(instance.clone());
+        s.amqp.reconnect_initial_ms = 1000;
+    })
+    .await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    let first = app
+        .create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero()))))
+        .await;
+    assert_eq!(
+        consumer
+            .next(Duration::from_secs(5))
+            .await
+            .map(|m| m.message_id()),
+        Some(first)
+    );
+
+    drop_broker_connection(&instance);
+    let mut saw_down = false;
+    for _ in 0..20 {
+        let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE && body["broker"] == "down" {
+            saw_down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(saw_down, "/readyz reports the broker down");
+    // Accepted while the broker is away; delivered once it is back, without a restart.
+    let mut ids = HashSet::new();
+    for _ in 0..5 {
+        ids.insert(
+            app.create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero()))))
+                .await,
+        );
+    }
+    let received: HashSet<String> = consumer
+        .take(5, Duration::from_secs(20))
+        .await
+        .iter()
+        .map(|m| m.message_id())
+        .collect();
+    assert_eq!(received, ids);
+    assert_eq!(app.states().await.get("dispatched"), Some(&6));
+}

@@ -184,3 +184,64 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
     assert_eq!(seen.len(), ids.len(), "all delivered after the restart");
     assert_eq!(duplicates, 0, "a graceful stop causes no duplicate");
 }
+
+/// systemd's side of the notify protocol: a datagram socket the daemon reports to.
+#[tokio::test]
+async fn reports_ready_status_watchdog_and_stopping_to_systemd() {
+    use std::os::unix::net::UnixDatagram;
+
+    let app = TestApp::spawn().await;
+    let path = std::env::temp_dir().join(format!(
+        "callbackd-notify-{}.sock",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let socket = UnixDatagram::bind(&path).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+    command
+        .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
+        .env("CALLBACKD_AMQP__EXCHANGE", &app.exchange)
+        .env("CALLBACKD_AMQP__QUEUES", "[]")
+        .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
+        .env("CALLBACKD_DISPATCH__POLL_INTERVAL_MS", "200")
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut daemon = Daemon {
+        child: command.spawn().expect("starts"),
+    };
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    let wanted = |seen: &[String], line: &str| {
+        seen.iter()
+            .any(|m| m.lines().any(|l| l == line || l.starts_with(line)))
+    };
+    while !(wanted(&seen, "READY=1") && wanted(&seen, "WATCHDOG=1") && wanted(&seen, "STATUS="))
+        && started.elapsed() < Duration::from_secs(15)
+    {
+        if let Ok(n) = socket.recv(&mut buf) {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(wanted(&seen, "READY=1"), "{seen:?}");
+    assert!(wanted(&seen, "STATUS="), "{seen:?}");
+    assert!(
+        wanted(&seen, "WATCHDOG=1"),
+        "pinged while the loop runs: {seen:?}"
+    );
+
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let mut after = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        after.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(wanted(&after, "STOPPING=1"), "{after:?}");
+    std::fs::remove_file(&path).ok();
+}
