@@ -40,6 +40,7 @@ async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
     assert_eq!(received.len(), 3);
     let by_id: HashMap<String, &crate::consumer::Received> =
         received.iter().map(|m| (m.message_id(), m)).collect();
+    app.wait_dispatched(3).await;
 
     for (id, route, key, agent) in [
         (&agent_id, "agent", format!("agent.{AGENT}"), json!(AGENT)),
@@ -388,5 +389,5 @@ async fn dispatch_resumes_by_itself_after_the_broker_drops_the_connection() {
         .map(|m| m.message_id())
         .collect();
     assert_eq!(received, ids);
-    assert_eq!(app.states().await.get("dispatched"), Some(&6));
+    app.wait_dispatched(6).await;
 }

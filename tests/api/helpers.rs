@@ -254,6 +254,18 @@ impl TestApp {
         .expect("callbacks inserted")
     }
 
+    /// Waits (up to 10 s) until `n` callbacks are recorded dispatched: a consumer can see a
+    /// message a moment before the dispatcher's transaction commits.
+    pub async fn wait_dispatched(&self, n: i64) {
+        for _ in 0..200 {
+            if self.states().await.get("dispatched") == Some(&n) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} dispatched, have {:?}", self.states().await);
+    }
+
     /// Callbacks per state.
     pub async fn states(&self) -> std::collections::BTreeMap<String, i64> {
         let rows: Vec<(String, i64)> =
