@@ -4,20 +4,23 @@
 //! **Architecture invariant:** only `amqp` knows lapin types. The dispatcher hands it
 //! [`OutgoingMessage`]s and gets one [`PublishOutcome`] per message.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::AmqpSettings;
 
@@ -66,6 +69,20 @@ pub enum PublishOutcome {
     Unconfirmed(String),
 }
 
+/// What the outcome consumer's handler decided about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Ack,
+    /// Not processable: move it to the dead-letter queue with this reason, then ack it.
+    DeadLetter(String),
+    /// Not storable now (database down): give it back to the queue after a pause.
+    Retry,
+}
+
+/// Handles the body of one message from the outcomes queue.
+pub type OutcomeHandler =
+    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync>;
+
 /// The current publishing channel, if the broker is connected.
 #[derive(Clone)]
 pub struct Publisher {
@@ -86,18 +103,19 @@ impl Broker {
     pub fn spawn(
         settings: AmqpSettings,
         connection_name: String,
+        outcomes: Option<OutcomeHandler>,
         shutdown: CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
+        tracker: &TaskTracker,
     ) -> Self {
         let (tx, link) = watch::channel(None);
         let broken = Arc::new(Notify::new());
-        tracker.spawn(supervise(
+        let parts = Link {
             settings,
             connection_name,
-            tx,
-            broken.clone(),
-            shutdown,
-        ));
+            outcomes,
+            tracker: tracker.clone(),
+        };
+        tracker.spawn(supervise(parts, tx, broken.clone(), shutdown));
         Self { link, broken }
     }
 
@@ -133,20 +151,28 @@ impl Broker {
     }
 }
 
-async fn supervise(
+/// What the supervisor needs to (re)build the link.
+struct Link {
     settings: AmqpSettings,
     connection_name: String,
+    outcomes: Option<OutcomeHandler>,
+    tracker: TaskTracker,
+}
+
+async fn supervise(
+    parts: Link,
     link: watch::Sender<Option<Publisher>>,
     broken: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    let settings = &parts.settings;
     let initial = Duration::from_millis(settings.reconnect_initial_ms);
     let max = Duration::from_millis(settings.reconnect_max_ms);
     let mut delay = initial;
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = connect(&settings, &connection_name) => attempt,
+            attempt = connect(&parts) => attempt,
         };
         match attempt {
             Ok((connection, publisher)) => {
@@ -217,10 +243,9 @@ async fn close(connection: &Connection, channel: &Channel) {
     }
 }
 
-async fn connect(
-    settings: &AmqpSettings,
-    connection_name: &str,
-) -> Result<(Connection, Publisher), AmqpError> {
+async fn connect(parts: &Link) -> Result<(Connection, Publisher), AmqpError> {
+    let settings = &parts.settings;
+    let connection_name = &parts.connection_name;
     let url = redact(&settings.url);
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("callbackd {connection_name}").into());
@@ -244,7 +269,105 @@ async fn connect(
         channel,
         exchange: settings.exchange.as_str().into(),
     };
+    if let Some(handler) = &parts.outcomes
+        && !settings.outcomes_queue.is_empty()
+    {
+        let consumer = start_outcome_consumer(&connection, settings, connection_name).await?;
+        let dead_letter: ShortString = settings.dead_letter_queue.as_str().into();
+        parts.tracker.spawn(consume_outcomes(
+            consumer,
+            handler.clone(),
+            publisher.clone(),
+            dead_letter,
+        ));
+    }
     Ok((connection, publisher))
+}
+
+async fn start_outcome_consumer(
+    connection: &Connection,
+    settings: &AmqpSettings,
+    connection_name: &str,
+) -> Result<lapin::Consumer, AmqpError> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(AmqpError::Channel)?;
+    for name in [&settings.outcomes_queue, &settings.dead_letter_queue] {
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        channel
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                arguments,
+            )
+            .await
+            .map_err(|source| AmqpError::Topology {
+                what: format!("queue `{name}`"),
+                source,
+            })?;
+    }
+    channel
+        .basic_qos(settings.outcomes_prefetch, BasicQosOptions::default())
+        .await
+        .map_err(AmqpError::Channel)?;
+    channel
+        .basic_consume(
+            settings.outcomes_queue.as_str().into(),
+            format!("callbackd {connection_name}").into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|source| AmqpError::Topology {
+            what: format!("consumer on `{}`", settings.outcomes_queue),
+            source,
+        })
+}
+
+/// Applies outcomes one at a time (in queue order), acknowledging each only after it is
+/// stored or dead-lettered. Ends with the connection; the next connection starts it again.
+async fn consume_outcomes(
+    mut consumer: lapin::Consumer,
+    handler: OutcomeHandler,
+    publisher: Publisher,
+    dead_letter: ShortString,
+) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    while let Some(Ok(delivery)) = consumer.next().await {
+        let acked = match handler(delivery.data.clone()).await {
+            Verdict::Ack => delivery.ack(BasicAckOptions::default()).await,
+            Verdict::DeadLetter(reason) => {
+                tracing::warn!(reason = %reason, "outcome message dead-lettered");
+                if publisher
+                    .dead_letter(&dead_letter, &delivery.data, &reason)
+                    .await
+                {
+                    delivery.ack(BasicAckOptions::default()).await
+                } else {
+                    delivery.nack(requeue).await
+                }
+            }
+            Verdict::Retry => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                delivery.nack(requeue).await
+            }
+        };
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, "acknowledging an outcome message failed");
+            break;
+        }
+    }
 }
 
 /// The exchange, and the configured quorum queues with their bindings. Idempotent, so it
@@ -312,6 +435,34 @@ fn redact(url: &str) -> String {
 }
 
 impl Publisher {
+    /// Publishes a refused message to the dead-letter queue with the reason; true once the
+    /// broker confirmed it.
+    async fn dead_letter(&self, queue: &ShortString, body: &[u8], reason: &str) -> bool {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-callbackd-reason".into(),
+            AMQPValue::LongString(reason.into()),
+        );
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        let published = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.clone(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await;
+        match published {
+            Ok(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
+            Err(_) => false,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.channel.status().connected()
     }

@@ -37,6 +37,7 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub schedule: ScheduleSettings,
     pub dispatch: DispatchSettings,
+    pub lifecycle: LifecycleSettings,
     pub maintenance: MaintenanceSettings,
     pub log: LogSettings,
 }
@@ -70,6 +71,19 @@ pub struct AmqpSettings {
     pub reconnect_max_ms: u64,
     /// Quorum queues to declare and bind at start-up.
     pub queues: Vec<QueueSettings>,
+    /// Where dialers report outcomes; declared at start-up. Empty: no outcome consumer.
+    pub outcomes_queue: String,
+    /// Where malformed or unknown outcomes go, with the reason.
+    pub dead_letter_queue: String,
+    pub outcomes_prefetch: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleSettings {
+    pub retry_backoff_seconds: Vec<u32>,
+    pub max_attempts: u32,
+    pub agent_fallback_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +113,7 @@ pub struct DispatchSettings {
 pub struct MaintenanceSettings {
     pub time_zone: String,
     pub backlog_report: String,
+    pub timers: String,
     pub purge: String,
     pub retention_days: u32,
 }
@@ -173,6 +188,14 @@ impl Default for Settings {
                     name: "callbackd.dialer".into(),
                     bindings: vec!["#".into()],
                 }],
+                outcomes_queue: "callbackd.outcomes".into(),
+                dead_letter_queue: "callbackd.outcomes.dead".into(),
+                outcomes_prefetch: 64,
+            },
+            lifecycle: LifecycleSettings {
+                retry_backoff_seconds: vec![600, 1800, 7200],
+                max_attempts: 3,
+                agent_fallback_seconds: 900,
             },
             schedule: ScheduleSettings {
                 default_time_zone: "UTC".into(),
@@ -194,6 +217,7 @@ impl Default for Settings {
             maintenance: MaintenanceSettings {
                 time_zone: "UTC".into(),
                 backlog_report: "0 * * * * *".into(),
+                timers: "*/5 * * * * *".into(),
                 purge: "0 30 3 * * *".into(),
                 retention_days: 30,
             },
@@ -228,6 +252,11 @@ impl Default for ScheduleSettings {
 impl Default for DispatchSettings {
     fn default() -> Self {
         Settings::default().dispatch
+    }
+}
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Settings::default().lifecycle
     }
 }
 impl Default for MaintenanceSettings {
@@ -390,6 +419,24 @@ impl Settings {
                 );
             }
         }
+        let l = &self.lifecycle;
+        if l.retry_backoff_seconds.is_empty() || l.retry_backoff_seconds.contains(&0) {
+            return invalid(
+                "lifecycle.retry_backoff_seconds",
+                "needs at least one positive number of seconds".into(),
+            );
+        }
+        if l.max_attempts == 0 {
+            return invalid("lifecycle.max_attempts", "must be at least 1".into());
+        }
+        if self.amqp.outcomes_queue.starts_with("amq.")
+            || (!self.amqp.outcomes_queue.is_empty() && self.amqp.dead_letter_queue.is_empty())
+        {
+            return invalid(
+                "amqp.outcomes_queue",
+                "must not start with `amq.`, and needs amqp.dead_letter_queue".into(),
+            );
+        }
         if m.retention_days == 0 {
             return invalid("maintenance.retention_days", "must be at least 1".into());
         }
@@ -406,6 +453,30 @@ impl Settings {
             return None;
         }
         code.to_ascii_uppercase().parse().ok()
+    }
+
+    /// The retry policy of a skill: its own settings over the configured defaults.
+    pub fn retry_policy(&self, skill: &crate::domain::SkillPolicy) -> crate::domain::RetryPolicy {
+        let seconds = skill
+            .retry_backoff_seconds
+            .as_ref()
+            .filter(|b| !b.is_empty())
+            .unwrap_or(&self.lifecycle.retry_backoff_seconds);
+        crate::domain::RetryPolicy {
+            backoff: seconds
+                .iter()
+                .map(|s| chrono::Duration::seconds(i64::from(*s)))
+                .collect(),
+            max_attempts: skill.max_attempts.unwrap_or(self.lifecycle.max_attempts),
+        }
+    }
+
+    /// How long an agent-routed callback waits to be accepted; `None`: forever.
+    pub fn agent_fallback(&self, skill: &crate::domain::SkillPolicy) -> Option<Duration> {
+        let seconds = skill
+            .agent_fallback_seconds
+            .unwrap_or(self.lifecycle.agent_fallback_seconds);
+        (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)))
     }
 
     pub fn schedule_rules(&self) -> crate::domain::ScheduleRules {

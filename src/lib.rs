@@ -8,6 +8,7 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod maintenance;
+pub mod outcomes;
 pub mod startup;
 pub mod store;
 pub mod systemd;

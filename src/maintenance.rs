@@ -35,6 +35,18 @@ pub async fn start(
         )?)
         .await?;
 
+    let timers_store = store.clone();
+    scheduler
+        .add(Job::new_async_tz(
+            settings.timers.as_str(),
+            zone,
+            move |_, _| {
+                let store = timers_store.clone();
+                Box::pin(async move { run_timers(&store).await })
+            },
+        )?)
+        .await?;
+
     let retention_days = settings.retention_days;
     scheduler
         .add(Job::new_async_tz(
@@ -54,6 +66,23 @@ pub async fn start(
 
     scheduler.start().await?;
     Ok(scheduler)
+}
+
+/// Agent fallback of callbacks not accepted in time, and expiry.
+pub async fn run_timers(store: &Store) {
+    match store.fall_back_unaccepted().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            callbacks = n,
+            "re-routed to their skill: not accepted by the target agent in time"
+        ),
+        Err(e) => tracing::warn!(error = %e, "agent fallback failed"),
+    }
+    match store.expire_overdue().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(callbacks = n, "expired"),
+        Err(e) => tracing::warn!(error = %e, "expiry failed"),
+    }
 }
 
 /// Logs the backlog and shows it in systemd's status line.

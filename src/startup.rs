@@ -14,12 +14,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::amqp::Broker;
+use std::sync::Arc;
+
+use crate::amqp::{Broker, OutcomeHandler};
 use crate::api::{AppState, router};
 use crate::config::Settings;
 use crate::dispatch::{Dispatcher, Progress};
 use crate::store::{Store, StoreError};
-use crate::{maintenance, systemd};
+use crate::{maintenance, outcomes, systemd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -34,6 +36,15 @@ pub enum StartupError {
     Serve(std::io::Error),
     #[error("maintenance scheduler: {0}")]
     Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
+}
+
+/// Outcomes from the queue go through the same code as `POST …/outcomes`.
+fn outcome_handler(store: Store, settings: Settings) -> OutcomeHandler {
+    let shared = Arc::new((store, settings));
+    Arc::new(move |body: Vec<u8>| {
+        let shared = shared.clone();
+        Box::pin(async move { outcomes::handle_message(&body, &shared.0, &shared.1).await })
+    })
 }
 
 pub struct Application {
@@ -85,14 +96,21 @@ impl Application {
         let broker_stop = CancellationToken::new();
         let broker = settings.dispatch.enabled.then(|| {
             let name = settings.dispatch.instance();
-            Broker::spawn(settings.amqp.clone(), name, broker_stop.clone(), &tracker)
+            let handler = outcome_handler(store.clone(), settings.clone());
+            Broker::spawn(
+                settings.amqp.clone(),
+                name,
+                Some(handler),
+                broker_stop.clone(),
+                &tracker,
+            )
         });
         if let Some(broker) = &broker {
             let dispatcher_store = Store::for_dispatcher(&settings.database).await?;
             let dispatcher = Dispatcher::new(
                 dispatcher_store,
                 broker.clone(),
-                settings.dispatch.clone(),
+                settings.clone(),
                 progress.clone(),
             );
             let shutdown = shutdown.clone();

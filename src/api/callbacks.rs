@@ -12,10 +12,12 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, ResultCode};
 use super::extract::{Caller, JsonBody, PathParam, QueryParams};
+use crate::domain::Decision;
 use crate::domain::{
     AgentId, CallbackId, CallbackState, NewCallback, Permission, PhoneNumber, SkillId, TextField,
     parse_time_zone, resolve_schedule_date,
 };
+use crate::outcomes::{self, Applied, OutcomeError, OutcomeReport};
 use crate::store::{CallbackFilter, CallbackRecord, Changes, IdempotencyKey, Inserted, ListCursor};
 
 /// An id as scripts send it: a JSON number or a string of digits. Kept raw so that a bad
@@ -71,6 +73,19 @@ pub struct CreateRequest {
     schedule_date: Option<String>,
     notes: Option<String>,
     time_zone: Option<String>,
+    expires_at: Option<String>,
+    window_policy: Option<WindowPolicy>,
+}
+
+/// What to do with a `scheduleDate` outside the skill's calling hours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowPolicy {
+    /// Move it to the next opening (the answer's `dueAt` says when).
+    #[default]
+    Defer,
+    /// Refuse it with `InvalidScheduleDate`.
+    Reject,
 }
 
 /// Deserialises a present field (even `null`) as `Some`, so "absent" and "null" differ.
@@ -124,6 +139,15 @@ pub struct CallbackView {
     created_by: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    /// Unanswered attempts so far (no_answer, busy).
+    unanswered_attempts: i32,
+    last_outcome: Option<String>,
+    /// When the callback is next due to be published, if it still will be.
+    next_due_at: Option<DateTime<Utc>>,
+    /// While waiting for the target agent: when it falls back to the skill.
+    agent_fallback_at: Option<DateTime<Utc>>,
+    fell_back_at: Option<DateTime<Utc>>,
 }
 
 impl From<CallbackRecord> for CallbackView {
@@ -149,6 +173,12 @@ impl From<CallbackRecord> for CallbackView {
             created_by: r.created_by,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            expires_at: r.expires_at,
+            unanswered_attempts: r.dial_failures,
+            last_outcome: r.last_outcome,
+            next_due_at: (r.state == CallbackState::Pending).then_some(r.due_at),
+            agent_fallback_at: r.fallback_due_at,
+            fell_back_at: r.fell_back_at,
         }
     }
 }
@@ -234,13 +264,42 @@ pub async fn create(
     let zone = time_zone
         .or(skill.time_zone)
         .unwrap_or(state.rules.default_time_zone);
-    let (scheduled_for, due_at) = resolve_schedule_date(
+    let (scheduled_for, asked_due) = resolve_schedule_date(
         req.schedule_date.as_deref().unwrap_or_default(),
         zone,
         context.now,
         &state.rules,
     )
     .map_err(schedule_error)?;
+    let (due_at, deferred_because) = calling_window(
+        &skill,
+        zone,
+        asked_due,
+        req.window_policy.unwrap_or_default(),
+    )?;
+    let expires_at = match req.expires_at.as_deref() {
+        Some(input) => Some(
+            resolve_schedule_date(input, zone, context.now, &state.rules)
+                .map_err(|e| {
+                    ApiError::invalid(ResultCode::InvalidScheduleDate, format!("expiresAt: {e}"))
+                })?
+                .0,
+        ),
+        None => skill
+            .policy
+            .default_ttl_seconds
+            .map(|ttl| due_at + chrono::Duration::seconds(i64::from(ttl))),
+    };
+    if let Some(expires_at) = expires_at.filter(|e| *e <= due_at) {
+        return Err(ApiError::invalid(
+            ResultCode::InvalidScheduleDate,
+            format!(
+                "expiresAt {} is not after the due time {}",
+                expires_at.to_rfc3339(),
+                due_at.to_rfc3339()
+            ),
+        ));
+    }
 
     let phone_number = PhoneNumber::parse(
         req.phone_number.as_deref().unwrap_or_default(),
@@ -259,9 +318,15 @@ pub async fn create(
         due_at,
         time_zone,
         notes,
+        expires_at,
+        deferred_because,
     };
-    let answer =
-        json!({ "result": ResultCode::Success, "callbackId": callback.id, "dueAt": due_at });
+    let answer = json!({
+        "result": ResultCode::Success,
+        "callbackId": callback.id,
+        "dueAt": due_at,
+        "expiresAt": expires_at,
+    });
     match state
         .store
         .insert_callback(&callback, &caller.0, idempotency.as_ref(), &answer)
@@ -306,6 +371,43 @@ fn check_agent(id: AgentId, found: Option<&crate::domain::Agent>) -> Result<(), 
             format!("agent {id} ({}) is not active", agent.username),
         )),
         Some(_) => Ok(()),
+    }
+}
+
+/// Applies the skill's calling hours (in the contact's zone, else the skill's) to a due
+/// time: unchanged when open, else deferred to the next opening or refused.
+fn calling_window(
+    skill: &crate::domain::Skill,
+    zone: Tz,
+    due_at: DateTime<Utc>,
+    policy: WindowPolicy,
+) -> Result<(DateTime<Utc>, Option<String>), ApiError> {
+    let Some(hours) = &skill.policy.calling_hours else {
+        return Ok((due_at, None));
+    };
+    let outside = || {
+        format!(
+            "{} is outside the calling hours of skill {} ({hours}) in {}",
+            due_at.with_timezone(&zone).to_rfc3339(),
+            skill.id,
+            zone.name()
+        )
+    };
+    match hours.next_opening(due_at, zone) {
+        Some(open) if open == due_at => Ok((due_at, None)),
+        Some(open) if policy == WindowPolicy::Defer => Ok((open, Some(outside()))),
+        Some(open) => Err(ApiError::invalid(
+            ResultCode::InvalidScheduleDate,
+            format!(
+                "{}; the next opening is {}",
+                outside(),
+                open.with_timezone(&zone).to_rfc3339()
+            ),
+        )),
+        None => Err(ApiError::invalid(
+            ResultCode::InvalidScheduleDate,
+            format!("skill {} has calling hours that never open", skill.id),
+        )),
     }
 }
 
@@ -498,7 +600,7 @@ pub async fn update(
         Some(input) => {
             let kept_zone = time_zone.or(change.record.time_zone);
             let zone = kept_zone
-                .or(change.skill_time_zone)
+                .or(change.skill.time_zone)
                 .unwrap_or(state.rules.default_time_zone);
             let (scheduled_for, due_at) =
                 resolve_schedule_date(input, zone, change.now, &state.rules)
@@ -521,6 +623,69 @@ pub async fn update(
         "callback updated"
     );
     Ok(Json(updated.into()))
+}
+
+/// `POST /v1/callbacks/{id}/outcomes`: a dialer's outcome over HTTP, as on the queue.
+pub async fn outcome(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+    body: JsonBody<OutcomeReport>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::CallbacksUpdate)?;
+    let report = body.value;
+    if report.callback_id.is_some_and(|body_id| body_id != id) {
+        return Err(ApiError::unprocessable(format!(
+            "callbackId in the body is not {id}"
+        )));
+    }
+    if report
+        .schema
+        .as_deref()
+        .is_some_and(|s| s != outcomes::SCHEMA)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "schema must be \"{}\"",
+            outcomes::SCHEMA
+        )));
+    }
+    let change = state
+        .store
+        .begin_change(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
+    caller.require_skill(change.record.skill_id)?;
+    let applied = outcomes::apply(change, &report, &state.settings, "http", &caller.0.name)
+        .await
+        .map_err(|e| match e {
+            OutcomeError::Store(e) => e.into(),
+            OutcomeError::ScheduleDate(e) => ApiError::invalid(ResultCode::InvalidScheduleDate, e),
+            OutcomeError::MissingScheduleDate => ApiError::invalid(
+                ResultCode::InvalidScheduleDate,
+                "reschedule needs a scheduleDate",
+            ),
+            other => ApiError::unprocessable(other.to_string()),
+        })?;
+    match applied {
+        Applied::Duplicate => Ok(Json(json!({
+            "result": ResultCode::Success,
+            "applied": false,
+            "duplicate": true,
+            "message": "this outcome was already reported for this attempt",
+        }))),
+        Applied::Done {
+            decision: Decision::Ignore(reason),
+            ..
+        } => Err(ApiError::conflict(format!(
+            "outcome {} for attempt {} not applied: {reason}",
+            report.outcome, report.attempt
+        ))),
+        Applied::Done { record, .. } => Ok(Json(json!({
+            "result": ResultCode::Success,
+            "applied": true,
+            "callback": CallbackView::from(record),
+        }))),
+    }
 }
 
 /// `DELETE /v1/callbacks/{id}`: cancel while pending.

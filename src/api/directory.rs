@@ -10,14 +10,20 @@ use super::extract::{Caller, JsonBody, PathParam};
 use crate::domain::{Agent, AgentId, AgentInput, Permission, Skill, SkillId, SkillInput};
 
 fn skill_view(skill: &Skill) -> Json<Value> {
-    Json(json!({
+    let mut view = json!({
         "id": skill.id,
         "name": skill.name,
         "mediaType": skill.media_type,
         "direction": skill.direction,
         "active": skill.active,
         "timeZone": skill.time_zone.map(|tz| tz.name()),
-    }))
+    });
+    if let (Value::Object(view), Ok(Value::Object(policy))) =
+        (&mut view, serde_json::to_value(&skill.policy))
+    {
+        view.extend(policy);
+    }
+    Json(view)
 }
 
 fn agent_view(agent: &Agent) -> Json<Value> {

@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -33,6 +33,7 @@ pub struct AppState {
 }
 
 pub struct Inner {
+    pub settings: Settings,
     pub store: Store,
     /// `None` when this daemon runs no dispatcher.
     pub broker: Option<Broker>,
@@ -53,6 +54,7 @@ impl AppState {
     pub fn new(store: Store, broker: Option<Broker>, settings: &Settings) -> Self {
         Self {
             inner: Arc::new(Inner {
+                settings: settings.clone(),
                 store,
                 broker,
                 rules: settings.schedule_rules(),
@@ -80,6 +82,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .delete(callbacks::cancel),
         )
         .route("/v1/callbacks/{id}/events", get(callbacks::events))
+        .route("/v1/callbacks/{id}/outcomes", post(callbacks::outcome))
         .route(
             "/v1/skills/{id}",
             put(directory::put_skill).get(directory::get_skill),

@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
 use crate::amqp::{Broker, PublishOutcome, Publisher};
-use crate::config::DispatchSettings;
-use crate::store::{DueListener, Store, StoreError, Undeliverable};
+use crate::config::Settings;
+use crate::domain::{CallbackState, Route, Skill};
+use crate::store::{CallbackRecord, DueListener, Store, StoreError, Undeliverable};
 
 /// After a failed pass (database down), wait this long before the next.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -56,7 +60,8 @@ impl Progress {
 pub struct Dispatcher {
     store: Store,
     broker: Broker,
-    settings: DispatchSettings,
+    settings: Settings,
+    default_zone: Tz,
     instance: String,
     progress: Progress,
 }
@@ -67,17 +72,14 @@ struct Pass {
 }
 
 impl Dispatcher {
-    pub fn new(
-        store: Store,
-        broker: Broker,
-        settings: DispatchSettings,
-        progress: Progress,
-    ) -> Self {
-        let instance = settings.instance();
+    pub fn new(store: Store, broker: Broker, settings: Settings, progress: Progress) -> Self {
+        let instance = settings.dispatch.instance();
+        let default_zone = settings.schedule_rules().default_time_zone;
         Self {
             store,
             broker,
             settings,
+            default_zone,
             instance,
             progress,
         }
@@ -86,7 +88,7 @@ impl Dispatcher {
     /// Runs until `shutdown`. A batch in flight when it fires is finished (published,
     /// recorded, committed) before returning: the soft stop.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        tracing::info!(instance = %self.instance, batch_size = self.settings.batch_size, "dispatcher started");
+        tracing::info!(instance = %self.instance, batch_size = self.settings.dispatch.batch_size, "dispatcher started");
         let mut listener: Option<DueListener> = None;
         let mut sleep = Duration::ZERO;
         loop {
@@ -114,13 +116,15 @@ impl Dispatcher {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = self.broker.changed() => {},
-                    _ = tokio::time::sleep(self.settings.poll_interval()) => {},
+                    _ = tokio::time::sleep(self.settings.dispatch.poll_interval()) => {},
                 }
                 sleep = Duration::ZERO;
                 continue;
             };
             sleep = match self.pass(&publisher).await {
-                Ok(pass) if pass.claimed == self.settings.batch_size as usize => Duration::ZERO,
+                Ok(pass) if pass.claimed == self.settings.dispatch.batch_size as usize => {
+                    Duration::ZERO
+                }
                 Ok(_) => self.next_wake().await,
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch pass failed");
@@ -133,7 +137,7 @@ impl Dispatcher {
 
     /// Sleep until the earliest due callback, or the poll interval, whichever is first.
     async fn next_wake(&self) -> Duration {
-        let poll = self.settings.poll_interval();
+        let poll = self.settings.dispatch.poll_interval();
         match self.store.next_due_in().await {
             // Due now yet not claimed: another dispatcher holds it; do not spin.
             Ok(Some(d)) if d.is_zero() => CONTENDED_PAUSE,
@@ -149,19 +153,38 @@ impl Dispatcher {
     /// Claims one batch, publishes it, records the outcome and commits.
     async fn pass(&self, publisher: &Publisher) -> Result<Pass, StoreError> {
         let mut claim = self.store.begin_claim().await?;
-        let records = claim.due(self.settings.batch_size).await?;
-        if records.is_empty() {
+        let (now, claimed) = claim.due(self.settings.dispatch.batch_size).await?;
+        if claimed.is_empty() {
             claim.commit().await?;
             return Ok(Pass { claimed: 0 });
         }
-        let now = chrono::Utc::now();
-        let mut messages = Vec::with_capacity(records.len());
-        let mut ids = Vec::with_capacity(records.len());
-        for record in &records {
-            match message::outgoing(record, now) {
+        let mut messages = Vec::with_capacity(claimed.len());
+        let mut ids = Vec::with_capacity(claimed.len());
+        let mut fallbacks = Vec::with_capacity(claimed.len());
+        let mut deferred = Vec::new();
+        let mut ended = Vec::new();
+        for (record, skill) in &claimed {
+            match self.window(record, skill, now) {
+                Window::Open => {}
+                Window::Deferred(until, reason) => {
+                    deferred.push((record.id.as_uuid(), until, reason));
+                    continue;
+                }
+                Window::Never(state, reason) => {
+                    ended.push((record.id.as_uuid(), state, reason));
+                    continue;
+                }
+            }
+            match message::outgoing(record, chrono::Utc::now()) {
                 Ok(m) => {
                     messages.push(m);
                     ids.push(record.id.as_uuid());
+                    let to_agent = matches!(record.route(), Route::Agent(_));
+                    let fallback = self
+                        .settings
+                        .agent_fallback(&skill.policy)
+                        .filter(|_| to_agent);
+                    fallbacks.push(fallback.map(|d| d.as_secs_f64()));
                 }
                 // Serialising plain strings and numbers cannot fail; if it ever does, the
                 // callback stays pending and the log says which.
@@ -170,20 +193,34 @@ impl Dispatcher {
                 }
             }
         }
+        claim.defer(&deferred, &self.instance).await?;
+        claim.end_unsent(&ended, &self.instance).await?;
+        for (id, until, reason) in &deferred {
+            tracing::info!(callback_id = %id, until = %until.to_rfc3339(), reason = %reason, "deferred");
+        }
+        for (id, state, reason) in &ended {
+            tracing::warn!(callback_id = %id, state = %state, reason = %reason, "not dispatched");
+        }
         let outcomes = publisher
             .publish_all(
                 &messages,
-                self.settings.publish_window,
-                self.settings.confirm_timeout(),
+                self.settings.dispatch.publish_window,
+                self.settings.dispatch.confirm_timeout(),
             )
             .await;
 
         let mut confirmed = Vec::new();
+        let mut confirmed_fallbacks = Vec::new();
         let mut undeliverable = Vec::new();
         let mut unconfirmed = 0;
-        for ((id, message), outcome) in ids.iter().zip(&messages).zip(outcomes) {
+        for (((id, message), outcome), fallback) in
+            ids.iter().zip(&messages).zip(outcomes).zip(&fallbacks)
+        {
             match outcome {
-                PublishOutcome::Confirmed => confirmed.push(*id),
+                PublishOutcome::Confirmed => {
+                    confirmed.push(*id);
+                    confirmed_fallbacks.push(*fallback);
+                }
                 PublishOutcome::Returned { reply_code, reply_text } => undeliverable.push(Undeliverable {
                     id: *id,
                     kind: "returned",
@@ -208,13 +245,15 @@ impl Dispatcher {
             self.broker.report_broken();
         }
 
-        let dispatched = claim.mark_dispatched(&confirmed, &self.instance).await?;
+        let dispatched = claim
+            .mark_dispatched(&confirmed, &confirmed_fallbacks, &self.instance)
+            .await?;
         let retries = claim
             .mark_undeliverable(
                 &undeliverable,
                 &self.instance,
-                Duration::from_millis(self.settings.retry_initial_ms),
-                Duration::from_millis(self.settings.retry_max_ms),
+                Duration::from_millis(self.settings.dispatch.retry_initial_ms),
+                Duration::from_millis(self.settings.dispatch.retry_max_ms),
             )
             .await?;
         if let Err(e) = claim.commit().await {
@@ -236,9 +275,49 @@ impl Dispatcher {
             .dispatched
             .fetch_add(dispatched.len() as u64, Ordering::Relaxed);
         Ok(Pass {
-            claimed: records.len(),
+            claimed: claimed.len(),
         })
     }
+
+    /// Whether a due callback may be published now under its skill's calling hours, read in
+    /// the contact's time zone, else the skill's, else the default.
+    fn window(&self, record: &CallbackRecord, skill: &Skill, now: DateTime<Utc>) -> Window {
+        let Some(hours) = &skill.policy.calling_hours else {
+            return Window::Open;
+        };
+        let zone = record
+            .time_zone
+            .or(skill.time_zone)
+            .unwrap_or(self.default_zone);
+        match hours.next_opening(now, zone) {
+            Some(open) if open <= now => Window::Open,
+            Some(open) if record.expires_at.is_some_and(|e| e <= open) => Window::Never(
+                CallbackState::Expired,
+                format!(
+                    "expires before the calling hours of skill {} open again",
+                    skill.id
+                ),
+            ),
+            Some(open) => Window::Deferred(
+                open,
+                format!(
+                    "outside the calling hours of skill {} ({hours}) in {}",
+                    skill.id,
+                    zone.name()
+                ),
+            ),
+            None => Window::Never(
+                CallbackState::Failed,
+                format!("the calling hours of skill {} never open", skill.id),
+            ),
+        }
+    }
+}
+
+enum Window {
+    Open,
+    Deferred(DateTime<Utc>, String),
+    Never(CallbackState, String),
 }
 
 async fn wait_notified(listener: &mut Option<DueListener>) -> Result<(), StoreError> {

@@ -14,8 +14,10 @@ pub enum CallbackState {
     /// Waiting for `due_at`; the only state the dispatcher claims from. A claim is a row
     /// lock held while publishing, not a state: the row stays pending until confirmed.
     Pending,
-    /// Published and confirmed by the broker.
+    /// Published and confirmed by the broker; waiting for the dialer's outcome.
     Dispatched,
+    /// A dialer reported that an agent took it.
+    Accepted,
     /// A dialer reported the call made.
     Completed,
     /// Gave up (e.g. attempts exhausted); the reason is in the events.
@@ -27,9 +29,10 @@ pub enum CallbackState {
 }
 
 impl CallbackState {
-    pub const ALL: [CallbackState; 6] = [
+    pub const ALL: [CallbackState; 7] = [
         Self::Pending,
         Self::Dispatched,
+        Self::Accepted,
         Self::Completed,
         Self::Failed,
         Self::Expired,
@@ -40,6 +43,7 @@ impl CallbackState {
         match self {
             Self::Pending => "pending",
             Self::Dispatched => "dispatched",
+            Self::Accepted => "accepted",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Expired => "expired",
@@ -149,6 +153,9 @@ pub struct NewCallback {
     /// The zone a local `scheduleDate` was read in, when the request named one.
     pub time_zone: Option<Tz>,
     pub notes: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why `due_at` is later than asked (outside calling hours), if it is.
+    pub deferred_because: Option<String>,
 }
 
 impl NewCallback {

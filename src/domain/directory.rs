@@ -112,6 +112,26 @@ pub struct Skill {
     pub direction: Direction,
     pub active: bool,
     pub time_zone: Option<Tz>,
+    pub policy: SkillPolicy,
+}
+
+/// A skill's own rules for its callbacks; `None` takes the configured default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SkillPolicy {
+    /// When its contacts may be called, in the contact's time zone (else the skill's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_hours: Option<super::CallingHours>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_seconds: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// 0: wait for the target agent forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_fallback_seconds: Option<u32>,
+    /// A callback without `expiresAt` expires this long after it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ttl_seconds: Option<u32>,
 }
 
 impl Skill {
@@ -148,6 +168,8 @@ pub enum DirectoryInputError {
     TimeZone(String),
     #[error(transparent)]
     Text(#[from] super::TextFieldError),
+    #[error("{0}")]
+    Policy(String),
 }
 
 const DIRECTORY_NAME_MAX: usize = 200;
@@ -164,6 +186,16 @@ pub struct SkillInput {
     pub active: bool,
     #[serde(default)]
     pub time_zone: Option<String>,
+    #[serde(default)]
+    pub calling_hours: Option<super::CallingHours>,
+    #[serde(default)]
+    pub retry_backoff_seconds: Option<Vec<u32>>,
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    #[serde(default)]
+    pub agent_fallback_seconds: Option<u32>,
+    #[serde(default)]
+    pub default_ttl_seconds: Option<u32>,
 }
 
 impl SkillInput {
@@ -178,6 +210,32 @@ impl SkillInput {
                     .map_err(|_| DirectoryInputError::TimeZone(name.to_owned()))?,
             ),
         };
+        if self
+            .retry_backoff_seconds
+            .as_ref()
+            .is_some_and(|b| b.is_empty() || b.contains(&0))
+        {
+            return Err(DirectoryInputError::Policy(
+                "retryBackoffSeconds needs positive numbers of seconds".into(),
+            ));
+        }
+        if self.max_attempts == Some(0) {
+            return Err(DirectoryInputError::Policy(
+                "maxAttempts must be at least 1".into(),
+            ));
+        }
+        if self.default_ttl_seconds == Some(0) {
+            return Err(DirectoryInputError::Policy(
+                "defaultTtlSeconds must be at least 1".into(),
+            ));
+        }
+        let policy = SkillPolicy {
+            calling_hours: self.calling_hours,
+            retry_backoff_seconds: self.retry_backoff_seconds,
+            max_attempts: self.max_attempts,
+            agent_fallback_seconds: self.agent_fallback_seconds,
+            default_ttl_seconds: self.default_ttl_seconds,
+        };
         Ok(Skill {
             id,
             name: self.name,
@@ -185,6 +243,7 @@ impl SkillInput {
             direction: self.direction,
             active: self.active,
             time_zone,
+            policy,
         })
     }
 }

@@ -6,15 +6,20 @@
 mod callback;
 mod directory;
 mod ids;
+mod lifecycle;
 mod phone;
 mod schedule;
 mod security;
+mod window;
 
 pub use callback::{CallbackState, NewCallback, Route, TextField, TextFieldError};
 pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
+    SkillPolicy,
 };
 pub use ids::{AgentId, CallbackId, IdError, SkillId};
+pub use lifecycle::{Current, Decision, OutcomeKind, RetryPolicy, decide};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use schedule::{ScheduleDateError, ScheduleRules, parse_time_zone, resolve_schedule_date};
 pub use security::{Permission, PermissionError, SecurityUser, Token, TokenHash};
+pub use window::{CallingHours, CallingHoursError, CallingHoursJson};

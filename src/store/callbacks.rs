@@ -8,15 +8,16 @@ use uuid::Uuid;
 use super::directory::{agent_from_row, skill_from_row};
 use super::{Store, StoreError};
 use crate::domain::{
-    Agent, AgentId, CallbackId, CallbackState, NewCallback, PhoneNumber, Route, SecurityUser,
-    Skill, SkillId,
+    Agent, AgentId, CallbackId, CallbackState, Decision, NewCallback, OutcomeKind, PhoneNumber,
+    Route, SecurityUser, Skill, SkillId,
 };
 
 macro_rules! callback_columns {
     () => {
         "c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id, c.target_agent_id, \
          c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, \
-         c.last_error, c.created_by, c.created_at, c.updated_at"
+         c.last_error, c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
+         c.last_outcome, c.fallback_due_at, c.fell_back_at"
     };
 }
 
@@ -40,11 +41,20 @@ pub struct CallbackRecord {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub dial_failures: i32,
+    pub last_outcome: Option<String>,
+    /// While waiting for the target agent to accept: when it falls back to the skill.
+    pub fallback_due_at: Option<DateTime<Utc>>,
+    /// When it fell back from its target agent to the skill.
+    pub fell_back_at: Option<DateTime<Utc>>,
 }
 
 impl CallbackRecord {
+    /// The target agent has priority, until the callback fell back to its skill.
     pub fn route(&self) -> Route {
-        Route::new(self.skill_id, self.target_agent_id)
+        let agent = self.target_agent_id.filter(|_| self.fell_back_at.is_none());
+        Route::new(self.skill_id, agent)
     }
 
     pub(super) fn from_row(row: &PgRow) -> Result<Self, StoreError> {
@@ -79,6 +89,11 @@ impl CallbackRecord {
             created_by: row.try_get("created_by")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            expires_at: row.try_get("expires_at")?,
+            dial_failures: row.try_get("dial_failures")?,
+            last_outcome: row.try_get("last_outcome")?,
+            fallback_due_at: row.try_get("fallback_due_at")?,
+            fell_back_at: row.try_get("fell_back_at")?,
         })
     }
 }
@@ -172,15 +187,15 @@ impl Store {
         skill: SkillId,
         agent: Option<AgentId>,
     ) -> Result<CreateContext, StoreError> {
-        let row = sqlx::query(
-            "SELECT now() AS now,
-                    s.id AS s_id, s.name AS s_name, s.media_type AS s_media_type,
-                    s.direction AS s_direction, s.active AS s_active, s.time_zone AS s_time_zone,
+        let row = sqlx::query(concat!(
+            "SELECT now() AS now, ",
+            skill_columns!(),
+            ",
                     a.id AS a_id, a.username AS a_username, a.active AS a_active
              FROM (SELECT 1) AS one
              LEFT JOIN skills s ON s.id = $1
-             LEFT JOIN agents a ON a.id = $2",
-        )
+             LEFT JOIN agents a ON a.id = $2"
+        ))
         .bind(skill.get())
         .bind(agent.map(AgentId::get))
         .fetch_one(&self.pool)
@@ -215,8 +230,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
-                target_agent_id, notes, time_zone, scheduled_for, due_at, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                target_agent_id, notes, time_zone, scheduled_for, due_at, created_by, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(callback.id.as_uuid())
         .bind(&callback.first_name)
@@ -229,6 +244,7 @@ impl Store {
         .bind(callback.scheduled_for)
         .bind(callback.due_at)
         .bind(&actor.name)
+        .bind(callback.expires_at)
         .execute(&mut *tx)
         .await?;
         let details = json!({
@@ -237,8 +253,14 @@ impl Store {
             "route": callback.route().kind(),
             "scheduledFor": callback.scheduled_for,
             "dueAt": callback.due_at,
+            "expiresAt": callback.expires_at,
         });
         insert_event(&mut tx, callback.id, &actor.name, "created", &details).await?;
+        if let Some(reason) = &callback.deferred_because {
+            let details =
+                json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason });
+            insert_event(&mut tx, callback.id, &actor.name, "deferred", &details).await?;
+        }
         if let Some(key) = idempotency {
             let stored = sqlx::query(
                 "INSERT INTO idempotency_keys
@@ -364,7 +386,9 @@ impl Store {
     pub async fn begin_change(&self, id: CallbackId) -> Result<Option<CallbackChange>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(concat!(
-            "SELECT now() AS now, s.time_zone AS skill_time_zone, ",
+            "SELECT now() AS now, ",
+            skill_columns!(),
+            ", ",
             callback_columns!(),
             " FROM callbacks c JOIN skills s ON s.id = c.skill_id
              WHERE c.id = $1 FOR UPDATE OF c"
@@ -373,10 +397,9 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let skill_time_zone: Option<String> = row.try_get("skill_time_zone")?;
         Ok(Some(CallbackChange {
             now: row.try_get("now")?,
-            skill_time_zone: skill_time_zone.and_then(|tz| tz.parse().ok()),
+            skill: skill_from_row(&row, "s_")?,
             record: CallbackRecord::from_row(&row)?,
             tx,
         }))
@@ -386,7 +409,7 @@ impl Store {
 /// A locked callback and the transaction holding the lock.
 pub struct CallbackChange {
     pub record: CallbackRecord,
-    pub skill_time_zone: Option<Tz>,
+    pub skill: Skill,
     /// The database clock at the time of the lock.
     pub now: DateTime<Utc>,
     tx: Transaction<'static, Postgres>,
@@ -451,6 +474,121 @@ impl CallbackChange {
         .await?;
         let updated = CallbackRecord::from_row(&row)?;
         insert_event(&mut self.tx, old.id, actor, "updated", &Value::Object(diff)).await?;
+        self.tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Records that `outcome` for `attempt` arrived; false when it had arrived before (the
+    /// idempotency key), in which case nothing else should change.
+    pub async fn record_outcome(
+        &mut self,
+        attempt: i32,
+        outcome: OutcomeKind,
+        source: &str,
+        applied: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO callback_outcomes (callback_id, attempt, outcome, source, applied)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.record.id.as_uuid())
+        .bind(attempt)
+        .bind(outcome.as_str())
+        .bind(source)
+        .bind(applied)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Applies a decided outcome (or records why it was ignored) and commits.
+    pub async fn apply_outcome(
+        mut self,
+        attempt: i32,
+        outcome: OutcomeKind,
+        decision: &Decision,
+        actor: &str,
+    ) -> Result<CallbackRecord, StoreError> {
+        let (state, due_at, dial_failures, error, kind, mut details) = match decision {
+            Decision::Ignore(reason) => {
+                let details = json!({ "attempt": attempt, "outcome": outcome, "reason": reason });
+                insert_event(
+                    &mut self.tx,
+                    self.record.id,
+                    actor,
+                    "outcome_ignored",
+                    &details,
+                )
+                .await?;
+                self.tx.commit().await?;
+                return Ok(self.record);
+            }
+            Decision::Accept => (
+                CallbackState::Accepted,
+                None,
+                None,
+                None,
+                "accepted",
+                json!({}),
+            ),
+            Decision::Complete => (
+                CallbackState::Completed,
+                None,
+                None,
+                None,
+                "completed",
+                json!({}),
+            ),
+            Decision::Retry {
+                due_at,
+                dial_failures,
+            } => (
+                CallbackState::Pending,
+                Some(*due_at),
+                Some(*dial_failures),
+                None,
+                "retry_scheduled",
+                json!({ "dueAt": due_at, "unansweredAttempts": dial_failures }),
+            ),
+            Decision::Fail(reason) => (
+                CallbackState::Failed,
+                None,
+                None,
+                Some(reason.clone()),
+                "failed",
+                json!({ "reason": reason }),
+            ),
+            Decision::Reschedule { due_at } => (
+                CallbackState::Pending,
+                Some(*due_at),
+                None,
+                None,
+                "rescheduled",
+                json!({ "dueAt": due_at }),
+            ),
+        };
+        let row = sqlx::query(concat!(
+            "UPDATE callbacks c SET state = $2, due_at = COALESCE($3, c.due_at),
+                dial_failures = COALESCE($4, c.dial_failures), last_outcome = $5,
+                last_error = COALESCE($6, c.last_error), fallback_due_at = NULL,
+                updated_at = now()
+             WHERE c.id = $1 RETURNING ",
+            callback_columns!()
+        ))
+        .bind(self.record.id.as_uuid())
+        .bind(state.as_str())
+        .bind(due_at)
+        .bind(dial_failures)
+        .bind(outcome.as_str())
+        .bind(error)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let updated = CallbackRecord::from_row(&row)?;
+        if let Value::Object(map) = &mut details {
+            map.insert("attempt".into(), json!(attempt));
+            map.insert("outcome".into(), json!(outcome));
+        }
+        insert_event(&mut self.tx, self.record.id, actor, kind, &details).await?;
         self.tx.commit().await?;
         Ok(updated)
     }

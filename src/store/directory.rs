@@ -3,7 +3,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{Store, StoreError};
-use crate::domain::{Agent, AgentId, Skill, SkillId};
+use crate::domain::{Agent, AgentId, CallingHours, CallingHoursJson, Skill, SkillId, SkillPolicy};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -11,11 +11,29 @@ pub struct ImportSummary {
     pub agents: usize,
 }
 
-const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction, active, time_zone)
-     VALUES ($1, $2, $3, $4, $5, $6)
+const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
+       calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
+       default_ttl_seconds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
        direction = EXCLUDED.direction, active = EXCLUDED.active, time_zone = EXCLUDED.time_zone,
+       calling_hours = EXCLUDED.calling_hours,
+       retry_backoff_seconds = EXCLUDED.retry_backoff_seconds,
+       max_attempts = EXCLUDED.max_attempts,
+       agent_fallback_seconds = EXCLUDED.agent_fallback_seconds,
+       default_ttl_seconds = EXCLUDED.default_ttl_seconds,
        updated_at = now()";
+
+/// The skill columns `skill_from_row` reads, for a table aliased `s` and prefixed `s_`.
+macro_rules! skill_columns {
+    () => {
+        "s.id AS s_id, s.name AS s_name, s.media_type AS s_media_type, \
+         s.direction AS s_direction, s.active AS s_active, s.time_zone AS s_time_zone, \
+         s.calling_hours AS s_calling_hours, s.retry_backoff_seconds AS s_retry_backoff_seconds, \
+         s.max_attempts AS s_max_attempts, s.agent_fallback_seconds AS s_agent_fallback_seconds, \
+         s.default_ttl_seconds AS s_default_ttl_seconds"
+    };
+}
 
 const UPSERT_AGENT: &str = "INSERT INTO agents (id, username, active) VALUES ($1, $2, $3)
      ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, active = EXCLUDED.active,
@@ -33,13 +51,15 @@ impl Store {
     }
 
     pub async fn skill(&self, id: SkillId) -> Result<Option<Skill>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, media_type, direction, active, time_zone FROM skills WHERE id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            skill_columns!(),
+            " FROM skills s WHERE s.id = $1"
+        ))
         .bind(id.get())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| skill_from_row(&r, "")).transpose()
+        row.map(|r| skill_from_row(&r, "s_")).transpose()
     }
 
     pub async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
@@ -79,6 +99,23 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
         .bind(skill.direction.as_str())
         .bind(skill.active)
         .bind(skill.time_zone.map(|tz| tz.name()))
+        .bind(
+            skill
+                .policy
+                .calling_hours
+                .as_ref()
+                .map(|h| sqlx::types::Json(h.to_json())),
+        )
+        .bind(
+            skill
+                .policy
+                .retry_backoff_seconds
+                .as_ref()
+                .map(|b| b.iter().map(|s| *s as i32).collect::<Vec<i32>>()),
+        )
+        .bind(skill.policy.max_attempts.map(|n| n as i32))
+        .bind(skill.policy.agent_fallback_seconds.map(|n| n as i32))
+        .bind(skill.policy.default_ttl_seconds.map(|n| n as i32))
         .execute(conn)
         .await?;
     Ok(())
@@ -101,6 +138,20 @@ pub(super) fn skill_from_row(row: &PgRow, prefix: &str) -> Result<Skill, StoreEr
     let media_type: String = row.try_get(col("media_type").as_str())?;
     let direction: String = row.try_get(col("direction").as_str())?;
     let time_zone: Option<String> = row.try_get(col("time_zone").as_str())?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("skill {id}: {what}"));
+    let calling_hours: Option<sqlx::types::Json<CallingHoursJson>> =
+        row.try_get(col("calling_hours").as_str())?;
+    let backoff: Option<Vec<i32>> = row.try_get(col("retry_backoff_seconds").as_str())?;
+    let unsigned = |v: Option<i32>| v.map(|n| n.max(0) as u32);
+    let policy = SkillPolicy {
+        calling_hours: calling_hours
+            .map(|j| CallingHours::parse(&j.0).map_err(|e| corrupt(&e.to_string())))
+            .transpose()?,
+        retry_backoff_seconds: backoff.map(|b| b.into_iter().map(|s| s.max(1) as u32).collect()),
+        max_attempts: unsigned(row.try_get(col("max_attempts").as_str())?),
+        agent_fallback_seconds: unsigned(row.try_get(col("agent_fallback_seconds").as_str())?),
+        default_ttl_seconds: unsigned(row.try_get(col("default_ttl_seconds").as_str())?),
+    };
     Ok(Skill {
         id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         name: row.try_get(col("name").as_str())?,
@@ -113,6 +164,7 @@ pub(super) fn skill_from_row(row: &PgRow, prefix: &str) -> Result<Skill, StoreEr
                     .map_err(|_| StoreError::Corrupt(format!("time zone `{tz}`")))
             })
             .transpose()?,
+        policy,
     })
 }
 

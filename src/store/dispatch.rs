@@ -12,8 +12,10 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::callbacks::CallbackRecord;
+use super::directory::skill_from_row;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
+use crate::domain::{CallbackState, Skill};
 
 /// The channel the `callbacks_notify_due` trigger notifies.
 const DUE_CHANNEL: &str = "callbackd_due";
@@ -127,6 +129,47 @@ impl Store {
         }
     }
 
+    /// Re-routes agent-routed callbacks not accepted in time to their skill: pending again
+    /// at once, published next as a new attempt with route `skill`. Returns how many.
+    pub async fn fall_back_unaccepted(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "WITH moved AS (
+                UPDATE callbacks c SET state = 'pending', fell_back_at = now(), due_at = now(),
+                    fallback_due_at = NULL, updated_at = now()
+                WHERE c.state = 'dispatched' AND c.fallback_due_at <= now()
+                RETURNING c.id, c.target_agent_id, c.skill_id, c.attempt
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', 'agent_fallback',
+                    jsonb_build_object('fromAgentId', target_agent_id, 'toSkillId', skill_id,
+                                       'notAcceptedAttempt', attempt)
+             FROM moved",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Expires callbacks past `expires_at` that were not completed. Returns how many.
+    pub async fn expire_overdue(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "WITH gone AS (
+                UPDATE callbacks c SET state = 'expired', fallback_due_at = NULL,
+                    last_error = 'expired at ' || to_char(c.expires_at AT TIME ZONE 'UTC',
+                                                        'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    updated_at = now()
+                WHERE c.state IN ('pending', 'dispatched', 'accepted') AND c.expires_at <= now()
+                RETURNING c.id, c.expires_at, c.state
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', 'expired', jsonb_build_object('expiresAt', expires_at)
+             FROM gone",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Subscribes to the due notifications.
     pub async fn listen_due(&self) -> Result<DueListener, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
@@ -158,27 +201,111 @@ pub struct Claim {
 
 impl Claim {
     /// Locks up to `limit` due callbacks, earliest first, skipping those another dispatcher
-    /// holds. "Due" is by the database clock.
-    pub async fn due(&mut self, limit: u32) -> Result<Vec<CallbackRecord>, StoreError> {
+    /// holds, with their skills. "Due" is by the database clock, whose reading comes back
+    /// too. An expired callback is never claimed.
+    pub async fn due(
+        &mut self,
+        limit: u32,
+    ) -> Result<(DateTime<Utc>, Vec<(CallbackRecord, Skill)>), StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT ",
+            "SELECT now() AS now, ",
+            skill_columns!(),
+            ", ",
             callback_columns!(),
-            " FROM callbacks c
+            " FROM callbacks c JOIN skills s ON s.id = c.skill_id
              WHERE c.state = 'pending' AND c.due_at <= now()
+               AND (c.expires_at IS NULL OR c.expires_at > now())
              ORDER BY c.due_at
              LIMIT $1
-             FOR UPDATE SKIP LOCKED"
+             FOR UPDATE OF c SKIP LOCKED"
         ))
         .bind(i64::from(limit))
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter().map(CallbackRecord::from_row).collect()
+        let now = match rows.first() {
+            Some(row) => row.try_get("now")?,
+            None => Utc::now(),
+        };
+        let claimed = rows
+            .iter()
+            .map(|row| Ok((CallbackRecord::from_row(row)?, skill_from_row(row, "s_")?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok((now, claimed))
+    }
+
+    /// Moves callbacks that matured outside their calling hours to the next opening.
+    pub async fn defer(
+        &mut self,
+        deferred: &[(Uuid, DateTime<Utc>, String)],
+        instance: &str,
+    ) -> Result<(), StoreError> {
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = deferred.iter().map(|d| d.0).collect();
+        let until: Vec<DateTime<Utc>> = deferred.iter().map(|d| d.1).collect();
+        let reasons: Vec<&str> = deferred.iter().map(|d| d.2.as_str()).collect();
+        sqlx::query(
+            "WITH moved AS (
+                UPDATE callbacks c SET due_at = d.until, updated_at = clock_timestamp()
+                FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS d(id, until, reason)
+                WHERE c.id = d.id
+                RETURNING c.id, d.until, d.reason
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'dispatcher', 'deferred',
+                    jsonb_build_object('to', until, 'reason', reason, 'instance', $4::text)
+             FROM moved",
+        )
+        .bind(&ids)
+        .bind(&until)
+        .bind(&reasons)
+        .bind(instance)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends callbacks that will never be published: `expired` or `failed`, with the reason.
+    pub async fn end_unsent(
+        &mut self,
+        ended: &[(Uuid, CallbackState, String)],
+        instance: &str,
+    ) -> Result<(), StoreError> {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = ended.iter().map(|e| e.0).collect();
+        let states: Vec<&str> = ended.iter().map(|e| e.1.as_str()).collect();
+        let reasons: Vec<&str> = ended.iter().map(|e| e.2.as_str()).collect();
+        sqlx::query(
+            "WITH ended AS (
+                UPDATE callbacks c SET state = e.state, last_error = e.reason,
+                    updated_at = clock_timestamp()
+                FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(id, state, reason)
+                WHERE c.id = e.id
+                RETURNING c.id, e.state, e.reason
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'dispatcher', state,
+                    jsonb_build_object('reason', reason, 'instance', $4::text)
+             FROM ended",
+        )
+        .bind(&ids)
+        .bind(&states)
+        .bind(&reasons)
+        .bind(instance)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     /// Records confirmed publications, with a `dispatched` event each, in one statement.
+    /// `fallback_seconds[i]`: how long the i-th, routed to an agent, waits to be accepted.
     pub async fn mark_dispatched(
         &mut self,
         ids: &[Uuid],
+        fallback_seconds: &[Option<f64>],
         instance: &str,
     ) -> Result<Vec<DispatchedRow>, StoreError> {
         if ids.is_empty() {
@@ -189,11 +316,13 @@ impl Claim {
                 UPDATE callbacks c
                 SET state = 'dispatched', attempt = c.attempt + 1, dispatch_failures = 0,
                     last_error = NULL, dispatched_at = clock_timestamp(),
-                    updated_at = clock_timestamp()
-                FROM unnest($1::uuid[]) AS d(id)
+                    updated_at = clock_timestamp(),
+                    fallback_due_at = clock_timestamp() + make_interval(secs => d.fallback)
+                FROM unnest($1::uuid[], $3::float8[]) AS d(id, fallback)
                 WHERE c.id = d.id
                 RETURNING c.id, c.attempt, c.due_at, c.dispatched_at,
-                    CASE WHEN c.target_agent_id IS NOT NULL THEN 'agent.' || c.target_agent_id
+                    CASE WHEN c.target_agent_id IS NOT NULL AND c.fell_back_at IS NULL
+                         THEN 'agent.' || c.target_agent_id
                          ELSE 'skill.' || c.skill_id END AS routing_key
              ), events AS (
                 INSERT INTO callback_events (callback_id, at, actor, kind, details)
@@ -208,6 +337,7 @@ impl Claim {
         )
         .bind(ids)
         .bind(instance)
+        .bind(fallback_seconds)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()

@@ -5,8 +5,9 @@
 //! [`StoreError`].
 
 #[macro_use]
-mod callbacks;
 mod directory;
+#[macro_use]
+mod callbacks;
 mod dispatch;
 mod users;
 

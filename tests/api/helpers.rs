@@ -381,6 +381,7 @@ async fn seed_directory(store: &Store) {
         direction,
         active,
         time_zone: tz.map(|t| t.parse().expect("zone")),
+        policy: Default::default(),
     };
     let skills = [
         skill(

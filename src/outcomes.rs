@@ -1,0 +1,145 @@
+//! Dialer outcomes, from the outcomes queue or `POST /v1/callbacks/{id}/outcomes`: parse,
+//! decide (domain), apply once (store).
+
+use serde::Deserialize;
+
+pub use crate::amqp::Verdict;
+use crate::config::Settings;
+use crate::domain::{CallbackId, Current, Decision, OutcomeKind, decide, resolve_schedule_date};
+use crate::store::{CallbackChange, CallbackRecord, StoreError};
+
+pub const SCHEMA: &str = "callbackd.outcome.v1";
+
+/// One outcome report, as dialers send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeReport {
+    /// `callbackd.outcome.v1`; required on the queue, optional over HTTP.
+    #[serde(default)]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub callback_id: Option<CallbackId>,
+    pub attempt: i32,
+    pub outcome: OutcomeKind,
+    /// With `reschedule`: when to call again (ISO 8601, like `scheduleDate` on create).
+    #[serde(default)]
+    pub schedule_date: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    #[error("callback {0} does not exist")]
+    UnknownCallback(CallbackId),
+    #[error("reschedule needs a scheduleDate")]
+    MissingScheduleDate,
+    #[error("scheduleDate: {0}")]
+    ScheduleDate(crate::domain::ScheduleDateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What became of a report.
+#[derive(Debug)]
+pub enum Applied {
+    /// It changed the callback (or was recorded as ignored, with the reason).
+    Done {
+        record: CallbackRecord,
+        decision: Decision,
+    },
+    /// The same (callback, attempt, outcome) was reported before: nothing changed.
+    Duplicate,
+}
+
+/// Applies `report` to the locked callback in `change`, once.
+pub async fn apply(
+    mut change: CallbackChange,
+    report: &OutcomeReport,
+    settings: &Settings,
+    source: &str,
+    actor: &str,
+) -> Result<Applied, OutcomeError> {
+    let record = &change.record;
+    let rules = settings.schedule_rules();
+    let reschedule_at = match (report.outcome, report.schedule_date.as_deref()) {
+        (OutcomeKind::Reschedule, None) => return Err(OutcomeError::MissingScheduleDate),
+        (OutcomeKind::Reschedule, Some(input)) => {
+            let zone = record
+                .time_zone
+                .or(change.skill.time_zone)
+                .unwrap_or(rules.default_time_zone);
+            let (_, due) = resolve_schedule_date(input, zone, change.now, &rules)
+                .map_err(OutcomeError::ScheduleDate)?;
+            Some(due)
+        }
+        _ => None,
+    };
+    let current = Current {
+        state: record.state,
+        attempt: record.attempt,
+        dial_failures: record.dial_failures,
+    };
+    let policy = settings.retry_policy(&change.skill.policy);
+    let decision = decide(
+        current,
+        report.attempt,
+        report.outcome,
+        reschedule_at,
+        &policy,
+        change.now,
+    );
+    let applied = !matches!(decision, Decision::Ignore(_));
+    let id = record.id;
+    if !change
+        .record_outcome(report.attempt, report.outcome, source, applied)
+        .await?
+    {
+        return Ok(Applied::Duplicate);
+    }
+    let record = change
+        .apply_outcome(report.attempt, report.outcome, &decision, actor)
+        .await?;
+    match &decision {
+        Decision::Ignore(reason) => tracing::info!(callback_id = %id, attempt = report.attempt,
+            outcome = %report.outcome, reason = %reason, source, "outcome ignored"),
+        _ => tracing::info!(callback_id = %id, attempt = report.attempt, outcome = %report.outcome,
+            state = %record.state, source, "outcome applied"),
+    }
+    Ok(Applied::Done { record, decision })
+}
+
+/// Handles one message from the outcomes queue.
+pub async fn handle_message(
+    body: &[u8],
+    store: &crate::store::Store,
+    settings: &Settings,
+) -> Verdict {
+    let report: OutcomeReport = match serde_json::from_slice(body) {
+        Ok(report) => report,
+        Err(e) => return Verdict::DeadLetter(format!("not a {SCHEMA} message: {e}")),
+    };
+    if report.schema.as_deref() != Some(SCHEMA) {
+        return Verdict::DeadLetter(format!(
+            "schema is {:?}, expected \"{SCHEMA}\"",
+            report.schema.as_deref().unwrap_or("missing")
+        ));
+    }
+    let Some(id) = report.callback_id else {
+        return Verdict::DeadLetter("callbackId is missing".into());
+    };
+    let change = match store.begin_change(id).await {
+        Ok(Some(change)) => change,
+        Ok(None) => return Verdict::DeadLetter(OutcomeError::UnknownCallback(id).to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, callback_id = %id, "cannot store outcome; requeueing");
+            return Verdict::Retry;
+        }
+    };
+    match apply(change, &report, settings, "amqp", "dialer").await {
+        Ok(_) => Verdict::Ack,
+        Err(OutcomeError::Store(e)) => {
+            tracing::warn!(error = %e, callback_id = %id, "cannot store outcome; requeueing");
+            Verdict::Retry
+        }
+        Err(e) => Verdict::DeadLetter(e.to_string()),
+    }
+}
