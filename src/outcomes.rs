@@ -43,7 +43,7 @@ pub enum OutcomeError {
 pub enum Applied {
     /// It changed the callback (or was recorded as ignored, with the reason).
     Done {
-        record: CallbackRecord,
+        record: Box<CallbackRecord>,
         decision: Decision,
     },
     /// The same (callback, attempt, outcome) was reported before: nothing changed.
@@ -104,7 +104,7 @@ pub async fn apply(
         _ => tracing::info!(callback_id = %id, attempt = report.attempt, outcome = %report.outcome,
             state = %record.state, source, "outcome applied"),
     }
-    Ok(Applied::Done { record, decision })
+    Ok(Applied::Done { record: Box::new(record), decision })
 }
 
 /// Handles one message from the outcomes queue.

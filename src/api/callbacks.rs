@@ -683,7 +683,7 @@ pub async fn outcome(
         Applied::Done { record, .. } => Ok(Json(json!({
             "result": ResultCode::Success,
             "applied": true,
-            "callback": CallbackView::from(record),
+            "callback": CallbackView::from(*record),
         }))),
     }
 }
