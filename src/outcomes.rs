@@ -104,7 +104,10 @@ pub async fn apply(
         _ => tracing::info!(callback_id = %id, attempt = report.attempt, outcome = %report.outcome,
             state = %record.state, source, "outcome applied"),
     }
-    Ok(Applied::Done { record: Box::new(record), decision })
+    Ok(Applied::Done {
+        record: Box::new(record),
+        decision,
+    })
 }
 
 /// Handles one message from the outcomes queue.

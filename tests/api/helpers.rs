@@ -266,6 +266,73 @@ impl TestApp {
         panic!("expected {n} dispatched, have {:?}", self.states().await);
     }
 
+    /// PUT a skill (an outbound phone skill plus `extra` fields); panics unless it succeeds.
+    pub async fn put_skill(&self, id: i64, extra: serde_json::Value) {
+        let mut body = serde_json::json!({
+            "name": format!("skill {id}"), "mediaType": "phone", "direction": "outbound", "active": true
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let (status, answer) = self
+            .call(
+                Method::PUT,
+                &format!("/v1/skills/{id}"),
+                Some(&self.admin),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    /// POST an outcome over HTTP.
+    pub async fn report(&self, id: &str, attempt: i64, outcome: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "attempt": attempt, "outcome": outcome });
+        self.call(
+            Method::POST,
+            &format!("/v1/callbacks/{id}/outcomes"),
+            Some(&self.admin),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Waits (up to `secs`) until the callback is in `state`; returns it.
+    pub async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let callback = self.get_callback(id).await;
+            if callback["state"] == state {
+                return callback;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never became {state}: {callback}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Publishes raw bytes to this test's outcomes queue, as a dialer would.
+    pub async fn publish_outcome(&self, body: &[u8]) {
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("broker connection");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .basic_publish(
+                "".into(),
+                self.settings.amqp.outcomes_queue.as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                lapin::BasicProperties::default(),
+            )
+            .await
+            .expect("published");
+        let _ = connection.close(200, "sent".into()).await;
+    }
+
     /// Callbacks per state.
     pub async fn states(&self) -> std::collections::BTreeMap<String, i64> {
         let rows: Vec<(String, i64)> =
@@ -306,13 +373,17 @@ impl Drop for TestApp {
         }
         let db_name = self.db_name.clone();
         let exchange = self.exchange.clone();
+        let queues = [
+            self.settings.amqp.outcomes_queue.clone(),
+            self.settings.amqp.dead_letter_queue.clone(),
+        ];
         // Drop runs inside the test's runtime, which cannot block on itself.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async {
-                delete_exchange(&exchange).await;
+                delete_exchange(&exchange, &queues).await;
                 drop_database(&db_name).await
             })
         })
@@ -344,7 +415,7 @@ pub async fn declare_exchange(name: &str) {
     let _ = connection.close(200, "declared".into()).await;
 }
 
-async fn delete_exchange(name: &str) {
+async fn delete_exchange(name: &str, queues: &[String]) {
     let Ok(connection) =
         lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default()).await
     else {
@@ -357,6 +428,14 @@ async fn delete_exchange(name: &str) {
                 lapin::options::ExchangeDeleteOptions::default(),
             )
             .await;
+        for queue in queues {
+            let _ = channel
+                .queue_delete(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
     }
     let _ = connection.close(200, "test done".into()).await;
 }

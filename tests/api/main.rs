@@ -7,6 +7,7 @@ mod create;
 mod directory;
 mod dispatch;
 mod helpers;
+mod lifecycle;
 mod maintenance;
 mod malformed;
 mod manage;
