@@ -17,6 +17,9 @@ ALTER TABLE callbacks
 
 CREATE INDEX callbacks_fallback_due ON callbacks (fallback_due_at)
     WHERE state = 'dispatched' AND fallback_due_at IS NOT NULL;
+-- Callbacks waiting for a dialer's outcome, counted by the backlog report.
+CREATE INDEX callbacks_awaiting_outcome ON callbacks (state)
+    WHERE state IN ('dispatched', 'accepted');
 CREATE INDEX callbacks_expiry ON callbacks (expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('pending', 'dispatched', 'accepted');
 

@@ -93,14 +93,16 @@ pub async fn report_backlog(store: &Store, progress: &Progress) {
                 pending = b.pending,
                 due_now = b.due_now,
                 oldest_overdue_seconds = b.oldest_overdue_seconds.round() as i64,
+                awaiting_outcome = b.awaiting_outcome,
                 dispatched_total = progress.dispatched(),
                 "backlog"
             );
             crate::systemd::status(&format!(
-                "pending {}, due now {}, oldest overdue {} s, dispatched {}",
+                "pending {}, due now {}, oldest overdue {} s, awaiting outcome {}, dispatched {}",
                 b.pending,
                 b.due_now,
                 b.oldest_overdue_seconds.round() as i64,
+                b.awaiting_outcome,
                 progress.dispatched()
             ));
         }

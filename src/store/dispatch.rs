@@ -58,6 +58,8 @@ pub struct Backlog {
     pub pending: i64,
     pub due_now: i64,
     pub oldest_overdue_seconds: f64,
+    /// Dispatched or accepted: published, waiting for the dialer's outcome.
+    pub awaiting_outcome: i64,
 }
 
 impl Store {
@@ -96,12 +98,15 @@ impl Store {
         let row = sqlx::query(
             "SELECT count(*) AS pending,
                     count(*) FILTER (WHERE due_at <= now()) AS due_now,
-                    COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest
+                    COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest,
+                    (SELECT count(*) FROM callbacks
+                     WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
              FROM callbacks WHERE state = 'pending'",
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(Backlog {
+            awaiting_outcome: row.try_get("awaiting_outcome")?,
             pending: row.try_get("pending")?,
             due_now: row.try_get("due_now")?,
             oldest_overdue_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
