@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod instruments;
 pub mod maintenance;
 pub mod outcomes;
 pub mod startup;

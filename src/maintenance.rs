@@ -70,19 +70,24 @@ pub async fn start(
 
 /// Agent fallback of callbacks not accepted in time, and expiry.
 pub async fn run_timers(store: &Store) {
-    match store.fall_back_unaccepted().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            callbacks = n,
+    let fell_back = store.fall_back_unaccepted().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "agent fallback failed");
+        0
+    });
+    if fell_back > 0 {
+        tracing::info!(
+            callbacks = fell_back,
             "re-routed to their skill: not accepted by the target agent in time"
-        ),
-        Err(e) => tracing::warn!(error = %e, "agent fallback failed"),
+        );
     }
-    match store.expire_overdue().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(callbacks = n, "expired"),
-        Err(e) => tracing::warn!(error = %e, "expiry failed"),
+    let expired = store.expire_overdue().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "expiry failed");
+        0
+    });
+    if expired > 0 {
+        tracing::info!(callbacks = expired, "expired");
     }
+    crate::instruments::timers(fell_back, expired);
 }
 
 /// Logs the backlog and shows it in systemd's status line.

@@ -98,6 +98,7 @@ pub async fn apply(
     let record = change
         .apply_outcome(report.attempt, report.outcome, &decision, actor)
         .await?;
+    crate::instruments::outcome(report.outcome.as_str(), applied);
     match &decision {
         Decision::Ignore(reason) => tracing::info!(callback_id = %id, attempt = report.attempt,
             outcome = %report.outcome, reason = %reason, source, "outcome ignored"),

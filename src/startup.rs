@@ -57,6 +57,7 @@ impl Application {
     /// Connects to the database (applying migrations) and binds the HTTP listener; port 0
     /// picks a free port, which [`Application::local_addr`] then tells.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        crate::instruments::handle();
         let store = Store::connect(&settings.database).await?;
         // libphonenumber's metadata loads on first use (a second in a debug build): pay it
         // now rather than in the first request.

@@ -333,6 +333,7 @@ pub async fn create(
         .await?
     {
         Inserted::Created => {
+            crate::instruments::created(callback.route().kind());
             tracing::info!(
                 callback_id = %callback.id,
                 skill_id = skill_id.get(),

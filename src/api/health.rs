@@ -10,6 +10,18 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Prometheus metrics (unauthenticated, like the health checks: no personal data).
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let body = crate::instruments::render(&state.store, state.broker.as_ref()).await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}
+
 /// Ready: the database answers and, when this daemon dispatches, the broker is connected.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = match state.store.ping().await {

@@ -199,6 +199,7 @@ impl Dispatcher {
             tracing::info!(callback_id = %id, until = %until.to_rfc3339(), reason = %reason, "deferred");
         }
         for (id, state, reason) in &ended {
+            crate::instruments::ended_unsent(state.as_str());
             tracing::warn!(callback_id = %id, state = %state, reason = %reason, "not dispatched");
         }
         let outcomes = publisher
@@ -236,6 +237,7 @@ impl Dispatcher {
                 }),
                 PublishOutcome::Unconfirmed(reason) => {
                     unconfirmed += 1;
+                    crate::instruments::not_dispatched("unconfirmed");
                     tracing::warn!(callback_id = %id, routing_key = %message.routing_key, reason = %reason,
                         "publication not confirmed; the callback stays pending");
                 }
@@ -263,11 +265,21 @@ impl Dispatcher {
             return Err(e);
         }
         for row in &dispatched {
-            let route = row.routing_key.split('.').next().unwrap_or_default();
+            let route = if row.routing_key.starts_with("agent.") {
+                "agent"
+            } else {
+                "skill"
+            };
+            crate::instruments::dispatched(route, row.lateness_ms);
             tracing::info!(callback_id = %row.id, route, routing_key = %row.routing_key,
                 attempt = row.attempt, lateness_ms = row.lateness_ms.round() as i64, "dispatched");
         }
         for row in &retries {
+            crate::instruments::not_dispatched(if row.kind == "returned" {
+                "returned"
+            } else {
+                "nacked"
+            });
             tracing::warn!(callback_id = %row.id, outcome = %row.kind, reason = %row.reason,
                 failures = row.failures, retry_at = %row.retry_at.to_rfc3339(), "not dispatched; will retry");
         }

@@ -70,7 +70,10 @@ async fn backlog_counts_pending_due_now_and_the_oldest_overdue() {
     assert_eq!(backlog.due_now, 4);
     assert_eq!(backlog.awaiting_outcome, 0);
     app.force_state(&later[0], "accepted").await;
-    assert_eq!(app.store.backlog().await.expect("backlog").awaiting_outcome, 1);
+    assert_eq!(
+        app.store.backlog().await.expect("backlog").awaiting_outcome,
+        1
+    );
     assert!(
         (89.0..120.0).contains(&backlog.oldest_overdue_seconds),
         "{backlog:?}"

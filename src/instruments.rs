@@ -1,0 +1,83 @@
+//! Prometheus metrics, rendered at `GET /metrics`. Counters and the lateness histogram are
+//! recorded where things happen; backlog and up/down gauges are read at scrape time.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::amqp::Broker;
+use crate::store::Store;
+
+const LATENESS: &str = "callbackd_dispatch_lateness_seconds";
+
+/// The process-wide recorder: installed by the first application built in this process
+/// (the tests build many).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(LATENESS.into()),
+                &[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    300.0,
+                ],
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed; this handle then renders nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub fn created(route: &'static str) {
+    counter!("callbackd_callbacks_created_total", "route" => route).increment(1);
+}
+
+pub fn dispatched(route: &'static str, lateness_ms: f64) {
+    counter!("callbackd_callbacks_dispatched_total", "route" => route).increment(1);
+    histogram!(LATENESS).record((lateness_ms / 1000.0).max(0.0));
+}
+
+/// A publication the broker did not take: `returned`, `nacked` or `unconfirmed`.
+pub fn not_dispatched(outcome: &'static str) {
+    counter!("callbackd_publish_failures_total", "outcome" => outcome).increment(1);
+}
+
+pub fn ended_unsent(state: &'static str) {
+    counter!("callbackd_callbacks_ended_unsent_total", "state" => state).increment(1);
+}
+
+pub fn outcome(outcome: &'static str, applied: bool) {
+    let applied = if applied { "true" } else { "false" };
+    counter!("callbackd_outcomes_total", "outcome" => outcome, "applied" => applied).increment(1);
+}
+
+pub fn timers(fell_back: u64, expired: u64) {
+    counter!("callbackd_agent_fallbacks_total").increment(fell_back);
+    counter!("callbackd_callbacks_expired_total").increment(expired);
+}
+
+/// Reads the gauges and renders everything in the Prometheus text format.
+pub async fn render(store: &Store, broker: Option<&Broker>) -> String {
+    let handle = handle();
+    let database_up = match store.backlog().await {
+        Ok(b) => {
+            gauge!("callbackd_backlog_pending").set(b.pending as f64);
+            gauge!("callbackd_backlog_due_now").set(b.due_now as f64);
+            gauge!("callbackd_backlog_oldest_overdue_seconds").set(b.oldest_overdue_seconds);
+            gauge!("callbackd_backlog_awaiting_outcome").set(b.awaiting_outcome as f64);
+            1.0
+        }
+        Err(_) => 0.0,
+    };
+    gauge!("callbackd_database_up").set(database_up);
+    if let Some(broker) = broker {
+        gauge!("callbackd_broker_up").set(if broker.is_up() { 1.0 } else { 0.0 });
+    }
+    handle.run_upkeep();
+    handle.render()
+}
