@@ -39,20 +39,42 @@ pub struct Consumer {
 impl Consumer {
     /// Binds a fresh exclusive queue to `exchange` with `pattern` and starts consuming.
     pub async fn bind(exchange: &str, pattern: &str) -> Self {
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..Default::default()
+        };
+        Self::bind_queue(exchange, "", pattern, options, FieldTable::default()).await
+    }
+
+    /// A durable queue named `queue` (declared with `arguments`, e.g. a length limit), bound
+    /// and consumed; it outlives this consumer and survives a broker restart.
+    pub async fn durable(
+        exchange: &str,
+        queue: &str,
+        pattern: &str,
+        arguments: FieldTable,
+    ) -> Self {
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        Self::bind_queue(exchange, queue, pattern, options, arguments).await
+    }
+
+    async fn bind_queue(
+        exchange: &str,
+        queue: &str,
+        pattern: &str,
+        options: QueueDeclareOptions,
+        arguments: FieldTable,
+    ) -> Self {
         let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
             .await
             .expect("consumer connects");
         let channel = connection.create_channel().await.expect("channel");
         let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+            .queue_declare(queue.into(), options, arguments)
             .await
             .expect("queue declared");
         channel
@@ -96,6 +118,19 @@ impl Consumer {
         }
     }
 
+    /// Hands the consumer to a task that counts deliveries per message id.
+    pub fn count_in_background(mut self) -> Tally {
+        let tally = Tally::default();
+        let counts = tally.0.clone();
+        tokio::spawn(async move {
+            while let Some(m) = self.rx.recv().await {
+                let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+                *counts.entry(m.message_id()).or_default() += 1;
+            }
+        });
+        tally
+    }
+
     /// The next message, or `None` after `timeout` without one.
     pub async fn next(&mut self, timeout: Duration) -> Option<Received> {
         tokio::time::timeout(timeout, self.rx.recv())
@@ -115,5 +150,32 @@ impl Consumer {
             }
         }
         out
+    }
+}
+
+/// Deliveries per message id, filled by a background consumer.
+#[derive(Clone, Default)]
+pub struct Tally(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+
+impl Tally {
+    pub fn snapshot(&self) -> std::collections::HashMap<String, usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until every id in `ids` was delivered, or `timeout`; returns the snapshot.
+    pub async fn wait_for(
+        &self,
+        ids: &std::collections::HashSet<String>,
+        timeout: Duration,
+    ) -> std::collections::HashMap<String, usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let seen = self.snapshot();
+            if ids.iter().all(|id| seen.contains_key(id)) || tokio::time::Instant::now() > deadline
+            {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

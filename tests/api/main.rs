@@ -6,6 +6,7 @@ mod consumer;
 mod create;
 mod directory;
 mod dispatch;
+mod faults;
 mod helpers;
 mod lifecycle;
 mod maintenance;

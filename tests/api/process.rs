@@ -9,12 +9,12 @@ use crate::consumer::Consumer;
 use crate::helpers::*;
 
 /// A `callbackd` child process dispatching for `app`'s database and exchange.
-struct Daemon {
+pub struct Daemon {
     child: Child,
 }
 
 impl Daemon {
-    fn start(app: &TestApp, name: &str, batch_size: u32) -> Self {
+    pub fn start(app: &TestApp, name: &str, batch_size: u32) -> Self {
         let log = std::env::var_os("TEST_LOG").is_some();
         let child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
             .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
@@ -32,13 +32,13 @@ impl Daemon {
         Self { child }
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }
 
     /// SIGTERM, then the exit status and how long the stop took.
-    fn terminate(&mut self) -> (ExitStatus, Duration) {
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
         let started = Instant::now();
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
@@ -244,4 +244,83 @@ async fn reports_ready_status_watchdog_and_stopping_to_systemd() {
     }
     assert!(wanted(&after, "STOPPING=1"), "{after:?}");
     std::fs::remove_file(&path).ok();
+}
+
+#[tokio::test]
+async fn tokens_never_appear_in_the_logs_even_at_debug_level() {
+    let app = TestApp::spawn().await;
+    let log_path = std::env::temp_dir().join(format!(
+        "callbackd-log-{}.json",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        listener.local_addr().expect("addr").port()
+    };
+    let mut daemon = Daemon {
+        child: Command::new(env!("CARGO_BIN_EXE_callbackd"))
+            .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
+            .env("CALLBACKD_DISPATCH__ENABLED", "false")
+            .env("CALLBACKD_API__LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "debug")
+            .env("CALLBACKD_LOG__FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starts"),
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "daemon answered");
+    let unknown = format!("cbd_{}", "7".repeat(64));
+    for token in [
+        app.admin.as_str(),
+        unknown.as_str(),
+        "not-even-a-token-secret-xyz",
+    ] {
+        for path in ["/v1/callbacks", "/v1/skills/101"] {
+            client
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent");
+        }
+        client
+            .post(format!("{base}/v1/callbacks"))
+            .bearer_auth(token)
+            .json(&valid_body())
+            .send()
+            .await
+            .expect("sent");
+    }
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    std::fs::remove_file(&log_path).ok();
+    assert!(
+        logs.contains("\"message\":\"request\""),
+        "the requests were logged: {logs}"
+    );
+    assert!(logs.contains("callback created"), "the create was logged");
+    for secret in [
+        app.admin.as_str(),
+        unknown.as_str(),
+        "not-even-a-token-secret-xyz",
+    ] {
+        assert!(!logs.contains(secret), "a token reached the log");
+    }
+    assert!(
+        !logs.to_ascii_lowercase().contains("authorization"),
+        "no header names either"
+    );
 }
