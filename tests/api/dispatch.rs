@@ -396,12 +396,21 @@ async fn dispatch_resumes_by_itself_after_the_broker_drops_the_connection() {
 async fn metrics_count_dispatches_lateness_backlog_and_links() {
     let app = TestApp::spawn_dispatching().await;
     let mut consumer = Consumer::bind(&app.exchange, "#").await;
-    app.create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero())))).await;
+    app.create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero()))))
+        .await;
     app.create_ok(&valid_body()).await;
-    consumer.next(Duration::from_secs(10)).await.expect("dispatched");
+    consumer
+        .next(Duration::from_secs(10))
+        .await
+        .expect("dispatched");
     app.wait_dispatched(1).await;
 
-    let response = app.client.get(format!("{}/metrics", app.base)).send().await.expect("scrape");
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("scrape");
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.expect("body");
     let value = |prefix: &str| -> f64 {
@@ -414,9 +423,16 @@ async fn metrics_count_dispatches_lateness_backlog_and_links() {
     assert!(value("callbackd_callbacks_dispatched_total{route=\"skill\"}") >= 1.0);
     assert!(value("callbackd_callbacks_created_total{route=\"skill\"}") >= 2.0);
     assert!(value("callbackd_dispatch_lateness_seconds_count") >= 1.0);
-    assert!(text.contains("callbackd_dispatch_lateness_seconds_bucket{le=\"0.05\"}"), "{text}");
+    assert!(
+        text.contains("callbackd_dispatch_lateness_seconds_bucket{le=\"0.05\"}"),
+        "{text}"
+    );
     // Gauges are this daemon's own reading at scrape time.
-    assert_eq!(value("callbackd_backlog_pending "), 1.0, "the one due in two hours");
+    assert_eq!(
+        value("callbackd_backlog_pending "),
+        1.0,
+        "the one due in two hours"
+    );
     assert_eq!(value("callbackd_backlog_awaiting_outcome "), 1.0);
     assert_eq!(value("callbackd_database_up "), 1.0);
     assert_eq!(value("callbackd_broker_up "), 1.0);
