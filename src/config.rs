@@ -50,6 +50,15 @@ pub struct ApiSettings {
     pub request_timeout_ms: u64,
     pub default_page_size: u32,
     pub max_page_size: u32,
+    /// Open HTTP connections at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// `/v1` requests in progress at once; further ones are answered 503 at once.
+    pub max_concurrent_requests: usize,
+    /// A client must finish sending a request's headers within this long (also the idle
+    /// limit of a kept-alive connection between requests), else the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A client must finish sending a request's body within this long, else 408.
+    pub body_read_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +180,10 @@ impl Default for Settings {
                 request_timeout_ms: 10_000,
                 default_page_size: 100,
                 max_page_size: 1000,
+                max_connections: 1024,
+                max_concurrent_requests: 256,
+                header_read_timeout_ms: 10_000,
+                body_read_timeout_ms: 5_000,
             },
             database: DatabaseSettings {
                 url: "postgres://postgres@127.0.0.1:5432/callbackd".into(),
@@ -329,6 +342,24 @@ impl Settings {
                     self.api.max_page_size
                 ),
             );
+        }
+        if self.api.max_connections == 0 {
+            return invalid("api.max_connections", "must be at least 1".into());
+        }
+        if self.api.max_concurrent_requests == 0 {
+            return invalid("api.max_concurrent_requests", "must be at least 1".into());
+        }
+        for (setting, value) in [
+            ("api.request_timeout_ms", self.api.request_timeout_ms),
+            (
+                "api.header_read_timeout_ms",
+                self.api.header_read_timeout_ms,
+            ),
+            ("api.body_read_timeout_ms", self.api.body_read_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(setting, "must be positive".into());
+            }
         }
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
@@ -515,6 +546,18 @@ impl DispatchSettings {
     }
     pub fn shutdown_deadline(&self) -> Duration {
         Duration::from_millis(self.shutdown_deadline_ms)
+    }
+}
+
+impl ApiSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
     }
 }
 

@@ -8,7 +8,6 @@
 //! (an unfinished claim rolls back, so nothing is lost).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -124,15 +123,12 @@ impl Application {
             maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
 
         let state = AppState::new(store.clone(), broker.clone(), &settings);
-        let app = router(
-            state,
-            Duration::from_millis(settings.api.request_timeout_ms),
-        );
+        let app = router(state, &settings.api);
         let addr = listener.local_addr().unwrap_or(settings.api.listen);
         let http_shutdown = shutdown.clone();
+        let api_settings = settings.api.clone();
         let http = tracker.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(http_shutdown.clone().cancelled_owned())
+            crate::api::serve(listener, app, &api_settings, http_shutdown.clone())
                 .await
                 .inspect_err(|_| http_shutdown.cancel())
         });

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ResultCode};
@@ -62,23 +63,43 @@ impl IdInput {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A callback to schedule. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRequest {
+    /// At most 100 characters.
+    #[schema(max_length = 100, example = "Ada")]
     first_name: Option<String>,
+    /// At most 100 characters.
+    #[schema(max_length = 100, example = "Lovelace")]
     last_name: Option<String>,
+    /// `+<country code>…`, or a national number read in `schedule.default_region`.
+    #[schema(required = true, example = "+442079460958")]
     phone_number: Option<String>,
+    /// An active outbound phone skill.
+    #[schema(required = true, schema_with = super::openapi::id_input_schema)]
     skill_id: Option<IdInput>,
+    /// An active agent's id; `""`, `null` or absent routes to the skill.
+    #[schema(schema_with = super::openapi::target_agent_schema)]
     target_agent_id: Option<IdInput>,
+    /// ISO 8601: an instant (`2030-01-15T14:30:00Z`, `…+01:00`) or a wall-clock time
+    /// (`2030-01-15T14:30:00`) in `timeZone`, else the skill's, else the default zone.
+    #[schema(required = true, example = "2030-01-15T14:30:00")]
     schedule_date: Option<String>,
+    /// Shown to the agent; at most 4000 characters.
+    #[schema(max_length = 4000, example = "re: invoice 42")]
     notes: Option<String>,
+    /// IANA time zone name for a `scheduleDate` without offset.
+    #[schema(example = "Europe/Paris")]
     time_zone: Option<String>,
+    /// ISO 8601; never published after it.
     expires_at: Option<String>,
+    #[schema(inline)]
     window_policy: Option<WindowPolicy>,
 }
 
 /// What to do with a `scheduleDate` outside the skill's calling hours.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WindowPolicy {
     /// Move it to the next opening (the answer's `dueAt` says when).
@@ -93,41 +114,71 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// A change to a pending callback: at least one of `scheduleDate`, `notes`,
+/// `targetAgentId`. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateRequest {
+    /// ISO 8601, read like `scheduleDate` on create.
+    #[schema(example = "2030-01-16T09:00:00")]
     schedule_date: Option<String>,
+    /// Only together with `scheduleDate`.
     time_zone: Option<String>,
+    /// At most 4000 characters.
+    #[schema(max_length = 4000)]
     notes: Option<String>,
     /// Absent: unchanged. `null` or `""`: route to the skill. Otherwise the new target agent.
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = super::openapi::target_agent_schema)]
     target_agent_id: Option<Option<IdInput>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only callbacks in this state.
+    #[param(schema_with = super::openapi::callback_state_schema)]
     state: Option<String>,
+    /// Only callbacks of this skill.
+    #[param(pattern = "^[0-9]+$", example = "101")]
     skill_id: Option<String>,
+    /// Only callbacks targeting this agent.
+    #[param(pattern = "^[0-9]+$", example = "7")]
     agent_id: Option<String>,
+    /// Due before this instant (exclusive, RFC 3339).
+    #[param(format = DateTime)]
     due_before: Option<String>,
+    /// Due at or after this instant (inclusive, RFC 3339).
+    #[param(format = DateTime)]
     due_after: Option<String>,
+    /// The `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Page size: 1 to `api.max_page_size` (default `api.default_page_size`).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// A callback as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackView {
+    #[schema(value_type = String, format = Uuid)]
     callback_id: CallbackId,
+    #[schema(schema_with = super::openapi::callback_state_schema)]
     state: CallbackState,
     first_name: String,
     last_name: String,
+    /// E.164.
     phone_number: String,
+    #[schema(value_type = i64, minimum = 1)]
     skill_id: SkillId,
+    #[schema(value_type = Option<i64>, minimum = 1)]
     target_agent_id: Option<AgentId>,
+    /// `agent` or `skill`.
+    #[schema(example = "skill")]
     route: &'static str,
+    /// `agent.<id>` or `skill.<id>`.
     routing_key: String,
     notes: String,
     time_zone: Option<&'static str>,
@@ -183,6 +234,62 @@ impl From<CallbackRecord> for CallbackView {
     }
 }
 
+/// The answer to a successful create (replayed as is for a repeated `Idempotency-Key`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // The handler stores and answers the same shape as JSON.
+pub struct CreatedAnswer {
+    result: ResultCode,
+    #[schema(value_type = String, format = Uuid)]
+    callback_id: CallbackId,
+    /// When it will be published: the schedule date, moved to the next opening of the
+    /// skill's calling hours when outside them, or now when slightly in the past.
+    due_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// A page of callbacks, ordered by due time then id.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackPage {
+    items: Vec<CallbackView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// One change in a callback's history.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    id: i64,
+    at: DateTime<Utc>,
+    /// The security user, or the daemon instance.
+    actor: String,
+    /// `created`, `updated`, `cancelled`, `dispatched`, `deferred`, …
+    kind: String,
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+/// A callback's history, oldest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventList {
+    #[schema(value_type = String, format = Uuid)]
+    callback_id: CallbackId,
+    items: Vec<EventView>,
+}
+
+/// The answer to an outcome report: the callback after it, or `duplicate` for a repeat.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // The handler answers the same shape as JSON.
+pub struct OutcomeAnswer {
+    result: ResultCode,
+    applied: bool,
+    duplicate: Option<bool>,
+    message: Option<String>,
+    callback: Option<CallbackView>,
+}
+
 fn text(field: &'static str, value: Option<String>, max: usize) -> Result<String, ApiError> {
     let value = value.unwrap_or_default();
     TextField::check(field, &value, max).map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -212,6 +319,22 @@ fn idempotency_key(
 
 /// `POST /v1/callbacks`: validates in the spec's order of result codes and stores the
 /// callback as pending.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A repeat with the same key and body from the same user answers the first 201 again and creates nothing")),
+    request_body = CreateRequest,
+    responses(
+        (status = 201, description = "Success: stored as pending", body = CreatedAnswer,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))),
+        (status = 400, description = "Default: malformed JSON, or a bad Idempotency-Key"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:create, or may not use that skill"),
+        (status = 422, description = "InvalidSkillId, InvalidTargetAgentId, InvalidScheduleDate, InvalidPhoneNumber, or Default (unknown field, wrong type, text too long, Idempotency-Key reused with another body)"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -431,6 +554,21 @@ async fn visible_callback(
     Ok(record)
 }
 
+/// `GET /v1/callbacks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/{id}",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    responses(
+        (status = 200, description = "Success: the callback", body = CallbackView),
+        (status = 400, description = "Default: the id is not a UUID"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use the callback's skill"),
+        (status = 404, description = "Default: no such callback"),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -440,19 +578,43 @@ pub async fn get(
     Ok(Json(visible_callback(&state, &caller, id).await?.into()))
 }
 
+/// `GET /v1/callbacks/{id}/events`: every change, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/{id}/events",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    responses(
+        (status = 200, description = "Success: the callback's history", body = EventList),
+        (status = 400, description = "Default: the id is not a UUID"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use the callback's skill"),
+        (status = 404, description = "Default: no such callback"),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<CallbackId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventList>, ApiError> {
     caller.require(Permission::CallbacksRead)?;
     visible_callback(&state, &caller, id).await?;
     let events = state.store.events(id).await?;
-    let items: Vec<Value> = events
+    let items = events
         .into_iter()
-        .map(|e| json!({ "id": e.id, "at": e.at, "actor": e.actor, "kind": e.kind, "details": e.details }))
+        .map(|e| EventView {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            kind: e.kind,
+            details: e.details,
+        })
         .collect();
-    Ok(Json(json!({ "callbackId": id, "items": items })))
+    Ok(Json(EventList {
+        callback_id: id,
+        items,
+    }))
 }
 
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -470,11 +632,24 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, 
 }
 
 /// `GET /v1/callbacks`: ordered by due time, keyset-paginated with `cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Success: a page of callbacks", body = CallbackPage),
+        (status = 400, description = "Default: an unknown or malformed filter, cursor or limit"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use that skill"),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallbackPage>, ApiError> {
     caller.require(Permission::CallbacksRead)?;
     let bad = |e: String| ApiError::bad_request(e);
     let skill_id = q
@@ -534,8 +709,8 @@ pub async fn list(
     } else {
         None
     };
-    let items: Vec<CallbackView> = records.into_iter().map(Into::into).collect();
-    Ok(Json(json!({ "items": items, "nextCursor": next_cursor })))
+    let items = records.into_iter().map(Into::into).collect();
+    Ok(Json(CallbackPage { items, next_cursor }))
 }
 
 /// Refuses a change to a callback that is no longer pending.
@@ -551,6 +726,23 @@ fn require_pending(record: &CallbackRecord, verb: &str) -> Result<(), ApiError> 
 }
 
 /// `PATCH /v1/callbacks/{id}`: reschedule, change notes or target while pending.
+#[utoipa::path(
+    patch,
+    path = "/v1/callbacks/{id}",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    request_body = UpdateRequest,
+    responses(
+        (status = 200, description = "Success: the changed callback", body = CallbackView),
+        (status = 400, description = "Default: the id is not a UUID, or malformed JSON"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update, or may not use the callback's skill"),
+        (status = 404, description = "Default: no such callback"),
+        (status = 409, description = "Default: the callback is no longer pending"),
+        (status = 422, description = "InvalidTargetAgentId, InvalidScheduleDate, or Default (nothing to change, unknown field, wrong type, text too long)"),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -627,6 +819,23 @@ pub async fn update(
 }
 
 /// `POST /v1/callbacks/{id}/outcomes`: a dialer's outcome over HTTP, as on the queue.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/{id}/outcomes",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    request_body = super::openapi::OutcomeBody,
+    responses(
+        (status = 200, description = "Success: applied (the callback after it), or a duplicate of an earlier report", body = OutcomeAnswer),
+        (status = 400, description = "Default: the id is not a UUID, or malformed JSON"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update, or may not use the callback's skill"),
+        (status = 404, description = "Default: no such callback"),
+        (status = 409, description = "Default: recorded but not applied (an old attempt, or a callback in a state the outcome does not apply to)"),
+        (status = 422, description = "InvalidScheduleDate (reschedule), or Default (unknown field, wrong type, callbackId or schema mismatch)"),
+    )
+)]
 pub async fn outcome(
     State(state): State<AppState>,
     caller: Caller,
@@ -690,6 +899,21 @@ pub async fn outcome(
 }
 
 /// `DELETE /v1/callbacks/{id}`: cancel while pending.
+#[utoipa::path(
+    delete,
+    path = "/v1/callbacks/{id}",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    responses(
+        (status = 200, description = "Success: the cancelled callback", body = CallbackView),
+        (status = 400, description = "Default: the id is not a UUID"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:cancel, or may not use the callback's skill"),
+        (status = 404, description = "Default: no such callback"),
+        (status = 409, description = "Default: the callback is no longer pending"),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

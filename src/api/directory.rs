@@ -2,40 +2,101 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam};
-use crate::domain::{Agent, AgentId, AgentInput, Permission, Skill, SkillId, SkillInput};
+use crate::domain::{
+    Agent, AgentId, AgentInput, CallingHoursJson, Permission, Skill, SkillId, SkillInput,
+};
 
-fn skill_view(skill: &Skill) -> Json<Value> {
-    let mut view = json!({
-        "id": skill.id,
-        "name": skill.name,
-        "mediaType": skill.media_type,
-        "direction": skill.direction,
-        "active": skill.active,
-        "timeZone": skill.time_zone.map(|tz| tz.name()),
-    });
-    if let (Value::Object(view), Ok(Value::Object(policy))) =
-        (&mut view, serde_json::to_value(&skill.policy))
-    {
-        view.extend(policy);
+/// A skill and its own rules for its callbacks (absent: the configured defaults).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillView {
+    #[schema(value_type = i64, minimum = 1)]
+    id: SkillId,
+    name: String,
+    #[schema(schema_with = super::openapi::media_type_schema)]
+    media_type: &'static str,
+    #[schema(schema_with = super::openapi::direction_schema)]
+    direction: &'static str,
+    active: bool,
+    time_zone: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::openapi::calling_hours_schema)]
+    calling_hours: Option<CallingHoursJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_backoff_seconds: Option<Vec<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_fallback_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_ttl_seconds: Option<u32>,
+}
+
+impl From<Skill> for SkillView {
+    fn from(skill: Skill) -> Self {
+        Self {
+            id: skill.id,
+            name: skill.name,
+            media_type: skill.media_type.as_str(),
+            direction: skill.direction.as_str(),
+            active: skill.active,
+            time_zone: skill.time_zone.map(|tz| tz.name()),
+            calling_hours: skill.policy.calling_hours.map(|h| h.to_json()),
+            retry_backoff_seconds: skill.policy.retry_backoff_seconds,
+            max_attempts: skill.policy.max_attempts,
+            agent_fallback_seconds: skill.policy.agent_fallback_seconds,
+            default_ttl_seconds: skill.policy.default_ttl_seconds,
+        }
     }
-    Json(view)
 }
 
-fn agent_view(agent: &Agent) -> Json<Value> {
-    Json(json!({ "id": agent.id, "username": agent.username, "active": agent.active }))
+/// An agent. `targetAgentId` takes its `id`, not its username.
+#[derive(Serialize, ToSchema)]
+pub struct AgentView {
+    #[schema(value_type = i64, minimum = 1)]
+    id: AgentId,
+    username: String,
+    active: bool,
 }
 
+impl From<Agent> for AgentView {
+    fn from(agent: Agent) -> Self {
+        Self {
+            id: agent.id,
+            username: agent.username,
+            active: agent.active,
+        }
+    }
+}
+
+/// `PUT /v1/skills/{id}`: creates or replaces a skill.
+#[utoipa::path(
+    put,
+    path = "/v1/skills/{id}",
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The platform's skill id")),
+    request_body = super::openapi::SkillBody,
+    responses(
+        (status = 200, description = "Success: the stored skill", body = SkillView),
+        (status = 400, description = "Default: the id is not a positive integer, or malformed JSON"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:write"),
+        (status = 422, description = "Default: unknown field, wrong type, bad time zone or calling hours, id mismatch, text too long"),
+    )
+)]
 pub async fn put_skill(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<SkillId>,
     body: JsonBody<SkillInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SkillView>, ApiError> {
     caller.require(Permission::DirectoryWrite)?;
     let skill = body
         .value
@@ -43,29 +104,60 @@ pub async fn put_skill(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     state.store.upsert_skill(&skill).await?;
     tracing::info!(skill_id = id.get(), active = skill.active, security_user = %caller.0.name, "skill stored");
-    Ok(skill_view(&skill))
+    Ok(Json(skill.into()))
 }
 
+/// `GET /v1/skills/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/skills/{id}",
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The platform's skill id")),
+    responses(
+        (status = 200, description = "Success: the skill", body = SkillView),
+        (status = 400, description = "Default: the id is not a positive integer"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:read"),
+        (status = 404, description = "Default: no such skill"),
+    )
+)]
 pub async fn get_skill(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<SkillId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SkillView>, ApiError> {
     caller.require(Permission::DirectoryRead)?;
     let skill = state
         .store
         .skill(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("skill {id} does not exist")))?;
-    Ok(skill_view(&skill))
+    Ok(Json(skill.into()))
 }
 
+/// `PUT /v1/agents/{id}`: creates or replaces an agent.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}",
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The platform's agent id")),
+    request_body = super::openapi::AgentBody,
+    responses(
+        (status = 200, description = "Success: the stored agent", body = AgentView),
+        (status = 400, description = "Default: the id is not a positive integer, or malformed JSON"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:write"),
+        (status = 422, description = "Default: unknown field, wrong type, id mismatch, text too long"),
+    )
+)]
 pub async fn put_agent(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<AgentId>,
     body: JsonBody<AgentInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentView>, ApiError> {
     caller.require(Permission::DirectoryWrite)?;
     let agent = body
         .value
@@ -73,19 +165,34 @@ pub async fn put_agent(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     state.store.upsert_agent(&agent).await?;
     tracing::info!(agent_id = id.get(), active = agent.active, security_user = %caller.0.name, "agent stored");
-    Ok(agent_view(&agent))
+    Ok(Json(agent.into()))
 }
 
+/// `GET /v1/agents/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The platform's agent id")),
+    responses(
+        (status = 200, description = "Success: the agent", body = AgentView),
+        (status = 400, description = "Default: the id is not a positive integer"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:read"),
+        (status = 404, description = "Default: no such agent"),
+    )
+)]
 pub async fn get_agent(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<AgentId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentView>, ApiError> {
     caller.require(Permission::DirectoryRead)?;
     let agent = state
         .store
         .agent(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("agent {id} does not exist")))?;
-    Ok(agent_view(&agent))
+    Ok(Json(agent.into()))
 }

@@ -3,11 +3,12 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
 /// The result branches a calling script can take (the spec's names, verbatim).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub enum ResultCode {
     Success,
     InvalidSecurityUser,
@@ -40,10 +41,14 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    result: ResultCode,
-    message: &'a str,
+/// Every answer other than success.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"result": "InvalidSkillId", "message": "skill 999 does not exist"}))]
+pub struct ErrorBody<'a> {
+    /// Which branch the calling script takes.
+    pub result: ResultCode,
+    /// What was wrong, naming the value.
+    pub message: &'a str,
 }
 
 impl ApiError {
@@ -95,6 +100,12 @@ impl ApiError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, ResultCode::Default, message)
     }
+
+    /// The client was too slow; the connection is closed after the answer, since what is
+    /// left of the request may still be arriving.
+    pub fn request_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, ResultCode::Default, message)
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -132,6 +143,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response.extensions_mut().insert(self.code);
         response

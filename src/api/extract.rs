@@ -83,7 +83,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let read = tokio::time::timeout(state.body_read_timeout, Bytes::from_request(req, state));
+        let bytes = read.await.map_err(|_| {
+            ApiError::request_timeout(format!(
+                "the request body did not arrive within api.body_read_timeout_ms ({} ms)",
+                state.body_read_timeout.as_millis()
+            ))
+        })?;
+        let bytes = bytes.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,16 +1,53 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::error::ResultCode;
+
+/// `{"status": "ok"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// What the daemon depends on, and whether it can serve.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `Success` when ready, else `Default` (like every other error answer).
+    result: ResultCode,
+    /// `ready` or `not ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// `up` or `down`.
+    #[schema(example = "up")]
+    database: &'static str,
+    /// `up`, `down`, or `not used` when this daemon runs no dispatcher.
+    #[schema(example = "up")]
+    broker: &'static str,
+}
 
 /// The process is alive and serving HTTP.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Alive", body = Liveness))
+)]
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
 }
 
 /// Prometheus metrics (unauthenticated, like the health checks: no personal data).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let body = crate::instruments::render(&state.store, state.broker.as_ref()).await;
     (
@@ -23,7 +60,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
 }
 
 /// Ready: the database answers and, when this daemon dispatches, the broker is connected.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: the database or the broker is down", body = Readiness),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = match state.store.ping().await {
         Ok(()) => "up",
         Err(e) => {
@@ -42,10 +88,15 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "database": database,
-        "broker": broker,
-    });
+    let body = Readiness {
+        result: if ready {
+            ResultCode::Success
+        } else {
+            ResultCode::Default
+        },
+        status: if ready { "ready" } else { "not ready" },
+        database,
+        broker,
+    };
     (status, Json(body))
 }

@@ -6,23 +6,27 @@ mod directory;
 mod error;
 mod extract;
 mod health;
+mod openapi;
+mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, ResultCode};
+pub use openapi::ApiDoc;
+pub use serve::serve;
 
 use crate::amqp::Broker;
-use crate::config::Settings;
+use crate::config::{ApiSettings, Settings};
 use crate::domain::ScheduleRules;
 use crate::store::Store;
 
@@ -41,6 +45,9 @@ pub struct Inner {
     pub max_body_bytes: usize,
     pub default_page_size: u32,
     pub max_page_size: u32,
+    pub body_read_timeout: Duration,
+    /// One permit per `/v1` request in progress (`api.max_concurrent_requests`).
+    pub requests: Arc<Semaphore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,17 +68,18 @@ impl AppState {
                 max_body_bytes: settings.api.max_body_bytes,
                 default_page_size: settings.api.default_page_size,
                 max_page_size: settings.api.max_page_size,
+                body_read_timeout: settings.api.body_read_timeout(),
+                requests: Arc::new(Semaphore::new(settings.api.max_concurrent_requests)),
             }),
         }
     }
 }
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    let max_body = state.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+pub fn router(state: AppState, settings: &ApiSettings) -> Router {
+    let request_timeout = settings.request_timeout();
+    // The API proper counts against `max_concurrent_requests`; health checks and metrics
+    // do not, so that a busy daemon still answers its supervisor.
+    let v1 = Router::new()
         .route(
             "/v1/callbacks",
             get(callbacks::list).post(callbacks::create),
@@ -92,14 +100,23 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             "/v1/agents/{id}",
             put(directory::put_agent).get(directory::get_agent),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_concurrency,
+        ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn(log_request))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(middleware::from_fn(move |request, next| {
+            time_limit(request_timeout, request, next)
+        }))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,6 +126,43 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             .into_response()
         }))
         .with_state(state)
+}
+
+/// Past `api.max_concurrent_requests` a request is refused at once rather than queued:
+/// a client can retry, while a queue would only make every request slower.
+async fn limit_concurrency(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ResultCode::Default,
+            format!(
+                "too many requests in progress (api.max_concurrent_requests = {}); retry later",
+                state.settings.api.max_concurrent_requests
+            ),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    next.run(request).await
+}
+
+/// `api.request_timeout_ms` for the whole request, answered like every other error.
+async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::request_timeout(format!(
+            "the request took longer than api.request_timeout_ms ({} ms)",
+            limit.as_millis()
+        ))
+        .into_response(),
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -1,0 +1,379 @@
+//! The OpenAPI 3 document of the HTTP API, generated from the handlers' `#[utoipa::path]`
+//! annotations and the request and response types, served at `GET /openapi.json`.
+//!
+//! Error answers are documented once here rather than on every handler: [`ErrorAnswers`]
+//! gives every 4xx and 5xx response the `{"result","message"}` body, and adds the answers any
+//! `/v1` request can get (408 for a slow client or request, 503 for an unreachable database
+//! or a busy daemon, 413 where there is a body).
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, KnownFormat, OpenApi as OpenApiDoc, Ref, RefOr, ResponseBuilder,
+};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::error::{ErrorBody, ResultCode};
+use super::{callbacks, directory, health};
+use crate::domain::{CallbackState, Direction, MediaType, OutcomeKind};
+
+/// The name of the bearer-token security scheme in the document.
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "callbackd",
+        description = "Schedules callbacks (the platform's Schedule Callback action) and \
+            publishes them to RabbitMQ when they mature. Every error answers \
+            `{\"result\": \"<code>\", \"message\": \"<what was wrong>\"}`."
+    ),
+    paths(
+        callbacks::create,
+        callbacks::list,
+        callbacks::get,
+        callbacks::update,
+        callbacks::cancel,
+        callbacks::events,
+        callbacks::outcome,
+        directory::put_skill,
+        directory::get_skill,
+        directory::put_agent,
+        directory::get_agent,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        document,
+    ),
+    components(schemas(ErrorBody, ResultCode)),
+    modifiers(&BearerScheme, &ErrorAnswers),
+    tags(
+        (name = "callbacks", description = "Schedule, read, change and cancel callbacks"),
+        (name = "directory", description = "Skills and agents mirrored from the platform"),
+        (name = "health", description = "Liveness, readiness, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`: this document (no authentication).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "health",
+    responses((status = 200, description = "The OpenAPI 3 document of this API", content_type = "application/json"))
+)]
+pub async fn document() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let body = JSON.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise the document: {e}\"}}"))
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.as_str(),
+    )
+        .into_response()
+}
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The token `callbackd user add` printed; only its hash is stored.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+struct ErrorAnswers;
+
+impl Modify for ErrorAnswers {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/v1/");
+            for (has_body, operation) in [
+                (false, item.get.as_mut()),
+                (true, item.put.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.patch.as_mut()),
+                (false, item.delete.as_mut()),
+            ] {
+                if let Some(operation) = operation {
+                    add_error_answers(operation, api, has_body);
+                }
+            }
+        }
+    }
+}
+
+fn add_error_answers(operation: &mut Operation, api: bool, has_body: bool) {
+    let responses = &mut operation.responses.responses;
+    if api {
+        let mut common = vec![
+            (
+                "408",
+                "Default: the client sent its request body too slowly, or the request took \
+                 longer than api.request_timeout_ms",
+            ),
+            (
+                "503",
+                "Default: the database is unreachable, or the daemon is busy \
+                 (api.max_concurrent_requests; Retry-After: 1); retry later",
+            ),
+        ];
+        if has_body {
+            common.push((
+                "413",
+                "Default: the request body is larger than api.max_body_bytes",
+            ));
+        }
+        for (status, description) in common {
+            responses
+                .entry(status.to_owned())
+                .or_insert_with(|| ResponseBuilder::new().description(description).into());
+        }
+    }
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let (true, RefOr::T(response)) = (is_error, response) {
+            response
+                .content
+                .entry("application/json".to_owned())
+                .or_insert_with(|| {
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build()
+                });
+        }
+    }
+}
+
+/// An id as scripts send it: a positive integer, or a string of digits.
+pub fn id_input_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]+$")),
+        )
+        .examples([serde_json::json!(101)])
+        .build()
+        .into()
+}
+
+/// The target agent: an agent's id, or `""`/`null` for "route to the skill".
+pub fn target_agent_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]*$")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .examples([serde_json::json!(7)])
+        .build()
+        .into()
+}
+
+fn string_enum(values: impl IntoIterator<Item = &'static str>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+}
+
+pub fn callback_state_schema() -> Schema {
+    string_enum(CallbackState::ALL.map(CallbackState::as_str)).into()
+}
+
+pub fn media_type_schema() -> Schema {
+    string_enum(MediaType::ALL.map(MediaType::as_str)).into()
+}
+
+pub fn direction_schema() -> Schema {
+    string_enum([Direction::Inbound, Direction::Outbound].map(Direction::as_str)).into()
+}
+
+pub fn outcome_kind_schema() -> Schema {
+    string_enum(OutcomeKind::ALL.map(OutcomeKind::as_str)).into()
+}
+
+/// `callingHours`: ranges per weekday (`mon` … `sun`), local time, `HH:MM-HH:MM`.
+pub fn calling_hours_schema() -> Schema {
+    let ranges = || {
+        utoipa::openapi::schema::ArrayBuilder::new().items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$")),
+        )
+    };
+    let mut hours = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .examples([serde_json::json!({"mon": ["08:00-21:00"], "sat": ["09:00-17:00"]})]);
+    for day in ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] {
+        hours = hours.property(day, ranges());
+    }
+    hours.into()
+}
+
+/// The body of `PUT /v1/skills/{id}` (read into [`crate::domain::SkillInput`]).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SkillBody {
+    /// When given, must equal the id in the path.
+    #[schema(minimum = 1)]
+    id: Option<i64>,
+    #[schema(max_length = 200, example = "Outbound Sales")]
+    name: String,
+    #[schema(schema_with = media_type_schema)]
+    media_type: String,
+    #[schema(schema_with = direction_schema)]
+    direction: String,
+    active: bool,
+    /// IANA time zone name.
+    #[schema(example = "Europe/London")]
+    time_zone: Option<String>,
+    #[schema(schema_with = calling_hours_schema)]
+    calling_hours: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Delay before retrying after the n-th unanswered attempt (the last one repeats).
+    #[schema(min_items = 1)]
+    retry_backoff_seconds: Option<Vec<u32>>,
+    #[schema(minimum = 1)]
+    max_attempts: Option<u32>,
+    /// 0: wait for the target agent forever.
+    agent_fallback_seconds: Option<u32>,
+    #[schema(minimum = 1)]
+    default_ttl_seconds: Option<u32>,
+}
+
+/// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AgentBody {
+    /// When given, must equal the id in the path.
+    #[schema(minimum = 1)]
+    id: Option<i64>,
+    #[schema(max_length = 200, example = "jdoe")]
+    username: String,
+    active: bool,
+}
+
+/// The body of `POST /v1/callbacks/{id}/outcomes` (read into
+/// [`crate::outcomes::OutcomeReport`]): what a dialer reports for one attempt.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct OutcomeBody {
+    /// `callbackd.outcome.v1` when given.
+    #[schema(example = "callbackd.outcome.v1")]
+    schema: Option<String>,
+    /// When given, must equal the id in the path.
+    #[schema(format = Uuid)]
+    callback_id: Option<String>,
+    /// The attempt this outcome is for (the callback's `attempt`).
+    #[schema(example = 1)]
+    attempt: i32,
+    #[schema(schema_with = outcome_kind_schema)]
+    outcome: String,
+    /// With `reschedule`: when to call again (ISO 8601, like `scheduleDate` on create).
+    schedule_date: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_answer_carries_a_result_code() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, item) in paths {
+            for (method, operation) in item.as_object().expect("path item") {
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    let name = schema
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                        .unwrap_or_else(|| panic!("{method} {path} {status}: no JSON body"));
+                    let properties = &doc["components"]["schemas"][name]["properties"];
+                    assert!(
+                        properties.get("result").is_some(),
+                        "{method} {path} {status}: {name} has no result"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The documented bodies and the types the handlers read must accept the same fields.
+    #[test]
+    fn documented_bodies_match_what_the_handlers_read() {
+        use serde_json::json;
+        let skill = json!({
+            "id": 101, "name": "Outbound Sales", "mediaType": "phone", "direction": "outbound",
+            "active": true, "timeZone": "Europe/London", "callingHours": {"mon": ["08:00-21:00"]},
+            "retryBackoffSeconds": [600], "maxAttempts": 3, "agentFallbackSeconds": 900,
+            "defaultTtlSeconds": 86400
+        });
+        serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
+        serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
+        let agent = json!({"id": 7, "username": "jdoe", "active": true});
+        serde_json::from_value::<AgentBody>(agent.clone()).expect("documented agent");
+        serde_json::from_value::<crate::domain::AgentInput>(agent).expect("real agent");
+        let outcome = json!({
+            "schema": "callbackd.outcome.v1", "callbackId": "01a21291-eee3-771c-b85e-1be0283a8457",
+            "attempt": 1, "outcome": "reschedule", "scheduleDate": "2030-01-15T14:30:00"
+        });
+        serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
+        serde_json::from_value::<crate::outcomes::OutcomeReport>(outcome).expect("real outcome");
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
+        for (name, fields) in [("SkillBody", 11), ("AgentBody", 3), ("OutcomeBody", 5)] {
+            let properties = doc["components"]["schemas"][name]["properties"]
+                .as_object()
+                .map(|p| p.len());
+            assert_eq!(
+                properties,
+                Some(fields),
+                "{name}: a field was added or removed"
+            );
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Slow and greedy clients: headers or a body trickled byte by byte are cut off, too many
+//! requests at once are refused with a clear 503, too many connections wait their turn, and
+//! all the while the daemon keeps answering everyone else.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, valid_body};
+
+fn addr(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until done or the server stops reading;
+/// then reads what the server answered until it closes. Returns the answer and how long
+/// after the first byte the connection ended.
+async fn trickle(
+    mut stream: TcpStream,
+    head: &[u8],
+    bytes: &[u8],
+    gap: Duration,
+) -> (String, Duration) {
+    let started = Instant::now();
+    stream.write_all(head).await.expect("head sent");
+    for byte in bytes {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        // Stop early once the server has answered or closed.
+        let mut probe = [0u8; 1];
+        if tokio::time::timeout(gap, stream.peek(&mut probe))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// A normal request made while the slow clients are at it must be answered promptly.
+async fn healthy_meanwhile(app: &TestApp) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let (status, body) = app.create(&valid_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a normal request took {:?} while slow clients were connected",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_client_sending_headers_byte_by_byte_is_cut_off() {
+    let app = TestApp::spawn_with(|s| s.api.header_read_timeout_ms = 800).await;
+    let headers = format!(
+        "Host: callbackd\r\nAuthorization: Bearer {}\r\nX-Padding: {}\r\n\r\n",
+        app.admin,
+        "x".repeat(200)
+    );
+    let stream = TcpStream::connect(addr(&app)).await.expect("connected");
+    let slow = trickle(
+        stream,
+        b"GET /v1/callbacks HTTP/1.1\r\n",
+        headers.as_bytes(),
+        Duration::from_millis(50),
+    );
+    let ((answer, took), ()) = tokio::join!(slow, healthy_meanwhile(&app));
+    // About 12 s to send it all; cut off after the 0.8 s allowed (408 or a plain close).
+    assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "the slow client got an answer: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_anything_is_closed() {
+    let app = TestApp::spawn_with(|s| s.api.header_read_timeout_ms = 500).await;
+    let mut stream = TcpStream::connect(addr(&app)).await.expect("connected");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "an idle connection was kept open for 5 s");
+}
+
+#[tokio::test]
+async fn a_client_sending_its_body_byte_by_byte_gets_408() {
+    let app = TestApp::spawn_with(|s| s.api.body_read_timeout_ms = 800).await;
+    let body = valid_body().to_string();
+    let head = format!(
+        "POST /v1/callbacks HTTP/1.1\r\nHost: callbackd\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.admin,
+        body.len()
+    );
+    let stream = TcpStream::connect(addr(&app)).await.expect("connected");
+    let slow = trickle(
+        stream,
+        head.as_bytes(),
+        body.as_bytes(),
+        Duration::from_millis(50),
+    );
+    let ((answer, took), ()) = tokio::join!(slow, healthy_meanwhile(&app));
+    assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let json: Value = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or_else(|| panic!("no JSON body: {answer}"));
+    assert_eq!(json["result"], "Default", "{json}");
+    assert!(
+        json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("body_read_timeout_ms")),
+        "{json}"
+    );
+    let (count, _, _) = app.row_counts().await;
+    assert_eq!(count, 1, "only the normal request created a callback");
+}
+
+/// Sends a create request's headers and half its body, then stalls.
+async fn stalled_create(app: &TestApp) -> TcpStream {
+    let body = valid_body().to_string();
+    let head = format!(
+        "POST /v1/callbacks HTTP/1.1\r\nHost: callbackd\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        app.admin,
+        body.len(),
+        &body[..body.len() / 2]
+    );
+    let mut stream = TcpStream::connect(addr(app)).await.expect("connected");
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    stream
+}
+
+#[tokio::test]
+async fn requests_past_the_concurrency_limit_get_503_and_health_checks_still_answer() {
+    let app = TestApp::spawn_with(|s| {
+        s.api.max_concurrent_requests = 2;
+        s.api.body_read_timeout_ms = 1500;
+    })
+    .await;
+    let stalled = [stalled_create(&app).await, stalled_create(&app).await];
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let response = app
+        .client
+        .post(format!("{}/v1/callbacks", app.base))
+        .bearer_auth(&app.admin)
+        .json(&valid_body())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["result"], "Default", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_concurrent_requests")),
+        "{body}"
+    );
+    let (status, _) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "health checks are not limited");
+
+    // Once the stalled requests are cut off, their permits are back.
+    for mut stream in stalled {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let (status, body) = app.create(&valid_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_slot() {
+    let app = TestApp::spawn_with(|s| {
+        s.api.max_connections = 3;
+        s.api.header_read_timeout_ms = 1000;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(addr(&app)).await.expect("connected"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A fresh client (not a pooled connection) must wait until the idle ones are closed.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/healthz", app.base))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("answered once a slot was free");
+    let waited = started.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        waited >= Duration::from_millis(500),
+        "answered after {waited:?}, while every slot was taken"
+    );
+    for mut stream in idle {
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "an idle connection outlived its header timeout"
+        );
+    }
+    let (status, body) = app.create(&valid_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

@@ -1,0 +1,106 @@
+//! `GET /openapi.json` documents every route the router has, and every documented route
+//! is one the router answers.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+/// Every route of `api::router`, as (method, path template).
+const ROUTES: [(&str, &str); 15] = [
+    ("get", "/v1/callbacks"),
+    ("post", "/v1/callbacks"),
+    ("get", "/v1/callbacks/{id}"),
+    ("patch", "/v1/callbacks/{id}"),
+    ("delete", "/v1/callbacks/{id}"),
+    ("get", "/v1/callbacks/{id}/events"),
+    ("post", "/v1/callbacks/{id}/outcomes"),
+    ("put", "/v1/skills/{id}"),
+    ("get", "/v1/skills/{id}"),
+    ("put", "/v1/agents/{id}"),
+    ("get", "/v1/agents/{id}"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+async fn document(app: &TestApp) -> Value {
+    let (status, doc) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    doc
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route_without_authentication() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    for (method, path) in ROUTES {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let secured = path.starts_with("/v1/");
+        assert_eq!(
+            operation["security"][0].get("bearer").is_some(),
+            secured,
+            "{method} {path}: bearer security"
+        );
+    }
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    let codes = doc["components"]["schemas"]["ResultCode"]["enum"].clone();
+    for code in [
+        "Success",
+        "InvalidSecurityUser",
+        "InvalidSkillId",
+        "InvalidTargetAgentId",
+        "InvalidScheduleDate",
+        "InvalidPhoneNumber",
+        "Default",
+    ] {
+        assert!(
+            codes.as_array().is_some_and(|c| c.contains(&code.into())),
+            "{code} missing from {codes}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = 0;
+    for (template, item) in paths {
+        let path = template.replace("{id}", "01a21291-eee3-771c-b85e-1be0283a8457");
+        let path = if template.contains("/skills/") || template.contains("/agents/") {
+            template.replace("{id}", "101")
+        } else {
+            path
+        };
+        for method in item.as_object().expect("path item").keys() {
+            documented += 1;
+            let method =
+                Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("an HTTP method");
+            let response = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.base))
+                .send()
+                .await
+                .expect("request sent");
+            let status = response.status();
+            let body = response.text().await.expect("body");
+            assert!(
+                status != StatusCode::METHOD_NOT_ALLOWED
+                    && !(status == StatusCode::NOT_FOUND && body.contains("no such endpoint")),
+                "{method} {path}: {status} {body}"
+            );
+        }
+    }
+    assert_eq!(documented, ROUTES.len(), "documented operations");
+}
