@@ -229,7 +229,7 @@ impl Activity {
             }
             let share = |n: u64| (n as f64 / ticks.max(1) as f64 * 1000.0).round() / 1000.0;
             let mut shares: Vec<(String, u64)> = counts.into_iter().collect();
-            shares.sort_by(|a, b| b.1.cmp(&a.1));
+            shares.sort_by_key(|s| std::cmp::Reverse(s.1));
             let shares: serde_json::Map<String, Value> = shares
                 .into_iter()
                 .map(|(k, n)| (k, json!(share(n))))
