@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{
     AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
@@ -54,7 +55,7 @@ pub const BEARER: &str = "bearer";
         document,
     ),
     components(schemas(ErrorBody, ResultCode)),
-    modifiers(&BearerScheme, &ErrorAnswers),
+    modifiers(&BearerScheme, &ErrorAnswers, &FreshExamples),
     tags(
         (name = "callbacks", description = "Schedule, read, change and cancel callbacks"),
         (name = "directory", description = "Skills and agents mirrored from the platform"),
@@ -73,8 +74,7 @@ pub struct ApiDoc;
 pub async fn document() -> Response {
     static JSON: OnceLock<String> = OnceLock::new();
     let body = JSON.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
+        document_json()
             .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise the document: {e}\"}}"))
     });
     (
@@ -85,6 +85,42 @@ pub async fn document() -> Response {
         body.as_str(),
     )
         .into_response()
+}
+
+/// The document as JSON. utoipa 5 writes the fields of a response link in snake case
+/// (`operation_id`); OpenAPI spells them in camel case, so they are renamed here.
+pub fn document_json() -> Result<String, serde_json::Error> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    let operations = doc
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let links = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+            .into_iter()
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|response| response.get_mut("links"))
+            .filter_map(Value::as_object_mut)
+            .flat_map(|links| links.values_mut())
+            .filter_map(Value::as_object_mut);
+        for link in links {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
+    serde_json::to_string(&doc)
 }
 
 struct BearerScheme;
@@ -103,6 +139,39 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Whole-body examples that succeed against the README's directory (skill 101, agent 7):
+/// a schedule date must fall within the horizon, so it is tomorrow's, set when the
+/// document is built.
+struct FreshExamples;
+
+impl Modify for FreshExamples {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+        let at = |time: &str| format!("{}T{time}:00Z", tomorrow.format("%Y-%m-%d"));
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, example) in [
+            (
+                "CreateRequest",
+                serde_json::json!({
+                    "firstName": "Ada", "lastName": "Lovelace", "phoneNumber": "+442079460958",
+                    "skillId": 101, "targetAgentId": 7, "scheduleDate": at("14:30"),
+                    "notes": "re: invoice 42"
+                }),
+            ),
+            (
+                "UpdateRequest",
+                serde_json::json!({"scheduleDate": at("16:00"), "notes": "moved", "targetAgentId": ""}),
+            ),
+        ] {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(name) {
+                schema.examples = vec![example];
+            }
+        }
     }
 }
 
@@ -249,6 +318,21 @@ pub fn calling_hours_schema() -> Schema {
     hours.into()
 }
 
+/// `retryBackoffSeconds`: positive numbers of seconds that fit the store's `integer`.
+pub fn backoff_schema() -> Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                .minimum(Some(1))
+                .maximum(Some(i32::MAX)),
+        )
+        .min_items(Some(1))
+        .examples([serde_json::json!([600, 1800, 7200])])
+        .into()
+}
+
 /// The body of `PUT /v1/skills/{id}` (read into [`crate::domain::SkillInput`]).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -270,13 +354,14 @@ pub struct SkillBody {
     #[schema(schema_with = calling_hours_schema)]
     calling_hours: Option<std::collections::BTreeMap<String, Vec<String>>>,
     /// Delay before retrying after the n-th unanswered attempt (the last one repeats).
-    #[schema(min_items = 1)]
+    #[schema(schema_with = backoff_schema)]
     retry_backoff_seconds: Option<Vec<u32>>,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     max_attempts: Option<u32>,
     /// 0: wait for the target agent forever.
+    #[schema(maximum = 2147483647)]
     agent_fallback_seconds: Option<u32>,
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     default_ttl_seconds: Option<u32>,
 }
 
@@ -374,6 +459,27 @@ mod tests {
                 Some(fields),
                 "{name}: a field was added or removed"
             );
+        }
+    }
+
+    #[test]
+    fn links_name_operations_that_exist() {
+        let doc: Value = serde_json::from_str(&document_json().expect("JSON")).expect("parses");
+        let ids: Vec<&Value> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|p| p.values())
+            .filter_map(Value::as_object)
+            .flat_map(|item| item.values())
+            .filter_map(|operation| operation.get("operationId"))
+            .collect();
+        let links = doc["paths"]["/v1/callbacks"]["post"]["responses"]["201"]["links"]
+            .as_object()
+            .expect("links from a created callback");
+        assert_eq!(links.len(), 5);
+        for (name, link) in links {
+            assert!(link.get("operation_id").is_none(), "{name}: {link}");
+            assert!(ids.contains(&&link["operationId"]), "{name}: {link}");
         }
     }
 }

@@ -104,3 +104,63 @@ async fn every_documented_operation_is_routed() {
     }
     assert_eq!(documented, ROUTES.len(), "documented operations");
 }
+
+/// Inputs that fuzzing the API from this document turned into 500s.
+#[tokio::test]
+async fn numbers_beyond_what_the_store_holds_are_refused_with_422() {
+    let app = TestApp::spawn().await;
+    for (field, value) in [
+        ("maxAttempts", serde_json::json!(4_294_967_295u64)),
+        ("agentFallbackSeconds", serde_json::json!(3_000_000_000u64)),
+        ("defaultTtlSeconds", serde_json::json!(2_147_483_648u64)),
+        (
+            "retryBackoffSeconds",
+            serde_json::json!([600, 3_000_000_000u64]),
+        ),
+    ] {
+        let body = serde_json::json!({
+            "name": "big", "mediaType": "phone", "direction": "outbound", "active": true,
+            field: value,
+        });
+        let (status, answer) = app
+            .call(Method::PUT, "/v1/skills/150", Some(&app.admin), Some(&body))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {answer}"
+        );
+        assert_eq!(answer["result"], "Default", "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(field)),
+            "{answer}"
+        );
+    }
+    let (status, answer) = app
+        .call(Method::GET, "/v1/skills/150", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored: {answer}");
+}
+
+#[tokio::test]
+async fn a_forged_cursor_far_in_the_past_is_a_bad_request() {
+    let app = TestApp::spawn().await;
+    for raw in [
+        "-8000000000000000000.01a21291-eee3-771c-b85e-1be0283a8457",
+        "8000000000000000000.01a21291-eee3-771c-b85e-1be0283a8457",
+    ] {
+        let cursor: String = raw.bytes().map(|b| format!("{b:02x}")).collect();
+        let (status, answer) = app
+            .call(
+                Method::GET,
+                &format!("/v1/callbacks?cursor={cursor}"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{raw}: {answer}");
+        assert_eq!(answer["result"], "Default", "{answer}");
+    }
+}
