@@ -191,7 +191,7 @@ impl Activity {
                 }
                 let rows = sqlx::query(
                     "SELECT state, coalesce(wait_event_type, '') AS wtype,
-                            coalesce(wait_event, '') AS wevent, left(query, 200) AS query
+                            coalesce(wait_event, '') AS wevent, left(query, 1024) AS query
                      FROM pg_stat_activity
                      WHERE datname = $1 AND backend_type = 'client backend'
                        AND pid <> pg_backend_pid()",
@@ -258,7 +258,7 @@ impl Activity {
 fn statement_kind(query: &str) -> String {
     let q = query.split_whitespace().collect::<Vec<_>>().join(" ");
     let upper = q.to_uppercase();
-    let kind = if upper.contains("FOR UPDATE SKIP LOCKED") {
+    let kind = if upper.contains("SKIP LOCKED") {
         "claim (SELECT … FOR UPDATE SKIP LOCKED)"
     } else if upper.starts_with("WITH DONE") {
         "mark dispatched (UPDATE … FROM unnest + events)"

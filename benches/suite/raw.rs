@@ -140,13 +140,9 @@ pub async fn broker(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     }))
 }
 
-pub const CLAIM: &str = concat!(
-    "SELECT c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id, ",
-    "c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt, ",
-    "c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at ",
-    "FROM callbacks c WHERE c.state = 'pending' AND c.due_at <= now() ",
-    "ORDER BY c.due_at LIMIT $1 FOR UPDATE SKIP LOCKED"
-);
+/// The bare claim: due rows in due order, locked, skipping locked ones.
+const CLAIM: &str = "SELECT c.* FROM callbacks c WHERE c.state = 'pending' AND c.due_at <= now()
+     ORDER BY c.due_at LIMIT $1 FOR UPDATE SKIP LOCKED";
 
 /// The bare recording: one UPDATE from an array of ids.
 const MARK_BARE: &str = "UPDATE callbacks c
@@ -183,11 +179,13 @@ const MARK_AS_CALLBACKD: &str = "WITH done AS (
 pub async fn database(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     let bare = claim_loop(ctx, options, "raw", false).await?;
     let as_callbackd = claim_loop(ctx, options, "rawev", true).await?;
+    let creates = single_row_creates(ctx, options).await?;
     Ok(json!({
         "rows": options.burst,
         "batch": options.batch,
         "bare": bare,
         "with_callbackd_events": as_callbackd,
+        "single_row_creates": creates,
     }))
 }
 
@@ -259,6 +257,73 @@ async fn claim_loop(
             "mark": per_batch(mark_t),
             "commit": per_batch(commit_t),
         },
+        "cpu": cpu,
+    }))
+}
+
+/// Connections the daemon's API pool holds (database.max_connections).
+const API_POOL: u32 = 16;
+
+/// The database's limit for ingest: `API_POOL` connections each looping BEGIN, one INSERT
+/// into callbacks, one into callback_events, COMMIT — a create's writes and its durable
+/// commit, without HTTP, validation or look-ups.
+async fn single_row_creates(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
+    let db = ctx.fresh_db("rawingest").await?;
+    let pool = crate::infra::connect(&db.url, API_POOL).await?;
+    let seconds = (options.ingest_seconds / 2).max(1);
+    let cpu = CpuSampler::start(Vec::new());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..API_POOL {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut created = 0u64;
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut tx = pool.begin().await?;
+                let id = Uuid::now_v7();
+                sqlx::query(
+                    "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
+                                            notes, scheduled_for, due_at, created_by)
+                     VALUES ($1, 'A', 'B', '+14155552671', $2, '', now() + interval '1 hour',
+                             now() + interval '1 hour', 'bench')",
+                )
+                .bind(id)
+                .bind(SKILL)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO callback_events (callback_id, actor, kind, details)
+                     VALUES ($1, 'bench', 'created', '{}')",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                created += 1;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok((created, latencies))
+        }));
+    }
+    let mut created = 0;
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (n, l) = task.await??;
+        created += n;
+        latencies.extend(l);
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu.stop();
+    pool.close().await;
+    db.pool.close().await;
+    Ok(json!({
+        "connections": API_POOL,
+        "seconds": elapsed.as_secs_f64(),
+        "creates_per_s": created as f64 / elapsed.as_secs_f64(),
+        "latency_ms": crate::report::percentiles(latencies),
         "cpu": cpu,
     }))
 }

@@ -223,6 +223,17 @@ impl Report {
             "rows/s",
             [String::new(), pct(ratio(db_events, db_rate)), String::new()],
         );
+        let raw_creates = num(&database, &["single_row_creates", "creates_per_s"]);
+        row(
+            "2",
+            format!(
+                "raw database: one create's writes (INSERT callback + event, COMMIT), {} connections",
+                num(&database, &["single_row_creates", "connections"]).unwrap_or(0.0)
+            ),
+            fmt(raw_creates, 0),
+            "creates/s",
+            none(),
+        );
         row(
             "3",
             format!(
@@ -280,6 +291,23 @@ impl Report {
                 ratio(q99, s99).map_or(String::new(), |r| format!("peer p99 is {r:.1}× it")),
             ],
         );
+        for (section, v, what) in [("3", &burst, "burst"), ("4", &steady, "steady")] {
+            let p = |k: &str, q: &str| num(v, &["passes", k, q]);
+            row(
+                section,
+                format!(
+                    "{what}: daemon passes (from its records): rows per pass p50; pass start → next p50 / p90"
+                ),
+                format!(
+                    "{}; {} / {}",
+                    fmt(p("rows_per_pass", "p50"), 0),
+                    fmt(p("pass_start_to_next_start_ms", "p50"), 1),
+                    fmt(p("pass_start_to_next_start_ms", "p90"), 1)
+                ),
+                "rows; ms",
+                none(),
+            );
+        }
         let steps = scale["steps"].as_array().cloned().unwrap_or_default();
         let base_claim = steps.first().and_then(|s| num(s, &["claim_ms", "p99"]));
         let dispatched = num(&scale, &["dispatched_rows"]).unwrap_or(0.0);
@@ -338,7 +366,11 @@ impl Report {
             ),
             fmt(creates, 0),
             "creates/s",
-            none(),
+            [
+                String::new(),
+                pct(ratio(creates, raw_creates)),
+                String::new(),
+            ],
         );
         row(
             "6",

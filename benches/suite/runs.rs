@@ -96,6 +96,7 @@ pub async fn burst(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "received_distinct": seen.distinct,
         "duplicates": seen.duplicates,
         "states_after": states(&db.pool).await?,
+        "passes": dispatch_passes(&db.pool).await?,
         "cpu": cpu,
         "pg_activity": activity,
         "pg_counters": counters_delta(&before, &after),
@@ -140,6 +141,7 @@ pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "received_distinct": seen.distinct,
         "duplicates": seen.duplicates,
         "peak_rss_mib": rss,
+        "passes": dispatch_passes(&db.pool).await?,
         "cpu": cpu,
         "pg_activity": activity,
         "pg_counters": counters_delta(&before, &after),
@@ -147,4 +149,53 @@ pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     consumer.close().await?;
     db.pool.close().await;
     Ok(result)
+}
+
+/// The daemon's passes, reconstructed from what it recorded: the rows of one pass are marked
+/// by one statement, microseconds apart, and passes are at least a publish apart.
+pub async fn dispatch_passes(pool: &PgPool) -> anyhow::Result<Value> {
+    const SAME_PASS: f64 = 3.0;
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT dispatched_at, due_at FROM callbacks
+         WHERE dispatched_at IS NOT NULL ORDER BY dispatched_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    let ms = |a: DateTime<Utc>, b: DateTime<Utc>| (a - b).as_seconds_f64() * 1000.0;
+    // (first recorded, last recorded, rows)
+    let mut passes: Vec<(DateTime<Utc>, DateTime<Utc>, u64)> = Vec::new();
+    for (at, _) in &rows {
+        match passes.last_mut() {
+            Some(p) if ms(*at, p.1) <= SAME_PASS => {
+                p.1 = *at;
+                p.2 += 1;
+            }
+            _ => passes.push((*at, *at, 1)),
+        }
+    }
+    let sizes = passes.iter().map(|p| p.2 as f64).collect();
+    let cycles = passes.windows(2).map(|w| ms(w[1].0, w[0].0)).collect();
+    let gaps = passes.windows(2).map(|w| ms(w[1].0, w[0].1)).collect();
+    let marking = passes.iter().map(|p| ms(p.1, p.0)).collect();
+    let lateness = rows.iter().map(|(at, due)| ms(*at, *due)).collect();
+    let hot: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'callbacks'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let indexes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'callbacks'")
+            .fetch_one(pool)
+            .await?;
+    Ok(json!({
+        "passes": passes.len(),
+        "rows_per_pass": percentiles(sizes),
+        "pass_start_to_next_start_ms": percentiles(cycles),
+        "last_record_to_next_pass_first_record_ms": percentiles(gaps),
+        "first_to_last_record_in_pass_ms": percentiles(marking),
+        "recorded_minus_due_ms": percentiles(lateness),
+        "callbacks_updates": hot.map(|h| h.0),
+        "callbacks_hot_updates": hot.map(|h| h.1),
+        "callbacks_indexes": indexes,
+    }))
 }

@@ -11,18 +11,30 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use crate::Options;
 use crate::consumer::Consumer;
 use crate::infra::{Ctx, Daemon, SKILL};
-use crate::raw::CLAIM;
 use crate::report::percentiles;
 
 /// Pending rows due now at every step: what each timed claim finds.
 const DUE_ROWS: i64 = 100;
 const CHUNK: i64 = 250_000;
 
+/// The daemon's claim (src/store/dispatch.rs, `Claim::due`): due, unexpired callbacks with
+/// their skills, locked in due order.
+const CLAIM: &str = "SELECT now() AS now, s.*, c.*
+     FROM callbacks c JOIN skills s ON s.id = c.skill_id
+     WHERE c.state = 'pending' AND c.due_at <= now()
+       AND (c.expires_at IS NULL OR c.expires_at > now())
+     ORDER BY c.due_at
+     LIMIT $1
+     FOR UPDATE OF c SKIP LOCKED";
+/// The daemon's due poll (`next_due_in`).
 const POLL: &str = "SELECT EXTRACT(EPOCH FROM (min(due_at) - now()))::float8
      FROM callbacks WHERE state = 'pending'";
+/// The daemon's backlog query (`Store::backlog`): every minute and on every /metrics scrape.
 const BACKLOG: &str = "SELECT count(*) AS pending,
             count(*) FILTER (WHERE due_at <= now()) AS due_now,
-            COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest
+            COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest,
+            (SELECT count(*) FROM callbacks
+             WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
      FROM callbacks WHERE state = 'pending'";
 
 pub async fn run(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
