@@ -104,7 +104,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ApiError::bad_request(format!("the request body could not be read: {rejection}"))
             }
         })?;
-        let canonical: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Self::parse(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Reads a body already received: malformed JSON is 400, a value of the wrong shape 422.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        let canonical: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 ApiError::bad_request("the request body is empty; send a JSON object")
             } else {
