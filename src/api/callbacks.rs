@@ -701,7 +701,7 @@ pub async fn list(
             .as_deref()
             .map(|c| {
                 // A cursor names a due time the store holds: one outside years 1 to 9999
-                // is forged (and PostgreSQL would refuse it: found by fuzzing, a 500).
+                // is forged, and PostgreSQL would refuse it (it used to answer 500).
                 ListCursor::decode(c)
                     .filter(|cursor| (1..=9999).contains(&cursor.due_at.year()))
                     .ok_or_else(|| bad(format!("cursor `{c}` is not one this API issued")))

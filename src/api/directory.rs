@@ -76,7 +76,7 @@ impl From<Agent> for AgentView {
 }
 
 /// The store keeps a skill's rules as PostgreSQL `integer`s: a larger number is refused
-/// here rather than wrapped into a negative one (found by fuzzing: it answered 500).
+/// here rather than wrapped into a negative one (2^32 - 1 used to answer 500).
 fn check_policy_numbers(input: &SkillInput) -> Result<(), ApiError> {
     const MAX: u32 = i32::MAX as u32;
     let backoff = input.retry_backoff_seconds.iter().flatten().copied();
