@@ -261,6 +261,8 @@ impl Report {
                 times(ratio(burst_flow, peer_flow)),
             ],
         );
+        let (measure, value) = passes_row(&burst, "burst");
+        row("3", measure, value, "rows; ms", none());
         let lateness = |v: &Value| {
             let p = |k: &str| num(v, &["lateness_ms", k]);
             (p("p50"), p("p90"), p("p99"), p("max"))
@@ -291,23 +293,8 @@ impl Report {
                 ratio(q99, s99).map_or(String::new(), |r| format!("peer p99 is {r:.1}× it")),
             ],
         );
-        for (section, v, what) in [("3", &burst, "burst"), ("4", &steady, "steady")] {
-            let p = |k: &str, q: &str| num(v, &["passes", k, q]);
-            row(
-                section,
-                format!(
-                    "{what}: daemon passes (from its records): rows per pass p50; pass start → next p50 / p90"
-                ),
-                format!(
-                    "{}; {} / {}",
-                    fmt(p("rows_per_pass", "p50"), 0),
-                    fmt(p("pass_start_to_next_start_ms", "p50"), 1),
-                    fmt(p("pass_start_to_next_start_ms", "p90"), 1)
-                ),
-                "rows; ms",
-                none(),
-            );
-        }
+        let (measure, value) = passes_row(&steady, "steady");
+        row("4", measure, value, "rows; ms", none());
         let steps = scale["steps"].as_array().cloned().unwrap_or_default();
         let base_claim = steps.first().and_then(|s| num(s, &["claim_ms", "p99"]));
         let dispatched = num(&scale, &["dispatched_rows"]).unwrap_or(0.0);
@@ -558,6 +545,21 @@ impl Report {
         std::fs::write(path, text + "\n")?;
         Ok(())
     }
+}
+
+fn passes_row(v: &Value, what: &str) -> (String, String) {
+    let p = |k: &str, q: &str| num(v, &["passes", k, q]);
+    (
+        format!(
+            "{what}: daemon passes (from its records): rows per pass p50; pass start → next p50 / p90"
+        ),
+        format!(
+            "{}; {} / {}",
+            fmt(p("rows_per_pass", "p50"), 0),
+            fmt(p("pass_start_to_next_start_ms", "p50"), 1),
+            fmt(p("pass_start_to_next_start_ms", "p90"), 1)
+        ),
+    )
 }
 
 /// 10000 → "10k", 1000000 → "1M".
