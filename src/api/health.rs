@@ -17,8 +17,9 @@ pub struct Liveness {
 /// What the daemon depends on, and whether it can serve.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `Success` when ready, else `Default` (like every other error answer).
-    result: ResultCode,
+    /// `Default` when not ready, like every other error answer; absent when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<ResultCode>,
     /// `ready` or `not ready`.
     #[schema(example = "ready")]
     status: &'static str,
@@ -89,11 +90,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Readiness {
-        result: if ready {
-            ResultCode::Success
-        } else {
-            ResultCode::Default
-        },
+        result: (!ready).then_some(ResultCode::Default),
         status: if ready { "ready" } else { "not ready" },
         database,
         broker,

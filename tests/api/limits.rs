@@ -54,7 +54,7 @@ async fn healthy_meanwhile(app: &TestApp) {
     let (status, body) = app.create(&valid_body()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(5),
         "a normal request took {:?} while slow clients were connected",
         started.elapsed()
     );
@@ -76,8 +76,8 @@ async fn a_client_sending_headers_byte_by_byte_is_cut_off() {
         Duration::from_millis(50),
     );
     let ((answer, took), ()) = tokio::join!(slow, healthy_meanwhile(&app));
-    // About 12 s to send it all; cut off after the 0.8 s allowed (408 or a plain close).
-    assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
+    // About 13 s to send it all; cut off after the 0.8 s allowed (408 or a plain close).
+    assert!(took < Duration::from_secs(8), "cut off only after {took:?}");
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "the slow client got an answer: {answer}"
@@ -111,6 +111,7 @@ async fn a_client_sending_its_body_byte_by_byte_gets_408() {
         Duration::from_millis(50),
     );
     let ((answer, took), ()) = tokio::join!(slow, healthy_meanwhile(&app));
+    // About 9 s to send it all; cut off after the 0.8 s allowed.
     assert!(took < Duration::from_secs(5), "cut off only after {took:?}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     let json: Value = answer
@@ -147,7 +148,7 @@ async fn stalled_create(app: &TestApp) -> TcpStream {
 async fn requests_past_the_concurrency_limit_get_503_and_health_checks_still_answer() {
     let app = TestApp::spawn_with(|s| {
         s.api.max_concurrent_requests = 2;
-        s.api.body_read_timeout_ms = 1500;
+        s.api.body_read_timeout_ms = 3000;
     })
     .await;
     let stalled = [stalled_create(&app).await, stalled_create(&app).await];
