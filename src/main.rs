@@ -33,7 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings)) {
+    let outcome = runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings));
+    // Tasks abandoned at the shutdown deadline must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "callbackd failed");
@@ -136,6 +139,6 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutdown requested");
     shutdown.cancel();
+    tracing::info!("shutdown requested");
 }

@@ -46,6 +46,9 @@ fn outcome_handler(store: Store, settings: Settings) -> OutcomeHandler {
     })
 }
 
+/// After the shutdown deadline, how long closing the scheduler and the pool may take.
+const CLEANUP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Application {
     listener: TcpListener,
     store: Store,
@@ -159,20 +162,29 @@ impl Application {
         systemd::stopping();
         tracing::info!("stopping: no new claims, finishing the batch in flight");
         let deadline = settings.dispatch.shutdown_deadline();
-        if tokio::time::timeout(deadline, tracker.wait())
-            .await
-            .is_err()
-        {
+        let drained = tokio::time::timeout(deadline, tracker.wait()).await.is_ok();
+        if !drained {
             tracing::warn!(
                 deadline_ms = deadline.as_millis() as u64,
                 "shutdown deadline passed; abandoning what is left (unfinished claims roll back)"
             );
         }
-        if let Err(e) = scheduler.shutdown().await {
-            tracing::warn!(error = %e, "stopping the maintenance scheduler");
+        // Past the deadline nothing may hold the exit up: the pool waits for connections
+        // that abandoned tasks still hold, so it only gets a moment.
+        let cleanup = async {
+            if let Err(e) = scheduler.shutdown().await {
+                tracing::warn!(error = %e, "stopping the maintenance scheduler");
+            }
+            store.close().await;
+        };
+        if tokio::time::timeout(CLEANUP_GRACE, cleanup).await.is_err() {
+            tracing::warn!("closing the database pool timed out");
         }
-        store.close().await;
-        tracing::info!("callbackd stopped");
+        tracing::info!(drained, "callbackd stopped");
+        if !drained {
+            http.abort();
+            return Ok(());
+        }
         match http.await {
             Ok(Err(e)) => Err(StartupError::Serve(e)),
             _ => Ok(()),

@@ -17,9 +17,13 @@ pub fn init(format: LogFormat, filter: &str) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // A log sink that went away (a closed pipe) must not take the daemon with it: by
+    // default the subscriber reports its own write errors with eprintln!, which panics on
+    // a closed stderr, inside whatever task was logging.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     // A second init (tests) keeps the first subscriber.
     let _ = if json {
         builder

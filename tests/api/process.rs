@@ -324,3 +324,31 @@ async fn tokens_never_appear_in_the_logs_even_at_debug_level() {
         "no header names either"
     );
 }
+
+/// Found by accident: with its log pipe closed (the reader gone), the daemon used to ignore
+/// SIGTERM, because the log subscriber's own error report panicked the signal task.
+#[tokio::test]
+async fn sigterm_still_stops_the_daemon_when_its_log_pipe_is_closed() {
+    let app = TestApp::spawn().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
+        .env("CALLBACKD_AMQP__EXCHANGE", &app.exchange)
+        .env("CALLBACKD_AMQP__QUEUES", "[]")
+        .env("CALLBACKD_AMQP__OUTCOMES_QUEUE", "")
+        .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
+        .env("CALLBACKD_LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Read the first line, then hang up on the pipe.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut first = [0u8; 64];
+    let _ = std::io::Read::read(&mut stderr, &mut first);
+    drop(stderr);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut daemon = Daemon { child };
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+}
