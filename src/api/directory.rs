@@ -75,29 +75,6 @@ impl From<Agent> for AgentView {
     }
 }
 
-/// The store keeps a skill's rules as PostgreSQL `integer`s: a larger number is refused
-/// here rather than wrapped into a negative one (2^32 - 1 used to answer 500).
-fn check_policy_numbers(input: &SkillInput) -> Result<(), ApiError> {
-    const MAX: u32 = i32::MAX as u32;
-    let backoff = input.retry_backoff_seconds.iter().flatten().copied();
-    let numbers = [
-        ("maxAttempts", input.max_attempts),
-        ("agentFallbackSeconds", input.agent_fallback_seconds),
-        ("defaultTtlSeconds", input.default_ttl_seconds),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.map(|v| (name, v)))
-    .chain(backoff.map(|v| ("retryBackoffSeconds", v)));
-    for (name, value) in numbers {
-        if value > MAX {
-            return Err(ApiError::unprocessable(format!(
-                "{name}: {value} is larger than the largest allowed, {MAX}"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// `PUT /v1/skills/{id}`: creates or replaces a skill.
 #[utoipa::path(
     put,
@@ -122,7 +99,6 @@ pub async fn put_skill(
     body: JsonBody<SkillInput>,
 ) -> Result<Json<SkillView>, ApiError> {
     caller.require(Permission::DirectoryWrite)?;
-    check_policy_numbers(&body.value)?;
     let skill = body
         .value
         .into_skill(Some(id))

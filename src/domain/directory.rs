@@ -229,6 +229,7 @@ impl SkillInput {
                 "defaultTtlSeconds must be at least 1".into(),
             ));
         }
+        self.check_storable_numbers()?;
         let policy = SkillPolicy {
             calling_hours: self.calling_hours,
             retry_backoff_seconds: self.retry_backoff_seconds,
@@ -270,6 +271,31 @@ impl AgentInput {
     }
 }
 
+impl SkillInput {
+    /// The store keeps a skill's rules as PostgreSQL `integer`s: a larger number is refused
+    /// rather than wrapped into a negative one.
+    fn check_storable_numbers(&self) -> Result<(), DirectoryInputError> {
+        const MAX: u32 = i32::MAX as u32;
+        let backoff = self.retry_backoff_seconds.iter().flatten().copied();
+        let numbers = [
+            ("maxAttempts", self.max_attempts),
+            ("agentFallbackSeconds", self.agent_fallback_seconds),
+            ("defaultTtlSeconds", self.default_ttl_seconds),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .chain(backoff.map(|v| ("retryBackoffSeconds", v)));
+        for (name, value) in numbers {
+            if value > MAX {
+                return Err(DirectoryInputError::Policy(format!(
+                    "{name}: {value} is larger than the largest allowed, {MAX}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn reconcile_id<T: Copy + PartialEq + Into<i64>>(
     path: Option<T>,
     body: Option<T>,
@@ -281,5 +307,35 @@ fn reconcile_id<T: Copy + PartialEq + Into<i64>>(
         }),
         (Some(id), _) | (None, Some(id)) => Ok(id),
         (None, None) => Err(DirectoryInputError::MissingId),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> SkillInput {
+        serde_json::from_value(serde_json::json!({
+            "name": "s", "mediaType": "phone", "direction": "outbound", "active": true
+        }))
+        .expect("valid input")
+    }
+
+    #[test]
+    fn rules_too_large_to_store_are_refused_not_wrapped() {
+        let id = SkillId::new(1).ok();
+        let mut big = input();
+        big.max_attempts = Some(u32::MAX);
+        let err = big.into_skill(id).expect_err("too large").to_string();
+        assert!(
+            err.contains("maxAttempts") && err.contains("4294967295"),
+            "{err}"
+        );
+        let mut big = input();
+        big.retry_backoff_seconds = Some(vec![60, 3_000_000_000]);
+        assert!(big.into_skill(id).is_err());
+        let mut fine = input();
+        fine.agent_fallback_seconds = Some(i32::MAX as u32);
+        assert!(fine.into_skill(id).is_ok());
     }
 }
