@@ -200,6 +200,7 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
         .await?;
     sqlx::query("ROLLBACK").execute(&mut *conn).await?;
     let poll_plan = plan(&mut conn, &format!("EXPLAIN (ANALYZE, BUFFERS) {POLL}")).await?;
+    let backlog_plan = plan(&mut conn, &format!("EXPLAIN (ANALYZE, BUFFERS) {BACKLOG}")).await?;
 
     let uses_due_index = |p: &str| p.contains("callbacks_due") && !p.contains("Seq Scan");
     let sizes = sqlx::query(
@@ -217,6 +218,7 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
         "explain_claim": claim_plan,
         "explain_claim_generic": generic_plan,
         "explain_due_poll": poll_plan,
+        "explain_backlog_report": backlog_plan,
         "table_with_indexes_mib": sizes.try_get::<f64, _>("table_mib")?,
         "due_index_mib": sizes.try_get::<f64, _>("due_index_mib")?,
     }))
