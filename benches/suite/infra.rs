@@ -256,6 +256,9 @@ impl Daemon {
             .env("CALLBACKD_DATABASE__URL", db_url)
             .env("CALLBACKD_AMQP__EXCHANGE", exchange)
             .env("CALLBACKD_AMQP__QUEUES", "[]")
+            // No outcome consumer: nothing reports outcomes here, and the default queue name
+            // would be shared with anything else on this broker.
+            .env("CALLBACKD_AMQP__OUTCOMES_QUEUE", "")
             .env("CALLBACKD_API__LISTEN", format!("127.0.0.1:{port}"))
             .env(
                 "CALLBACKD_DISPATCH__INSTANCE_NAME",

@@ -57,6 +57,11 @@ pub fn test_settings(db_name: &str) -> Settings {
     settings.api.max_body_bytes = 16 * 1024;
     settings.amqp.exchange = format!("{db_name}.callbacks");
     settings.amqp.queues = Vec::new();
+    // Per-test outcome queues: RabbitMQ 3.10 can be left with an orphaned quorum queue
+    // (every later declare fails with `cluster_not_formed`) when one test deletes a shared
+    // queue while another declares it.
+    settings.amqp.outcomes_queue = format!("{db_name}.outcomes");
+    settings.amqp.dead_letter_queue = format!("{db_name}.outcomes.dead");
     settings.amqp.reconnect_initial_ms = 100;
     settings.amqp.reconnect_max_ms = 1000;
     settings.dispatch.enabled = false;
@@ -152,6 +157,27 @@ impl TestApp {
             shutdown,
             peers: Vec::new(),
         }
+    }
+
+    /// The environment that points a `callbackd` child process at this test's database,
+    /// exchange and outcome queues (and declares no queues of its own).
+    pub fn child_env(&self) -> [(&'static str, String); 5] {
+        [
+            (
+                "CALLBACKD_DATABASE__URL",
+                self.settings.database.url.clone(),
+            ),
+            ("CALLBACKD_AMQP__EXCHANGE", self.exchange.clone()),
+            ("CALLBACKD_AMQP__QUEUES", "[]".into()),
+            (
+                "CALLBACKD_AMQP__OUTCOMES_QUEUE",
+                self.settings.amqp.outcomes_queue.clone(),
+            ),
+            (
+                "CALLBACKD_AMQP__DEAD_LETTER_QUEUE",
+                self.settings.amqp.dead_letter_queue.clone(),
+            ),
+        ]
     }
 
     /// A new security user with these permissions (and skill allow-list); returns its token.

@@ -17,9 +17,7 @@ impl Daemon {
     pub fn start(app: &TestApp, name: &str, batch_size: u32) -> Self {
         let log = std::env::var_os("TEST_LOG").is_some();
         let child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
-            .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
-            .env("CALLBACKD_AMQP__EXCHANGE", &app.exchange)
-            .env("CALLBACKD_AMQP__QUEUES", "[]")
+            .envs(app.child_env())
             .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
             .env("CALLBACKD_DISPATCH__INSTANCE_NAME", name)
             .env("CALLBACKD_DISPATCH__BATCH_SIZE", batch_size.to_string())
@@ -202,9 +200,7 @@ async fn reports_ready_status_watchdog_and_stopping_to_systemd() {
 
     let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
     command
-        .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
-        .env("CALLBACKD_AMQP__EXCHANGE", &app.exchange)
-        .env("CALLBACKD_AMQP__QUEUES", "[]")
+        .envs(app.child_env())
         .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
         .env("CALLBACKD_DISPATCH__POLL_INTERVAL_MS", "200")
         .env("NOTIFY_SOCKET", &path)
@@ -331,9 +327,7 @@ async fn tokens_never_appear_in_the_logs_even_at_debug_level() {
 async fn sigterm_still_stops_the_daemon_when_its_log_pipe_is_closed() {
     let app = TestApp::spawn().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
-        .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
-        .env("CALLBACKD_AMQP__EXCHANGE", &app.exchange)
-        .env("CALLBACKD_AMQP__QUEUES", "[]")
+        .envs(app.child_env())
         .env("CALLBACKD_AMQP__OUTCOMES_QUEUE", "")
         .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
         .env("CALLBACKD_LOG__FORMAT", "json")
