@@ -108,6 +108,8 @@ pub struct QueueSettings {
 pub struct DispatchSettings {
     pub enabled: bool,
     pub batch_size: u32,
+    /// Dispatch loops in this daemon, each with its own claim transaction.
+    pub workers: u32,
     pub poll_interval_ms: u64,
     pub publish_window: usize,
     pub confirm_timeout_ms: u64,
@@ -219,6 +221,7 @@ impl Default for Settings {
             dispatch: DispatchSettings {
                 enabled: true,
                 batch_size: 500,
+                workers: 2,
                 poll_interval_ms: 5_000,
                 publish_window: 256,
                 confirm_timeout_ms: 10_000,
@@ -416,6 +419,12 @@ impl Settings {
             return invalid(
                 "dispatch.poll_interval_ms",
                 format!("{} is not in 1..=60000", d.poll_interval_ms),
+            );
+        }
+        if d.workers == 0 || d.workers > 16 {
+            return invalid(
+                "dispatch.workers",
+                format!("{} is not in 1..=16", d.workers),
             );
         }
         if d.publish_window == 0 {

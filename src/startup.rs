@@ -92,7 +92,8 @@ impl Application {
             settings,
         } = self;
         let tracker = TaskTracker::new();
-        let progress = Progress::default();
+        let workers = settings.dispatch.workers as usize;
+        let progress = Progress::new(workers);
 
         // The broker link outlives the dispatcher: it closes only once the batch in flight
         // has its confirms, so a graceful stop never leaves a published callback unrecorded.
@@ -109,16 +110,24 @@ impl Application {
             )
         });
         if let Some(broker) = &broker {
-            let dispatcher_store = Store::for_dispatcher(&settings.database).await?;
-            let dispatcher = Dispatcher::new(
-                dispatcher_store,
-                broker.clone(),
-                settings.clone(),
-                progress.clone(),
-            );
-            let shutdown = shutdown.clone();
+            let dispatcher_store = Store::for_dispatcher(&settings.database, workers).await?;
+            let mut loops = tokio::task::JoinSet::new();
+            for worker in 0..workers {
+                let dispatcher = Dispatcher::new(
+                    worker,
+                    dispatcher_store.clone(),
+                    broker.clone(),
+                    settings.clone(),
+                    progress.clone(),
+                );
+                loops.spawn(dispatcher.run(shutdown.clone()));
+            }
             tracker.spawn(async move {
-                dispatcher.run(shutdown).await;
+                while let Some(ended) = loops.join_next().await {
+                    if let Err(e) = ended {
+                        tracing::error!(error = %e, "a dispatch worker ended abnormally");
+                    }
+                }
                 broker_stop.cancel();
             });
         }

@@ -268,10 +268,10 @@ fn statement_kind(query: &str) -> String {
         "COMMIT"
     } else if upper.starts_with("BEGIN") {
         "BEGIN"
-    } else if upper.contains("MIN(DUE_AT)") {
-        "due poll (min(due_at))"
     } else if upper.contains("COUNT(*) FILTER") {
         "backlog report"
+    } else if upper.contains("MIN(DUE_AT)") {
+        "due poll (min(due_at))"
     } else if upper.starts_with("INSERT INTO CALLBACKS") {
         "INSERT INTO callbacks"
     } else {

@@ -25,30 +25,51 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// When due rows exist but others hold them, look again after this long.
 const CONTENDED_PAUSE: Duration = Duration::from_millis(50);
 
-/// Liveness of the loop, for the systemd watchdog: the time of the last completed pass.
-#[derive(Clone, Default)]
+/// Liveness of the dispatch workers, for the systemd watchdog: when each last completed a
+/// pass. One stuck worker is enough to call the dispatcher stuck.
+#[derive(Clone)]
 pub struct Progress {
     started: Arc<std::sync::OnceLock<Instant>>,
-    last_pass_ms: Arc<AtomicU64>,
+    last_pass_ms: Arc<[AtomicU64]>,
     dispatched: Arc<AtomicU64>,
 }
 
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
+
 impl Progress {
+    /// For `workers` dispatch loops (at least one).
+    pub fn new(workers: usize) -> Self {
+        Self {
+            started: Arc::default(),
+            last_pass_ms: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            dispatched: Arc::default(),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         let started = self.started.get_or_init(Instant::now);
         u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn beat(&self) {
-        self.last_pass_ms.store(self.now_ms(), Ordering::Relaxed);
+    fn beat(&self, worker: usize) {
+        if let Some(slot) = self.last_pass_ms.get(worker) {
+            slot.store(self.now_ms(), Ordering::Relaxed);
+        }
     }
 
-    /// How long since the loop last completed a pass.
+    /// How long since the stalest worker last completed a pass.
     pub fn since_last_pass(&self) -> Duration {
-        Duration::from_millis(
-            self.now_ms()
-                .saturating_sub(self.last_pass_ms.load(Ordering::Relaxed)),
-        )
+        let stalest = self
+            .last_pass_ms
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        Duration::from_millis(self.now_ms().saturating_sub(stalest))
     }
 
     /// Callbacks this process has dispatched.
@@ -57,7 +78,11 @@ impl Progress {
     }
 }
 
+/// One dispatch loop. A daemon runs `dispatch.workers` of them on one broker channel, so
+/// that one batch's database work overlaps another's publishing; `SKIP LOCKED` keeps them
+/// apart exactly as it keeps separate daemons apart.
 pub struct Dispatcher {
+    worker: usize,
     store: Store,
     broker: Broker,
     settings: Settings,
@@ -69,13 +94,22 @@ pub struct Dispatcher {
 /// What one pass did.
 struct Pass {
     claimed: usize,
+    /// The database clock at the claim.
+    claimed_at: DateTime<Utc>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, broker: Broker, settings: Settings, progress: Progress) -> Self {
+    pub fn new(
+        worker: usize,
+        store: Store,
+        broker: Broker,
+        settings: Settings,
+        progress: Progress,
+    ) -> Self {
         let instance = settings.dispatch.instance();
         let default_zone = settings.schedule_rules().default_time_zone;
         Self {
+            worker,
             store,
             broker,
             settings,
@@ -88,11 +122,12 @@ impl Dispatcher {
     /// Runs until `shutdown`. A batch in flight when it fires is finished (published,
     /// recorded, committed) before returning: the soft stop.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        tracing::info!(instance = %self.instance, batch_size = self.settings.dispatch.batch_size, "dispatcher started");
+        tracing::info!(instance = %self.instance, worker = self.worker,
+            batch_size = self.settings.dispatch.batch_size, "dispatcher started");
         let mut listener: Option<DueListener> = None;
         let mut sleep = Duration::ZERO;
         loop {
-            self.progress.beat();
+            self.progress.beat(self.worker);
             if listener.is_none() {
                 listener = self.store.listen_due().await.inspect_err(|e| {
                     tracing::warn!(error = %e, "cannot listen for due notifications; polling only");
@@ -125,24 +160,29 @@ impl Dispatcher {
                 Ok(pass) if pass.claimed == self.settings.dispatch.batch_size as usize => {
                     Duration::ZERO
                 }
-                Ok(_) => self.next_wake().await,
+                Ok(pass) => self.next_wake(pass.claimed_at).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch pass failed");
                     ERROR_PAUSE
                 }
             };
         }
-        tracing::info!(instance = %self.instance, "dispatcher stopped");
+        tracing::info!(instance = %self.instance, worker = self.worker, "dispatcher stopped");
     }
 
-    /// Sleep until the earliest due callback, or the poll interval, whichever is first.
-    async fn next_wake(&self) -> Duration {
+    /// Sleep until the earliest due callback, or the poll interval, whichever is first: none
+    /// if one matured since the claim; a short pause if another dispatcher holds due ones
+    /// (it may die and release them), without spinning on them.
+    async fn next_wake(&self, claimed_at: DateTime<Utc>) -> Duration {
         let poll = self.settings.dispatch.poll_interval();
-        match self.store.next_due_in().await {
-            // Due now yet not claimed: another dispatcher holds it; do not spin.
-            Ok(Some(d)) if d.is_zero() => CONTENDED_PAUSE,
-            Ok(Some(d)) => d.min(poll),
-            Ok(None) => poll,
+        match self.store.next_due(claimed_at).await {
+            Ok(next) => {
+                let mut sleep = next.next_in.unwrap_or(poll).min(poll);
+                if next.held_elsewhere {
+                    sleep = sleep.min(CONTENDED_PAUSE);
+                }
+                sleep
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the next due time");
                 ERROR_PAUSE
@@ -156,7 +196,10 @@ impl Dispatcher {
         let (now, claimed) = claim.due(self.settings.dispatch.batch_size).await?;
         if claimed.is_empty() {
             claim.commit().await?;
-            return Ok(Pass { claimed: 0 });
+            return Ok(Pass {
+                claimed: 0,
+                claimed_at: now,
+            });
         }
         let mut messages = Vec::with_capacity(claimed.len());
         let mut ids = Vec::with_capacity(claimed.len());
@@ -288,6 +331,7 @@ impl Dispatcher {
             .fetch_add(dispatched.len() as u64, Ordering::Relaxed);
         Ok(Pass {
             claimed: claimed.len(),
+            claimed_at: now,
         })
     }
 

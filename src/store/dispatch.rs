@@ -52,6 +52,15 @@ pub struct RetryRow {
     pub retry_at: DateTime<Utc>,
 }
 
+/// What the dispatcher should wait for after a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextDue {
+    /// Until the earliest callback that matured after the claim, or will (zero: already).
+    pub next_in: Option<Duration>,
+    /// Callbacks due at the claim that it did not get: another dispatcher holds them.
+    pub held_elsewhere: bool,
+}
+
 /// Backlog figures for the periodic report.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Backlog {
@@ -64,13 +73,24 @@ pub struct Backlog {
 
 impl Store {
     /// A second, small pool for the dispatcher: API load cannot starve it, and its sessions
-    /// carry the idle-in-transaction limit that bounds a vanished claim holder.
-    pub async fn for_dispatcher(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let options = settings
-            .connect_options()?
-            .options([("idle_in_transaction_session_timeout", CLAIM_IDLE_LIMIT)]);
+    /// carry the idle-in-transaction limit that bounds a vanished claim holder. Each worker
+    /// holds a claim and a `LISTEN` connection; one more serves the next-due look.
+    pub async fn for_dispatcher(
+        settings: &DatabaseSettings,
+        workers: usize,
+    ) -> Result<Self, StoreError> {
+        let options = settings.connect_options()?.options([
+            ("idle_in_transaction_session_timeout", CLAIM_IDLE_LIMIT),
+            // Pin the claim to the due index, walked in order until the batch is full. A
+            // burst inserted since the last ANALYZE makes the planner expect a handful of due
+            // rows and choose a bitmap scan plus a sort of *every* due row under the lock:
+            // 66 ms instead of 1 ms per claim with 100,000 due. Nothing this pool runs needs
+            // a sort or a bitmap scan (the settings only price them out, not forbid them).
+            ("enable_sort", "off"),
+            ("enable_bitmapscan", "off"),
+        ]);
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(u32::try_from(workers * 2 + 1).unwrap_or(u32::MAX))
             .acquire_timeout(settings.acquire_timeout())
             .connect_lazy_with(options);
         Ok(Self { pool })
@@ -82,16 +102,26 @@ impl Store {
         })
     }
 
-    /// How long until the earliest pending callback is due, by the database clock; zero when
-    /// one is overdue, `None` when nothing is pending.
-    pub async fn next_due_in(&self) -> Result<Option<Duration>, StoreError> {
-        let seconds: Option<f64> = sqlx::query_scalar(
-            "SELECT EXTRACT(EPOCH FROM (min(due_at) - now()))::float8
-             FROM callbacks WHERE state = 'pending'",
+    /// What is due next, after a claim at `claimed_at` (database clock) took every unlocked
+    /// callback due by then. Pending callbacks due by `claimed_at` are therefore held by
+    /// another dispatcher (or expired, awaiting the timer job); those due later matured since.
+    pub async fn next_due(&self, claimed_at: DateTime<Utc>) -> Result<NextDue, StoreError> {
+        // Two probes of the due index, each stopping at its first entry.
+        let row = sqlx::query(
+            "SELECT EXTRACT(EPOCH FROM (
+                        (SELECT min(due_at) FROM callbacks
+                         WHERE state = 'pending' AND due_at > $1) - now()))::float8 AS next_in,
+                    EXISTS (SELECT 1 FROM callbacks
+                            WHERE state = 'pending' AND due_at <= $1) AS held",
         )
+        .bind(claimed_at)
         .fetch_one(&self.pool)
         .await?;
-        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+        let next_in: Option<f64> = row.try_get("next_in")?;
+        Ok(NextDue {
+            next_in: next_in.map(|s| Duration::from_secs_f64(s.max(0.0))),
+            held_elsewhere: row.try_get("held")?,
+        })
     }
 
     pub async fn backlog(&self) -> Result<Backlog, StoreError> {
@@ -229,7 +259,12 @@ impl Claim {
         .await?;
         let now = match rows.first() {
             Some(row) => row.try_get("now")?,
-            None => Utc::now(),
+            // The transaction's clock all the same: it says what the claim saw as due.
+            None => {
+                sqlx::query_scalar("SELECT now()")
+                    .fetch_one(&mut *self.tx)
+                    .await?
+            }
         };
         let claimed = rows
             .iter()

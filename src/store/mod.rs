@@ -23,7 +23,7 @@ pub use callbacks::{
     IdempotencyKey, Inserted, ListCursor,
 };
 pub use directory::ImportSummary;
-pub use dispatch::{Backlog, Claim, DispatchedRow, DueListener, RetryRow, Undeliverable};
+pub use dispatch::{Backlog, Claim, DispatchedRow, DueListener, NextDue, RetryRow, Undeliverable};
 pub use users::UserSummary;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
