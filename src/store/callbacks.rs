@@ -227,11 +227,46 @@ impl Store {
         {
             return Ok(earlier);
         }
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
-                target_agent_id, notes, time_zone, scheduled_for, due_at, created_by, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        let created = json!({
+            "skillId": callback.skill_id,
+            "targetAgentId": callback.target_agent_id,
+            "route": callback.route().kind(),
+            "scheduledFor": callback.scheduled_for,
+            "dueAt": callback.due_at,
+            "expiresAt": callback.expires_at,
+        });
+        let mut kinds = vec!["created"];
+        let mut details = vec![created];
+        if let Some(reason) = &callback.deferred_because {
+            kinds.push("deferred");
+            details.push(
+                json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason }),
+            );
+        }
+        // One statement, so one round trip and atomic without a transaction: the callback,
+        // its events and the idempotency key. With a key, the callback is stored only if the
+        // key was new; a concurrent request that stored the same key first wins.
+        let stored: i64 = sqlx::query_scalar(
+            "WITH key AS (
+                INSERT INTO idempotency_keys
+                    (security_user_id, key, request_sha256, callback_id, response)
+                SELECT $13, $14, $15, $1, $16 WHERE $14::text IS NOT NULL
+                ON CONFLICT DO NOTHING
+                RETURNING 1
+             ), stored AS (
+                INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
+                    target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
+                    expires_at)
+                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+                WHERE $14::text IS NULL OR EXISTS (SELECT 1 FROM key)
+                RETURNING id
+             ), events AS (
+                INSERT INTO callback_events (callback_id, actor, kind, details)
+                SELECT stored.id, $11, e.kind, e.details
+                FROM stored, unnest($17::text[], $18::jsonb[]) WITH ORDINALITY AS e(kind, details, n)
+                ORDER BY e.n
+             )
+             SELECT count(*) FROM stored",
         )
         .bind(callback.id.as_uuid())
         .bind(&callback.first_name)
@@ -245,46 +280,21 @@ impl Store {
         .bind(callback.due_at)
         .bind(&actor.name)
         .bind(callback.expires_at)
-        .execute(&mut *tx)
+        .bind(actor.id)
+        .bind(idempotency.map(|k| k.key.as_str()))
+        .bind(idempotency.map(|k| &k.request_sha256[..]))
+        .bind(response)
+        .bind(&kinds)
+        .bind(&details)
+        .fetch_one(&self.pool)
         .await?;
-        let details = json!({
-            "skillId": callback.skill_id,
-            "targetAgentId": callback.target_agent_id,
-            "route": callback.route().kind(),
-            "scheduledFor": callback.scheduled_for,
-            "dueAt": callback.due_at,
-            "expiresAt": callback.expires_at,
-        });
-        insert_event(&mut tx, callback.id, &actor.name, "created", &details).await?;
-        if let Some(reason) = &callback.deferred_because {
-            let details =
-                json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason });
-            insert_event(&mut tx, callback.id, &actor.name, "deferred", &details).await?;
+        match idempotency {
+            Some(key) if stored == 0 => self
+                .idempotent_answer(actor, key)
+                .await?
+                .ok_or_else(|| StoreError::Conflict("idempotency key vanished".into())),
+            _ => Ok(Inserted::Created),
         }
-        if let Some(key) = idempotency {
-            let stored = sqlx::query(
-                "INSERT INTO idempotency_keys
-                   (security_user_id, key, request_sha256, callback_id, response)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(actor.id)
-            .bind(&key.key)
-            .bind(&key.request_sha256[..])
-            .bind(callback.id.as_uuid())
-            .bind(response)
-            .execute(&mut *tx)
-            .await?;
-            if stored.rows_affected() == 0 {
-                // A concurrent request with the same key committed first: undo ours.
-                tx.rollback().await?;
-                return self
-                    .idempotent_answer(actor, key)
-                    .await?
-                    .ok_or_else(|| StoreError::Conflict("idempotency key vanished".into()));
-            }
-        }
-        tx.commit().await?;
-        Ok(Inserted::Created)
     }
 
     async fn idempotent_answer(
