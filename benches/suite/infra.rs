@@ -356,6 +356,16 @@ pub fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// Flushes what earlier sections left dirty, so that their checkpoint does not stall the
+/// timed part of the next one (lateness sections are sensitive to one I/O stall).
+pub async fn checkpoint(ctx: &Ctx) -> anyhow::Result<()> {
+    sqlx::query("CHECKPOINT")
+        .execute(&ctx.admin)
+        .await
+        .context("CHECKPOINT")?;
+    Ok(())
+}
+
 /// The database clock, as the daemon sees it.
 pub async fn db_now(pool: &PgPool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     Ok(sqlx::query_scalar("SELECT now()").fetch_one(pool).await?)

@@ -234,6 +234,7 @@ pub async fn burst(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
 
 pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     let total = options.rate * options.seconds;
+    crate::infra::checkpoint(ctx).await?;
     let (name, url, pool) = peer_db(ctx, options, "peer_steady").await?;
     let exchange = ctx.declare_exchange("peer").await?;
     let mut consumer = Consumer::start(ctx, &exchange, "peer_steady").await?;

@@ -110,6 +110,7 @@ pub async fn burst(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
 /// while the daemon runs; lateness = arrival at the consumer − `dueAt` from the body.
 pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     let total = options.rate * options.seconds;
+    crate::infra::checkpoint(ctx).await?;
     let db = ctx.fresh_db("steady").await?;
     let exchange = ctx.declare_exchange("callbacks").await?;
     let mut consumer = Consumer::start(ctx, &exchange, "steady").await?;
