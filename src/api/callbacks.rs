@@ -19,7 +19,9 @@ use crate::domain::{
     parse_time_zone, resolve_schedule_date,
 };
 use crate::outcomes::{self, Applied, OutcomeError, OutcomeReport};
-use crate::store::{CallbackFilter, CallbackRecord, Changes, IdempotencyKey, Inserted, ListCursor};
+use crate::store::{
+    CallbackFilter, CallbackRecord, Changes, IdempotencyKey, Inserted, ListCursor, NewCreate,
+};
 
 /// An id as scripts send it: a JSON number or a string of digits. Kept raw so that a bad
 /// value is reported with its own result code rather than as malformed JSON.
@@ -458,19 +460,24 @@ pub async fn create(
         "dueAt": due_at,
         "expiresAt": expires_at,
     });
-    match state
-        .store
-        .insert_callback(&callback, &caller.0, idempotency.as_ref(), &answer)
-        .await?
-    {
+    let (callback_id, route) = (callback.id, callback.route().kind());
+    let caller_name = caller.0.name.clone();
+    let key = idempotency.as_ref().map(|k| k.key.clone());
+    let create = NewCreate {
+        callback,
+        actor: caller.0,
+        idempotency,
+        response: answer.clone(),
+    };
+    match state.creates.insert(create).await? {
         Inserted::Created => {
-            crate::instruments::created(callback.route().kind());
+            crate::instruments::created(route);
             tracing::info!(
-                callback_id = %callback.id,
+                callback_id = %callback_id,
                 skill_id = skill_id.get(),
-                route = callback.route().kind(),
+                route,
                 due_at = %due_at.to_rfc3339(),
-                security_user = %caller.0.name,
+                security_user = %caller_name,
                 result = "Success",
                 "callback created"
             );
@@ -485,7 +492,7 @@ pub async fn create(
         }
         Inserted::KeyReused => Err(ApiError::unprocessable(format!(
             "Idempotency-Key `{}` was already used with a different request body",
-            idempotency.map(|k| k.key).unwrap_or_default()
+            key.unwrap_or_default()
         ))),
     }
 }

@@ -28,7 +28,7 @@ pub use serve::serve;
 use crate::amqp::Broker;
 use crate::config::{ApiSettings, Settings};
 use crate::domain::ScheduleRules;
-use crate::store::Store;
+use crate::store::{CreateQueue, Store};
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -39,6 +39,8 @@ pub struct AppState {
 pub struct Inner {
     pub settings: Settings,
     pub store: Store,
+    /// Creates, written in groups (group commit).
+    pub creates: CreateQueue,
     /// `None` when this daemon runs no dispatcher.
     pub broker: Option<Broker>,
     pub rules: ScheduleRules,
@@ -62,6 +64,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
+                creates: CreateQueue::start(store.clone()),
                 store,
                 broker,
                 rules: settings.schedule_rules(),

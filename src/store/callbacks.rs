@@ -124,6 +124,15 @@ pub struct IdempotencyKey {
     pub request_sha256: [u8; 32],
 }
 
+/// A validated create, with who asked and the answer a repeat of its idempotency key gets.
+#[derive(Debug)]
+pub struct NewCreate {
+    pub callback: NewCallback,
+    pub actor: SecurityUser,
+    pub idempotency: Option<IdempotencyKey>,
+    pub response: Value,
+}
+
 #[derive(Debug)]
 pub enum Inserted {
     Created,
@@ -213,91 +222,163 @@ impl Store {
         })
     }
 
-    /// Stores a new callback with its `created` event, atomically. With an idempotency key,
-    /// a repeat (even a concurrent one) creates nothing and gets the first answer back.
-    pub async fn insert_callback(
-        &self,
-        callback: &NewCallback,
-        actor: &SecurityUser,
-        idempotency: Option<&IdempotencyKey>,
-        response: &Value,
-    ) -> Result<Inserted, StoreError> {
-        if let Some(key) = idempotency
-            && let Some(earlier) = self.idempotent_answer(actor, key).await?
-        {
+    /// Stores a new callback with its events, atomically. With an idempotency key, a repeat
+    /// (even a concurrent one) creates nothing and gets the first answer back. The API goes
+    /// through [`CreateQueue`](super::CreateQueue), which writes concurrent creates together.
+    pub async fn insert_callback(&self, create: &NewCreate) -> Result<Inserted, StoreError> {
+        if let Some(earlier) = self.replay(create).await? {
             return Ok(earlier);
         }
-        let created = json!({
-            "skillId": callback.skill_id,
-            "targetAgentId": callback.target_agent_id,
-            "route": callback.route().kind(),
-            "scheduledFor": callback.scheduled_for,
-            "dueAt": callback.due_at,
-            "expiresAt": callback.expires_at,
-        });
-        let mut kinds = vec!["created"];
-        let mut details = vec![created];
-        if let Some(reason) = &callback.deferred_because {
-            kinds.push("deferred");
-            details.push(
-                json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason }),
-            );
+        let stored = self.store_creates(&[create]).await?;
+        self.settle(create, stored.contains(&create.callback.id.as_uuid()))
+            .await
+    }
+
+    /// The first answer, when this create's idempotency key was used before.
+    pub(super) async fn replay(&self, create: &NewCreate) -> Result<Option<Inserted>, StoreError> {
+        match &create.idempotency {
+            Some(key) => self.idempotent_answer(&create.actor, key).await,
+            None => Ok(None),
         }
-        // One statement, so one round trip and atomic without a transaction: the callback,
-        // its events and the idempotency key. With a key, the callback is stored only if the
-        // key was new; a concurrent request that stored the same key first wins.
-        let stored: i64 = sqlx::query_scalar(
-            "WITH key AS (
+    }
+
+    /// The answer to a create once its group was written: created, or (its key having been
+    /// stored first by a concurrent request) that request's answer.
+    pub(super) async fn settle(
+        &self,
+        create: &NewCreate,
+        stored: bool,
+    ) -> Result<Inserted, StoreError> {
+        if stored {
+            return Ok(Inserted::Created);
+        }
+        let Some(key) = &create.idempotency else {
+            return Err(StoreError::Conflict("the callback was not stored".into()));
+        };
+        self.idempotent_answer(&create.actor, key)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("idempotency key vanished".into()))
+    }
+
+    /// Writes creates in one statement — one round trip, one commit, one WAL flush for the
+    /// lot — with their events and idempotency keys. A create with a key is stored only if
+    /// its key was new (a concurrent request that stored it first wins). Returns the ids
+    /// stored. Atomic: if any row fails, none is stored.
+    pub(super) async fn store_creates(
+        &self,
+        creates: &[&NewCreate],
+    ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        let n = creates.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut first_names = Vec::with_capacity(n);
+        let mut last_names = Vec::with_capacity(n);
+        let mut phones = Vec::with_capacity(n);
+        let mut skills = Vec::with_capacity(n);
+        let mut agents = Vec::with_capacity(n);
+        let mut notes = Vec::with_capacity(n);
+        let mut zones = Vec::with_capacity(n);
+        let mut scheduled = Vec::with_capacity(n);
+        let mut due = Vec::with_capacity(n);
+        let mut actors = Vec::with_capacity(n);
+        let mut expires = Vec::with_capacity(n);
+        let mut users = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut digests = Vec::with_capacity(n);
+        let mut responses = Vec::with_capacity(n);
+        let (mut event_ids, mut event_actors, mut event_kinds, mut event_details) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for create in creates {
+            let c = &create.callback;
+            ids.push(c.id.as_uuid());
+            first_names.push(c.first_name.as_str());
+            last_names.push(c.last_name.as_str());
+            phones.push(c.phone_number.as_str());
+            skills.push(c.skill_id.get());
+            agents.push(c.target_agent_id.map(AgentId::get));
+            notes.push(c.notes.as_str());
+            zones.push(c.time_zone.map(|tz| tz.name()));
+            scheduled.push(c.scheduled_for);
+            due.push(c.due_at);
+            actors.push(create.actor.name.as_str());
+            expires.push(c.expires_at);
+            users.push(create.actor.id);
+            keys.push(create.idempotency.as_ref().map(|k| k.key.as_str()));
+            digests.push(
+                create
+                    .idempotency
+                    .as_ref()
+                    .map(|k| k.request_sha256.to_vec()),
+            );
+            responses.push(create.response.clone());
+            for (kind, details) in create_events(c) {
+                event_ids.push(c.id.as_uuid());
+                event_actors.push(create.actor.name.as_str());
+                event_kinds.push(kind);
+                event_details.push(details);
+            }
+        }
+        let stored: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                    $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+                    $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
+                    $16::jsonb[])
+                WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
+                    target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
+                    expires_at, user_id, key, request_sha256, response, n)
+             ), key AS (
                 INSERT INTO idempotency_keys
                     (security_user_id, key, request_sha256, callback_id, response)
-                SELECT $13, $14, $15, $1, $16 WHERE $14::text IS NOT NULL
+                SELECT user_id, key, request_sha256, id, response FROM input
+                WHERE key IS NOT NULL ORDER BY n
                 ON CONFLICT DO NOTHING
-                RETURNING 1
+                RETURNING callback_id
              ), stored AS (
                 INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
                     target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
                     expires_at)
-                SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
-                WHERE $14::text IS NULL OR EXISTS (SELECT 1 FROM key)
+                SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
+                       notes, time_zone, scheduled_for, due_at, created_by, expires_at
+                FROM input
+                WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
+                ORDER BY n
                 RETURNING id
              ), events AS (
                 INSERT INTO callback_events (callback_id, actor, kind, details)
-                SELECT stored.id, $11, e.kind, e.details
-                FROM stored, unnest($17::text[], $18::jsonb[]) WITH ORDINALITY AS e(kind, details, n)
+                SELECT e.id, e.actor, e.kind, e.details
+                FROM unnest($17::uuid[], $18::text[], $19::text[], $20::jsonb[])
+                     WITH ORDINALITY AS e(id, actor, kind, details, n)
+                WHERE e.id IN (SELECT id FROM stored)
                 ORDER BY e.n
              )
-             SELECT count(*) FROM stored",
+             SELECT id FROM stored",
         )
-        .bind(callback.id.as_uuid())
-        .bind(&callback.first_name)
-        .bind(&callback.last_name)
-        .bind(callback.phone_number.as_str())
-        .bind(callback.skill_id.get())
-        .bind(callback.target_agent_id.map(AgentId::get))
-        .bind(&callback.notes)
-        .bind(callback.time_zone.map(|tz| tz.name()))
-        .bind(callback.scheduled_for)
-        .bind(callback.due_at)
-        .bind(&actor.name)
-        .bind(callback.expires_at)
-        .bind(actor.id)
-        .bind(idempotency.map(|k| k.key.as_str()))
-        .bind(idempotency.map(|k| &k.request_sha256[..]))
-        .bind(response)
-        .bind(&kinds)
-        .bind(&details)
-        .fetch_one(&self.pool)
+        .bind(&ids)
+        .bind(&first_names)
+        .bind(&last_names)
+        .bind(&phones)
+        .bind(&skills)
+        .bind(&agents)
+        .bind(&notes)
+        .bind(&zones)
+        .bind(&scheduled)
+        .bind(&due)
+        .bind(&actors)
+        .bind(&expires)
+        .bind(&users)
+        .bind(&keys)
+        .bind(&digests)
+        .bind(&responses)
+        .bind(&event_ids)
+        .bind(&event_actors)
+        .bind(&event_kinds)
+        .bind(&event_details)
+        .fetch_all(&self.pool)
         .await?;
-        match idempotency {
-            Some(key) if stored == 0 => self
-                .idempotent_answer(actor, key)
-                .await?
-                .ok_or_else(|| StoreError::Conflict("idempotency key vanished".into())),
-            _ => Ok(Inserted::Created),
-        }
+        Ok(stored.into_iter().collect())
     }
 
-    async fn idempotent_answer(
+    pub(super) async fn idempotent_answer(
         &self,
         actor: &SecurityUser,
         key: &IdempotencyKey,
@@ -618,6 +699,28 @@ impl CallbackChange {
         self.tx.commit().await?;
         Ok(cancelled)
     }
+}
+
+/// A create's events: `created`, and `deferred` when calling hours moved its due time.
+fn create_events(callback: &NewCallback) -> Vec<(&'static str, Value)> {
+    let mut events = vec![(
+        "created",
+        json!({
+            "skillId": callback.skill_id,
+            "targetAgentId": callback.target_agent_id,
+            "route": callback.route().kind(),
+            "scheduledFor": callback.scheduled_for,
+            "dueAt": callback.due_at,
+            "expiresAt": callback.expires_at,
+        }),
+    )];
+    if let Some(reason) = &callback.deferred_because {
+        events.push((
+            "deferred",
+            json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason }),
+        ));
+    }
+    events
 }
 
 async fn insert_event(

@@ -9,6 +9,7 @@ mod directory;
 #[macro_use]
 mod callbacks;
 mod dispatch;
+mod ingest;
 mod users;
 
 use std::str::FromStr;
@@ -20,10 +21,11 @@ use crate::config::DatabaseSettings;
 
 pub use callbacks::{
     CallbackChange, CallbackFilter, CallbackRecord, Changes, CreateContext, EventRecord,
-    IdempotencyKey, Inserted, ListCursor,
+    IdempotencyKey, Inserted, ListCursor, NewCreate,
 };
 pub use directory::ImportSummary;
 pub use dispatch::{Backlog, Claim, DispatchedRow, DueListener, NextDue, RetryRow, Undeliverable};
+pub use ingest::CreateQueue;
 pub use users::UserSummary;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -486,3 +486,43 @@ async fn unicode_and_sql_metacharacters_round_trip_unchanged() {
         .await;
     assert_eq!(status, StatusCode::OK, "the table is still there");
 }
+
+/// Concurrent creates are written in groups (one statement, one commit): each request still
+/// gets its own callback, readable with its own fields and its own `created` event.
+#[tokio::test]
+async fn concurrent_creates_each_get_their_own_callback_and_event() {
+    let app = TestApp::spawn().await;
+    let results = futures_join(
+        (0..48)
+            .map(|i| {
+                let request = app
+                    .client
+                    .post(format!("{}/v1/callbacks", app.base))
+                    .bearer_auth(&app.admin)
+                    .json(&with("firstName", json!(format!("Caller {i}"))));
+                async move { (i, read(request.send().await.expect("sent")).await) }
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let mut ids = std::collections::HashSet::new();
+    for (i, (status, body)) in &results {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        let id = body["callbackId"].as_str().expect("id").to_owned();
+        let stored = app.get_callback(&id).await;
+        assert_eq!(stored["firstName"], format!("Caller {i}"), "{stored}");
+        let (status, events) = app
+            .call(
+                Method::GET,
+                &format!("/v1/callbacks/{id}/events"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{events}");
+        assert_eq!(events["items"][0]["kind"], "created", "{events}");
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 48);
+    assert_eq!(app.row_counts().await, (48, 48, 0));
+}
