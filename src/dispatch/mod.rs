@@ -24,6 +24,10 @@ use crate::store::{CallbackRecord, DueListener, Store, StoreError, Undeliverable
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// When due rows exist but others hold them, look again after this long.
 const CONTENDED_PAUSE: Duration = Duration::from_millis(50);
+/// After a partial batch, wait at least this long: callbacks maturing one by one (1,000/s)
+/// are then published ten at a time instead of each costing a pass of five statements, at
+/// the price of at most this much lateness. A notification still wakes the loop at once.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// Liveness of the dispatch workers, for the systemd watchdog: when each last completed a
 /// pass. One stuck worker is enough to call the dispatcher stuck.
@@ -181,7 +185,7 @@ impl Dispatcher {
                 if next.held_elsewhere {
                     sleep = sleep.min(CONTENDED_PAUSE);
                 }
-                sleep
+                sleep.max(GATHER)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the next due time");
