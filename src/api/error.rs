@@ -51,12 +51,24 @@ pub struct ErrorBody<'a> {
     pub message: &'a str,
 }
 
+/// Messages name the offending value, which can be as long as the body allows: past this
+/// many characters the rest is cut, so that answers and log lines stay readable.
+const MESSAGE_MAX_CHARS: usize = 300;
+
+fn capped(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MESSAGE_MAX_CHARS) {
+        message.truncate(cut);
+        message.push_str("… (message cut)");
+    }
+    message
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: ResultCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
-            message: message.into(),
+            message: capped(message.into()),
         }
     }
 
@@ -151,5 +163,20 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(self.code);
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let short = "skill 999 does not exist".to_owned();
+        assert_eq!(super::capped(short.clone()), short);
+        let long = format!("phoneNumber `{}` is not valid", "é".repeat(1000));
+        let cut = super::capped(long);
+        assert!(cut.ends_with("… (message cut)"), "{cut}");
+        let suffix = "… (message cut)".chars().count();
+        assert_eq!(cut.chars().count(), super::MESSAGE_MAX_CHARS + suffix);
+        assert!(cut.starts_with("phoneNumber `éé"));
     }
 }

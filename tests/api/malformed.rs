@@ -167,3 +167,19 @@ async fn bad_paths_and_query_strings_get_400_with_a_result_code() {
         (StatusCode::METHOD_NOT_ALLOWED, Some("Default"))
     );
 }
+
+/// A long bad value is named in the answer, but cut: the answer (and the log line) stays
+/// readable however much the body holds.
+#[tokio::test]
+async fn a_long_bad_value_is_named_but_cut_in_the_message() {
+    let app = TestApp::spawn().await;
+    let long = format!("2030-01-01T10:00:00{}", "9".repeat(10_000));
+    let (status, body) = app.create(&with("scheduleDate", json!(long))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["result"], "InvalidScheduleDate", "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("2030-01-01T10:00:0099"), "{message}");
+    assert!(message.ends_with("… (message cut)"), "{message}");
+    assert!(message.chars().count() < 400, "{message}");
+    assert_eq!(app.row_counts().await.0, 0);
+}
