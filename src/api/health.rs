@@ -50,7 +50,8 @@ pub async fn healthz() -> Json<Liveness> {
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let body = crate::instruments::render(&state.store, state.broker.as_ref()).await;
+    let count_backlog = state.backlog_due_for_count();
+    let body = crate::instruments::render(&state.store, state.broker.as_ref(), count_backlog).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
