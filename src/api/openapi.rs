@@ -385,13 +385,16 @@ pub struct AgentBody {
 #[allow(dead_code)]
 pub struct OutcomeBody {
     /// `callbackd.outcome.v1` when given.
-    #[schema(example = "callbackd.outcome.v1")]
+    #[schema(
+        example = "callbackd.outcome.v1",
+        pattern = r"^callbackd\.outcome\.v1$"
+    )]
     schema: Option<String>,
     /// When given, must equal the id in the path.
     #[schema(format = Uuid)]
     callback_id: Option<String>,
     /// The attempt this outcome is for (the callback's `attempt`).
-    #[schema(example = 1)]
+    #[schema(example = 1, minimum = 1)]
     attempt: i32,
     #[schema(schema_with = outcome_kind_schema)]
     outcome: String,
