@@ -19,13 +19,14 @@ const CHUNK: i64 = 250_000;
 
 /// The daemon's claim (src/store/dispatch.rs, `Claim::due`): due, unexpired callbacks with
 /// their skills, locked in due order.
-const CLAIM: &str = "SELECT now() AS now, s.*, c.*
-     FROM callbacks c JOIN skills s ON s.id = c.skill_id
-     WHERE c.state = 'pending' AND c.due_at <= now()
-       AND (c.expires_at IS NULL OR c.expires_at > now())
-     ORDER BY c.due_at
-     LIMIT $1
-     FOR UPDATE OF c SKIP LOCKED";
+const CLAIM: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
+     LEFT JOIN LATERAL (SELECT s.id AS s_id, c.*
+       FROM callbacks c JOIN skills s ON s.id = c.skill_id
+       WHERE c.state = 'pending' AND c.due_at <= now()
+         AND (c.expires_at IS NULL OR c.expires_at > now())
+       ORDER BY c.due_at
+       LIMIT $1
+       FOR UPDATE OF c SKIP LOCKED) AS claimed ON true";
 /// The daemon's due poll after a pass (`Store::next_due`), as if its claim were now.
 const POLL: &str = "SELECT EXTRACT(EPOCH FROM (
             (SELECT min(due_at) FROM callbacks

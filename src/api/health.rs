@@ -50,7 +50,7 @@ pub async fn healthz() -> Json<Liveness> {
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let count_backlog = state.backlog_due_for_count();
+    let count_backlog = state.backlog_count.due();
     let body = crate::instruments::render(&state.store, state.broker.as_ref(), count_backlog).await;
     (
         [(

@@ -285,8 +285,8 @@ impl Store {
         let mut keys = Vec::with_capacity(n);
         let mut digests = Vec::with_capacity(n);
         let mut responses = Vec::with_capacity(n);
-        let (mut event_ids, mut event_actors, mut event_kinds, mut event_details) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut event_ids, mut event_kinds, mut event_details) =
+            (Vec::new(), Vec::new(), Vec::new());
         for create in creates {
             let c = &create.callback;
             ids.push(c.id.as_uuid());
@@ -312,7 +312,6 @@ impl Store {
             responses.push(create.response.clone());
             for (kind, details) in create_events(c) {
                 event_ids.push(c.id.as_uuid());
-                event_actors.push(create.actor.name.as_str());
                 event_kinds.push(kind);
                 event_details.push(details);
             }
@@ -345,9 +344,10 @@ impl Store {
                 RETURNING id
              ), events AS (
                 INSERT INTO callback_events (callback_id, actor, kind, details)
-                SELECT e.id, e.actor, e.kind, e.details
-                FROM unnest($17::uuid[], $18::text[], $19::text[], $20::jsonb[])
-                     WITH ORDINALITY AS e(id, actor, kind, details, n)
+                SELECT e.id, i.created_by, e.kind, e.details
+                FROM unnest($17::uuid[], $18::text[], $19::jsonb[])
+                     WITH ORDINALITY AS e(id, kind, details, n)
+                JOIN input i ON i.id = e.id
                 WHERE e.id IN (SELECT id FROM stored)
                 ORDER BY e.n
              )
@@ -370,7 +370,6 @@ impl Store {
         .bind(&digests)
         .bind(&responses)
         .bind(&event_ids)
-        .bind(&event_actors)
         .bind(&event_kinds)
         .bind(&event_details)
         .fetch_all(&self.pool)
@@ -378,7 +377,7 @@ impl Store {
         Ok(stored.into_iter().collect())
     }
 
-    pub(super) async fn idempotent_answer(
+    async fn idempotent_answer(
         &self,
         actor: &SecurityUser,
         key: &IdempotencyKey,

@@ -242,34 +242,33 @@ impl Claim {
         &mut self,
         limit: u32,
     ) -> Result<(DateTime<Utc>, Vec<(CallbackRecord, Skill)>), StoreError> {
+        // The outer join returns the clock even when nothing is due (one row of NULLs): the
+        // caller judges what matured since the claim against it.
         let rows = sqlx::query(concat!(
-            "SELECT now() AS now, ",
+            "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
+             LEFT JOIN LATERAL (SELECT ",
             skill_columns!(),
             ", ",
             callback_columns!(),
             " FROM callbacks c JOIN skills s ON s.id = c.skill_id
-             WHERE c.state = 'pending' AND c.due_at <= now()
-               AND (c.expires_at IS NULL OR c.expires_at > now())
-             ORDER BY c.due_at
-             LIMIT $1
-             FOR UPDATE OF c SKIP LOCKED"
+               WHERE c.state = 'pending' AND c.due_at <= now()
+                 AND (c.expires_at IS NULL OR c.expires_at > now())
+               ORDER BY c.due_at
+               LIMIT $1
+               FOR UPDATE OF c SKIP LOCKED) AS claimed ON true"
         ))
         .bind(i64::from(limit))
         .fetch_all(&mut *self.tx)
         .await?;
-        let now = match rows.first() {
-            Some(row) => row.try_get("now")?,
-            // The transaction's clock all the same: it says what the claim saw as due.
-            None => {
-                sqlx::query_scalar("SELECT now()")
-                    .fetch_one(&mut *self.tx)
-                    .await?
+        let mut now = None;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            now = Some(row.try_get("now")?);
+            if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+                claimed.push((CallbackRecord::from_row(row)?, skill_from_row(row, "s_")?));
             }
-        };
-        let claimed = rows
-            .iter()
-            .map(|row| Ok((CallbackRecord::from_row(row)?, skill_from_row(row, "s_")?)))
-            .collect::<Result<_, StoreError>>()?;
+        }
+        let now = now.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
         Ok((now, claimed))
     }
 

@@ -6,11 +6,9 @@
 //! one statement: one round trip, one commit, one flush for the group. Each request still
 //! gets its answer only after the commit that holds its row.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
-use uuid::Uuid;
 
 use super::callbacks::{Inserted, NewCreate};
 use super::{Store, StoreError};
@@ -99,26 +97,21 @@ async fn write_groups(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
 async fn write_group(store: &Store, group: Vec<Job>) {
     let creates: Vec<&NewCreate> = group.iter().map(|job| &job.create).collect();
     let outcome = store.store_creates(&creates).await;
-    match outcome {
-        Ok(stored) => reply_all(group, &stored),
-        Err(e) if group.len() == 1 => {
-            if let Some(job) = group.into_iter().next() {
-                job.answer(Err(e));
+    match (outcome, <[Job; 1]>::try_from(group)) {
+        (Ok(stored), Ok([job])) => job.answer(Ok(!stored.is_empty())),
+        (Ok(stored), Err(group)) => {
+            for job in group {
+                let was_stored = stored.contains(&job.create.callback.id.as_uuid());
+                job.answer(Ok(was_stored));
             }
         }
+        (Err(e), Ok([job])) => job.answer(Err(e)),
         // One bad row fails the whole statement: write each alone, so only it fails.
-        Err(_) => {
+        (Err(_), Err(group)) => {
             for job in group {
                 let stored = store.store_creates(&[&job.create]).await;
                 job.answer(stored.map(|s| !s.is_empty()));
             }
         }
-    }
-}
-
-fn reply_all(group: Vec<Job>, stored: &HashSet<Uuid>) {
-    for job in group {
-        let was_stored = stored.contains(&job.create.callback.id.as_uuid());
-        job.answer(Ok(was_stored));
     }
 }
