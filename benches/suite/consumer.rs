@@ -113,7 +113,8 @@ impl Consumer {
                     .properties
                     .message_id()
                     .as_ref()
-                    .and_then(|m| uuid::Uuid::parse_str(m.as_str()).ok())
+                    .and_then(|m| m.as_str().split(':').next())
+                    .and_then(|m| uuid::Uuid::parse_str(m).ok())
                     .map_or(0, |u| u.as_u128());
                 let lateness = serde_json::from_slice::<Body>(&delivery.data)
                     .ok()

@@ -32,6 +32,14 @@ pub struct CallbackMessage<'a> {
     pub created_at: String,
 }
 
+/// The identity of one publication: `<callbackId>:<attempt>`. A re-publication of the same
+/// attempt (after a crash between the broker's confirm and recording it) carries the same
+/// id, so a dialer drops it; a new attempt (retry, agent fallback, reschedule) carries a new
+/// one, so it is not mistaken for a repeat.
+pub fn publication_id(callback: CallbackId, attempt: i32) -> String {
+    format!("{callback}:{attempt}")
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
@@ -63,9 +71,10 @@ pub fn outgoing(
         created_at: rfc3339(record.created_at),
     })?;
     Ok(OutgoingMessage {
-        message_id: record.id.to_string(),
+        message_id: publication_id(record.id, attempt),
         headers: vec![
             ("x-callbackd-schema", HeaderValue::Text(SCHEMA.into())),
+            ("callback_id", HeaderValue::Text(record.id.to_string())),
             ("route", HeaderValue::Text(route.kind().into())),
             ("skill_id", HeaderValue::Int(record.skill_id.get())),
             (

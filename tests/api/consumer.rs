@@ -21,12 +21,26 @@ pub struct Received {
 }
 
 impl Received {
+    /// The publication id: `<callbackId>:<attempt>`.
     pub fn message_id(&self) -> String {
         self.properties
             .message_id()
             .as_ref()
             .map(|m| m.to_string())
             .unwrap_or_default()
+    }
+
+    /// The callback this message is about (the `callback_id` header).
+    pub fn callback_id(&self) -> String {
+        match self
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("callback_id"))
+        {
+            Some(lapin::types::AMQPValue::LongString(s)) => s.to_string(),
+            _ => String::new(),
+        }
     }
 }
 
@@ -105,6 +119,21 @@ impl Consumer {
                     body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
                     received_at: Utc::now(),
                 };
+                // Every publication, whatever the test: its id is `<callbackId>:<attempt>`,
+                // the callback id also in the header and the body.
+                assert_eq!(
+                    received.message_id(),
+                    format!(
+                        "{}:{}",
+                        received.body["callbackId"].as_str().unwrap_or("?"),
+                        received.body["attempt"]
+                    ),
+                    "publication id"
+                );
+                assert_eq!(
+                    received.callback_id(),
+                    received.body["callbackId"].as_str().unwrap_or("?")
+                );
                 if delivery.ack(BasicAckOptions::default()).await.is_err()
                     || tx.send(received).is_err()
                 {
@@ -118,14 +147,14 @@ impl Consumer {
         }
     }
 
-    /// Hands the consumer to a task that counts deliveries per message id.
+    /// Hands the consumer to a task that counts deliveries per callback (the tests that use it publish first attempts only, so that is per publication id too).
     pub fn count_in_background(mut self) -> Tally {
         let tally = Tally::default();
         let counts = tally.0.clone();
         tokio::spawn(async move {
             while let Some(m) = self.rx.recv().await {
                 let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
-                *counts.entry(m.message_id()).or_default() += 1;
+                *counts.entry(m.callback_id()).or_default() += 1;
             }
         });
         tally

@@ -39,7 +39,7 @@ async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
     let received = consumer.take(3, Duration::from_secs(10)).await;
     assert_eq!(received.len(), 3);
     let by_id: HashMap<String, &crate::consumer::Received> =
-        received.iter().map(|m| (m.message_id(), m)).collect();
+        received.iter().map(|m| (m.callback_id(), m)).collect();
     app.wait_dispatched(3).await;
 
     for (id, route, key, agent) in [
@@ -51,6 +51,8 @@ async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
             .get(id.as_str())
             .unwrap_or_else(|| panic!("{id} not received"));
         assert_eq!(m.routing_key, key);
+        assert_eq!(m.message_id(), format!("{id}:1"), "publication id");
+        assert_eq!(m.callback_id(), *id, "callback_id header");
         let stored = app.get_callback(id).await;
         assert_eq!(stored["state"], "dispatched");
         assert_eq!(stored["attempt"], 1);
@@ -155,7 +157,7 @@ async fn callback_arrives_at_its_time_and_one_for_now_arrives_promptly() {
         .next(Duration::from_secs(10))
         .await
         .expect("delivered");
-    assert_eq!(m.message_id(), id);
+    assert_eq!(m.callback_id(), id);
     let due = parse_time(&app.get_callback(&id).await["dueAt"]);
     let lateness = (m.received_at - due).num_milliseconds();
     assert!(lateness >= 0, "arrived {lateness} ms before its time");
@@ -204,7 +206,7 @@ async fn unroutable_callback_is_not_dispatched_stays_visible_and_goes_out_once_a
         .next(Duration::from_secs(10))
         .await
         .expect("delivered once bound");
-    assert_eq!(m.message_id(), id);
+    assert_eq!(m.callback_id(), id);
     assert_eq!(m.body["attempt"], 1);
     assert!(
         consumer.next(Duration::from_millis(1500)).await.is_none(),
@@ -233,7 +235,7 @@ async fn two_dispatchers_on_one_database_deliver_each_callback_exactly_once() {
         consumer.next(Duration::from_secs(2)).await.is_none(),
         "no duplicate after the 2000"
     );
-    let got: Vec<String> = received.iter().map(|m| m.message_id()).collect();
+    let got: Vec<String> = received.iter().map(|m| m.callback_id()).collect();
     let unique: HashSet<String> = got.iter().cloned().collect();
     assert_eq!(got.len(), 2000);
     assert!(
@@ -286,7 +288,7 @@ async fn cancelled_before_due_is_never_published() {
         .next(Duration::from_secs(6))
         .await
         .expect("the other one is delivered");
-    assert_eq!(m.message_id(), keep);
+    assert_eq!(m.callback_id(), keep);
     assert!(consumer.next(Duration::from_secs(1)).await.is_none());
     assert_eq!(app.get_callback(&id).await["state"], "cancelled");
 }
@@ -359,7 +361,7 @@ async fn dispatch_resumes_by_itself_after_the_broker_drops_the_connection() {
         consumer
             .next(Duration::from_secs(5))
             .await
-            .map(|m| m.message_id()),
+            .map(|m| m.callback_id()),
         Some(first)
     );
 
@@ -386,7 +388,7 @@ async fn dispatch_resumes_by_itself_after_the_broker_drops_the_connection() {
         .take(5, Duration::from_secs(20))
         .await
         .iter()
-        .map(|m| m.message_id())
+        .map(|m| m.callback_id())
         .collect();
     assert_eq!(received, ids);
     app.wait_dispatched(6).await;

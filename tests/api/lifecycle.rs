@@ -34,7 +34,7 @@ async fn dispatched(app: &TestApp, consumer: &mut Consumer, body: &Value) -> Str
         .next(Duration::from_secs(10))
         .await
         .expect("published");
-    assert_eq!(m.message_id(), id);
+    assert_eq!(m.callback_id(), id);
     app.wait_state(&id, "dispatched", 5).await;
     id
 }
@@ -130,7 +130,12 @@ async fn unanswered_attempts_retry_with_backoff_then_fail_and_late_outcomes_are_
             .next(Duration::from_secs(10))
             .await
             .expect("retried");
-        assert_eq!(m.message_id(), id, "same message id on every attempt");
+        assert_eq!(m.callback_id(), id);
+        assert_eq!(
+            m.message_id(),
+            format!("{id}:{}", attempt + 1),
+            "a new attempt is a new publication id: a dialer that drops repeats keeps it"
+        );
         assert_eq!(m.body["attempt"], attempt + 1);
         assert!(m.received_at >= next, "not before its backoff");
         published_at.push(m.received_at);
@@ -226,7 +231,12 @@ async fn unaccepted_agent_callback_falls_back_to_the_skill_as_a_new_attempt() {
         .next(Duration::from_secs(10))
         .await
         .expect("re-published to the skill");
-    assert_eq!(second.message_id(), id);
+    assert_eq!(second.callback_id(), id);
+    assert_eq!(
+        second.message_id(),
+        format!("{id}:2"),
+        "the fallback is a new publication"
+    );
     assert_eq!(second.routing_key, format!("skill.{SKILL_NO_ZONE}"));
     assert_eq!(
         (

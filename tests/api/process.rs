@@ -74,7 +74,7 @@ async fn receive_all(
     let deadline = Instant::now() + timeout;
     while ids.iter().any(|id| !seen.contains_key(id)) && Instant::now() < deadline {
         if let Some(m) = consumer.next(Duration::from_millis(200)).await {
-            *seen.entry(m.message_id()).or_default() += 1;
+            *seen.entry(m.callback_id()).or_default() += 1;
         }
     }
 }
@@ -95,7 +95,7 @@ async fn killed_with_sigkill_mid_burst_and_restarted_loses_nothing() {
         let started = Instant::now();
         while seen.len() < target && started.elapsed() < Duration::from_secs(10) {
             if let Some(m) = consumer.next(Duration::from_millis(100)).await {
-                *seen.entry(m.message_id()).or_default() += 1;
+                *seen.entry(m.callback_id()).or_default() += 1;
             }
         }
         daemon.kill9();
@@ -107,7 +107,7 @@ async fn killed_with_sigkill_mid_burst_and_restarted_loses_nothing() {
     assert!(status.success(), "{status}");
     // Anything still in flight to the consumer.
     while let Some(m) = consumer.next(Duration::from_millis(500)).await {
-        *seen.entry(m.message_id()).or_default() += 1;
+        *seen.entry(m.callback_id()).or_default() += 1;
     }
 
     let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
@@ -136,7 +136,7 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
     let started = Instant::now();
     while seen.len() < 500 && started.elapsed() < Duration::from_secs(20) {
         if let Some(m) = consumer.next(Duration::from_millis(100)).await {
-            *seen.entry(m.message_id()).or_default() += 1;
+            *seen.entry(m.callback_id()).or_default() += 1;
         }
     }
     let (status, took) = daemon.terminate();
@@ -146,7 +146,7 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
         "stopped in {took:?}, deadline 5 s"
     );
     while let Some(m) = consumer.next(Duration::from_millis(500)).await {
-        *seen.entry(m.message_id()).or_default() += 1;
+        *seen.entry(m.callback_id()).or_default() += 1;
     }
     // What it published it also recorded: the dispatched rows are exactly those delivered.
     let dispatched: HashSet<String> =
