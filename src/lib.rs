@@ -14,3 +14,4 @@ pub mod startup;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod wire;

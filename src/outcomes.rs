@@ -117,8 +117,14 @@ pub async fn handle_message(
     store: &crate::store::Store,
     settings: &Settings,
 ) -> Verdict {
-    let report: OutcomeReport = match serde_json::from_slice(body) {
-        Ok(report) => report,
+    let report: OutcomeReport = match crate::wire::object(body) {
+        Ok(object) => match serde_json::from_value(serde_json::Value::Object(object)) {
+            Ok(report) => report,
+            Err(e) => {
+                let e = crate::wire::plain_words(&e.to_string());
+                return Verdict::DeadLetter(format!("not a {SCHEMA} message: {e}"));
+            }
+        },
         Err(e) => return Verdict::DeadLetter(format!("not a {SCHEMA} message: {e}")),
     };
     if report.schema.as_deref() != Some(SCHEMA) {

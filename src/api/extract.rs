@@ -109,18 +109,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 }
 
 impl<T: DeserializeOwned> JsonBody<T> {
-    /// Reads a body already received: malformed JSON is 400, a value of the wrong shape 422.
+    /// Reads a body already received: one JSON object with each key once (anything else,
+    /// including malformed JSON, is 400), then its fields (a value of the wrong shape: 422).
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
-        let canonical: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+        let object = crate::wire::object(bytes).map_err(|e| match e {
+            crate::wire::WireError::Empty => {
                 ApiError::bad_request("the request body is empty; send a JSON object")
-            } else {
+            }
+            crate::wire::WireError::Syntax(e) => {
                 ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
             }
+            crate::wire::WireError::DuplicateKey(e) => {
+                ApiError::bad_request(format!("the request body is ambiguous: {e}"))
+            }
+            crate::wire::WireError::NotAnObject(what) => ApiError::bad_request(format!(
+                "the request body must be a JSON object, not {what}"
+            )),
         })?;
-        let value = serde_path_to_error::deserialize(canonical.clone()).map_err(|e| {
+        let canonical = serde_json::Value::Object(object);
+        let value = serde_path_to_error::deserialize(&canonical).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner();
+            let inner = crate::wire::plain_words(&e.into_inner().to_string());
             if path == "." {
                 ApiError::unprocessable(format!("the request body is not acceptable: {inner}"))
             } else {

@@ -16,6 +16,11 @@ pub enum CallingHoursError {
     Backwards { day: &'static str, value: String },
     #[error("callingHours: `{0}` is not a weekday (mon, tue, wed, thu, fri, sat, sun)")]
     Day(String),
+    /// Hours that never open would fail every callback of the skill at its due time.
+    #[error(
+        "callingHours: no day has an opening, so no callback could ever be made; give at least one range, or null for no restriction"
+    )]
+    NeverOpen,
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -177,7 +182,13 @@ impl Serialize for CallingHours {
 impl<'de> Deserialize<'de> for CallingHours {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let json = CallingHoursJson::deserialize(d)?;
-        Self::parse(&json).map_err(serde::de::Error::custom)
+        // Input (API, import) must open at some time; stored hours are read with `parse`, so a
+        // skill saved before this rule still loads.
+        let hours = Self::parse(&json).map_err(serde::de::Error::custom)?;
+        if hours.days.iter().all(Vec::is_empty) {
+            return Err(serde::de::Error::custom(CallingHoursError::NeverOpen));
+        }
+        Ok(hours)
     }
 }
 

@@ -210,6 +210,20 @@ impl TestApp {
         read(response).await
     }
 
+    /// Sends `body` as it is (not necessarily JSON) with the admin token.
+    pub async fn call_raw(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent");
+        read(response).await
+    }
+
     pub async fn create(&self, body: &Value) -> (StatusCode, Value) {
         self.call(Method::POST, "/v1/callbacks", Some(&self.admin), Some(body))
             .await
@@ -357,6 +371,46 @@ impl TestApp {
             .await
             .expect("published");
         let _ = connection.close(200, "sent".into()).await;
+    }
+
+    /// Takes `n` messages from this test's dead-letter queue (waiting up to 10 s) and
+    /// returns the reason each carries in `x-callbackd-reason`.
+    pub async fn dead_letter_reasons(&self, n: usize) -> Vec<String> {
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("broker connection");
+        let channel = connection.create_channel().await.expect("channel");
+        let mut reasons = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while reasons.len() < n && std::time::Instant::now() < deadline {
+            let got = channel
+                .basic_get(
+                    self.settings.amqp.dead_letter_queue.as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .expect("basic_get");
+            match got {
+                Some(message) => {
+                    let reason = message
+                        .delivery
+                        .properties
+                        .headers()
+                        .as_ref()
+                        .and_then(|h| h.inner().get("x-callbackd-reason").cloned());
+                    match reason {
+                        Some(lapin::types::AMQPValue::LongString(text)) => {
+                            reasons.push(text.to_string())
+                        }
+                        other => panic!("no reason header: {other:?}"),
+                    }
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let _ = connection.close(200, "done".into()).await;
+        reasons
     }
 
     /// Callbacks per state.

@@ -521,38 +521,7 @@ async fn outcomes_from_the_queue_apply_and_bad_ones_are_dead_lettered_without_bl
     );
 
     // The four bad ones wait in the dead-letter queue, each with its reason.
-    let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut reasons = Vec::new();
-    for _ in 0..50 {
-        let got = channel
-            .basic_get(
-                app.settings.amqp.dead_letter_queue.as_str().into(),
-                lapin::options::BasicGetOptions { no_ack: true },
-            )
-            .await
-            .expect("basic_get");
-        match got {
-            Some(message) => {
-                let reason = message
-                    .delivery
-                    .properties
-                    .headers()
-                    .as_ref()
-                    .and_then(|h| h.inner().get("x-callbackd-reason").cloned());
-                match reason {
-                    Some(lapin::types::AMQPValue::LongString(text)) => {
-                        reasons.push(text.to_string())
-                    }
-                    other => panic!("no reason header: {other:?}"),
-                }
-            }
-            None if reasons.len() >= 4 => break,
-            None => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let reasons = app.dead_letter_reasons(4).await;
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     for needle in [
         "not a callbackd.outcome.v1",
@@ -565,5 +534,4 @@ async fn outcomes_from_the_queue_apply_and_bad_ones_are_dead_lettered_without_bl
             "{needle}: {reasons:?}"
         );
     }
-    let _ = connection.close(200, "done".into()).await;
 }

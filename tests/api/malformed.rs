@@ -108,6 +108,115 @@ async fn malformed_bodies_get_a_4xx_with_a_result_code_and_leave_the_tables_unch
     );
 }
 
+/// serde would map an array's positions onto a struct's fields, and keep the last of two
+/// equal keys: a body must be one JSON object with each key once, at every endpoint.
+#[tokio::test]
+async fn request_bodies_must_be_one_json_object_with_each_key_once() {
+    let app = TestApp::spawn().await;
+    let id = app.create_ok(&valid_body()).await;
+    let before = app.row_counts().await;
+    let events_before = app.events(&id).await.len();
+    let when = in_(chrono::Duration::hours(3));
+    // The ten create fields in their declared order: once accepted as a create (201).
+    let positional = json!([
+        "Ada",
+        "Lovelace",
+        "+442079460958",
+        SKILL,
+        "",
+        when,
+        "notes",
+        "UTC",
+        null,
+        "defer"
+    ])
+    .to_string();
+    let callback = format!("/v1/callbacks/{id}");
+    let outcome = format!("/v1/callbacks/{id}/outcomes");
+    let cases: Vec<(reqwest::Method, &str, String, &str)> = vec![
+        (reqwest::Method::POST, "/v1/callbacks", positional.clone(), "not an array"),
+        (reqwest::Method::POST, "/v1/callbacks", "[]".into(), "not an array"),
+        (reqwest::Method::POST, "/v1/callbacks", "null".into(), "not null"),
+        (
+            reqwest::Method::POST,
+            "/v1/callbacks",
+            format!(
+                r#"{{"phoneNumber":"+442079460958","phoneNumber":"+14155552671","skillId":{SKILL},"scheduleDate":"{when}"}}"#
+            ),
+            "`phoneNumber` appears more than once",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/callbacks",
+            format!(
+                r#"{{"phoneNumber":"+442079460958","skillId":{SKILL},"skillId":{SKILL},"scheduleDate":"{when}"}}"#
+            ),
+            "`skillId` appears more than once",
+        ),
+        (reqwest::Method::PATCH, &callback, r#"["later"]"#.into(), "not an array"),
+        (
+            reqwest::Method::PATCH,
+            &callback,
+            r#"{"notes":"a","notes":"b"}"#.into(),
+            "`notes` appears more than once",
+        ),
+        (reqwest::Method::POST, &outcome, r#"[1, "completed"]"#.into(), "not an array"),
+        (
+            reqwest::Method::POST,
+            &outcome,
+            r#"{"attempt":1,"outcome":"completed","outcome":"no_answer"}"#.into(),
+            "`outcome` appears more than once",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/skills/555",
+            r#"{"name":"x","name":"y","mediaType":"phone","direction":"outbound","active":true}"#
+                .into(),
+            "`name` appears more than once",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/skills/556",
+            r#"{"name":"x","mediaType":"phone","direction":"outbound","active":true,"callingHours":{"mon":["09:00-12:00"],"mon":[]}}"#
+                .into(),
+            "`mon` appears more than once",
+        ),
+        (reqwest::Method::PUT, "/v1/agents/77", r#"["jdoe", true]"#.into(), "not an array"),
+    ];
+    for (method, path, body, needle) in &cases {
+        let (status, answer) = app.call_raw(method.clone(), path, body).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{method} {path} {body}: {answer}"
+        );
+        assert_eq!(answer["result"], "Default", "{body}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{body}: {message}");
+        for internal in ["Request", "struct", "Input", "Report"] {
+            assert!(
+                !message.contains(internal),
+                "names an internal type: {message}"
+            );
+        }
+    }
+    assert_eq!(app.row_counts().await, before, "nothing written");
+    assert_eq!(
+        app.events(&id).await.len(),
+        events_before,
+        "no event written"
+    );
+    let (status, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/skills/555",
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no skill written");
+}
+
 #[tokio::test]
 async fn oversized_body_gets_413_with_a_result_code() {
     let app = TestApp::spawn().await;
