@@ -93,6 +93,9 @@ pub struct LifecycleSettings {
     pub retry_backoff_seconds: Vec<u32>,
     pub max_attempts: u32,
     pub agent_fallback_seconds: u32,
+    /// A dispatched or accepted callback with no final outcome this long after its
+    /// publication fails (event `outcome_deadline`), so nothing waits forever.
+    pub outcome_deadline_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -211,6 +214,7 @@ impl Default for Settings {
                 retry_backoff_seconds: vec![600, 1800, 7200],
                 max_attempts: 3,
                 agent_fallback_seconds: 900,
+                outcome_deadline_seconds: 86_400,
             },
             schedule: ScheduleSettings {
                 default_time_zone: "UTC".into(),
@@ -469,6 +473,12 @@ impl Settings {
         if l.max_attempts == 0 {
             return invalid("lifecycle.max_attempts", "must be at least 1".into());
         }
+        if l.outcome_deadline_seconds == 0 || l.outcome_deadline_seconds > i32::MAX as u32 {
+            return invalid(
+                "lifecycle.outcome_deadline_seconds",
+                format!("{} is not in 1..=2147483647", l.outcome_deadline_seconds),
+            );
+        }
         if self.amqp.outcomes_queue.starts_with("amq.")
             || (!self.amqp.outcomes_queue.is_empty() && self.amqp.dead_letter_queue.is_empty())
         {
@@ -517,6 +527,14 @@ impl Settings {
             .agent_fallback_seconds
             .unwrap_or(self.lifecycle.agent_fallback_seconds);
         (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)))
+    }
+
+    /// How long a published callback waits for its final outcome before it fails.
+    pub fn outcome_deadline(&self, skill: &crate::domain::SkillPolicy) -> Duration {
+        let seconds = skill
+            .outcome_deadline_seconds
+            .unwrap_or(self.lifecycle.outcome_deadline_seconds);
+        Duration::from_secs(u64::from(seconds))
     }
 
     pub fn schedule_rules(&self) -> crate::domain::ScheduleRules {

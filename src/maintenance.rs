@@ -1,5 +1,12 @@
-//! Periodic jobs on cron schedules (tokio-cron-scheduler): the backlog report and the
-//! retention purge. Each is a small unit; a failed run logs and waits for the next.
+//! Periodic jobs on cron schedules (tokio-cron-scheduler): the backlog report, the timers
+//! and the retention purge. Each is a small unit; a failed run logs and waits for the next.
+//!
+//! A run that outlasts its period is not overlapped by the next one (it is skipped), and
+//! across daemons the statements take their rows with `SKIP LOCKED`, so instances sharing a
+//! database never wait on, or deadlock with, each other's timers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono_tz::Tz;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
@@ -36,25 +43,36 @@ pub async fn start(
         .await?;
 
     let timers_store = store.clone();
+    let timers_running = Running::default();
     scheduler
         .add(Job::new_async_tz(
             settings.timers.as_str(),
             zone,
             move |_, _| {
                 let store = timers_store.clone();
-                Box::pin(async move { run_timers(&store).await })
+                let running = timers_running.clone();
+                Box::pin(async move {
+                    if let Some(_run) = running.start("timers") {
+                        run_timers(&store).await;
+                    }
+                })
             },
         )?)
         .await?;
 
     let retention_days = settings.retention_days;
+    let purge_running = Running::default();
     scheduler
         .add(Job::new_async_tz(
             settings.purge.as_str(),
             zone,
             move |_, _| {
                 let store = store.clone();
+                let running = purge_running.clone();
                 Box::pin(async move {
+                    let Some(_run) = running.start("retention purge") else {
+                        return;
+                    };
                     match store.purge_terminal(retention_days).await {
                         Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
                         Err(e) => tracing::warn!(error = %e, "retention purge failed"),
@@ -68,7 +86,31 @@ pub async fn start(
     Ok(scheduler)
 }
 
-/// Agent fallback of callbacks not accepted in time, and expiry.
+/// Whether a job's run is in progress in this daemon.
+#[derive(Clone, Default)]
+struct Running(Arc<AtomicBool>);
+
+/// Marks the run in progress until dropped.
+struct RunGuard(Arc<AtomicBool>);
+
+impl Running {
+    /// `None` (and a debug line) when the previous run has not finished.
+    fn start(&self, job: &'static str) -> Option<RunGuard> {
+        if self.0.swap(true, Ordering::AcqRel) {
+            tracing::debug!(job, "previous run still in progress; this one is skipped");
+            return None;
+        }
+        Some(RunGuard(self.0.clone()))
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Agent fallback of callbacks not accepted in time, expiry, and the outcome deadline.
 pub async fn run_timers(store: &Store) {
     let fell_back = store.fall_back_unaccepted().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "agent fallback failed");
@@ -87,7 +129,17 @@ pub async fn run_timers(store: &Store) {
     if expired > 0 {
         tracing::info!(callbacks = expired, "expired");
     }
-    crate::instruments::timers(fell_back, expired);
+    let unreported = store.end_without_outcome().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "outcome deadline failed");
+        0
+    });
+    if unreported > 0 {
+        tracing::warn!(
+            callbacks = unreported,
+            "failed: no final outcome reported by the outcome deadline"
+        );
+    }
+    crate::instruments::timers(fell_back, expired, unreported);
 }
 
 /// Logs the backlog and shows it in systemd's status line.

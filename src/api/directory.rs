@@ -36,6 +36,8 @@ pub struct SkillView {
     agent_fallback_seconds: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     default_ttl_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome_deadline_seconds: Option<u32>,
 }
 
 impl From<Skill> for SkillView {
@@ -52,6 +54,7 @@ impl From<Skill> for SkillView {
             max_attempts: skill.policy.max_attempts,
             agent_fallback_seconds: skill.policy.agent_fallback_seconds,
             default_ttl_seconds: skill.policy.default_ttl_seconds,
+            outcome_deadline_seconds: skill.policy.outcome_deadline_seconds,
         }
     }
 }

@@ -363,6 +363,10 @@ pub struct SkillBody {
     agent_fallback_seconds: Option<u32>,
     #[schema(minimum = 1, maximum = 2147483647)]
     default_ttl_seconds: Option<u32>,
+    /// A published callback with no final outcome this long after publication fails
+    /// (default `lifecycle.outcome_deadline_seconds`).
+    #[schema(minimum = 1, maximum = 2147483647)]
+    outcome_deadline_seconds: Option<u32>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -439,7 +443,7 @@ mod tests {
             "id": 101, "name": "Outbound Sales", "mediaType": "phone", "direction": "outbound",
             "active": true, "timeZone": "Europe/London", "callingHours": {"mon": ["08:00-21:00"]},
             "retryBackoffSeconds": [600], "maxAttempts": 3, "agentFallbackSeconds": 900,
-            "defaultTtlSeconds": 86400
+            "defaultTtlSeconds": 86400, "outcomeDeadlineSeconds": 86400
         });
         serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
         serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
@@ -453,7 +457,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::outcomes::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 11), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 12), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

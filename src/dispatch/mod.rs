@@ -18,7 +18,7 @@ use chrono_tz::Tz;
 use crate::amqp::{Broker, PublishOutcome, Publisher};
 use crate::config::Settings;
 use crate::domain::{CallbackState, Route, Skill};
-use crate::store::{CallbackRecord, DueListener, Store, StoreError, Undeliverable};
+use crate::store::{CallbackRecord, Confirmed, DueListener, Store, StoreError, Undeliverable};
 
 /// After a failed pass (database down), wait this long before the next.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -206,8 +206,7 @@ impl Dispatcher {
             });
         }
         let mut messages = Vec::with_capacity(claimed.len());
-        let mut ids = Vec::with_capacity(claimed.len());
-        let mut fallbacks = Vec::with_capacity(claimed.len());
+        let mut publications = Vec::with_capacity(claimed.len());
         let mut deferred = Vec::new();
         let mut ended = Vec::new();
         for (record, skill) in &claimed {
@@ -225,13 +224,15 @@ impl Dispatcher {
             match message::outgoing(record, chrono::Utc::now()) {
                 Ok(m) => {
                     messages.push(m);
-                    ids.push(record.id.as_uuid());
                     let to_agent = matches!(record.route(), Route::Agent(_));
-                    let fallback = self
-                        .settings
-                        .agent_fallback(&skill.policy)
-                        .filter(|_| to_agent);
-                    fallbacks.push(fallback.map(|d| d.as_secs_f64()));
+                    publications.push(Confirmed {
+                        id: record.id.as_uuid(),
+                        agent_fallback: self
+                            .settings
+                            .agent_fallback(&skill.policy)
+                            .filter(|_| to_agent),
+                        outcome_deadline: self.settings.outcome_deadline(&skill.policy),
+                    });
                 }
                 // Serialising plain strings and numbers cannot fail; if it ever does, the
                 // callback stays pending and the log says which.
@@ -258,17 +259,12 @@ impl Dispatcher {
             .await;
 
         let mut confirmed = Vec::new();
-        let mut confirmed_fallbacks = Vec::new();
         let mut undeliverable = Vec::new();
         let mut unconfirmed = 0;
-        for (((id, message), outcome), fallback) in
-            ids.iter().zip(&messages).zip(outcomes).zip(&fallbacks)
-        {
+        for ((publication, message), outcome) in publications.iter().zip(&messages).zip(outcomes) {
+            let id = &publication.id;
             match outcome {
-                PublishOutcome::Confirmed => {
-                    confirmed.push(*id);
-                    confirmed_fallbacks.push(*fallback);
-                }
+                PublishOutcome::Confirmed => confirmed.push(*publication),
                 PublishOutcome::Returned { reply_code, reply_text } => undeliverable.push(Undeliverable {
                     id: *id,
                     kind: "returned",
@@ -294,9 +290,7 @@ impl Dispatcher {
             self.broker.report_broken();
         }
 
-        let dispatched = claim
-            .mark_dispatched(&confirmed, &confirmed_fallbacks, &self.instance)
-            .await?;
+        let dispatched = claim.mark_dispatched(&confirmed, &self.instance).await?;
         let retries = claim
             .mark_undeliverable(
                 &undeliverable,
@@ -306,7 +300,7 @@ impl Dispatcher {
             )
             .await?;
         if let Err(e) = claim.commit().await {
-            let published: HashSet<Uuid> = confirmed.into_iter().collect();
+            let published: HashSet<Uuid> = confirmed.iter().map(|c| c.id).collect();
             tracing::error!(error = %e, published = published.len(),
                 "recording the batch failed after the broker confirmed it; those callbacks will be published again with the same message id");
             return Err(e);

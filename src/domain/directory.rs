@@ -132,6 +132,9 @@ pub struct SkillPolicy {
     /// A callback without `expiresAt` expires this long after it is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_ttl_seconds: Option<u32>,
+    /// A published callback with no final outcome this long after publication fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_deadline_seconds: Option<u32>,
 }
 
 impl Skill {
@@ -196,6 +199,8 @@ pub struct SkillInput {
     pub agent_fallback_seconds: Option<u32>,
     #[serde(default)]
     pub default_ttl_seconds: Option<u32>,
+    #[serde(default)]
+    pub outcome_deadline_seconds: Option<u32>,
 }
 
 impl SkillInput {
@@ -229,6 +234,11 @@ impl SkillInput {
                 "defaultTtlSeconds must be at least 1".into(),
             ));
         }
+        if self.outcome_deadline_seconds == Some(0) {
+            return Err(DirectoryInputError::Policy(
+                "outcomeDeadlineSeconds must be at least 1".into(),
+            ));
+        }
         self.check_storable_numbers()?;
         let policy = SkillPolicy {
             calling_hours: self.calling_hours,
@@ -236,6 +246,7 @@ impl SkillInput {
             max_attempts: self.max_attempts,
             agent_fallback_seconds: self.agent_fallback_seconds,
             default_ttl_seconds: self.default_ttl_seconds,
+            outcome_deadline_seconds: self.outcome_deadline_seconds,
         };
         Ok(Skill {
             id,
@@ -281,6 +292,7 @@ impl SkillInput {
             ("maxAttempts", self.max_attempts),
             ("agentFallbackSeconds", self.agent_fallback_seconds),
             ("defaultTtlSeconds", self.default_ttl_seconds),
+            ("outcomeDeadlineSeconds", self.outcome_deadline_seconds),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))

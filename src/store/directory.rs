@@ -13,8 +13,8 @@ pub struct ImportSummary {
 
 const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
        calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
-       default_ttl_seconds)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+       default_ttl_seconds, outcome_deadline_seconds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
        direction = EXCLUDED.direction, active = EXCLUDED.active, time_zone = EXCLUDED.time_zone,
        calling_hours = EXCLUDED.calling_hours,
@@ -22,6 +22,7 @@ const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction,
        max_attempts = EXCLUDED.max_attempts,
        agent_fallback_seconds = EXCLUDED.agent_fallback_seconds,
        default_ttl_seconds = EXCLUDED.default_ttl_seconds,
+       outcome_deadline_seconds = EXCLUDED.outcome_deadline_seconds,
        updated_at = now()";
 
 /// The skill columns `skill_from_row` reads, for a table aliased `s` and prefixed `s_`.
@@ -31,7 +32,8 @@ macro_rules! skill_columns {
          s.direction AS s_direction, s.active AS s_active, s.time_zone AS s_time_zone, \
          s.calling_hours AS s_calling_hours, s.retry_backoff_seconds AS s_retry_backoff_seconds, \
          s.max_attempts AS s_max_attempts, s.agent_fallback_seconds AS s_agent_fallback_seconds, \
-         s.default_ttl_seconds AS s_default_ttl_seconds"
+         s.default_ttl_seconds AS s_default_ttl_seconds, \
+         s.outcome_deadline_seconds AS s_outcome_deadline_seconds"
     };
 }
 
@@ -116,6 +118,7 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
         .bind(skill.policy.max_attempts.map(|n| n as i32))
         .bind(skill.policy.agent_fallback_seconds.map(|n| n as i32))
         .bind(skill.policy.default_ttl_seconds.map(|n| n as i32))
+        .bind(skill.policy.outcome_deadline_seconds.map(|n| n as i32))
         .execute(conn)
         .await?;
     Ok(())
@@ -151,6 +154,7 @@ pub(super) fn skill_from_row(row: &PgRow, prefix: &str) -> Result<Skill, StoreEr
         max_attempts: unsigned(row.try_get(col("max_attempts").as_str())?),
         agent_fallback_seconds: unsigned(row.try_get(col("agent_fallback_seconds").as_str())?),
         default_ttl_seconds: unsigned(row.try_get(col("default_ttl_seconds").as_str())?),
+        outcome_deadline_seconds: unsigned(row.try_get(col("outcome_deadline_seconds").as_str())?),
     };
     Ok(Skill {
         id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,

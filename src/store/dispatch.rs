@@ -34,6 +34,20 @@ pub struct DispatchedRow {
     pub lateness_ms: f64,
 }
 
+/// A publication the broker confirmed, with the clocks it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmed {
+    pub id: Uuid,
+    /// Routed to an agent: how long it waits to be accepted before falling back.
+    pub agent_fallback: Option<Duration>,
+    /// How long it waits for a final outcome before it fails.
+    pub outcome_deadline: Duration,
+}
+
+/// Rows a timer statement changes at most at once: each slice is its own short transaction,
+/// and rows another daemon's timer (or a dispatcher) holds are skipped, not waited for.
+const TIMER_SLICE: i64 = 1000;
+
 /// A callback the broker did not take, and why.
 #[derive(Debug, Clone)]
 pub struct Undeliverable {
@@ -143,16 +157,20 @@ impl Store {
         })
     }
 
-    /// Deletes terminal callbacks unchanged for `retention_days` (events go with them), in
-    /// slices so that no single transaction holds many locks. Returns how many went.
+    /// Deletes terminal callbacks (completed, failed, expired, cancelled) unchanged for
+    /// `retention_days` (events go with them), in slices so that no single transaction holds
+    /// many locks. A callback still waiting (pending, dispatched, accepted) is never deleted.
+    /// Returns how many went.
     pub async fn purge_terminal(&self, retention_days: u32) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let done = sqlx::query(
                 "DELETE FROM callbacks WHERE id IN (
                     SELECT id FROM callbacks
-                    WHERE state <> 'pending' AND updated_at < now() - make_interval(days => $1)
-                    LIMIT 5000)",
+                    WHERE state IN ('completed', 'failed', 'expired', 'cancelled')
+                      AND updated_at < now() - make_interval(days => $1)
+                    LIMIT 5000
+                    FOR UPDATE SKIP LOCKED)",
             )
             .bind(i32::try_from(retention_days).unwrap_or(i32::MAX))
             .execute(&self.pool)
@@ -167,11 +185,16 @@ impl Store {
     /// Re-routes agent-routed callbacks not accepted in time to their skill: pending again
     /// at once, published next as a new attempt with route `skill`. Returns how many.
     pub async fn fall_back_unaccepted(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "WITH moved AS (
+        self.in_slices(
+            "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state = 'dispatched' AND fallback_due_at <= now()
+                ORDER BY fallback_due_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), moved AS (
                 UPDATE callbacks c SET state = 'pending', fell_back_at = now(), due_at = now(),
                     fallback_due_at = NULL, updated_at = now()
-                WHERE c.state = 'dispatched' AND c.fallback_due_at <= now()
+                FROM due WHERE c.id = due.id
                 RETURNING c.id, c.target_agent_id, c.skill_id, c.attempt
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
@@ -180,29 +203,73 @@ impl Store {
                                        'notAcceptedAttempt', attempt)
              FROM moved",
         )
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .await
+    }
+
+    /// Runs a timer statement (`$1`: the slice size) until a slice changes fewer rows than
+    /// that. Returns how many rows it changed in all.
+    async fn in_slices(&self, statement: &'static str) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(statement)
+                .bind(TIMER_SLICE)
+                .execute(&self.pool)
+                .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < TIMER_SLICE as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Fails dispatched or accepted callbacks whose final outcome did not come in time, with
+    /// an `outcome_deadline` event. Returns how many.
+    pub async fn end_without_outcome(&self) -> Result<u64, StoreError> {
+        self.in_slices(
+            "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state IN ('dispatched', 'accepted') AND outcome_due_at <= now()
+                ORDER BY outcome_due_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), ended AS (
+                UPDATE callbacks c SET state = 'failed', fallback_due_at = NULL,
+                    last_error = 'no final outcome was reported for attempt ' || c.attempt
+                        || ' by ' || to_char(c.outcome_due_at AT TIME ZONE 'UTC',
+                                             'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    updated_at = now()
+                FROM due WHERE c.id = due.id
+                RETURNING c.id, c.attempt, c.dispatched_at, c.outcome_due_at
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', 'outcome_deadline',
+                    jsonb_build_object('attempt', attempt, 'dispatchedAt', dispatched_at,
+                                       'deadline', outcome_due_at)
+             FROM ended",
+        )
+        .await
     }
 
     /// Expires callbacks past `expires_at` that were not completed. Returns how many.
     pub async fn expire_overdue(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "WITH gone AS (
+        self.in_slices(
+            "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state IN ('pending', 'dispatched', 'accepted') AND expires_at <= now()
+                ORDER BY expires_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), gone AS (
                 UPDATE callbacks c SET state = 'expired', fallback_due_at = NULL,
                     last_error = 'expired at ' || to_char(c.expires_at AT TIME ZONE 'UTC',
                                                         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                     updated_at = now()
-                WHERE c.state IN ('pending', 'dispatched', 'accepted') AND c.expires_at <= now()
+                FROM due WHERE c.id = due.id
                 RETURNING c.id, c.expires_at, c.state
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
              SELECT id, 'timer', 'expired', jsonb_build_object('expiresAt', expires_at)
              FROM gone",
         )
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
     /// Subscribes to the due notifications.
@@ -340,24 +407,32 @@ impl Claim {
     }
 
     /// Records confirmed publications, with a `dispatched` event each, in one statement.
-    /// `fallback_seconds[i]`: how long the i-th, routed to an agent, waits to be accepted.
     pub async fn mark_dispatched(
         &mut self,
-        ids: &[Uuid],
-        fallback_seconds: &[Option<f64>],
+        confirmed: &[Confirmed],
         instance: &str,
     ) -> Result<Vec<DispatchedRow>, StoreError> {
-        if ids.is_empty() {
+        if confirmed.is_empty() {
             return Ok(Vec::new());
         }
+        let ids: Vec<Uuid> = confirmed.iter().map(|c| c.id).collect();
+        let fallback_seconds: Vec<Option<f64>> = confirmed
+            .iter()
+            .map(|c| c.agent_fallback.map(|d| d.as_secs_f64()))
+            .collect();
+        let deadline_seconds: Vec<f64> = confirmed
+            .iter()
+            .map(|c| c.outcome_deadline.as_secs_f64())
+            .collect();
         let rows = sqlx::query(
             "WITH done AS (
                 UPDATE callbacks c
                 SET state = 'dispatched', attempt = c.attempt + 1, dispatch_failures = 0,
                     last_error = NULL, dispatched_at = clock_timestamp(),
                     updated_at = clock_timestamp(),
-                    fallback_due_at = clock_timestamp() + make_interval(secs => d.fallback)
-                FROM unnest($1::uuid[], $3::float8[]) AS d(id, fallback)
+                    fallback_due_at = clock_timestamp() + make_interval(secs => d.fallback),
+                    outcome_due_at = clock_timestamp() + make_interval(secs => d.deadline)
+                FROM unnest($1::uuid[], $3::float8[], $4::float8[]) AS d(id, fallback, deadline)
                 WHERE c.id = d.id
                 RETURNING c.id, c.attempt, c.due_at, c.dispatched_at,
                     CASE WHEN c.target_agent_id IS NOT NULL AND c.fell_back_at IS NULL
@@ -374,9 +449,10 @@ impl Claim {
                     (EXTRACT(EPOCH FROM (dispatched_at - due_at)) * 1000)::float8 AS lateness_ms
              FROM done",
         )
-        .bind(ids)
+        .bind(&ids)
         .bind(instance)
-        .bind(fallback_seconds)
+        .bind(&fallback_seconds)
+        .bind(&deadline_seconds)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()

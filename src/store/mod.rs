@@ -24,7 +24,9 @@ pub use callbacks::{
     IdempotencyKey, Inserted, ListCursor, NewCreate,
 };
 pub use directory::ImportSummary;
-pub use dispatch::{Backlog, Claim, DispatchedRow, DueListener, NextDue, RetryRow, Undeliverable};
+pub use dispatch::{
+    Backlog, Claim, Confirmed, DispatchedRow, DueListener, NextDue, RetryRow, Undeliverable,
+};
 pub use ingest::CreateQueue;
 pub use users::UserSummary;
 
