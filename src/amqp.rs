@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Event};
@@ -73,15 +74,33 @@ pub enum PublishOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Ack,
-    /// Not processable: move it to the dead-letter queue with this reason, then ack it.
+    /// Never processable (a permanent error): move it to the dead-letter queue with this
+    /// reason, then ack it.
     DeadLetter(String),
-    /// Not storable now (database down): give it back to the queue after a pause.
+    /// The database is unavailable: keep the message and try it again after a pause, for
+    /// as long as it takes (a requeue would count against the delivery limit and could
+    /// dead-letter a good outcome during a long outage).
     Retry,
+    /// Another error that may pass: give it back to the queue after a pause. The queue's
+    /// delivery limit dead-letters it if it never does.
+    Requeue,
 }
 
-/// Handles the body of one message from the outcomes queue.
+/// One message from the outcomes queue.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub body: Vec<u8>,
+    /// The AMQP `user_id` property, which RabbitMQ checks against the publishing
+    /// connection's user: who published it.
+    pub user_id: Option<String>,
+}
+
+/// Handles one message from the outcomes queue.
 pub type OutcomeHandler =
-    Arc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Incoming) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync>;
+
+/// Longest pause between tries of an outcome while the database is unavailable.
+const RETRY_PAUSE_MAX: Duration = Duration::from_secs(10);
 
 /// The current publishing channel, if the broker is connected.
 #[derive(Clone)]
@@ -172,7 +191,7 @@ async fn supervise(
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = connect(&parts) => attempt,
+            attempt = connect(&parts, &broken) => attempt,
         };
         match attempt {
             Ok((connection, publisher)) => {
@@ -243,7 +262,7 @@ async fn close(connection: &Connection, channel: &Channel) {
     }
 }
 
-async fn connect(parts: &Link) -> Result<(Connection, Publisher), AmqpError> {
+async fn connect(parts: &Link, broken: &Arc<Notify>) -> Result<(Connection, Publisher), AmqpError> {
     let settings = &parts.settings;
     let connection_name = &parts.connection_name;
     let url = redact(&settings.url);
@@ -272,53 +291,119 @@ async fn connect(parts: &Link) -> Result<(Connection, Publisher), AmqpError> {
     if let Some(handler) = &parts.outcomes
         && !settings.outcomes_queue.is_empty()
     {
-        let consumer = start_outcome_consumer(&connection, settings, connection_name).await?;
+        let (channel, consumer) =
+            start_outcome_consumer(&connection, settings, connection_name).await?;
         let dead_letter: ShortString = settings.dead_letter_queue.as_str().into();
         parts.tracker.spawn(consume_outcomes(
-            consumer,
-            handler.clone(),
-            publisher.clone(),
-            dead_letter,
+            OutcomeConsumer {
+                channel,
+                consumer,
+                handler: handler.clone(),
+                publisher: publisher.clone(),
+                dead_letter,
+            },
+            broken.clone(),
         ));
     }
     Ok((connection, publisher))
+}
+
+fn quorum_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    arguments
+}
+
+/// Declares a durable quorum queue with `arguments` on a channel of its own. A queue that
+/// already exists with other arguments (declared by an older version, or by an operator)
+/// cannot be changed by a declaration: the broker refuses it and closes the channel. It is
+/// then used as it is, with a warning saying what it lacks and how to add it (a policy).
+async fn declare_queue(
+    connection: &Connection,
+    name: &str,
+    arguments: FieldTable,
+) -> Result<(), AmqpError> {
+    let topology = |source| AmqpError::Topology {
+        what: format!("queue `{name}`"),
+        source,
+    };
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(AmqpError::Channel)?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    match channel
+        .queue_declare(name.into(), durable, arguments.clone())
+        .await
+    {
+        Ok(_) => {
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(e) if is_precondition_failed(&e) => {
+            let channel = connection
+                .create_channel()
+                .await
+                .map_err(AmqpError::Channel)?;
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            channel
+                .queue_declare(name.into(), passive, FieldTable::default())
+                .await
+                .map_err(topology)?;
+            let _ = channel.close(200, "declared".into()).await;
+            tracing::warn!(queue = %name, wanted = ?arguments,
+                "queue exists with other arguments (it was declared before callbackd set them); using it as it is: add them with a policy, e.g. rabbitmqctl set_policy, to get dead-lettering and a delivery limit");
+            Ok(())
+        }
+        Err(e) => Err(topology(e)),
+    }
+}
+
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    // 406 PRECONDITION_FAILED: "inequivalent arg".
+    error.to_string().contains("PRECONDITION_FAILED")
 }
 
 async fn start_outcome_consumer(
     connection: &Connection,
     settings: &AmqpSettings,
     connection_name: &str,
-) -> Result<lapin::Consumer, AmqpError> {
+) -> Result<(Channel, lapin::Consumer), AmqpError> {
+    declare_queue(connection, &settings.dead_letter_queue, quorum_arguments()).await?;
+    // A message the consumer rejects, or one delivered more than the limit (a consumer
+    // that crashes on it every time), goes to the dead-letter queue instead of looping.
+    let mut arguments = quorum_arguments();
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    arguments.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(settings.dead_letter_queue.as_str().into()),
+    );
+    arguments.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(i64::from(settings.outcomes_delivery_limit)),
+    );
+    declare_queue(connection, &settings.outcomes_queue, arguments).await?;
     let channel = connection
         .create_channel()
         .await
         .map_err(AmqpError::Channel)?;
-    for name in [&settings.outcomes_queue, &settings.dead_letter_queue] {
-        let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        channel
-            .queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                arguments,
-            )
-            .await
-            .map_err(|source| AmqpError::Topology {
-                what: format!("queue `{name}`"),
-                source,
-            })?;
-    }
     channel
         .basic_qos(settings.outcomes_prefetch, BasicQosOptions::default())
         .await
         .map_err(AmqpError::Channel)?;
-    channel
+    let consumer = channel
         .basic_consume(
             settings.outcomes_queue.as_str().into(),
             format!("callbackd {connection_name}").into(),
@@ -329,44 +414,79 @@ async fn start_outcome_consumer(
         .map_err(|source| AmqpError::Topology {
             what: format!("consumer on `{}`", settings.outcomes_queue),
             source,
-        })
+        })?;
+    Ok((channel, consumer))
+}
+
+/// What the outcome consumer works with, for one connection.
+struct OutcomeConsumer {
+    channel: Channel,
+    consumer: lapin::Consumer,
+    handler: OutcomeHandler,
+    publisher: Publisher,
+    dead_letter: ShortString,
 }
 
 /// Applies outcomes one at a time (in queue order), acknowledging each only after it is
 /// stored or dead-lettered. Ends with the connection; the next connection starts it again.
-async fn consume_outcomes(
-    mut consumer: lapin::Consumer,
-    handler: OutcomeHandler,
-    publisher: Publisher,
-    dead_letter: ShortString,
-) {
-    let requeue = BasicNackOptions {
-        requeue: true,
-        ..Default::default()
-    };
-    while let Some(Ok(delivery)) = consumer.next().await {
-        let acked = match handler(delivery.data.clone()).await {
+/// If the broker cancels the consumer while the connection stays up (the queue was deleted,
+/// or its leader moved), the link is reported broken so that it reconnects and consuming
+/// resumes.
+async fn consume_outcomes(mut c: OutcomeConsumer, broken: Arc<Notify>) {
+    while let Some(Ok(delivery)) = c.consumer.next().await {
+        let incoming = Incoming {
+            body: delivery.data.clone(),
+            user_id: delivery
+                .properties
+                .user_id()
+                .as_ref()
+                .map(ToString::to_string),
+        };
+        let mut pause = Duration::from_secs(1);
+        let verdict = loop {
+            match (c.handler)(incoming.clone()).await {
+                Verdict::Retry if c.channel.status().connected() => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
+                }
+                verdict => break verdict,
+            }
+        };
+        let settled = match verdict {
             Verdict::Ack => delivery.ack(BasicAckOptions::default()).await,
             Verdict::DeadLetter(reason) => {
                 tracing::warn!(reason = %reason, "outcome message dead-lettered");
-                if publisher
-                    .dead_letter(&dead_letter, &delivery.data, &reason)
+                if c.publisher
+                    .dead_letter(&c.dead_letter, &delivery.data, &reason)
                     .await
                 {
                     delivery.ack(BasicAckOptions::default()).await
                 } else {
-                    delivery.nack(requeue).await
+                    // The copy with the reason was not confirmed: the queue's own
+                    // dead-lettering takes the original (its x-death header says why).
+                    delivery.reject(BasicRejectOptions { requeue: false }).await
                 }
             }
-            Verdict::Retry => {
+            // The connection is gone (the delivery returns to the queue by itself).
+            Verdict::Retry => break,
+            Verdict::Requeue => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                delivery.nack(requeue).await
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await
             }
         };
-        if let Err(e) = acked {
+        if let Err(e) = settled {
             tracing::warn!(error = %e, "acknowledging an outcome message failed");
             break;
         }
+    }
+    if c.channel.status().connected() {
+        tracing::warn!("the broker cancelled the outcome consumer; reconnecting to resume it");
+        broken.notify_one();
     }
 }
 
@@ -387,11 +507,6 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
         .await
         .map_err(topology(format!("exchange `{}`", settings.exchange)))?;
     for queue in &settings.queues {
-        let mut arguments = FieldTable::default();
-        arguments.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
         channel
             .queue_declare(
                 queue.name.as_str().into(),
@@ -399,7 +514,7 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
                     durable: true,
                     ..Default::default()
                 },
-                arguments,
+                quorum_arguments(),
             )
             .await
             .map_err(topology(format!("queue `{}`", queue.name)))?;
@@ -452,7 +567,11 @@ impl Publisher {
             .basic_publish(
                 "".into(),
                 queue.clone(),
-                BasicPublishOptions::default(),
+                // Returned (no such queue) counts as not dead-lettered.
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 body,
                 properties,
             )

@@ -85,6 +85,11 @@ pub struct AmqpSettings {
     /// Where malformed or unknown outcomes go, with the reason.
     pub dead_letter_queue: String,
     pub outcomes_prefetch: u16,
+    /// Deliveries of one outcome message after which the broker dead-letters it.
+    pub outcomes_delivery_limit: u32,
+    /// RabbitMQ users whose outcome messages are applied (checked against the message's
+    /// `user_id`, which the broker verifies). Empty: any user that may publish to the queue.
+    pub outcome_publishers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +214,8 @@ impl Default for Settings {
                 outcomes_queue: "callbackd.outcomes".into(),
                 dead_letter_queue: "callbackd.outcomes.dead".into(),
                 outcomes_prefetch: 64,
+                outcomes_delivery_limit: 20,
+                outcome_publishers: Vec::new(),
             },
             lifecycle: LifecycleSettings {
                 retry_backoff_seconds: vec![600, 1800, 7200],
@@ -486,6 +493,9 @@ impl Settings {
                 "amqp.outcomes_queue",
                 "must not start with `amq.`, and needs amqp.dead_letter_queue".into(),
             );
+        }
+        if self.amqp.outcomes_delivery_limit == 0 {
+            return invalid("amqp.outcomes_delivery_limit", "must be at least 1".into());
         }
         if m.retention_days == 0 {
             return invalid("maintenance.retention_days", "must be at least 1".into());

@@ -3,9 +3,11 @@
 
 use serde::Deserialize;
 
-pub use crate::amqp::Verdict;
+pub use crate::amqp::{Incoming, Verdict};
 use crate::config::Settings;
-use crate::domain::{CallbackId, Current, Decision, OutcomeKind, decide, resolve_schedule_date};
+use crate::domain::{
+    CallbackId, Current, Decision, OutcomeKind, check_attempt, decide, resolve_schedule_date,
+};
 use crate::store::{CallbackChange, CallbackRecord, StoreError};
 
 pub const SCHEMA: &str = "callbackd.outcome.v1";
@@ -35,6 +37,8 @@ pub enum OutcomeError {
     #[error("scheduleDate: {0}")]
     ScheduleDate(crate::domain::ScheduleDateError),
     #[error(transparent)]
+    Attempt(#[from] crate::domain::AttemptError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -59,6 +63,8 @@ pub async fn apply(
     actor: &str,
 ) -> Result<Applied, OutcomeError> {
     let record = &change.record;
+    // Refused before anything is written: an attempt that was never published.
+    check_attempt(record.attempt, report.attempt)?;
     let rules = settings.schedule_rules();
     let reschedule_at = match (report.outcome, report.schedule_date.as_deref()) {
         (OutcomeKind::Reschedule, None) => return Err(OutcomeError::MissingScheduleDate),
@@ -113,11 +119,27 @@ pub async fn apply(
 
 /// Handles one message from the outcomes queue.
 pub async fn handle_message(
-    body: &[u8],
+    message: &Incoming,
     store: &crate::store::Store,
     settings: &Settings,
 ) -> Verdict {
-    let report: OutcomeReport = match crate::wire::object(body) {
+    let publishers = &settings.amqp.outcome_publishers;
+    if !publishers.is_empty() {
+        match &message.user_id {
+            Some(user) if publishers.contains(user) => {}
+            Some(user) => {
+                return Verdict::DeadLetter(format!(
+                    "user_id `{user}` is not one of amqp.outcome_publishers"
+                ));
+            }
+            None => {
+                return Verdict::DeadLetter(
+                    "no user_id property: amqp.outcome_publishers accepts only outcomes that name their publisher".into(),
+                );
+            }
+        }
+    }
+    let report: OutcomeReport = match crate::wire::object(&message.body) {
         Ok(object) => match serde_json::from_value(serde_json::Value::Object(object)) {
             Ok(report) => report,
             Err(e) => {
@@ -139,17 +161,27 @@ pub async fn handle_message(
     let change = match store.begin_change(id).await {
         Ok(Some(change)) => change,
         Ok(None) => return Verdict::DeadLetter(OutcomeError::UnknownCallback(id).to_string()),
-        Err(e) => {
-            tracing::warn!(error = %e, callback_id = %id, "cannot store outcome; requeueing");
-            return Verdict::Retry;
-        }
+        Err(e) => return store_trouble(e, id),
     };
     match apply(change, &report, settings, "amqp", "dialer").await {
         Ok(_) => Verdict::Ack,
-        Err(OutcomeError::Store(e)) => {
-            tracing::warn!(error = %e, callback_id = %id, "cannot store outcome; requeueing");
+        Err(OutcomeError::Store(e)) => store_trouble(e, id),
+        Err(e) => Verdict::DeadLetter(e.to_string()),
+    }
+}
+
+/// A database that is away is waited for; a row that cannot be read never will be; other
+/// errors may pass, and the queue's delivery limit bounds them.
+fn store_trouble(error: StoreError, id: CallbackId) -> Verdict {
+    match error {
+        StoreError::Unavailable(_) => {
+            tracing::warn!(error = %error, callback_id = %id, "cannot store outcome; will retry");
             Verdict::Retry
         }
-        Err(e) => Verdict::DeadLetter(e.to_string()),
+        StoreError::Corrupt(_) => Verdict::DeadLetter(format!("callback {id}: {error}")),
+        _ => {
+            tracing::warn!(error = %error, callback_id = %id, "cannot store outcome; requeueing");
+            Verdict::Requeue
+        }
     }
 }

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use std::sync::Arc;
 
-use crate::amqp::{Broker, OutcomeHandler};
+use crate::amqp::{Broker, Incoming, OutcomeHandler};
 use crate::api::{AppState, router};
 use crate::config::Settings;
 use crate::dispatch::{Dispatcher, Progress};
@@ -40,9 +40,9 @@ pub enum StartupError {
 /// Outcomes from the queue go through the same code as `POST …/outcomes`.
 fn outcome_handler(store: Store, settings: Settings) -> OutcomeHandler {
     let shared = Arc::new((store, settings));
-    Arc::new(move |body: Vec<u8>| {
+    Arc::new(move |message: Incoming| {
         let shared = shared.clone();
-        Box::pin(async move { outcomes::handle_message(&body, &shared.0, &shared.1).await })
+        Box::pin(async move { outcomes::handle_message(&message, &shared.0, &shared.1).await })
     })
 }
 

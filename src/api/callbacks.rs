@@ -20,7 +20,8 @@ use crate::domain::{
 };
 use crate::outcomes::{self, Applied, OutcomeError, OutcomeReport};
 use crate::store::{
-    CallbackFilter, CallbackRecord, Changes, IdempotencyKey, Inserted, ListCursor, NewCreate,
+    CallbackChange, CallbackFilter, CallbackRecord, Changes, IdempotencyKey, Inserted, ListCursor,
+    NewCreate,
 };
 
 /// An id as scripts send it: a JSON number or a string of digits. Kept raw so that a bad
@@ -279,6 +280,21 @@ pub struct EventList {
     #[schema(value_type = String, format = Uuid)]
     callback_id: CallbackId,
     items: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// Paging of `GET /v1/callbacks/{id}/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
+    cursor: Option<String>,
+    /// Page size: 1 to `api.max_page_size` (default `api.default_page_size`).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
 }
 
 /// The answer to an outcome report: the callback after it, or `duplicate` for a repeat.
@@ -554,7 +570,13 @@ fn schedule_error(e: crate::domain::ScheduleDateError) -> ApiError {
     ApiError::invalid(ResultCode::InvalidScheduleDate, e)
 }
 
-/// Reads a callback the caller may see: 404 when absent, 403 for another skill's.
+/// The answer for a callback that is absent, or of a skill the caller may not use: a 403
+/// would confirm that it exists.
+fn no_such_callback(id: CallbackId) -> ApiError {
+    ApiError::not_found(format!("callback {id} does not exist"))
+}
+
+/// Reads a callback the caller may see; 404 otherwise.
 async fn visible_callback(
     state: &AppState,
     caller: &Caller,
@@ -564,9 +586,21 @@ async fn visible_callback(
         .store
         .callback(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
-    caller.require_skill(record.skill_id)?;
+        .filter(|r| caller.0.may_use_skill(r.skill_id))
+        .ok_or_else(|| no_such_callback(id))?;
     Ok(record)
+}
+
+/// Locks a callback the caller may see for a change (PATCH, DELETE, outcome); 404 otherwise.
+async fn locked_callback(
+    state: &AppState,
+    caller: &Caller,
+    id: CallbackId,
+) -> Result<CallbackChange, ApiError> {
+    match state.store.begin_change(id).await? {
+        Some(change) if caller.0.may_use_skill(change.record.skill_id) => Ok(change),
+        _ => Err(no_such_callback(id)),
+    }
 }
 
 /// `GET /v1/callbacks/{id}`.
@@ -581,8 +615,8 @@ async fn visible_callback(
         (status = 200, description = "Success: the callback", body = CallbackView),
         (status = 400, description = "Default: the id is not a UUID"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use the callback's skill"),
-        (status = 404, description = "Default: no such callback"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read"),
+        (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
     )
 )]
 pub async fn get(
@@ -594,30 +628,48 @@ pub async fn get(
     Ok(Json(visible_callback(&state, &caller, id).await?.into()))
 }
 
-/// `GET /v1/callbacks/{id}/events`: every change, oldest first.
+/// `GET /v1/callbacks/{id}/events`: every change, oldest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/callbacks/{id}/events",
     operation_id = "callbackEvents",
     tag = "callbacks",
     security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    params(("id" = String, Path, format = Uuid, description = "The callback id"), EventsQuery),
     responses(
-        (status = 200, description = "Success: the callback's history", body = EventList),
-        (status = 400, description = "Default: the id is not a UUID"),
+        (status = 200, description = "Success: a page of the callback's history", body = EventList),
+        (status = 400, description = "Default: the id is not a UUID, or a bad cursor or limit"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use the callback's skill"),
-        (status = 404, description = "Default: no such callback"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read"),
+        (status = 404, description = "Default: no such callback (or one of a skill the caller may not use)"),
     )
 )]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     PathParam(id): PathParam<CallbackId>,
+    QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Json<EventList>, ApiError> {
     caller.require(Permission::CallbacksRead)?;
+    let limit = page_size(&state, q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::bad_request(format!("cursor `{c}` is not one this API issued"))
+            })
+        })
+        .transpose()?;
     visible_callback(&state, &caller, id).await?;
-    let events = state.store.events(id).await?;
+    // One extra row tells whether there is a next page.
+    let mut events = state.store.events(id, after, limit + 1).await?;
+    let next_cursor = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
     let items = events
         .into_iter()
         .map(|e| EventView {
@@ -631,7 +683,20 @@ pub async fn events(
     Ok(Json(EventList {
         callback_id: id,
         items,
+        next_cursor,
     }))
+}
+
+/// `limit`, or the default page size; out of range is 400.
+fn page_size(state: &AppState, limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(state.default_page_size);
+    if limit == 0 || limit > state.max_page_size {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range 1..={}",
+            state.max_page_size
+        )));
+    }
+    Ok(limit)
 }
 
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -679,13 +744,7 @@ pub async fn list(
     if let Some(skill) = skill_id {
         caller.require_skill(skill)?;
     }
-    let limit = q.limit.unwrap_or(state.default_page_size);
-    if limit == 0 || limit > state.max_page_size {
-        return Err(bad(format!(
-            "limit {limit} is out of range 1..={}",
-            state.max_page_size
-        )));
-    }
+    let limit = page_size(&state, q.limit)?;
     let filter = CallbackFilter {
         state: q
             .state
@@ -759,8 +818,8 @@ fn require_pending(record: &CallbackRecord, verb: &str) -> Result<(), ApiError> 
         (status = 200, description = "Success: the changed callback", body = CallbackView),
         (status = 400, description = "Default: the id is not a UUID, or malformed JSON"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update, or may not use the callback's skill"),
-        (status = 404, description = "Default: no such callback"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update"),
+        (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
         (status = 409, description = "Default: the callback is no longer pending"),
         (status = 422, description = "InvalidTargetAgentId, InvalidScheduleDate, or Default (nothing to change, unknown field, wrong type, text too long)"),
     )
@@ -799,12 +858,7 @@ pub async fn update(
         .transpose()
         .map_err(schedule_error)?;
 
-    let mut change = state
-        .store
-        .begin_change(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
-    caller.require_skill(change.record.skill_id)?;
+    let mut change = locked_callback(&state, &caller, id).await?;
     require_pending(&change.record, "changed")?;
     if let Some(Some(agent_id)) = target_agent {
         let agent = change.agent(agent_id).await?;
@@ -853,8 +907,8 @@ pub async fn update(
         (status = 200, description = "Success: applied (the callback after it), or a duplicate of an earlier report", body = OutcomeAnswer),
         (status = 400, description = "Default: the id is not a UUID, or malformed JSON"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update, or may not use the callback's skill"),
-        (status = 404, description = "Default: no such callback"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update"),
+        (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
         (status = 409, description = "Default: recorded but not applied (an old attempt, or a callback in a state the outcome does not apply to)"),
         (status = 422, description = "InvalidScheduleDate (reschedule), or Default (unknown field, wrong type, callbackId or schema mismatch)"),
     )
@@ -882,12 +936,7 @@ pub async fn outcome(
             outcomes::SCHEMA
         )));
     }
-    let change = state
-        .store
-        .begin_change(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
-    caller.require_skill(change.record.skill_id)?;
+    let change = locked_callback(&state, &caller, id).await?;
     let applied = outcomes::apply(change, &report, &state.settings, "http", &caller.0.name)
         .await
         .map_err(|e| match e {
@@ -897,6 +946,7 @@ pub async fn outcome(
                 ResultCode::InvalidScheduleDate,
                 "reschedule needs a scheduleDate",
             ),
+            OutcomeError::Attempt(e) => ApiError::unprocessable(format!("attempt: {e}")),
             other => ApiError::unprocessable(other.to_string()),
         })?;
     match applied {
@@ -933,8 +983,8 @@ pub async fn outcome(
         (status = 200, description = "Success: the cancelled callback", body = CallbackView),
         (status = 400, description = "Default: the id is not a UUID"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks callbacks:cancel, or may not use the callback's skill"),
-        (status = 404, description = "Default: no such callback"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:cancel"),
+        (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
         (status = 409, description = "Default: the callback is no longer pending"),
     )
 )]
@@ -944,12 +994,7 @@ pub async fn cancel(
     PathParam(id): PathParam<CallbackId>,
 ) -> Result<Json<CallbackView>, ApiError> {
     caller.require(Permission::CallbacksCancel)?;
-    let change = state
-        .store
-        .begin_change(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("callback {id} does not exist")))?;
-    caller.require_skill(change.record.skill_id)?;
+    let change = locked_callback(&state, &caller, id).await?;
     require_pending(&change.record, "cancelled")?;
     let cancelled = change.cancel(&caller.0.name).await?;
     tracing::info!(callback_id = %id, skill_id = cancelled.skill_id.get(), security_user = %caller.0.name, "callback cancelled");

@@ -91,8 +91,8 @@ impl From<Agent> for AgentView {
         (status = 200, description = "Success: the stored skill", body = SkillView),
         (status = 400, description = "Default: the id is not a positive integer, or malformed JSON"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks directory:write"),
-        (status = 422, description = "Default: unknown field, wrong type, bad time zone or calling hours, id mismatch, text too long"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:write, or is restricted to other skills"),
+        (status = 422, description = "Default: unknown field, wrong type, bad time zone, calling hours that are malformed or never open, id mismatch, text too long"),
     )
 )]
 pub async fn put_skill(
@@ -102,6 +102,7 @@ pub async fn put_skill(
     body: JsonBody<SkillInput>,
 ) -> Result<Json<SkillView>, ApiError> {
     caller.require(Permission::DirectoryWrite)?;
+    caller.require_skill(id)?;
     let skill = body
         .value
         .into_skill(Some(id))
@@ -123,7 +124,7 @@ pub async fn put_skill(
         (status = 200, description = "Success: the skill", body = SkillView),
         (status = 400, description = "Default: the id is not a positive integer"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks directory:read"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:read, or is restricted to other skills"),
         (status = 404, description = "Default: no such skill"),
     )
 )]
@@ -133,6 +134,7 @@ pub async fn get_skill(
     PathParam(id): PathParam<SkillId>,
 ) -> Result<Json<SkillView>, ApiError> {
     caller.require(Permission::DirectoryRead)?;
+    caller.require_skill(id)?;
     let skill = state
         .store
         .skill(id)

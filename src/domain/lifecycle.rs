@@ -86,6 +86,24 @@ impl RetryPolicy {
     }
 }
 
+/// An outcome for an attempt that was never published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("attempt {attempt} was never published: this callback's attempts so far are {}", match current { 0 => "none".to_owned(), n => format!("1 to {n}") })]
+pub struct AttemptError {
+    pub attempt: i32,
+    pub current: i32,
+}
+
+/// An outcome may name any attempt published so far (an older one is recorded and ignored);
+/// one outside `1..=current` names nothing and is refused before anything is written.
+pub fn check_attempt(current: i32, attempt: i32) -> Result<(), AttemptError> {
+    if (1..=current).contains(&attempt) {
+        Ok(())
+    } else {
+        Err(AttemptError { attempt, current })
+    }
+}
+
 /// What the callback is now, as far as deciding an outcome goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Current {

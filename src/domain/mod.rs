@@ -18,7 +18,9 @@ pub use directory::{
     SkillPolicy,
 };
 pub use ids::{AgentId, CallbackId, IdError, SkillId};
-pub use lifecycle::{Current, Decision, OutcomeKind, RetryPolicy, decide};
+pub use lifecycle::{
+    AttemptError, Current, Decision, OutcomeKind, RetryPolicy, check_attempt, decide,
+};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use schedule::{ScheduleDateError, ScheduleRules, parse_time_zone, resolve_schedule_date};
 pub use security::{Permission, PermissionError, SecurityUser, Token, TokenHash};

@@ -448,12 +448,20 @@ impl Store {
         rows.iter().map(CallbackRecord::from_row).collect()
     }
 
-    pub async fn events(&self, id: CallbackId) -> Result<Vec<EventRecord>, StoreError> {
+    /// Up to `limit` events of a callback after the event `after` (by id), oldest first.
+    pub async fn events(
+        &self,
+        id: CallbackId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, actor, kind, details FROM callback_events
-             WHERE callback_id = $1 ORDER BY id",
+             WHERE callback_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
         .bind(id.as_uuid())
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

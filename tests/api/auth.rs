@@ -142,7 +142,7 @@ async fn each_endpoint_needs_its_permission() {
 }
 
 #[tokio::test]
-async fn a_user_restricted_to_some_skills_cannot_touch_callbacks_of_others() {
+async fn restricted_user_gets_404_for_other_skills_callbacks_and_cannot_touch_them() {
     let app = TestApp::spawn().await;
     let other = app.create_ok(&valid_body()).await;
     let mut ny_body = valid_body();
@@ -167,23 +167,51 @@ async fn a_user_restricted_to_some_skills_cannot_touch_callbacks_of_others() {
         "{answer}"
     );
 
-    for (method, path, body) in [
-        (Method::GET, format!("/v1/callbacks/{other}"), None),
-        (Method::GET, format!("/v1/callbacks/{other}/events"), None),
-        (
-            Method::PATCH,
-            format!("/v1/callbacks/{other}"),
-            Some(json!({"notes": "mine now"})),
-        ),
-        (Method::DELETE, format!("/v1/callbacks/{other}"), None),
-        (Method::GET, format!("/v1/callbacks?skillId={SKILL}"), None),
-    ] {
-        let (status, answer) = app
-            .call(method.clone(), &path, Some(&token), body.as_ref())
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
-        assert_eq!(answer["result"], "InvalidSecurityUser");
+    // Another skill's callback is answered as absent (a 403 would confirm it exists), exactly
+    // as one that does not exist.
+    let absent = uuid::Uuid::now_v7();
+    for callback in [other.clone(), absent.to_string()] {
+        for (method, path, body) in [
+            (Method::GET, format!("/v1/callbacks/{callback}"), None),
+            (
+                Method::GET,
+                format!("/v1/callbacks/{callback}/events"),
+                None,
+            ),
+            (
+                Method::PATCH,
+                format!("/v1/callbacks/{callback}"),
+                Some(json!({"notes": "mine now"})),
+            ),
+            (Method::DELETE, format!("/v1/callbacks/{callback}"), None),
+            (
+                Method::POST,
+                format!("/v1/callbacks/{callback}/outcomes"),
+                Some(json!({"attempt": 1, "outcome": "completed"})),
+            ),
+        ] {
+            let (status, answer) = app
+                .call(method.clone(), &path, Some(&token), body.as_ref())
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+            assert_eq!(answer["result"], "Default");
+            assert_eq!(
+                answer["message"],
+                format!("callback {callback} does not exist")
+            );
+        }
     }
+    // Naming another skill confirms nothing the caller did not say: 403.
+    let (status, answer) = app
+        .call(
+            Method::GET,
+            &format!("/v1/callbacks?skillId={SKILL}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["result"], "InvalidSecurityUser");
     let untouched = app.get_callback(&other).await;
     assert_eq!(untouched["state"], "pending");
     assert_eq!(untouched["notes"], "re: invoice 42");

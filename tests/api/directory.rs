@@ -88,3 +88,66 @@ async fn bad_directory_input_is_refused() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
 }
+
+/// A user restricted to some skills can neither read nor change the others.
+#[tokio::test]
+async fn directory_writes_and_reads_respect_the_skill_restriction() {
+    let app = TestApp::spawn().await;
+    let token = app.token("ny-admin", &["all"], &[SKILL_NEW_YORK]).await;
+    let body =
+        json!({"name": "Hijacked", "mediaType": "phone", "direction": "outbound", "active": false});
+    for path in [format!("/v1/skills/{SKILL}"), "/v1/skills/4242".to_owned()] {
+        let (status, answer) = app
+            .call(Method::PUT, &path, Some(&token), Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "PUT {path}: {answer}");
+        assert_eq!(answer["result"], "InvalidSecurityUser");
+        let (status, answer) = app.call(Method::GET, &path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "GET {path}: {answer}");
+    }
+    let (_, stored) = app
+        .call(
+            Method::GET,
+            &format!("/v1/skills/{SKILL}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(stored["active"], true, "unchanged: {stored}");
+    assert_ne!(stored["name"], "Hijacked");
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            &format!("/v1/skills/{SKILL_NEW_YORK}"),
+            Some(&token),
+            Some(&json!({"name": "NY", "mediaType": "phone", "direction": "outbound", "active": true, "timeZone": "America/New_York"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "its own skill: {answer}");
+}
+
+/// Calling hours with no opening would fail every callback of the skill when it matures:
+/// refused when given, naming the field.
+#[tokio::test]
+async fn calling_hours_that_never_open_are_refused() {
+    let app = TestApp::spawn().await;
+    for hours in [json!({}), json!({"mon": [], "sat": []})] {
+        let body = json!({"name": "Never", "mediaType": "phone", "direction": "outbound", "active": true, "callingHours": hours});
+        let (status, answer) = app
+            .call(Method::PUT, "/v1/skills/600", Some(&app.admin), Some(&body))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{hours}: {answer}"
+        );
+        assert_eq!(answer["result"], "Default");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains("callingHours"), "{message}");
+        assert!(message.contains("no day has an opening"), "{message}");
+    }
+    let (status, _) = app
+        .call(Method::GET, "/v1/skills/600", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
+}
