@@ -304,6 +304,47 @@ async fn database_restarted_under_load_answers_503_and_delivers_every_accepted_c
     assert_eq!((lost, strangers), (0, 0));
 }
 
+/// An outcome that arrives while the database is down is kept and applied when it returns:
+/// neither dead-lettered nor given back to the queue (which would use up its delivery limit).
+#[tokio::test]
+#[ignore = "fault suite: run serially with --ignored"]
+async fn outcome_reported_while_the_database_is_down_is_applied_when_it_returns() {
+    let app = TestApp::spawn_dispatching_with(|s| s.amqp.outcomes_delivery_limit = 1).await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    let id = crate::lifecycle::dispatched(&app, &mut consumer, &crate::lifecycle::due_now()).await;
+    let down_for = Duration::from_secs(8);
+    {
+        let _outage = DatabaseOutage::begin();
+        app.publish_outcome(
+            json!({"schema": "callbackd.outcome.v1", "callbackId": id, "attempt": 1, "outcome": "completed"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        tokio::time::sleep(down_for).await;
+    }
+    let started = Instant::now();
+    app.wait_state(&id, "completed", 30).await;
+    let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let dead = channel
+        .basic_get(
+            app.settings.amqp.dead_letter_queue.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("get");
+    assert!(dead.is_none(), "the outcome was dead-lettered");
+    let _ = connection.close(200, "done".into()).await;
+    eprintln!(
+        "fault: outcome during a {} s database outage: applied {} ms after the database returned, 0 dead-lettered",
+        down_for.as_secs(),
+        started.elapsed().as_millis()
+    );
+}
+
 #[tokio::test]
 #[ignore = "fault suite: run serially with --ignored"]
 async fn three_instances_deliver_50000_callbacks_exactly_once() {

@@ -44,7 +44,7 @@ pub struct TestApp {
     pub exchange: String,
     pub settings: Settings,
     db_name: String,
-    shutdown: CancellationToken,
+    pub shutdown: CancellationToken,
     peers: Vec<CancellationToken>,
 }
 
@@ -351,6 +351,50 @@ impl TestApp {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    /// Publishes to this test's outcomes queue with the AMQP `user_id` property, waiting for
+    /// the broker's confirm; `Err` when the broker refuses it (a forged `user_id`).
+    pub async fn publish_outcome_as(
+        &self,
+        body: &[u8],
+        user_id: Option<&str>,
+    ) -> Result<(), String> {
+        let connection =
+            lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("broker connection");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(Default::default())
+            .await
+            .expect("confirms");
+        let mut properties = lapin::BasicProperties::default();
+        if let Some(user) = user_id {
+            properties = properties.with_user_id(user.into());
+        }
+        let confirmed = match channel
+            .basic_publish(
+                "".into(),
+                self.settings.amqp.outcomes_queue.as_str().into(),
+                // Returned when the queue does not exist (yet).
+                lapin::options::BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                properties,
+            )
+            .await
+        {
+            Ok(confirm) => match confirm.await {
+                Ok(lapin::Confirmation::Ack(None)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = connection.close(200, "sent".into()).await;
+        confirmed
     }
 
     /// Publishes raw bytes to this test's outcomes queue, as a dialer would.

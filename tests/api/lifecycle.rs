@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::consumer::Consumer;
 use crate::helpers::*;
 
-fn due_now() -> Value {
+pub fn due_now() -> Value {
     with("scheduleDate", json!(in_(chrono::Duration::zero())))
 }
 
@@ -28,7 +28,7 @@ fn kinds(events: &[Value]) -> Vec<String> {
 }
 
 /// Creates a callback due now and waits for its publication; returns its id.
-async fn dispatched(app: &TestApp, consumer: &mut Consumer, body: &Value) -> String {
+pub async fn dispatched(app: &TestApp, consumer: &mut Consumer, body: &Value) -> String {
     let id = app.create_ok(body).await;
     let m = consumer
         .next(Duration::from_secs(10))

@@ -14,4 +14,5 @@ mod maintenance;
 mod malformed;
 mod manage;
 mod openapi;
+mod outcome_queue;
 mod process;
