@@ -60,7 +60,8 @@ impl Application {
     /// picks a free port, which [`Application::local_addr`] then tells.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         crate::instruments::handle();
-        let store = Store::connect(&settings.database).await?;
+        let limits = crate::store::SessionLimits::below(settings.api.request_timeout());
+        let store = Store::connect_limited(&settings.database, Some(limits)).await?;
         // libphonenumber's metadata loads on first use (a second in a debug build): pay it
         // now rather than in the first request.
         let _ = crate::domain::PhoneNumber::parse("+14155552671", phonenumber::country::Id::US);

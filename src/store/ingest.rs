@@ -5,6 +5,11 @@
 //! gathered — never waiting for more, so a lone request goes out at once — and store it in
 //! one statement: one round trip, one commit, one flush for the group. Each request still
 //! gets its answer only after the commit that holds its row.
+//!
+//! A create whose caller is gone by the time a writer takes it (the request timed out with
+//! 408, or the client hung up) is not written: nobody would learn that it was. A group that
+//! fails because the database is unavailable fails every request in it at once (503), rather
+//! than trying each row alone against a database that is away.
 
 use std::sync::Arc;
 
@@ -95,6 +100,15 @@ async fn write_groups(store: Store, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
 }
 
 async fn write_group(store: &Store, group: Vec<Job>) {
+    let (group, abandoned): (Vec<Job>, Vec<Job>) =
+        group.into_iter().partition(|job| !job.reply.is_closed());
+    for job in &abandoned {
+        tracing::info!(callback_id = %job.create.callback.id,
+            "create not written: its caller is gone (timed out or disconnected)");
+    }
+    if group.is_empty() {
+        return;
+    }
     let creates: Vec<&NewCreate> = group.iter().map(|job| &job.create).collect();
     let outcome = store.store_creates(&creates).await;
     match (outcome, <[Job; 1]>::try_from(group)) {
@@ -106,10 +120,23 @@ async fn write_group(store: &Store, group: Vec<Job>) {
             }
         }
         (Err(e), Ok([job])) => job.answer(Err(e)),
+        (Err(StoreError::Unavailable(e)), Err(group)) => {
+            for job in group {
+                job.answer(Err(StoreError::Unavailable(e.clone())));
+            }
+        }
         // One bad row fails the whole statement: write each alone, so only it fails.
         (Err(_), Err(group)) => {
+            let mut unavailable = None;
             for job in group {
+                if let Some(e) = &unavailable {
+                    job.answer(Err(StoreError::Unavailable(Arc::clone(e))));
+                    continue;
+                }
                 let stored = store.store_creates(&[&job.create]).await;
+                if let Err(StoreError::Unavailable(e)) = &stored {
+                    unavailable = Some(Arc::clone(e));
+                }
                 job.answer(stored.map(|s| !s.is_empty()));
             }
         }

@@ -36,7 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     /// The database cannot be reached right now; callers answer 503 and retry later.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    /// Shared, so that every request of a group that failed on it gets the same error.
+    Unavailable(#[source] std::sync::Arc<sqlx::Error>),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("{0}")]
@@ -52,7 +53,7 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         if is_unavailable(&err) {
-            StoreError::Unavailable(err)
+            StoreError::Unavailable(std::sync::Arc::new(err))
         } else {
             StoreError::Database(err)
         }
@@ -66,16 +67,40 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        // Class 08: connection exceptions; 57P01-03: the server is shutting down or starting.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        // Class 08: connection exceptions; 57P01-03: the server is shutting down or starting;
+        // class 53: out of connections, memory or disk; 57014 and 55P03: a statement or a lock
+        // wait outlasted the session's limits (the database is too busy to answer in time).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || matches!(&*c, "57P01" | "57P02" | "57P03" | "57014" | "55P03")
+        }),
         _ => false,
     }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+/// Server-side bounds on what one statement of a session may take, so that a request gives
+/// up on the database (and is answered 503) before its own time limit answers 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub statement_timeout: std::time::Duration,
+    pub lock_timeout: std::time::Duration,
+}
+
+impl SessionLimits {
+    /// Below an HTTP request limit: a statement may use four fifths of it, waiting for a
+    /// lock a quarter (a row a dispatcher is publishing is released within a batch).
+    pub fn below(request_timeout: std::time::Duration) -> Self {
+        let floor = std::time::Duration::from_millis(50);
+        Self {
+            statement_timeout: (request_timeout * 4 / 5).max(floor),
+            lock_timeout: (request_timeout / 4).max(floor),
+        }
+    }
 }
 
 /// The handle to the database, cheap to clone.
@@ -89,18 +114,35 @@ impl Store {
     /// pending migrations. Several daemons may start at once: sqlx serialises migrations with
     /// an advisory lock.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        Self::connect_limited(settings, None).await
+    }
+
+    /// As [`Store::connect`], with every pooled session bounded by `limits` (migrations run
+    /// on a connection of their own, without them: one may rewrite a large table).
+    pub async fn connect_limited(
+        settings: &DatabaseSettings,
+        limits: Option<SessionLimits>,
+    ) -> Result<Self, StoreError> {
         let options = settings.connect_options()?;
         if settings.create_if_missing {
             create_database_if_missing(&options).await?;
         }
+        let mut migrations = options.connect().await?;
+        MIGRATOR.run(&mut migrations).await?;
+        migrations.close().await?;
+        let options = match limits {
+            None => options,
+            Some(limits) => options.options([
+                ("statement_timeout", format!("{}ms", limits.statement_timeout.as_millis())),
+                ("lock_timeout", format!("{}ms", limits.lock_timeout.as_millis())),
+            ]),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout())
             .connect_with(options)
             .await?;
-        let store = Self { pool };
-        store.migrate().await?;
-        Ok(store)
+        Ok(Self { pool })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
