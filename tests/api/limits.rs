@@ -232,3 +232,87 @@ async fn connections_past_the_limit_wait_for_a_free_slot() {
     let (status, body) = app.create(&valid_body()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// Writes the whole request before reading anything, with blocking writes on a thread of
+/// its own (as `requests` and most blocking clients do, while the daemon reads at its own
+/// pace), then reads the answer until the server closes. An error names the step. A small
+/// send buffer keeps most of a large request in the client until the daemon reads it, as
+/// on a real network; on loopback the kernel would otherwise often swallow it all at once.
+async fn write_all_then_read(app: &TestApp, request: &[u8]) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr(app).parse().expect("address");
+    let request = request.to_vec();
+    let client = tokio::task::spawn_blocking(move || {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .map_err(|e| format!("socket: {e}"))?;
+        socket
+            .set_send_buffer_size(64 * 1024)
+            .map_err(|e| format!("SO_SNDBUF: {e}"))?;
+        socket
+            .connect(&addr.into())
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut stream = std::net::TcpStream::from(socket);
+        let limit = Some(Duration::from_secs(10));
+        stream.set_read_timeout(limit).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(limit).map_err(|e| e.to_string())?;
+        stream
+            .write_all(&request)
+            .map_err(|e| format!("write: {e}"))?;
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => Ok(String::from_utf8_lossy(&answer).into_owned()),
+            Err(e) => Err(format!("read after {} bytes: {e}", answer.len())),
+        }
+    });
+    client.await.map_err(|e| format!("client thread: {e}"))?
+}
+
+/// A body far over `api.max_body_bytes` is answered 413 and the connection closed; the
+/// daemon must keep reading (and discarding) the rest, else the kernel answers the unread
+/// data with a reset and the client never sees the 413.
+#[tokio::test]
+async fn oversized_body_413_is_readable_by_a_client_that_writes_everything_first() {
+    let app = TestApp::spawn().await;
+    let notes = "x".repeat(2 * 1024 * 1024);
+    let body = serde_json::json!({ "notes": notes }).to_string();
+    let authorized = format!(
+        "POST /v1/callbacks HTTP/1.1\r\nHost: callbackd\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        app.admin,
+        body.len()
+    );
+    // Without a token the body is never read: 401, and the same unread megabytes.
+    let anonymous = format!(
+        "POST /v1/callbacks HTTP/1.1\r\nHost: callbackd\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut failures = Vec::new();
+    let cases = [
+        (&authorized, "413", "Default"),
+        (&anonymous, "401", "InvalidSecurityUser"),
+    ];
+    for (request, status, result) in cases {
+        for attempt in 0..20 {
+            match write_all_then_read(&app, request.as_bytes()).await {
+                Ok(answer) if answer.starts_with(&format!("HTTP/1.1 {status} ")) => {
+                    let json: Value = answer
+                        .split_once("\r\n\r\n")
+                        .and_then(|(_, body)| serde_json::from_str(body).ok())
+                        .unwrap_or_else(|| panic!("no JSON body: {answer}"));
+                    assert_eq!(json["result"], result, "{json}");
+                }
+                Ok(answer) => failures.push(format!("{status} #{attempt}: answered {answer}")),
+                Err(e) => failures.push(format!("{status} #{attempt}: {e}")),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 tries lost the answer:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let (status, body) = app.create(&valid_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
