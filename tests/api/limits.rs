@@ -316,3 +316,56 @@ async fn oversized_body_413_is_readable_by_a_client_that_writes_everything_first
     let (status, body) = app.create(&valid_body()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// A client that sends requests but never reads the answers must not hold its connection
+/// (and slot) for ever: once a write has made no progress for `api.write_timeout_ms`, the
+/// daemon drops the connection and the next client in the backlog is served.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
+    let app = TestApp::spawn_with(|s| {
+        s.api.max_connections = 1;
+        s.api.write_timeout_ms = 500;
+        // Not what cuts it off: the daemon reads no request head while it cannot write.
+        s.api.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    // A small receive window: the answers (about 1000 × the OpenAPI document) back up at once.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut greedy = socket
+        .connect(addr(&app).parse().expect("address"))
+        .await
+        .expect("connected");
+    let pipelined = "GET /openapi.json HTTP/1.1\r\nHost: callbackd\r\n\r\n".repeat(1000);
+    // The daemon stops reading requests once it cannot write; what is sent is enough.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        greedy.write_all(pipelined.as_bytes()),
+    )
+    .await;
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/healthz", app.base))
+        .timeout(Duration::from_secs(8))
+        .send()
+        .await;
+    let waited = started.elapsed();
+    let response = response.unwrap_or_else(|e| {
+        panic!("the next client was not served after {waited:?} (the slot is held): {e}")
+    });
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        waited < Duration::from_secs(5),
+        "served only after {waited:?}"
+    );
+
+    // The greedy client finds its connection ended (after what was buffered, or by a reset).
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), greedy.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the greedy connection is still open");
+}
