@@ -1,6 +1,8 @@
 //! Slow and greedy clients: headers or a body trickled byte by byte are cut off, too many
-//! requests at once are refused with a clear 503, too many connections wait their turn, and
-//! all the while the daemon keeps answering everyone else.
+//! requests at once are refused with a clear 503, too many connections wait their turn, a
+//! client that stops reading is cut off, and all the while the daemon keeps answering
+//! everyone else. An answer sent before the request was read (413) still reaches the client,
+//! and a timed-out request is logged.
 
 use std::time::{Duration, Instant};
 
@@ -368,4 +370,69 @@ async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
     let mut rest = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(10), greedy.read_to_end(&mut rest)).await;
     assert!(ended.is_ok(), "the greedy connection is still open");
+}
+
+/// Log lines written while a test runs on this thread (the daemon's tasks run there too).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_request_past_the_request_timeout_is_logged_without_its_headers() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn_with(|s| {
+        s.api.request_timeout_ms = 300;
+        s.api.body_read_timeout_ms = 5000;
+    })
+    .await;
+    let mut stream = stalled_create(&app).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout_ms"), "{answer}");
+
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("request timed out"))
+        .unwrap_or_else(|| panic!("no \"request timed out\" warning in the log:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("method=POST"), "{line}");
+    assert!(line.contains("path=/v1/callbacks"), "{line}");
+    assert!(line.contains("timeout_ms=300"), "{line}");
+    assert!(
+        !text.contains(&app.admin),
+        "the log holds the bearer token:\n{text}"
+    );
 }
