@@ -59,6 +59,9 @@ pub struct ApiSettings {
     pub header_read_timeout_ms: u64,
     /// A client must finish sending a request's body within this long, else 408.
     pub body_read_timeout_ms: u64,
+    /// A write to a client that makes no progress for this long (the client reads nothing)
+    /// ends the connection.
+    pub write_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,6 +197,7 @@ impl Default for Settings {
                 max_concurrent_requests: 256,
                 header_read_timeout_ms: 10_000,
                 body_read_timeout_ms: 5_000,
+                write_timeout_ms: 10_000,
             },
             database: DatabaseSettings {
                 url: "postgres://postgres@127.0.0.1:5432/callbackd".into(),
@@ -370,6 +374,7 @@ impl Settings {
                 self.api.header_read_timeout_ms,
             ),
             ("api.body_read_timeout_ms", self.api.body_read_timeout_ms),
+            ("api.write_timeout_ms", self.api.write_timeout_ms),
         ] {
             if value == 0 {
                 return invalid(setting, "must be positive".into());
@@ -595,6 +600,9 @@ impl ApiSettings {
     }
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_millis(self.body_read_timeout_ms)
+    }
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
     }
 }
 

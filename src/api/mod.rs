@@ -191,15 +191,22 @@ async fn limit_concurrency(
     next.run(request).await
 }
 
-/// `api.request_timeout_ms` for the whole request, answered like every other error.
+/// `api.request_timeout_ms` for the whole request, answered like every other error. The
+/// request's own log event (`log_request`, inside) is lost with it, hence a warning here.
 async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::request_timeout(format!(
-            "the request took longer than api.request_timeout_ms ({} ms)",
-            limit.as_millis()
-        ))
-        .into_response(),
+        Err(_) => {
+            let timeout_ms = limit.as_millis();
+            // No headers: they carry the bearer token.
+            tracing::warn!(%method, %path, timeout_ms, "request timed out");
+            ApiError::request_timeout(format!(
+                "the request took longer than api.request_timeout_ms ({timeout_ms} ms)"
+            ))
+            .into_response()
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Slow and greedy clients: headers or a body trickled byte by byte are cut off, too many
-//! requests at once are refused with a clear 503, too many connections wait their turn, and
-//! all the while the daemon keeps answering everyone else.
+//! requests at once are refused with a clear 503, too many connections wait their turn, a
+//! client that stops reading is cut off, and all the while the daemon keeps answering
+//! everyone else. An answer sent before the request was read (413) still reaches the client,
+//! and a timed-out request is logged.
 
 use std::time::{Duration, Instant};
 
@@ -231,4 +233,206 @@ async fn connections_past_the_limit_wait_for_a_free_slot() {
     }
     let (status, body) = app.create(&valid_body()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Writes the whole request before reading anything, with blocking writes on a thread of
+/// its own (as `requests` and most blocking clients do, while the daemon reads at its own
+/// pace), then reads the answer until the server closes. An error names the step. A small
+/// send buffer keeps most of a large request in the client until the daemon reads it, as
+/// on a real network; on loopback the kernel would otherwise often swallow it all at once.
+async fn write_all_then_read(app: &TestApp, request: &[u8]) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr(app).parse().expect("address");
+    let request = request.to_vec();
+    let client = tokio::task::spawn_blocking(move || {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .map_err(|e| format!("socket: {e}"))?;
+        socket
+            .set_send_buffer_size(64 * 1024)
+            .map_err(|e| format!("SO_SNDBUF: {e}"))?;
+        socket
+            .connect(&addr.into())
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut stream = std::net::TcpStream::from(socket);
+        let limit = Some(Duration::from_secs(10));
+        stream.set_read_timeout(limit).map_err(|e| e.to_string())?;
+        stream.set_write_timeout(limit).map_err(|e| e.to_string())?;
+        stream
+            .write_all(&request)
+            .map_err(|e| format!("write: {e}"))?;
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => Ok(String::from_utf8_lossy(&answer).into_owned()),
+            Err(e) => Err(format!("read after {} bytes: {e}", answer.len())),
+        }
+    });
+    client.await.map_err(|e| format!("client thread: {e}"))?
+}
+
+/// A body far over `api.max_body_bytes` is answered 413 and the connection closed; the
+/// daemon must keep reading (and discarding) the rest, else the kernel answers the unread
+/// data with a reset and the client never sees the 413.
+#[tokio::test]
+async fn oversized_body_413_is_readable_by_a_client_that_writes_everything_first() {
+    let app = TestApp::spawn().await;
+    let notes = "x".repeat(2 * 1024 * 1024);
+    let body = serde_json::json!({ "notes": notes }).to_string();
+    let authorized = format!(
+        "POST /v1/callbacks HTTP/1.1\r\nHost: callbackd\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        app.admin,
+        body.len()
+    );
+    // Without a token the body is never read: 401, and the same unread megabytes.
+    let anonymous = format!(
+        "POST /v1/callbacks HTTP/1.1\r\nHost: callbackd\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut failures = Vec::new();
+    let cases = [
+        (&authorized, "413", "Default"),
+        (&anonymous, "401", "InvalidSecurityUser"),
+    ];
+    for (request, status, result) in cases {
+        for attempt in 0..20 {
+            match write_all_then_read(&app, request.as_bytes()).await {
+                Ok(answer) if answer.starts_with(&format!("HTTP/1.1 {status} ")) => {
+                    let json: Value = answer
+                        .split_once("\r\n\r\n")
+                        .and_then(|(_, body)| serde_json::from_str(body).ok())
+                        .unwrap_or_else(|| panic!("no JSON body: {answer}"));
+                    assert_eq!(json["result"], result, "{json}");
+                }
+                Ok(answer) => failures.push(format!("{status} #{attempt}: answered {answer}")),
+                Err(e) => failures.push(format!("{status} #{attempt}: {e}")),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 tries lost the answer:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let (status, body) = app.create(&valid_body()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// A client that sends requests but never reads the answers must not hold its connection
+/// (and slot) for ever: once a write has made no progress for `api.write_timeout_ms`, the
+/// daemon drops the connection and the next client in the backlog is served.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_frees_its_slot() {
+    let app = TestApp::spawn_with(|s| {
+        s.api.max_connections = 1;
+        s.api.write_timeout_ms = 500;
+        // Not what cuts it off: the daemon reads no request head while it cannot write.
+        s.api.header_read_timeout_ms = 60_000;
+    })
+    .await;
+    // A small receive window: the answers (about 1000 × the OpenAPI document) back up at once.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut greedy = socket
+        .connect(addr(&app).parse().expect("address"))
+        .await
+        .expect("connected");
+    let pipelined = "GET /openapi.json HTTP/1.1\r\nHost: callbackd\r\n\r\n".repeat(1000);
+    // The daemon stops reading requests once it cannot write; what is sent is enough.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        greedy.write_all(pipelined.as_bytes()),
+    )
+    .await;
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/healthz", app.base))
+        .timeout(Duration::from_secs(8))
+        .send()
+        .await;
+    let waited = started.elapsed();
+    let response = response.unwrap_or_else(|e| {
+        panic!("the next client was not served after {waited:?} (the slot is held): {e}")
+    });
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        waited < Duration::from_secs(5),
+        "served only after {waited:?}"
+    );
+
+    // The greedy client finds its connection ended (after what was buffered, or by a reset).
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), greedy.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the greedy connection is still open");
+}
+
+/// Log lines written while a test runs on this thread (the daemon's tasks run there too).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_request_past_the_request_timeout_is_logged_without_its_headers() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::spawn_with(|s| {
+        s.api.request_timeout_ms = 300;
+        s.api.body_read_timeout_ms = 5000;
+    })
+    .await;
+    let mut stream = stalled_create(&app).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout_ms"), "{answer}");
+
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("request timed out"))
+        .unwrap_or_else(|| panic!("no \"request timed out\" warning in the log:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("method=POST"), "{line}");
+    assert!(line.contains("path=/v1/callbacks"), "{line}");
+    assert!(line.contains("timeout_ms=300"), "{line}");
+    assert!(
+        !text.contains(&app.admin),
+        "the log holds the bearer token:\n{text}"
+    );
 }
