@@ -11,6 +11,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// How long a dispatcher session may sit idle inside its claim before PostgreSQL ends it
+/// (`idle_in_transaction_session_timeout`): the bound on a claim whose host vanished.
+pub const CLAIM_IDLE_LIMIT_MS: u64 = 60_000;
+/// The longest `dispatch.confirm_timeout_ms`: confirms must arrive well within that limit.
+const CONFIRM_TIMEOUT_MAX_MS: u64 = CLAIM_IDLE_LIMIT_MS / 2;
+
 /// Environment variables with this prefix override the file: `CALLBACKD_DATABASE__URL`.
 pub const ENV_PREFIX: &str = "CALLBACKD_";
 
@@ -446,8 +452,17 @@ impl Settings {
         if d.publish_window == 0 {
             return invalid("dispatch.publish_window", "must be at least 1".into());
         }
-        if d.confirm_timeout_ms == 0 {
-            return invalid("dispatch.confirm_timeout_ms", "must be positive".into());
+        // A claim is held open while its batch awaits confirms; past the dispatcher
+        // sessions' idle limit PostgreSQL would end the session and the batch would be
+        // published again. Leave room for recording the batch.
+        if d.confirm_timeout_ms == 0 || d.confirm_timeout_ms > CONFIRM_TIMEOUT_MAX_MS {
+            return invalid(
+                "dispatch.confirm_timeout_ms",
+                format!(
+                    "{} is not in 1..={CONFIRM_TIMEOUT_MAX_MS}: a batch's claim must end well within the dispatcher sessions' idle limit ({CLAIM_IDLE_LIMIT_MS} ms)",
+                    d.confirm_timeout_ms
+                ),
+            );
         }
         if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms {
             return invalid(
@@ -628,6 +643,17 @@ mod tests {
         let err = s.validate().expect_err("must fail").to_string();
         assert!(err.contains("schedule.default_time_zone"), "{err}");
         assert!(err.contains("Mars/Olympus"), "{err}");
+    }
+
+    #[test]
+    fn confirm_timeout_must_end_well_within_the_claim_idle_limit() {
+        let mut s = Settings::default();
+        s.dispatch.confirm_timeout_ms = CLAIM_IDLE_LIMIT_MS;
+        let err = s.validate().expect_err("too long").to_string();
+        assert!(err.contains("dispatch.confirm_timeout_ms"), "{err}");
+        assert!(err.contains("idle limit"), "{err}");
+        s.dispatch.confirm_timeout_ms = CONFIRM_TIMEOUT_MAX_MS;
+        s.validate().expect("at the bound");
     }
 
     #[test]

@@ -62,13 +62,21 @@ pub fn timers(fell_back: u64, expired: u64, without_outcome: u64) {
     counter!("callbackd_outcome_deadline_failures_total").increment(without_outcome);
 }
 
-/// Reads the gauges and renders everything in the Prometheus text format. The backlog is
-/// counted only when `count_backlog` (it scans the pending part of the due index: ~0.6 s
-/// with 5M pending); otherwise its gauges keep their last reading.
-pub async fn render(store: &Store, broker: Option<&Broker>, count_backlog: bool) -> String {
+/// What a scrape does about the backlog gauges.
+pub enum Backlog {
+    Count,
+    Keep { database_up: bool },
+}
+
+/// Reads the gauges and renders everything in the Prometheus text format. With
+/// `Backlog::Count` the backlog is counted (it scans the pending part of the due index:
+/// ~0.6 s with 5M pending); with `Backlog::Keep` its gauges keep their last reading and the
+/// database's health is the one given.
+pub async fn render(store: &Store, broker: Option<&Broker>, backlog: Backlog) -> String {
     let handle = handle();
-    let database_up = if count_backlog {
-        match store.backlog().await {
+    let database_up = match backlog {
+        Backlog::Keep { database_up } => database_up,
+        Backlog::Count => match store.backlog().await {
             Ok(b) => {
                 gauge!("callbackd_backlog_pending").set(b.pending as f64);
                 gauge!("callbackd_backlog_due_now").set(b.due_now as f64);
@@ -77,9 +85,7 @@ pub async fn render(store: &Store, broker: Option<&Broker>, count_backlog: bool)
                 true
             }
             Err(_) => false,
-        }
-    } else {
-        store.ping().await.is_ok()
+        },
     };
     gauge!("callbackd_database_up").set(if database_up { 1.0 } else { 0.0 });
     if let Some(broker) = broker {

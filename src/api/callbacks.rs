@@ -134,6 +134,8 @@ pub struct UpdateRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = super::openapi::target_agent_schema)]
     target_agent_id: Option<Option<IdInput>>,
+    /// ISO 8601, read like `scheduleDate`; must stay after the due time.
+    expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -440,14 +442,7 @@ pub async fn create(
             .map(|ttl| due_at + chrono::Duration::seconds(i64::from(ttl))),
     };
     if let Some(expires_at) = expires_at.filter(|e| *e <= due_at) {
-        return Err(ApiError::invalid(
-            ResultCode::InvalidScheduleDate,
-            format!(
-                "expiresAt {} is not after the due time {}",
-                expires_at.to_rfc3339(),
-                due_at.to_rfc3339()
-            ),
-        ));
+        return Err(expiry_not_after_due(expires_at, due_at));
     }
 
     let phone_number = PhoneNumber::parse(
@@ -564,6 +559,17 @@ fn calling_window(
             format!("skill {} has calling hours that never open", skill.id),
         )),
     }
+}
+
+fn expiry_not_after_due(expires_at: DateTime<Utc>, due_at: DateTime<Utc>) -> ApiError {
+    ApiError::invalid(
+        ResultCode::InvalidScheduleDate,
+        format!(
+            "expiresAt {} is not after the due time {}",
+            expires_at.to_rfc3339(),
+            due_at.to_rfc3339()
+        ),
+    )
 }
 
 fn schedule_error(e: crate::domain::ScheduleDateError) -> ApiError {
@@ -832,9 +838,13 @@ pub async fn update(
 ) -> Result<Json<CallbackView>, ApiError> {
     caller.require(Permission::CallbacksUpdate)?;
     let req = body.value;
-    if req.schedule_date.is_none() && req.notes.is_none() && req.target_agent_id.is_none() {
+    if req.schedule_date.is_none()
+        && req.notes.is_none()
+        && req.target_agent_id.is_none()
+        && req.expires_at.is_none()
+    {
         return Err(ApiError::unprocessable(
-            "nothing to change: send at least one of scheduleDate, notes, targetAgentId",
+            "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt",
         ));
     }
     if req.time_zone.is_some() && req.schedule_date.is_none() {
@@ -864,23 +874,53 @@ pub async fn update(
         let agent = change.agent(agent_id).await?;
         check_agent(agent_id, agent.as_ref())?;
     }
+    let kept_zone = time_zone.or(change.record.time_zone);
+    let zone = kept_zone
+        .or(change.skill.time_zone)
+        .unwrap_or(state.rules.default_time_zone);
     let schedule = match req.schedule_date.as_deref() {
         None => None,
         Some(input) => {
-            let kept_zone = time_zone.or(change.record.time_zone);
-            let zone = kept_zone
-                .or(change.skill.time_zone)
-                .unwrap_or(state.rules.default_time_zone);
             let (scheduled_for, due_at) =
                 resolve_schedule_date(input, zone, change.now, &state.rules)
                     .map_err(schedule_error)?;
             Some((scheduled_for, due_at, kept_zone))
         }
     };
+    let expires_at = req
+        .expires_at
+        .as_deref()
+        .map(|input| {
+            resolve_schedule_date(input, zone, change.now, &state.rules)
+                .map(|(instant, _)| instant)
+                .map_err(|e| {
+                    ApiError::invalid(ResultCode::InvalidScheduleDate, format!("expiresAt: {e}"))
+                })
+        })
+        .transpose()?;
+    // As on create: it must still be due before it expires.
+    let due_at = schedule.map_or(change.record.due_at, |(_, due, _)| due);
+    match (expires_at, change.record.expires_at) {
+        (Some(expires), _) if expires <= due_at => {
+            return Err(expiry_not_after_due(expires, due_at));
+        }
+        (None, Some(kept)) if kept <= due_at => {
+            return Err(ApiError::invalid(
+                ResultCode::InvalidScheduleDate,
+                format!(
+                    "scheduleDate: the new due time {} is not before the callback's expiresAt {}; send a later expiresAt with it",
+                    due_at.to_rfc3339(),
+                    kept.to_rfc3339()
+                ),
+            ));
+        }
+        _ => {}
+    }
     let changes = Changes {
         schedule,
         notes,
         target_agent,
+        expires_at,
     };
     let updated = change.apply(&changes, &caller.0.name).await?;
     tracing::info!(

@@ -7,6 +7,54 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ResultCode;
 
+/// How long one reading of the database's health serves `/readyz`: probes every few
+/// seconds from several load balancers then cost one query a second, not one each.
+const READINESS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// A ping that takes longer than this counts as down.
+const PING_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The last reading of the database's health, shared by concurrent `/readyz` requests: at
+/// most one ping runs at a time, so health checks cannot take the API's connections.
+#[derive(Default)]
+pub struct DatabaseProbe {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
+impl DatabaseProbe {
+    pub async fn is_up(&self, store: &crate::store::Store) -> bool {
+        self.reading(store.ping()).await
+    }
+
+    /// The fresh reading, or a new one taken with `ping` (by one caller at a time).
+    async fn reading<E: std::fmt::Display>(
+        &self,
+        ping: impl std::future::Future<Output = Result<(), E>>,
+    ) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, up)) = *last
+            && at.elapsed() < READINESS_FRESH
+        {
+            return up;
+        }
+        let up = match tokio::time::timeout(PING_LIMIT, ping).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database down");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    limit_ms = PING_LIMIT.as_millis() as u64,
+                    "readiness: database ping timed out"
+                );
+                false
+            }
+        };
+        *last = Some((std::time::Instant::now(), up));
+        up
+    }
+}
+
 /// `{"status": "ok"}`.
 #[derive(Serialize, ToSchema)]
 pub struct Liveness {
@@ -50,8 +98,14 @@ pub async fn healthz() -> Json<Liveness> {
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let count_backlog = state.backlog_count.due();
-    let body = crate::instruments::render(&state.store, state.broker.as_ref(), count_backlog).await;
+    let backlog = if state.backlog_count.due() {
+        crate::instruments::Backlog::Count
+    } else {
+        crate::instruments::Backlog::Keep {
+            database_up: state.database_probe.is_up(&state.store).await,
+        }
+    };
+    let body = crate::instruments::render(&state.store, state.broker.as_ref(), backlog).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -72,12 +126,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = match state.store.ping().await {
-        Ok(()) => "up",
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database down");
-            "down"
-        }
+    let database = if state.database_probe.is_up(&state.store).await {
+        "up"
+    } else {
+        "down"
     };
     let broker = match &state.broker {
         None => "not used",
@@ -97,4 +149,45 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         broker,
     };
     (status, Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn readyz_pings_the_database_once_for_many_probes_and_again_after_a_second() {
+        let probe = Arc::new(DatabaseProbe::default());
+        let pings = Arc::new(AtomicUsize::new(0));
+        let ping = |pings: Arc<AtomicUsize>| async move {
+            pings.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Ok::<(), String>(())
+        };
+        let mut probes = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let (probe, pings) = (probe.clone(), pings.clone());
+            probes.spawn(async move { probe.reading(ping(pings)).await });
+        }
+        while let Some(up) = probes.join_next().await {
+            assert!(matches!(up, Ok(true)));
+        }
+        assert_eq!(
+            pings.load(Ordering::SeqCst),
+            1,
+            "one ping for 100 concurrent probes"
+        );
+        tokio::time::sleep(READINESS_FRESH).await;
+        assert!(probe.reading(ping(pings.clone())).await);
+        assert_eq!(
+            pings.load(Ordering::SeqCst),
+            2,
+            "a stale reading is taken again"
+        );
+        let down = DatabaseProbe::default();
+        assert!(!down.reading(async { Err::<(), _>("refused") }).await);
+    }
 }

@@ -52,6 +52,8 @@ pub struct Inner {
     pub requests: Arc<Semaphore>,
     /// Whether a `/metrics` scrape should count the backlog.
     pub backlog_count: Throttle,
+    /// `/readyz`'s reading of the database.
+    pub database_probe: health::DatabaseProbe,
 }
 
 /// Scrapes closer together than this reuse the last backlog count: counting scans the
@@ -108,6 +110,7 @@ impl AppState {
                 body_read_timeout: settings.api.body_read_timeout(),
                 requests: Arc::new(Semaphore::new(settings.api.max_concurrent_requests)),
                 backlog_count: Throttle::new(BACKLOG_COUNT_EVERY),
+                database_probe: health::DatabaseProbe::default(),
             }),
         }
     }

@@ -188,6 +188,7 @@ pub struct Changes {
     pub notes: Option<String>,
     /// `Some(None)` removes the target agent: route to the skill.
     pub target_agent: Option<Option<AgentId>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -535,6 +536,7 @@ impl CallbackChange {
                 .unwrap_or((old.scheduled_for, old.due_at, old.time_zone));
         let notes = changes.notes.as_deref().unwrap_or(&old.notes);
         let target = changes.target_agent.unwrap_or(old.target_agent_id);
+        let expires_at = changes.expires_at.or(old.expires_at);
 
         let mut diff = serde_json::Map::new();
         let mut note = |field: &str, from: Value, to: Value| {
@@ -555,10 +557,11 @@ impl CallbackChange {
         );
         note("notes", json!(old.notes), json!(notes));
         note("targetAgentId", json!(old.target_agent_id), json!(target));
+        note("expiresAt", json!(old.expires_at), json!(expires_at));
 
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
-                target_agent_id = $6, updated_at = now()
+                target_agent_id = $6, expires_at = $7, updated_at = now()
              WHERE c.id = $1 RETURNING ",
             callback_columns!()
         ))
@@ -568,6 +571,7 @@ impl CallbackChange {
         .bind(time_zone.map(|tz| tz.name()))
         .bind(notes)
         .bind(target.map(AgentId::get))
+        .bind(expires_at)
         .fetch_one(&mut *self.tx)
         .await?;
         let updated = CallbackRecord::from_row(&row)?;

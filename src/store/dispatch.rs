@@ -22,7 +22,7 @@ const DUE_CHANNEL: &str = "callbackd_due";
 
 /// A server-side bound on how long a claim may sit idle (the daemon's host vanished without
 /// closing its connection): PostgreSQL then ends the session and the claim rolls back.
-const CLAIM_IDLE_LIMIT: &str = "60s";
+const CLAIM_IDLE_LIMIT_MS: u64 = crate::config::CLAIM_IDLE_LIMIT_MS;
 
 /// A callback whose publication was confirmed, as recorded.
 #[derive(Debug, Clone)]
@@ -93,8 +93,12 @@ impl Store {
         settings: &DatabaseSettings,
         workers: usize,
     ) -> Result<Self, StoreError> {
+        let claim_idle_limit = format!("{CLAIM_IDLE_LIMIT_MS}ms");
         let options = settings.connect_options()?.options([
-            ("idle_in_transaction_session_timeout", CLAIM_IDLE_LIMIT),
+            (
+                "idle_in_transaction_session_timeout",
+                claim_idle_limit.as_str(),
+            ),
             // Pin the claim to the due index, walked in order until the batch is full. A
             // burst inserted since the last ANALYZE makes the planner expect a handful of due
             // rows and choose a bitmap scan plus a sort of *every* due row under the lock:

@@ -133,8 +133,14 @@ impl Store {
         let options = match limits {
             None => options,
             Some(limits) => options.options([
-                ("statement_timeout", format!("{}ms", limits.statement_timeout.as_millis())),
-                ("lock_timeout", format!("{}ms", limits.lock_timeout.as_millis())),
+                (
+                    "statement_timeout",
+                    format!("{}ms", limits.statement_timeout.as_millis()),
+                ),
+                (
+                    "lock_timeout",
+                    format!("{}ms", limits.lock_timeout.as_millis()),
+                ),
             ]),
         };
         let pool = PgPoolOptions::new()

@@ -7,6 +7,7 @@ mod create;
 mod directory;
 mod dispatch;
 mod faults;
+mod hardening;
 mod helpers;
 mod lifecycle;
 mod limits;
