@@ -656,6 +656,29 @@ mod tests {
         s.validate().expect("at the bound");
     }
 
+    /// List settings are overridden whole from the environment, in TOML's inline syntax
+    /// (as config/callbackd.toml documents).
+    #[test]
+    fn list_settings_are_overridden_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "CALLBACKD_AMQP__QUEUES",
+                r#"[{name = "dialer.agents", bindings = ["agent.*"]}, {name = "dialer.skill.101", bindings = ["skill.101"]}]"#,
+            );
+            jail.set_env("CALLBACKD_AMQP__OUTCOME_PUBLISHERS", r#"["dialer"]"#);
+            jail.set_env("CALLBACKD_LIFECYCLE__RETRY_BACKOFF_SECONDS", "[60, 300]");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.amqp.queues.len(), 2);
+            assert_eq!(s.amqp.queues[0].name, "dialer.agents");
+            assert_eq!(s.amqp.queues[1].bindings, vec!["skill.101".to_owned()]);
+            assert_eq!(s.amqp.outcome_publishers, vec!["dialer".to_owned()]);
+            assert_eq!(s.lifecycle.retry_backoff_seconds, vec![60, 300]);
+            jail.set_env("CALLBACKD_AMQP__QUEUES", "[]");
+            assert!(Settings::load(None).map_err(|e| e.to_string())?.amqp.queues.is_empty());
+            Ok(())
+        });
+    }
+
     #[test]
     fn shipped_config_file_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/callbackd.toml");

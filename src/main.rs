@@ -33,13 +33,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(run(cli.command.unwrap_or(Command::Run), settings));
+    let command = cli.command.unwrap_or(Command::Run);
+    let daemon = matches!(command, Command::Run);
+    let outcome = runtime.block_on(run(command, settings));
     // Tasks abandoned at the shutdown deadline must not hold the exit up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        // Said once: the daemon's failure is a log event (JSON under systemd, where the
+        // operator reads the log); a command's is a line of text for the person who typed it.
+        Err(e) if daemon => {
             tracing::error!(error = format!("{e:#}"), "callbackd failed");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
             eprintln!("callbackd: {e:#}");
             ExitCode::FAILURE
         }

@@ -67,7 +67,11 @@ async fn user_add_prints_a_working_token_once_and_disable_revokes_it() {
         .output()
         .expect("runs");
     assert!(!out.status.success(), "a duplicate name is refused");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists"));
+    // Off a terminal (as here), the error is said once, as text, not also as a JSON line.
+    assert_eq!(stderr.matches("already exists").count(), 1, "{stderr}");
+    assert!(!stderr.contains('{'), "{stderr}");
     let out = callbackd(&db_url)
         .args(["user", "add", "x", "-p", "callbacks:fly"])
         .output()
