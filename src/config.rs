@@ -674,7 +674,13 @@ mod tests {
             assert_eq!(s.amqp.outcome_publishers, vec!["dialer".to_owned()]);
             assert_eq!(s.lifecycle.retry_backoff_seconds, vec![60, 300]);
             jail.set_env("CALLBACKD_AMQP__QUEUES", "[]");
-            assert!(Settings::load(None).map_err(|e| e.to_string())?.amqp.queues.is_empty());
+            assert!(
+                Settings::load(None)
+                    .map_err(|e| e.to_string())?
+                    .amqp
+                    .queues
+                    .is_empty()
+            );
             Ok(())
         });
     }

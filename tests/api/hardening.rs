@@ -201,7 +201,10 @@ async fn patch_refuses_an_expiry_not_after_the_due_time_and_names_the_field() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     let stored = parse_time(&answer["expiresAt"]);
     let asked = later + chrono::Duration::hours(1);
-    assert!((stored - asked).num_milliseconds().abs() < 1, "{stored} vs {asked}");
+    assert!(
+        (stored - asked).num_milliseconds().abs() < 1,
+        "{stored} vs {asked}"
+    );
 }
 
 /// Two daemons' timer jobs at once over the same expired callbacks: each callback ends

@@ -319,3 +319,40 @@ async fn a_consumer_cancelled_by_the_broker_comes_back() {
     }
     app.wait_state(&id, "completed", 15).await;
 }
+
+/// An outcomes queue declared by an older version (without dead-lettering) cannot be
+/// re-declared with other arguments; the daemon uses it as it is, with a warning, rather
+/// than failing to connect.
+#[tokio::test]
+async fn an_outcomes_queue_declared_before_dead_lettering_is_still_consumed() {
+    let queue = format!("callbackd.test.old-outcomes.{}", uuid::Uuid::now_v7());
+    let connection = lapin::Connection::connect(AMQP_URL, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut arguments = lapin::types::FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .expect("old queue");
+    let _ = connection.close(200, "declared".into()).await;
+
+    let name = queue.clone();
+    let app = TestApp::spawn_dispatching_with(move |s| s.amqp.outcomes_queue = name).await;
+    app.wait_ready().await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    let id = dispatched(&app, &mut consumer, &due_now()).await;
+    app.publish_outcome(&outcome(&id, 1, "completed")).await;
+    app.wait_state(&id, "completed", 10).await;
+}
