@@ -659,6 +659,7 @@ mod tests {
     /// List settings are overridden whole from the environment, in TOML's inline syntax
     /// (as config/callbackd.toml documents).
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type.
     fn list_settings_are_overridden_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env(
