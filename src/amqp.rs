@@ -590,7 +590,7 @@ impl Publisher {
     /// most `timeout` for the whole batch. Outcomes are in the order of `messages`.
     pub async fn publish_all(
         &self,
-        messages: &[OutgoingMessage],
+        messages: &[&OutgoingMessage],
         window: usize,
         timeout: Duration,
     ) -> Vec<PublishOutcome> {
@@ -600,7 +600,7 @@ impl Publisher {
         ];
         let deadline = Instant::now() + timeout;
         let mut in_flight = FuturesUnordered::new();
-        let mut queued = messages.iter().enumerate();
+        let mut queued = messages.iter().copied().enumerate();
         loop {
             while in_flight.len() < window {
                 let Some((i, message)) = queued.next() else {

@@ -5,10 +5,12 @@ use serde::Deserialize;
 
 pub use crate::amqp::{Incoming, Verdict};
 use crate::config::Settings;
+use crate::domain::Callback;
 use crate::domain::{
-    CallbackId, Current, Decision, OutcomeKind, check_attempt, decide, resolve_schedule_date,
+    CallbackId, Current, Decision, OutcomeKind, check_attempt, contact_zone, decide,
+    resolve_schedule_date,
 };
-use crate::store::{CallbackChange, CallbackRecord, StoreError};
+use crate::store::{CallbackChange, StoreError};
 
 pub const SCHEMA: &str = "callbackd.outcome.v1";
 
@@ -47,7 +49,7 @@ pub enum OutcomeError {
 pub enum Applied {
     /// It changed the callback (or was recorded as ignored, with the reason).
     Done {
-        record: Box<CallbackRecord>,
+        record: Box<Callback>,
         decision: Decision,
     },
     /// The same (callback, attempt, outcome) was reported before: nothing changed.
@@ -69,10 +71,11 @@ pub async fn apply(
     let reschedule_at = match (report.outcome, report.schedule_date.as_deref()) {
         (OutcomeKind::Reschedule, None) => return Err(OutcomeError::MissingScheduleDate),
         (OutcomeKind::Reschedule, Some(input)) => {
-            let zone = record
-                .time_zone
-                .or(change.skill.time_zone)
-                .unwrap_or(rules.default_time_zone);
+            let zone = contact_zone(
+                record.time_zone,
+                change.skill.time_zone,
+                rules.default_time_zone,
+            );
             let (_, due) = resolve_schedule_date(input, zone, change.now, &rules)
                 .map_err(OutcomeError::ScheduleDate)?;
             Some(due)

@@ -29,7 +29,9 @@ pub fn init(format: LogFormat, filter: &str) {
         builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            // The request's or callback's span (its `callback_id`) rides on every event.
+            .with_current_span(true)
+            .with_span_list(false)
             .try_init()
     } else {
         builder.try_init()

@@ -7,31 +7,7 @@ use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
-/// The result branches a calling script can take (the spec's names, verbatim).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub enum ResultCode {
-    Success,
-    InvalidSecurityUser,
-    InvalidSkillId,
-    InvalidTargetAgentId,
-    InvalidScheduleDate,
-    InvalidPhoneNumber,
-    Default,
-}
-
-impl ResultCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "Success",
-            Self::InvalidSecurityUser => "InvalidSecurityUser",
-            Self::InvalidSkillId => "InvalidSkillId",
-            Self::InvalidTargetAgentId => "InvalidTargetAgentId",
-            Self::InvalidScheduleDate => "InvalidScheduleDate",
-            Self::InvalidPhoneNumber => "InvalidPhoneNumber",
-            Self::Default => "Default",
-        }
-    }
-}
+pub use crate::domain::ResultCode;
 
 /// An answer other than success: status, result code and a message naming the bad value.
 #[derive(Debug)]
@@ -113,6 +89,15 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, ResultCode::Default, message)
     }
 
+    /// Something the daemon cannot explain to the client; the log has the details.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ResultCode::Default,
+            "internal error; the daemon's log has the details",
+        )
+    }
+
     /// The client was too slow; the connection is closed after the answer, since what is
     /// left of the request may still be arriving.
     pub fn request_timeout(message: impl Into<String>) -> Self {
@@ -134,13 +119,16 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => Self::conflict(message),
             other => {
                 tracing::error!(error = %other, "store error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ResultCode::Default,
-                    "internal error; the daemon's log has the details",
-                )
+                Self::internal()
             }
         }
+    }
+}
+
+/// A request the domain refused: 422 with the result code its rule names.
+impl From<crate::domain::RequestError> for ApiError {
+    fn from(err: crate::domain::RequestError) -> Self {
+        Self::invalid(err.code(), err)
     }
 }
 

@@ -238,6 +238,20 @@ fn add_error_answers(operation: &mut Operation, api: bool, has_body: bool) {
     }
 }
 
+/// The spec's result codes (a domain type) as the document shows them: a string enum.
+impl utoipa::PartialSchema for ResultCode {
+    fn schema() -> utoipa::openapi::RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ResultCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some("Which branch the calling script takes."))
+            .build()
+            .into()
+    }
+}
+
+impl ToSchema for ResultCode {}
+
 /// An id as scripts send it: a positive integer, or a string of digits.
 pub fn id_input_schema() -> Schema {
     OneOfBuilder::new()

@@ -4,8 +4,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::amqp::{HeaderValue, OutgoingMessage};
+use crate::domain::Callback;
 use crate::domain::{AgentId, CallbackId, SkillId};
-use crate::store::CallbackRecord;
 
 pub const SCHEMA: &str = "callbackd.callback.v1";
 
@@ -46,7 +46,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 /// The publication of `record` as its next attempt.
 pub fn outgoing(
-    record: &CallbackRecord,
+    record: &Callback,
     now: DateTime<Utc>,
 ) -> Result<OutgoingMessage, serde_json::Error> {
     let route = record.route();

@@ -4,21 +4,21 @@
 
 pub mod message;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::amqp::{Broker, PublishOutcome, Publisher};
+use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{CallbackState, Route, Skill};
-use crate::store::{CallbackRecord, Confirmed, DueListener, Store, StoreError, Undeliverable};
+use crate::domain::{Callback, DispatchWindow, Route, Skill, dispatch_window};
+use crate::store::{
+    Confirmed, Deferral, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
+};
 
 /// After a failed pass (database down), wait this long before the next.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -195,6 +195,7 @@ impl Dispatcher {
     }
 
     /// Claims one batch, publishes it, records the outcome and commits.
+    #[tracing::instrument(skip_all, fields(worker = self.worker))]
     async fn pass(&self, publisher: &Publisher) -> Result<Pass, StoreError> {
         let mut claim = self.store.begin_claim().await?;
         let (now, claimed) = claim.due(self.settings.dispatch.batch_size).await?;
@@ -205,51 +206,41 @@ impl Dispatcher {
                 claimed_at: now,
             });
         }
-        let mut messages = Vec::with_capacity(claimed.len());
         let mut publications = Vec::with_capacity(claimed.len());
-        let mut deferred = Vec::new();
-        let mut ended = Vec::new();
-        for (record, skill) in &claimed {
-            match self.window(record, skill, now) {
-                Window::Open => {}
-                Window::Deferred(until, reason) => {
-                    deferred.push((record.id.as_uuid(), until, reason));
-                    continue;
-                }
-                Window::Never(state, reason) => {
-                    ended.push((record.id.as_uuid(), state, reason));
-                    continue;
-                }
-            }
-            match message::outgoing(record, chrono::Utc::now()) {
-                Ok(m) => {
-                    messages.push(m);
-                    let to_agent = matches!(record.route(), Route::Agent(_));
-                    publications.push(Confirmed {
-                        id: record.id.as_uuid(),
-                        agent_fallback: self
-                            .settings
-                            .agent_fallback(&skill.policy)
-                            .filter(|_| to_agent),
-                        outcome_deadline: self.settings.outcome_deadline(&skill.policy),
-                    });
-                }
-                // Serialising plain strings and numbers cannot fail; if it ever does, the
-                // callback stays pending and the log says which.
-                Err(e) => {
-                    tracing::error!(callback_id = %record.id, error = %e, "cannot encode message")
-                }
+        let mut deferrals = Vec::new();
+        let mut endings = Vec::new();
+        for (callback, skill) in &claimed {
+            match dispatch_window(callback, skill, now, self.default_zone) {
+                DispatchWindow::Publish => match self.publication(callback, skill) {
+                    Ok(publication) => publications.push(publication),
+                    // Serialising plain strings and numbers cannot fail; if it ever does, the
+                    // callback stays pending and the log says which.
+                    Err(e) => {
+                        tracing::error!(callback_id = %callback.id, error = %e, "cannot encode message")
+                    }
+                },
+                DispatchWindow::Defer { until, reason } => deferrals.push(Deferral {
+                    id: callback.id,
+                    until,
+                    reason,
+                }),
+                DispatchWindow::End { state, reason } => endings.push(Ending {
+                    id: callback.id,
+                    state,
+                    reason,
+                }),
             }
         }
-        claim.defer(&deferred, &self.instance).await?;
-        claim.end_unsent(&ended, &self.instance).await?;
-        for (id, until, reason) in &deferred {
-            tracing::info!(callback_id = %id, until = %until.to_rfc3339(), reason = %reason, "deferred");
+        claim.defer(&deferrals, &self.instance).await?;
+        claim.end_unsent(&endings, &self.instance).await?;
+        for d in &deferrals {
+            tracing::info!(callback_id = %d.id, until = %d.until.to_rfc3339(), reason = %d.reason, "deferred");
         }
-        for (id, state, reason) in &ended {
-            crate::instruments::ended_unsent(state.as_str());
-            tracing::warn!(callback_id = %id, state = %state, reason = %reason, "not dispatched");
+        for e in &endings {
+            crate::instruments::ended_unsent(e.state.as_str());
+            tracing::warn!(callback_id = %e.id, state = %e.state, reason = %e.reason, "not dispatched");
         }
+        let messages: Vec<&OutgoingMessage> = publications.iter().map(|p| &p.message).collect();
         let outcomes = publisher
             .publish_all(
                 &messages,
@@ -261,28 +252,28 @@ impl Dispatcher {
         let mut confirmed = Vec::new();
         let mut undeliverable = Vec::new();
         let mut unconfirmed = 0;
-        for ((publication, message), outcome) in publications.iter().zip(&messages).zip(outcomes) {
-            let id = &publication.id;
+        for (publication, outcome) in publications.iter().zip(outcomes) {
+            let id = publication.confirmed.id;
             match outcome {
-                PublishOutcome::Confirmed => confirmed.push(*publication),
+                PublishOutcome::Confirmed => confirmed.push(publication.confirmed),
                 PublishOutcome::Returned { reply_code, reply_text } => undeliverable.push(Undeliverable {
-                    id: *id,
-                    kind: "returned",
+                    id,
+                    failure: Failure::Returned,
                     reason: format!(
                         "unroutable: no queue is bound for routing key {} ({reply_code} {reply_text})",
-                        message.routing_key
+                        publication.message.routing_key
                     ),
                 }),
                 PublishOutcome::Nacked => undeliverable.push(Undeliverable {
-                    id: *id,
-                    kind: "nacked",
+                    id,
+                    failure: Failure::Nacked,
                     reason: "the broker refused the message (negative acknowledgement)".into(),
                 }),
                 PublishOutcome::Unconfirmed(reason) => {
                     unconfirmed += 1;
                     crate::instruments::not_dispatched("unconfirmed");
-                    tracing::warn!(callback_id = %id, routing_key = %message.routing_key, reason = %reason,
-                        "publication not confirmed; the callback stays pending");
+                    tracing::warn!(callback_id = %id, routing_key = %publication.message.routing_key,
+                        reason = %reason, "publication not confirmed; the callback stays pending");
                 }
             }
         }
@@ -300,29 +291,28 @@ impl Dispatcher {
             )
             .await?;
         if let Err(e) = claim.commit().await {
-            let published: HashSet<Uuid> = confirmed.iter().map(|c| c.id).collect();
-            tracing::error!(error = %e, published = published.len(),
+            tracing::error!(error = %e, published = confirmed.len(),
                 "recording the batch failed after the broker confirmed it; those callbacks will be published again with the same message id");
             return Err(e);
         }
         for row in &dispatched {
-            let route = if row.routing_key.starts_with("agent.") {
-                "agent"
-            } else {
-                "skill"
+            let Some(publication) = confirmed.get(row.index) else {
+                continue;
             };
-            crate::instruments::dispatched(route, row.lateness_ms);
-            tracing::info!(callback_id = %row.id, route, routing_key = %row.routing_key,
-                attempt = row.attempt, lateness_ms = row.lateness_ms.round() as i64, "dispatched");
+            let route = publication.route;
+            crate::instruments::dispatched(route.kind(), row.lateness_ms);
+            tracing::info!(callback_id = %publication.id, route = route.kind(),
+                routing_key = %route.routing_key(), attempt = row.attempt,
+                lateness_ms = row.lateness_ms.round() as i64, "dispatched");
         }
         for row in &retries {
-            crate::instruments::not_dispatched(if row.kind == "returned" {
-                "returned"
-            } else {
-                "nacked"
-            });
-            tracing::warn!(callback_id = %row.id, outcome = %row.kind, reason = %row.reason,
-                failures = row.failures, retry_at = %row.retry_at.to_rfc3339(), "not dispatched; will retry");
+            let Some(failed) = undeliverable.get(row.index) else {
+                continue;
+            };
+            crate::instruments::not_dispatched(failed.failure.as_str());
+            tracing::warn!(callback_id = %failed.id, outcome = failed.failure.as_str(),
+                reason = %failed.reason, failures = row.failures,
+                retry_at = %row.retry_at.to_rfc3339(), "not dispatched; will retry");
         }
         self.progress
             .dispatched
@@ -333,45 +323,33 @@ impl Dispatcher {
         })
     }
 
-    /// Whether a due callback may be published now under its skill's calling hours, read in
-    /// the contact's time zone, else the skill's, else the default.
-    fn window(&self, record: &CallbackRecord, skill: &Skill, now: DateTime<Utc>) -> Window {
-        let Some(hours) = &skill.policy.calling_hours else {
-            return Window::Open;
-        };
-        let zone = record
-            .time_zone
-            .or(skill.time_zone)
-            .unwrap_or(self.default_zone);
-        match hours.next_opening(now, zone) {
-            Some(open) if open <= now => Window::Open,
-            Some(open) if record.expires_at.is_some_and(|e| e <= open) => Window::Never(
-                CallbackState::Expired,
-                format!(
-                    "expires before the calling hours of skill {} open again",
-                    skill.id
-                ),
-            ),
-            Some(open) => Window::Deferred(
-                open,
-                format!(
-                    "outside the calling hours of skill {} ({hours}) in {}",
-                    skill.id,
-                    zone.name()
-                ),
-            ),
-            None => Window::Never(
-                CallbackState::Failed,
-                format!("the calling hours of skill {} never open", skill.id),
-            ),
-        }
+    /// The callback's next publication: its message, and the clocks it starts once
+    /// confirmed.
+    fn publication(
+        &self,
+        callback: &Callback,
+        skill: &Skill,
+    ) -> Result<Publication, serde_json::Error> {
+        let route = callback.route();
+        Ok(Publication {
+            message: message::outgoing(callback, chrono::Utc::now())?,
+            confirmed: Confirmed {
+                id: callback.id,
+                route,
+                agent_fallback: self
+                    .settings
+                    .agent_fallback(&skill.policy)
+                    .filter(|_| matches!(route, Route::Agent(_))),
+                outcome_deadline: self.settings.outcome_deadline(&skill.policy),
+            },
+        })
     }
 }
 
-enum Window {
-    Open,
-    Deferred(DateTime<Utc>, String),
-    Never(CallbackState, String),
+/// One claimed callback on its way to the broker.
+struct Publication {
+    message: OutgoingMessage,
+    confirmed: Confirmed,
 }
 
 async fn wait_notified(listener: &mut Option<DueListener>) -> Result<(), StoreError> {

@@ -164,6 +164,46 @@ impl NewCallback {
     }
 }
 
+/// A callback as it stands: what was asked, where it is in its life, and its clocks.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub id: CallbackId,
+    pub state: CallbackState,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: PhoneNumber,
+    pub skill_id: SkillId,
+    pub target_agent_id: Option<AgentId>,
+    pub notes: String,
+    /// The zone the requester named for a local `scheduleDate`, if any.
+    pub time_zone: Option<Tz>,
+    pub scheduled_for: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    /// Publications confirmed so far; the next one is `attempt + 1`.
+    pub attempt: i32,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Unanswered attempts (no_answer, busy) so far.
+    pub dial_failures: i32,
+    pub last_outcome: Option<String>,
+    /// While waiting for the target agent to accept: when it falls back to the skill.
+    pub fallback_due_at: Option<DateTime<Utc>>,
+    /// When it fell back from its target agent to the skill.
+    pub fell_back_at: Option<DateTime<Utc>>,
+}
+
+impl Callback {
+    /// The target agent has priority, until the callback fell back to its skill.
+    pub fn route(&self) -> Route {
+        let agent = self.target_agent_id.filter(|_| self.fell_back_at.is_none());
+        Route::new(self.skill_id, agent)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

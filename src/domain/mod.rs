@@ -8,11 +8,12 @@ mod directory;
 mod ids;
 mod lifecycle;
 mod phone;
+mod request;
 mod schedule;
 mod security;
 mod window;
 
-pub use callback::{CallbackState, NewCallback, Route, TextField, TextFieldError};
+pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
 pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
     SkillPolicy,
@@ -22,6 +23,16 @@ pub use lifecycle::{
     AttemptError, Current, Decision, OutcomeKind, RetryPolicy, check_attempt, decide,
 };
 pub use phone::{PhoneNumber, PhoneNumberError};
-pub use schedule::{ScheduleDateError, ScheduleRules, parse_time_zone, resolve_schedule_date};
+pub use request::{
+    ChangeInput, Changes, CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode,
+    WindowPolicy, check_target_agent, plan_change, plan_create,
+};
+pub use schedule::{
+    DateError, ScheduleDateError, ScheduleRules, contact_zone, parse_time_zone,
+    resolve_schedule_date,
+};
 pub use security::{Permission, PermissionError, SecurityUser, Token, TokenHash};
-pub use window::{CallingHours, CallingHoursError, CallingHoursJson};
+pub use window::{
+    CallingHours, CallingHoursError, CallingHoursJson, DispatchWindow, Opening, dispatch_window,
+    opening,
+};

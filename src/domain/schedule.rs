@@ -7,33 +7,64 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
+/// Why a date-time input was refused. The messages do not name the field: the same rules
+/// read `scheduleDate` and `expiresAt`, and [`DateError`] says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleDateError {
-    #[error("scheduleDate is missing")]
+    #[error("missing; send an ISO 8601 date and time such as 2026-11-25T14:30:00Z")]
     Missing,
     #[error(
-        "scheduleDate `{0}` is not an ISO 8601 date and time such as 2026-11-25T14:30:00Z, \
+        "`{0}` is not an ISO 8601 date and time such as 2026-11-25T14:30:00Z, \
          2026-11-25T14:30:00+01:00 or 2026-11-25T14:30:00 (local time)"
     )]
     Unparseable(String),
     #[error("timeZone `{0}` is not an IANA time zone name such as Europe/London")]
     UnknownTimeZone(String),
-    #[error(
-        "scheduleDate `{input}` does not exist in {zone}: the clocks skip it (daylight saving)"
-    )]
+    #[error("`{input}` does not exist in {zone}: the clocks skip it (daylight saving)")]
     NonexistentLocalTime { input: String, zone: Tz },
-    #[error("scheduleDate `{input}` ({instant}) is more than {grace_seconds} s in the past")]
+    #[error("`{input}` ({instant}) is more than {grace_seconds} s in the past")]
     TooFarInPast {
         input: String,
         instant: DateTime<Utc>,
         grace_seconds: i64,
     },
-    #[error("scheduleDate `{input}` ({instant}) is more than {horizon_days} days ahead")]
+    #[error("`{input}` ({instant}) is more than {horizon_days} days ahead")]
     TooFarAhead {
         input: String,
         instant: DateTime<Utc>,
         horizon_days: i64,
     },
+}
+
+/// A date-time input refused, with the field it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateError {
+    pub field: &'static str,
+    pub error: ScheduleDateError,
+}
+
+impl DateError {
+    pub fn new(field: &'static str, error: ScheduleDateError) -> Self {
+        Self { field, error }
+    }
+}
+
+impl std::fmt::Display for DateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            // Names its own field.
+            ScheduleDateError::UnknownTimeZone(_) => write!(f, "{}", self.error),
+            error => write!(f, "{}: {error}", self.field),
+        }
+    }
+}
+
+impl std::error::Error for DateError {}
+
+/// The contact's time zone, which reads local times and calling hours: the one the
+/// callback (or request) names, else the skill's, else the configured default.
+pub fn contact_zone(own: Option<Tz>, skill_zone: Option<Tz>, default: Tz) -> Tz {
+    own.or(skill_zone).unwrap_or(default)
 }
 
 /// Configured rules for schedule dates and phone numbers.

@@ -138,6 +138,80 @@ impl CallingHours {
     }
 }
 
+/// When a callback may be called, from a given instant on, under calling hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// At that instant: no calling hours, or inside them.
+    Now,
+    /// Not before this later instant.
+    At(DateTime<Utc>),
+    /// The hours never open.
+    Never,
+}
+
+/// The one reading of calling hours (`None`: call at any time) at `at`, in `zone`.
+pub fn opening(hours: Option<&CallingHours>, at: DateTime<Utc>, zone: Tz) -> Opening {
+    match hours.map(|h| h.next_opening(at, zone)) {
+        None => Opening::Now,
+        Some(Some(open)) if open <= at => Opening::Now,
+        Some(Some(open)) => Opening::At(open),
+        Some(None) => Opening::Never,
+    }
+}
+
+/// What the dispatcher does with a callback that is due now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchWindow {
+    Publish,
+    /// Outside the calling hours: due again at the next opening.
+    Defer {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    /// It can never be published: it would expire first, or the hours never open.
+    End {
+        state: super::CallbackState,
+        reason: String,
+    },
+}
+
+/// Whether a due callback may be published now under its skill's calling hours, read in
+/// the contact's time zone.
+pub fn dispatch_window(
+    callback: &super::Callback,
+    skill: &super::Skill,
+    now: DateTime<Utc>,
+    default_zone: Tz,
+) -> DispatchWindow {
+    let zone = super::contact_zone(callback.time_zone, skill.time_zone, default_zone);
+    let hours = skill.policy.calling_hours.as_ref();
+    match opening(hours, now, zone) {
+        Opening::Now => DispatchWindow::Publish,
+        Opening::At(open) if callback.expires_at.is_some_and(|e| e <= open) => {
+            DispatchWindow::End {
+                state: super::CallbackState::Expired,
+                reason: format!(
+                    "expires before the calling hours of skill {} open again",
+                    skill.id
+                ),
+            }
+        }
+        Opening::At(open) => DispatchWindow::Defer {
+            until: open,
+            reason: format!(
+                "outside the calling hours of skill {} ({}) in {}",
+                skill.id,
+                hours.map(ToString::to_string).unwrap_or_default(),
+                zone.name()
+            ),
+        },
+        Opening::Never => DispatchWindow::End {
+            state: super::CallbackState::Failed,
+            reason: format!("the calling hours of skill {} never open", skill.id),
+        },
+    }
+}
+
 /// The instant of a local date and time; inside a DST gap, the first instant after it.
 fn local_instant(date: NaiveDate, time: NaiveTime, zone: Tz) -> DateTime<Utc> {
     let naive = date.and_time(time);

@@ -1,121 +1,15 @@
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde_json::{Value, json};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{FromRow, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::directory::{agent_from_row, skill_from_row};
+use super::record::{EventRecord, callback_from_row};
 use super::{Store, StoreError};
 use crate::domain::{
-    Agent, AgentId, CallbackId, CallbackState, Decision, NewCallback, OutcomeKind, PhoneNumber,
-    Route, SecurityUser, Skill, SkillId,
+    Agent, AgentId, Callback, CallbackId, CallbackState, Changes, CreateContext, Decision,
+    NewCallback, OutcomeKind, SecurityUser, Skill, SkillId,
 };
-
-macro_rules! callback_columns {
-    () => {
-        "c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id, c.target_agent_id, \
-         c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, \
-         c.last_error, c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
-         c.last_outcome, c.fallback_due_at, c.fell_back_at"
-    };
-}
-
-/// A callback as stored.
-#[derive(Debug, Clone)]
-pub struct CallbackRecord {
-    pub id: CallbackId,
-    pub state: CallbackState,
-    pub first_name: String,
-    pub last_name: String,
-    pub phone_number: PhoneNumber,
-    pub skill_id: SkillId,
-    pub target_agent_id: Option<AgentId>,
-    pub notes: String,
-    pub time_zone: Option<Tz>,
-    pub scheduled_for: DateTime<Utc>,
-    pub due_at: DateTime<Utc>,
-    pub attempt: i32,
-    pub dispatched_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub dial_failures: i32,
-    pub last_outcome: Option<String>,
-    /// While waiting for the target agent to accept: when it falls back to the skill.
-    pub fallback_due_at: Option<DateTime<Utc>>,
-    /// When it fell back from its target agent to the skill.
-    pub fell_back_at: Option<DateTime<Utc>>,
-}
-
-impl CallbackRecord {
-    /// The target agent has priority, until the callback fell back to its skill.
-    pub fn route(&self) -> Route {
-        let agent = self.target_agent_id.filter(|_| self.fell_back_at.is_none());
-        Route::new(self.skill_id, agent)
-    }
-
-    pub(super) fn from_row(row: &PgRow) -> Result<Self, StoreError> {
-        let corrupt = |e: String| StoreError::Corrupt(e);
-        let state: String = row.try_get("state")?;
-        let skill_id: i64 = row.try_get("skill_id")?;
-        let agent_id: Option<i64> = row.try_get("target_agent_id")?;
-        let time_zone: Option<String> = row.try_get("time_zone")?;
-        Ok(Self {
-            id: CallbackId::from_uuid(row.try_get("id")?),
-            state: state.parse().map_err(corrupt)?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            phone_number: PhoneNumber::from_stored(row.try_get("phone_number")?),
-            skill_id: SkillId::new(skill_id).map_err(|e| corrupt(e.to_string()))?,
-            target_agent_id: agent_id
-                .map(AgentId::new)
-                .transpose()
-                .map_err(|e| corrupt(e.to_string()))?,
-            notes: row.try_get("notes")?,
-            time_zone: time_zone
-                .map(|tz| {
-                    tz.parse::<Tz>()
-                        .map_err(|_| corrupt(format!("time zone `{tz}`")))
-                })
-                .transpose()?,
-            scheduled_for: row.try_get("scheduled_for")?,
-            due_at: row.try_get("due_at")?,
-            attempt: row.try_get("attempt")?,
-            dispatched_at: row.try_get("dispatched_at")?,
-            last_error: row.try_get("last_error")?,
-            created_by: row.try_get("created_by")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            expires_at: row.try_get("expires_at")?,
-            dial_failures: row.try_get("dial_failures")?,
-            last_outcome: row.try_get("last_outcome")?,
-            fallback_due_at: row.try_get("fallback_due_at")?,
-            fell_back_at: row.try_get("fell_back_at")?,
-        })
-    }
-}
-
-/// One entry of a callback's history.
-#[derive(Debug, Clone)]
-pub struct EventRecord {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub kind: String,
-    pub details: Value,
-}
-
-/// What validating a create request needs from the database, in one round trip: the
-/// database clock, the skill and the target agent.
-#[derive(Debug, Clone)]
-pub struct CreateContext {
-    pub now: DateTime<Utc>,
-    pub skill: Option<Skill>,
-    pub agent: Option<Agent>,
-}
 
 /// The `Idempotency-Key` of a create request and a digest of its body.
 #[derive(Debug, Clone)]
@@ -142,29 +36,6 @@ pub enum Inserted {
     KeyReused,
 }
 
-/// Position in a listing ordered by `(due_at, id)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListCursor {
-    pub due_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl ListCursor {
-    /// Opaque to clients: hex of `<due_at micros>.<uuid>`.
-    pub fn encode(&self) -> String {
-        hex::encode(format!("{}.{}", self.due_at.timestamp_micros(), self.id))
-    }
-
-    pub fn decode(s: &str) -> Option<Self> {
-        let raw = String::from_utf8(hex::decode(s).ok()?).ok()?;
-        let (micros, id) = raw.split_once('.')?;
-        Some(Self {
-            due_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            id: Uuid::parse_str(id).ok()?,
-        })
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct CallbackFilter {
     pub state: Option<CallbackState>,
@@ -176,19 +47,9 @@ pub struct CallbackFilter {
     pub due_after: Option<DateTime<Utc>>,
     /// The caller's skill allow-list, when it has one.
     pub allowed_skills: Option<Vec<SkillId>>,
-    pub after: Option<ListCursor>,
+    /// Resume after this `(due_at, id)` position.
+    pub after: Option<(DateTime<Utc>, CallbackId)>,
     pub limit: u32,
-}
-
-/// What a PATCH changes; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct Changes {
-    /// New `(scheduled_for, due_at, time_zone)`.
-    pub schedule: Option<(DateTime<Utc>, DateTime<Utc>, Option<Tz>)>,
-    pub notes: Option<String>,
-    /// `Some(None)` removes the target agent: route to the skill.
-    pub target_agent: Option<Option<AgentId>>,
-    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -400,7 +261,7 @@ impl Store {
         }))
     }
 
-    pub async fn callback(&self, id: CallbackId) -> Result<Option<CallbackRecord>, StoreError> {
+    pub async fn callback(&self, id: CallbackId) -> Result<Option<Callback>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             callback_columns!(),
@@ -409,14 +270,14 @@ impl Store {
         .bind(id.as_uuid())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(CallbackRecord::from_row).transpose()
+        row.as_ref().map(callback_from_row).transpose()
     }
 
     /// One page in `(due_at, id)` order.
     pub async fn list_callbacks(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
+    ) -> Result<Vec<Callback>, StoreError> {
         let allowed: Option<Vec<i64>> = filter
             .allowed_skills
             .as_ref()
@@ -440,13 +301,13 @@ impl Store {
         .bind(filter.agent_id.map(AgentId::get))
         .bind(filter.due_before)
         .bind(filter.due_after)
-        .bind(filter.after.map(|c| c.due_at))
-        .bind(filter.after.map(|c| c.id))
+        .bind(filter.after.map(|(due_at, _)| due_at))
+        .bind(filter.after.map(|(_, id)| id.as_uuid()))
         .bind(allowed)
         .bind(i64::from(filter.limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(CallbackRecord::from_row).collect()
+        rows.iter().map(callback_from_row).collect()
     }
 
     /// Up to `limit` events of a callback after the event `after` (by id), oldest first.
@@ -466,17 +327,8 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| {
-                Ok(EventRecord {
-                    id: row.try_get("id")?,
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    kind: row.try_get("kind")?,
-                    details: row.try_get("details")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .map(|row| EventRecord::from_row(row).map_err(Into::into))
+            .collect()
     }
 
     /// Locks one callback for a change (PATCH, DELETE). The row stays locked until the change
@@ -499,7 +351,7 @@ impl Store {
         Ok(Some(CallbackChange {
             now: row.try_get("now")?,
             skill: skill_from_row(&row, "s_")?,
-            record: CallbackRecord::from_row(&row)?,
+            record: callback_from_row(&row)?,
             tx,
         }))
     }
@@ -507,7 +359,7 @@ impl Store {
 
 /// A locked callback and the transaction holding the lock.
 pub struct CallbackChange {
-    pub record: CallbackRecord,
+    pub record: Callback,
     pub skill: Skill,
     /// The database clock at the time of the lock.
     pub now: DateTime<Utc>,
@@ -524,11 +376,7 @@ impl CallbackChange {
     }
 
     /// Applies the changes, records who made them and commits.
-    pub async fn apply(
-        mut self,
-        changes: &Changes,
-        actor: &str,
-    ) -> Result<CallbackRecord, StoreError> {
+    pub async fn apply(mut self, changes: &Changes, actor: &str) -> Result<Callback, StoreError> {
         let old = &self.record;
         let (scheduled_for, due_at, time_zone) =
             changes
@@ -574,7 +422,7 @@ impl CallbackChange {
         .bind(expires_at)
         .fetch_one(&mut *self.tx)
         .await?;
-        let updated = CallbackRecord::from_row(&row)?;
+        let updated = callback_from_row(&row)?;
         insert_event(&mut self.tx, old.id, actor, "updated", &Value::Object(diff)).await?;
         self.tx.commit().await?;
         Ok(updated)
@@ -610,7 +458,7 @@ impl CallbackChange {
         outcome: OutcomeKind,
         decision: &Decision,
         actor: &str,
-    ) -> Result<CallbackRecord, StoreError> {
+    ) -> Result<Callback, StoreError> {
         let (state, due_at, dial_failures, error, kind, mut details) = match decision {
             Decision::Ignore(reason) => {
                 let details = json!({ "attempt": attempt, "outcome": outcome, "reason": reason });
@@ -685,7 +533,7 @@ impl CallbackChange {
         .bind(error)
         .fetch_one(&mut *self.tx)
         .await?;
-        let updated = CallbackRecord::from_row(&row)?;
+        let updated = callback_from_row(&row)?;
         if let Value::Object(map) = &mut details {
             map.insert("attempt".into(), json!(attempt));
             map.insert("outcome".into(), json!(outcome));
@@ -695,7 +543,7 @@ impl CallbackChange {
         Ok(updated)
     }
 
-    pub async fn cancel(mut self, actor: &str) -> Result<CallbackRecord, StoreError> {
+    pub async fn cancel(mut self, actor: &str) -> Result<Callback, StoreError> {
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
              WHERE c.id = $1 RETURNING ",
@@ -704,7 +552,7 @@ impl CallbackChange {
         .bind(self.record.id.as_uuid())
         .fetch_one(&mut *self.tx)
         .await?;
-        let cancelled = CallbackRecord::from_row(&row)?;
+        let cancelled = callback_from_row(&row)?;
         let details = json!({ "from": self.record.state });
         insert_event(&mut self.tx, self.record.id, actor, "cancelled", &details).await?;
         self.tx.commit().await?;
@@ -751,20 +599,4 @@ async fn insert_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = ListCursor {
-            due_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("valid"),
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
-        assert_eq!(ListCursor::decode("zz"), None);
-        assert_eq!(ListCursor::decode(&hex::encode("12.not-a-uuid")), None);
-    }
 }

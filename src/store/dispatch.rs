@@ -11,11 +11,11 @@ use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::callbacks::CallbackRecord;
 use super::directory::skill_from_row;
+use super::record::callback_from_row;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
-use crate::domain::{CallbackState, Skill};
+use crate::domain::{Callback, CallbackId, CallbackState, Route, Skill};
 
 /// The channel the `callbacks_notify_due` trigger notifies.
 const DUE_CHANNEL: &str = "callbackd_due";
@@ -24,12 +24,12 @@ const DUE_CHANNEL: &str = "callbackd_due";
 /// closing its connection): PostgreSQL then ends the session and the claim rolls back.
 const CLAIM_IDLE_LIMIT_MS: u64 = crate::config::CLAIM_IDLE_LIMIT_MS;
 
-/// A callback whose publication was confirmed, as recorded.
-#[derive(Debug, Clone)]
+/// A confirmed publication, as recorded.
+#[derive(Debug, Clone, Copy)]
 pub struct DispatchedRow {
-    pub id: Uuid,
+    /// Its place in the slice given to [`Claim::mark_dispatched`].
+    pub index: usize,
     pub attempt: i32,
-    pub routing_key: String,
     /// Record time minus due time, by the database clock.
     pub lateness_ms: f64,
 }
@@ -37,11 +37,47 @@ pub struct DispatchedRow {
 /// A publication the broker confirmed, with the clocks it starts.
 #[derive(Debug, Clone, Copy)]
 pub struct Confirmed {
-    pub id: Uuid,
+    pub id: CallbackId,
+    pub route: Route,
     /// Routed to an agent: how long it waits to be accepted before falling back.
     pub agent_fallback: Option<Duration>,
     /// How long it waits for a final outcome before it fails.
     pub outcome_deadline: Duration,
+}
+
+/// Why the broker did not take a publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No queue is bound for its routing key (`basic.return`).
+    Returned,
+    /// The broker refused it (a negative acknowledgement).
+    Nacked,
+}
+
+impl Failure {
+    /// The event kind, and the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Returned => "returned",
+            Self::Nacked => "nacked",
+        }
+    }
+}
+
+/// A due callback moved to the next opening of its calling hours.
+#[derive(Debug, Clone)]
+pub struct Deferral {
+    pub id: CallbackId,
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// A due callback that will never be published, and why.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub id: CallbackId,
+    pub state: CallbackState,
+    pub reason: String,
 }
 
 /// Rows a timer statement changes at most at once: each slice is its own short transaction,
@@ -51,17 +87,16 @@ const TIMER_SLICE: i64 = 1000;
 /// A callback the broker did not take, and why.
 #[derive(Debug, Clone)]
 pub struct Undeliverable {
-    pub id: Uuid,
-    /// `returned` (no queue bound for its routing key) or `nacked`.
-    pub kind: &'static str,
+    pub id: CallbackId,
+    pub failure: Failure,
     pub reason: String,
 }
 
-#[derive(Debug, Clone)]
+/// An undeliverable callback, as pushed back.
+#[derive(Debug, Clone, Copy)]
 pub struct RetryRow {
-    pub id: Uuid,
-    pub kind: String,
-    pub reason: String,
+    /// Its place in the slice given to [`Claim::mark_undeliverable`].
+    pub index: usize,
     pub failures: i32,
     pub retry_at: DateTime<Utc>,
 }
@@ -312,7 +347,7 @@ impl Claim {
     pub async fn due(
         &mut self,
         limit: u32,
-    ) -> Result<(DateTime<Utc>, Vec<(CallbackRecord, Skill)>), StoreError> {
+    ) -> Result<(DateTime<Utc>, Vec<(Callback, Skill)>), StoreError> {
         // The outer join returns the clock even when nothing is due (one row of NULLs): the
         // caller judges what matured since the claim against it.
         let rows = sqlx::query(concat!(
@@ -336,7 +371,7 @@ impl Claim {
         for row in &rows {
             now = Some(row.try_get("now")?);
             if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
-                claimed.push((CallbackRecord::from_row(row)?, skill_from_row(row, "s_")?));
+                claimed.push((callback_from_row(row)?, skill_from_row(row, "s_")?));
             }
         }
         let now = now.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
@@ -344,17 +379,13 @@ impl Claim {
     }
 
     /// Moves callbacks that matured outside their calling hours to the next opening.
-    pub async fn defer(
-        &mut self,
-        deferred: &[(Uuid, DateTime<Utc>, String)],
-        instance: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn defer(&mut self, deferred: &[Deferral], instance: &str) -> Result<(), StoreError> {
         if deferred.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = deferred.iter().map(|d| d.0).collect();
-        let until: Vec<DateTime<Utc>> = deferred.iter().map(|d| d.1).collect();
-        let reasons: Vec<&str> = deferred.iter().map(|d| d.2.as_str()).collect();
+        let ids: Vec<Uuid> = deferred.iter().map(|d| d.id.as_uuid()).collect();
+        let until: Vec<DateTime<Utc>> = deferred.iter().map(|d| d.until).collect();
+        let reasons: Vec<&str> = deferred.iter().map(|d| d.reason.as_str()).collect();
         sqlx::query(
             "WITH moved AS (
                 UPDATE callbacks c SET due_at = d.until, updated_at = clock_timestamp()
@@ -377,17 +408,13 @@ impl Claim {
     }
 
     /// Ends callbacks that will never be published: `expired` or `failed`, with the reason.
-    pub async fn end_unsent(
-        &mut self,
-        ended: &[(Uuid, CallbackState, String)],
-        instance: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn end_unsent(&mut self, ended: &[Ending], instance: &str) -> Result<(), StoreError> {
         if ended.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = ended.iter().map(|e| e.0).collect();
-        let states: Vec<&str> = ended.iter().map(|e| e.1.as_str()).collect();
-        let reasons: Vec<&str> = ended.iter().map(|e| e.2.as_str()).collect();
+        let ids: Vec<Uuid> = ended.iter().map(|e| e.id.as_uuid()).collect();
+        let states: Vec<&str> = ended.iter().map(|e| e.state.as_str()).collect();
+        let reasons: Vec<&str> = ended.iter().map(|e| e.reason.as_str()).collect();
         sqlx::query(
             "WITH ended AS (
                 UPDATE callbacks c SET state = e.state, last_error = e.reason,
@@ -419,7 +446,8 @@ impl Claim {
         if confirmed.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = confirmed.iter().map(|c| c.id).collect();
+        let ids: Vec<Uuid> = confirmed.iter().map(|c| c.id.as_uuid()).collect();
+        let routing_keys: Vec<String> = confirmed.iter().map(|c| c.route.routing_key()).collect();
         let fallback_seconds: Vec<Option<f64>> = confirmed
             .iter()
             .map(|c| c.agent_fallback.map(|d| d.as_secs_f64()))
@@ -436,12 +464,10 @@ impl Claim {
                     updated_at = clock_timestamp(),
                     fallback_due_at = clock_timestamp() + make_interval(secs => d.fallback),
                     outcome_due_at = clock_timestamp() + make_interval(secs => d.deadline)
-                FROM unnest($1::uuid[], $3::float8[], $4::float8[]) AS d(id, fallback, deadline)
+                FROM unnest($1::uuid[], $3::float8[], $4::float8[], $5::text[])
+                     WITH ORDINALITY AS d(id, fallback, deadline, routing_key, n)
                 WHERE c.id = d.id
-                RETURNING c.id, c.attempt, c.due_at, c.dispatched_at,
-                    CASE WHEN c.target_agent_id IS NOT NULL AND c.fell_back_at IS NULL
-                         THEN 'agent.' || c.target_agent_id
-                         ELSE 'skill.' || c.skill_id END AS routing_key
+                RETURNING c.id, c.attempt, c.due_at, c.dispatched_at, d.routing_key, d.n
              ), events AS (
                 INSERT INTO callback_events (callback_id, at, actor, kind, details)
                 SELECT id, dispatched_at, 'dispatcher', 'dispatched',
@@ -449,7 +475,7 @@ impl Claim {
                                           'instance', $2::text)
                 FROM done
              )
-             SELECT id, attempt, routing_key,
+             SELECT n, attempt,
                     (EXTRACT(EPOCH FROM (dispatched_at - due_at)) * 1000)::float8 AS lateness_ms
              FROM done",
         )
@@ -457,19 +483,18 @@ impl Claim {
         .bind(instance)
         .bind(&fallback_seconds)
         .bind(&deadline_seconds)
+        .bind(&routing_keys)
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(DispatchedRow {
-                    id: row.try_get("id")?,
+                    index: ordinal(row.try_get("n")?)?,
                     attempt: row.try_get("attempt")?,
-                    routing_key: row.try_get("routing_key")?,
                     lateness_ms: row.try_get("lateness_ms")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect()
     }
 
     /// Pushes back callbacks the broker did not take: due again after a backoff that doubles
@@ -484,8 +509,8 @@ impl Claim {
         if failed.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = failed.iter().map(|f| f.id).collect();
-        let kinds: Vec<&str> = failed.iter().map(|f| f.kind).collect();
+        let ids: Vec<Uuid> = failed.iter().map(|f| f.id.as_uuid()).collect();
+        let kinds: Vec<&str> = failed.iter().map(|f| f.failure.as_str()).collect();
         let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
         let rows = sqlx::query(
             "WITH retry AS (
@@ -494,9 +519,10 @@ impl Claim {
                     due_at = clock_timestamp() + make_interval(secs =>
                         LEAST($5::float8, $4::float8 * power(2, LEAST(c.dispatch_failures, 30)))),
                     last_error = f.reason, updated_at = clock_timestamp()
-                FROM unnest($1::uuid[], $2::text[], $3::text[]) AS f(id, kind, reason)
+                FROM unnest($1::uuid[], $2::text[], $3::text[])
+                     WITH ORDINALITY AS f(id, kind, reason, n)
                 WHERE c.id = f.id
-                RETURNING c.id, f.kind, f.reason, c.dispatch_failures, c.due_at
+                RETURNING c.id, f.kind, f.reason, c.dispatch_failures, c.due_at, f.n
              ), events AS (
                 INSERT INTO callback_events (callback_id, actor, kind, details)
                 SELECT id, 'dispatcher', kind,
@@ -504,7 +530,7 @@ impl Claim {
                                           'retryAt', due_at, 'instance', $6::text)
                 FROM retry
              )
-             SELECT id, kind, reason, dispatch_failures, due_at FROM retry",
+             SELECT n, dispatch_failures, due_at FROM retry",
         )
         .bind(&ids)
         .bind(&kinds)
@@ -517,19 +543,21 @@ impl Claim {
         rows.iter()
             .map(|row| {
                 Ok(RetryRow {
-                    id: row.try_get("id")?,
-                    kind: row.try_get("kind")?,
-                    reason: row.try_get("reason")?,
+                    index: ordinal(row.try_get("n")?)?,
                     failures: row.try_get("dispatch_failures")?,
                     retry_at: row.try_get("due_at")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect()
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// A 1-based `WITH ORDINALITY` number as an index into the slice it came from.
+fn ordinal(n: i64) -> Result<usize, StoreError> {
+    usize::try_from(n - 1).map_err(|_| StoreError::Corrupt(format!("ordinality {n}")))
 }

@@ -7,6 +7,7 @@
 #[macro_use]
 mod directory;
 #[macro_use]
+mod record;
 mod callbacks;
 mod dispatch;
 mod ingest;
@@ -19,15 +20,14 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseSettings;
 
-pub use callbacks::{
-    CallbackChange, CallbackFilter, CallbackRecord, Changes, CreateContext, EventRecord,
-    IdempotencyKey, Inserted, ListCursor, NewCreate,
-};
+pub use callbacks::{CallbackChange, CallbackFilter, IdempotencyKey, Inserted, NewCreate};
 pub use directory::ImportSummary;
 pub use dispatch::{
-    Backlog, Claim, Confirmed, DispatchedRow, DueListener, NextDue, RetryRow, Undeliverable,
+    Backlog, Claim, Confirmed, Deferral, DispatchedRow, DueListener, Ending, Failure, NextDue,
+    RetryRow, Undeliverable,
 };
 pub use ingest::CreateQueue;
+pub use record::EventRecord;
 pub use users::UserSummary;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

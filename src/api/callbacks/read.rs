@@ -1,0 +1,185 @@
+//! Reading callbacks: one, its history, and the list.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Datelike, Utc};
+
+use super::views::{
+    CallbackPage, CallbackView, EventList, EventView, EventsQuery, ListCursor, ListQuery,
+};
+use super::{page_size, visible_callback};
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::api::extract::{Caller, PathParam, QueryParams};
+use crate::domain::{CallbackId, Permission, SkillId};
+use crate::store::CallbackFilter;
+
+/// `GET /v1/callbacks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/{id}",
+    operation_id = "getCallback",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id")),
+    responses(
+        (status = 200, description = "Success: the callback", body = CallbackView),
+        (status = 400, description = "Default: the id is not a UUID"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read"),
+        (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
+    )
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+) -> Result<Json<CallbackView>, ApiError> {
+    caller.require(Permission::CallbacksRead)?;
+    Ok(Json(visible_callback(&state, &caller, id).await?.into()))
+}
+
+/// `GET /v1/callbacks/{id}/events`: every change, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks/{id}/events",
+    operation_id = "callbackEvents",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id"), EventsQuery),
+    responses(
+        (status = 200, description = "Success: a page of the callback's history", body = EventList),
+        (status = 400, description = "Default: the id is not a UUID, or a bad cursor or limit"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read"),
+        (status = 404, description = "Default: no such callback (or one of a skill the caller may not use)"),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+    QueryParams(q): QueryParams<EventsQuery>,
+) -> Result<Json<EventList>, ApiError> {
+    caller.require(Permission::CallbacksRead)?;
+    let limit = page_size(&state, q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::bad_request(format!("cursor `{c}` is not one this API issued"))
+            })
+        })
+        .transpose()?;
+    visible_callback(&state, &caller, id).await?;
+    // One extra row tells whether there is a next page.
+    let mut events = state.store.events(id, after, limit + 1).await?;
+    let next_cursor = if events.len() > limit as usize {
+        events.truncate(limit as usize);
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let items = events.into_iter().map(EventView::from).collect();
+    Ok(Json(EventList {
+        callback_id: id,
+        items,
+        next_cursor,
+    }))
+}
+
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name} `{v}` is not an RFC 3339 date-time such as 2026-11-25T14:30:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// `GET /v1/callbacks`: ordered by due time, keyset-paginated with `cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/callbacks",
+    operation_id = "listCallbacks",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Success: a page of callbacks", body = CallbackPage),
+        (status = 400, description = "Default: an unknown or malformed filter, cursor or limit"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use that skill"),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<CallbackPage>, ApiError> {
+    caller.require(Permission::CallbacksRead)?;
+    let bad = |e: String| ApiError::bad_request(e);
+    let skill_id = q
+        .skill_id
+        .as_deref()
+        .map(str::parse::<SkillId>)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(skill) = skill_id {
+        caller.require_skill(skill)?;
+    }
+    let limit = page_size(&state, q.limit)?;
+    let filter = CallbackFilter {
+        state: q
+            .state
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(bad)?,
+        skill_id,
+        agent_id: q
+            .agent_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::domain::IdError| bad(e.to_string()))?,
+        due_before: parse_time("dueBefore", q.due_before.as_deref())?,
+        due_after: parse_time("dueAfter", q.due_after.as_deref())?,
+        allowed_skills: caller.0.skills.clone(),
+        after: q
+            .cursor
+            .as_deref()
+            .map(|c| {
+                // A cursor names a due time the store holds: one outside years 1 to 9999
+                // is forged, and PostgreSQL would refuse it (it used to answer 500).
+                ListCursor::decode(c)
+                    .filter(|cursor| (1..=9999).contains(&cursor.due_at.year()))
+                    .map(|cursor| (cursor.due_at, CallbackId::from_uuid(cursor.id)))
+                    .ok_or_else(|| bad(format!("cursor `{c}` is not one this API issued")))
+            })
+            .transpose()?,
+        // One extra row tells whether there is a next page.
+        limit: limit + 1,
+    };
+    let mut records = state.store.list_callbacks(&filter).await?;
+    let next_cursor = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|r| {
+            ListCursor {
+                due_at: r.due_at,
+                id: r.id.as_uuid(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let items = records.into_iter().map(Into::into).collect();
+    Ok(Json(CallbackPage { items, next_cursor }))
+}

@@ -1,0 +1,349 @@
+//! The request and answer types of `/v1/callbacks`, as JSON sees them (and the OpenAPI
+//! document describes them), and their conversion to and from domain types.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::api::error::ResultCode;
+use crate::domain::{
+    AgentId, Callback, CallbackId, CallbackState, ChangeInput, CreateInput, RawId, SkillId,
+};
+use crate::store::EventRecord;
+
+/// A callback to schedule. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateRequest {
+    /// At most 100 characters.
+    #[schema(max_length = 100, example = "Ada")]
+    pub first_name: Option<String>,
+    /// At most 100 characters.
+    #[schema(max_length = 100, example = "Lovelace")]
+    pub last_name: Option<String>,
+    /// `+<country code>…`, or a national number read in `schedule.default_region`.
+    #[schema(required = true, example = "+442079460958")]
+    pub phone_number: Option<String>,
+    /// An active outbound phone skill.
+    #[schema(required = true, schema_with = crate::api::openapi::id_input_schema)]
+    pub skill_id: Option<RawId>,
+    /// An active agent's id; `""`, `null` or absent routes to the skill.
+    #[schema(schema_with = crate::api::openapi::target_agent_schema)]
+    pub target_agent_id: Option<RawId>,
+    /// ISO 8601: an instant (`2030-01-15T14:30:00Z`, `…+01:00`) or a wall-clock time
+    /// (`2030-01-15T14:30:00`) in `timeZone`, else the skill's, else the default zone.
+    #[schema(required = true, example = "2030-01-15T14:30:00")]
+    pub schedule_date: Option<String>,
+    /// Shown to the agent; at most 4000 characters.
+    #[schema(max_length = 4000, example = "re: invoice 42")]
+    pub notes: Option<String>,
+    /// IANA time zone name for a `scheduleDate` without offset.
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: Option<String>,
+    /// ISO 8601; never published after it.
+    pub expires_at: Option<String>,
+    #[schema(inline)]
+    pub window_policy: Option<WindowPolicy>,
+}
+
+/// What to do with a `scheduleDate` outside the skill's calling hours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowPolicy {
+    /// Move it to the next opening (the answer's `dueAt` says when).
+    #[default]
+    Defer,
+    /// Refuse it with `InvalidScheduleDate`.
+    Reject,
+}
+
+/// Deserialises a present field (even `null`) as `Some`, so "absent" and "null" differ.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A change to a pending callback: at least one of `scheduleDate`, `notes`,
+/// `targetAgentId`. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateRequest {
+    /// ISO 8601, read like `scheduleDate` on create.
+    #[schema(example = "2030-01-16T09:00:00")]
+    pub schedule_date: Option<String>,
+    /// Only together with `scheduleDate`.
+    pub time_zone: Option<String>,
+    /// At most 4000 characters.
+    #[schema(max_length = 4000)]
+    pub notes: Option<String>,
+    /// Absent: unchanged. `null` or `""`: route to the skill. Otherwise the new target agent.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::api::openapi::target_agent_schema)]
+    pub target_agent_id: Option<Option<RawId>>,
+    /// ISO 8601, read like `scheduleDate`; must stay after the due time.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only callbacks in this state.
+    #[param(schema_with = crate::api::openapi::callback_state_schema)]
+    pub state: Option<String>,
+    /// Only callbacks of this skill.
+    #[param(pattern = "^[0-9]+$", example = "101")]
+    pub skill_id: Option<String>,
+    /// Only callbacks targeting this agent.
+    #[param(pattern = "^[0-9]+$", example = "7")]
+    pub agent_id: Option<String>,
+    /// Due before this instant (exclusive, RFC 3339).
+    #[param(format = DateTime)]
+    pub due_before: Option<String>,
+    /// Due at or after this instant (inclusive, RFC 3339).
+    #[param(format = DateTime)]
+    pub due_after: Option<String>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size: 1 to `api.max_page_size` (default `api.default_page_size`).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// A callback as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackView {
+    #[schema(value_type = String, format = Uuid)]
+    callback_id: CallbackId,
+    #[schema(schema_with = crate::api::openapi::callback_state_schema)]
+    state: CallbackState,
+    first_name: String,
+    last_name: String,
+    /// E.164.
+    phone_number: String,
+    #[schema(value_type = i64, minimum = 1)]
+    skill_id: SkillId,
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    target_agent_id: Option<AgentId>,
+    /// `agent` or `skill`.
+    #[schema(example = "skill")]
+    route: &'static str,
+    /// `agent.<id>` or `skill.<id>`.
+    routing_key: String,
+    notes: String,
+    time_zone: Option<&'static str>,
+    scheduled_for: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    attempt: i32,
+    dispatched_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    /// Unanswered attempts so far (no_answer, busy).
+    unanswered_attempts: i32,
+    last_outcome: Option<String>,
+    /// When the callback is next due to be published, if it still will be.
+    next_due_at: Option<DateTime<Utc>>,
+    /// While waiting for the target agent: when it falls back to the skill.
+    agent_fallback_at: Option<DateTime<Utc>>,
+    fell_back_at: Option<DateTime<Utc>>,
+}
+
+impl From<Callback> for CallbackView {
+    fn from(r: Callback) -> Self {
+        let route = r.route();
+        Self {
+            callback_id: r.id,
+            state: r.state,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone_number: r.phone_number.as_str().to_owned(),
+            skill_id: r.skill_id,
+            target_agent_id: r.target_agent_id,
+            route: route.kind(),
+            routing_key: route.routing_key(),
+            notes: r.notes,
+            time_zone: r.time_zone.map(|tz| tz.name()),
+            scheduled_for: r.scheduled_for,
+            due_at: r.due_at,
+            attempt: r.attempt,
+            dispatched_at: r.dispatched_at,
+            last_error: r.last_error,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            expires_at: r.expires_at,
+            unanswered_attempts: r.dial_failures,
+            last_outcome: r.last_outcome,
+            next_due_at: (r.state == CallbackState::Pending).then_some(r.due_at),
+            agent_fallback_at: r.fallback_due_at,
+            fell_back_at: r.fell_back_at,
+        }
+    }
+}
+
+/// The answer to a successful create (stored, and replayed as is for a repeated
+/// `Idempotency-Key`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedAnswer {
+    pub result: ResultCode,
+    #[schema(value_type = String, format = Uuid)]
+    pub callback_id: CallbackId,
+    /// When it will be published: the schedule date, moved to the next opening of the
+    /// skill's calling hours when outside them, or now when slightly in the past.
+    pub due_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A page of callbacks, ordered by due time then id.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackPage {
+    pub items: Vec<CallbackView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// One change in a callback's history.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    id: i64,
+    at: DateTime<Utc>,
+    /// The security user, or the daemon instance.
+    actor: String,
+    /// `created`, `updated`, `cancelled`, `dispatched`, `deferred`, …
+    kind: String,
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+/// A callback's history, oldest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventList {
+    #[schema(value_type = String, format = Uuid)]
+    pub callback_id: CallbackId,
+    pub items: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of `GET /v1/callbacks/{id}/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = "^[0-9]+$")]
+    pub cursor: Option<String>,
+    /// Page size: 1 to `api.max_page_size` (default `api.default_page_size`).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// The answer to an outcome report: the callback after it, or `duplicate` for a repeat.
+#[derive(Serialize, ToSchema)]
+pub struct OutcomeAnswer {
+    pub result: ResultCode,
+    pub applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackView>,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            kind: e.kind,
+            details: e.details,
+        }
+    }
+}
+
+impl From<WindowPolicy> for crate::domain::WindowPolicy {
+    fn from(policy: WindowPolicy) -> Self {
+        match policy {
+            WindowPolicy::Defer => Self::Defer,
+            WindowPolicy::Reject => Self::Reject,
+        }
+    }
+}
+
+impl From<CreateRequest> for CreateInput {
+    fn from(r: CreateRequest) -> Self {
+        Self {
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone_number: r.phone_number,
+            skill_id: r.skill_id,
+            target_agent_id: r.target_agent_id,
+            schedule_date: r.schedule_date,
+            notes: r.notes,
+            time_zone: r.time_zone,
+            expires_at: r.expires_at,
+            window_policy: r.window_policy.unwrap_or_default().into(),
+        }
+    }
+}
+
+impl From<UpdateRequest> for ChangeInput {
+    fn from(r: UpdateRequest) -> Self {
+        Self {
+            schedule_date: r.schedule_date,
+            time_zone: r.time_zone,
+            notes: r.notes,
+            target_agent_id: r.target_agent_id,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// Position in a listing ordered by `(due_at, id)`: the `nextCursor` clients pass back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub due_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl ListCursor {
+    /// Opaque to clients: hex of `<due_at micros>.<uuid>`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}.{}", self.due_at.timestamp_micros(), self.id))
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let raw = String::from_utf8(hex::decode(s).ok()?).ok()?;
+        let (micros, id) = raw.split_once('.')?;
+        Some(Self {
+            due_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let cursor = ListCursor {
+            due_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("valid"),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(ListCursor::decode("zz"), None);
+        assert_eq!(ListCursor::decode(&hex::encode("12.not-a-uuid")), None);
+    }
+}
