@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::callbacks::{Inserted, NewCreate};
+use super::create::{Inserted, NewCreate};
 use super::{Store, StoreError};
 
 /// Creates written by one statement at most.

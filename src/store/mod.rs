@@ -8,9 +8,12 @@
 mod directory;
 #[macro_use]
 mod record;
-mod callbacks;
+mod change;
+mod create;
 mod dispatch;
 mod ingest;
+mod read;
+mod timers;
 mod users;
 
 use std::str::FromStr;
@@ -20,14 +23,17 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseSettings;
 
-pub use callbacks::{CallbackChange, CallbackFilter, IdempotencyKey, Inserted, NewCreate};
+pub use change::CallbackChange;
+pub use create::{IdempotencyKey, Inserted, NewCreate};
 pub use directory::ImportSummary;
 pub use dispatch::{
-    Backlog, Claim, Confirmed, Deferral, DispatchedRow, DueListener, Ending, Failure, NextDue,
-    RetryRow, Undeliverable,
+    Claim, Confirmed, Deferral, DispatchedRow, DueListener, Ending, Failure, NextDue, RetryRow,
+    Undeliverable,
 };
 pub use ingest::CreateQueue;
+pub use read::CallbackFilter;
 pub use record::EventRecord;
+pub use timers::Backlog;
 pub use users::UserSummary;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,262 @@
+//! Changing one callback under its row lock: a PATCH, a cancel, a dialer's outcome. Each
+//! change writes its event in the same transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::directory::{agent_from_row, skill_from_row};
+use super::record::callback_from_row;
+use super::{Store, StoreError};
+use crate::domain::{
+    Agent, AgentId, Callback, CallbackId, CallbackState, Changes, Decision, OutcomeKind, Skill,
+};
+
+impl Store {
+    /// Locks one callback for a change (PATCH, DELETE). The row stays locked until the change
+    /// is applied or dropped, so a dispatcher cannot claim it half-way, and a callback the
+    /// dispatcher is publishing is seen in its final state.
+    pub async fn begin_change(&self, id: CallbackId) -> Result<Option<CallbackChange>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "SELECT now() AS now, ",
+            skill_columns!(),
+            ", ",
+            callback_columns!(),
+            " FROM callbacks c JOIN skills s ON s.id = c.skill_id
+             WHERE c.id = $1 FOR UPDATE OF c"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(CallbackChange {
+            now: row.try_get("now")?,
+            skill: skill_from_row(&row, "s_")?,
+            record: callback_from_row(&row)?,
+            tx,
+        }))
+    }
+}
+
+/// A locked callback and the transaction holding the lock.
+pub struct CallbackChange {
+    pub record: Callback,
+    pub skill: Skill,
+    /// The database clock at the time of the lock.
+    pub now: DateTime<Utc>,
+    tx: Transaction<'static, Postgres>,
+}
+
+impl CallbackChange {
+    pub async fn agent(&mut self, id: AgentId) -> Result<Option<Agent>, StoreError> {
+        let row = sqlx::query("SELECT id, username, active FROM agents WHERE id = $1")
+            .bind(id.get())
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        row.map(|r| agent_from_row(&r, "")).transpose()
+    }
+
+    /// Applies the changes, records who made them and commits.
+    pub async fn apply(mut self, changes: &Changes, actor: &str) -> Result<Callback, StoreError> {
+        let old = &self.record;
+        let (scheduled_for, due_at, time_zone) =
+            changes
+                .schedule
+                .unwrap_or((old.scheduled_for, old.due_at, old.time_zone));
+        let notes = changes.notes.as_deref().unwrap_or(&old.notes);
+        let target = changes.target_agent.unwrap_or(old.target_agent_id);
+        let expires_at = changes.expires_at.or(old.expires_at);
+
+        let mut diff = serde_json::Map::new();
+        let mut note = |field: &str, from: Value, to: Value| {
+            if from != to {
+                diff.insert(field.to_owned(), json!({ "from": from, "to": to }));
+            }
+        };
+        note(
+            "scheduledFor",
+            json!(old.scheduled_for),
+            json!(scheduled_for),
+        );
+        note("dueAt", json!(old.due_at), json!(due_at));
+        note(
+            "timeZone",
+            json!(old.time_zone.map(|t| t.name())),
+            json!(time_zone.map(|t| t.name())),
+        );
+        note("notes", json!(old.notes), json!(notes));
+        note("targetAgentId", json!(old.target_agent_id), json!(target));
+        note("expiresAt", json!(old.expires_at), json!(expires_at));
+
+        let row = sqlx::query(concat!(
+            "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
+                target_agent_id = $6, expires_at = $7, updated_at = now()
+             WHERE c.id = $1 RETURNING ",
+            callback_columns!()
+        ))
+        .bind(old.id.as_uuid())
+        .bind(scheduled_for)
+        .bind(due_at)
+        .bind(time_zone.map(|tz| tz.name()))
+        .bind(notes)
+        .bind(target.map(AgentId::get))
+        .bind(expires_at)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let updated = callback_from_row(&row)?;
+        insert_event(&mut self.tx, old.id, actor, "updated", &Value::Object(diff)).await?;
+        self.tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Records that `outcome` for `attempt` arrived; false when it had arrived before (the
+    /// idempotency key), in which case nothing else should change.
+    pub async fn record_outcome(
+        &mut self,
+        attempt: i32,
+        outcome: OutcomeKind,
+        source: &str,
+        applied: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO callback_outcomes (callback_id, attempt, outcome, source, applied)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.record.id.as_uuid())
+        .bind(attempt)
+        .bind(outcome.as_str())
+        .bind(source)
+        .bind(applied)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Applies a decided outcome (or records why it was ignored) and commits.
+    pub async fn apply_outcome(
+        mut self,
+        attempt: i32,
+        outcome: OutcomeKind,
+        decision: &Decision,
+        actor: &str,
+    ) -> Result<Callback, StoreError> {
+        let (state, due_at, dial_failures, error, kind, mut details) = match decision {
+            Decision::Ignore(reason) => {
+                let details = json!({ "attempt": attempt, "outcome": outcome, "reason": reason });
+                insert_event(
+                    &mut self.tx,
+                    self.record.id,
+                    actor,
+                    "outcome_ignored",
+                    &details,
+                )
+                .await?;
+                self.tx.commit().await?;
+                return Ok(self.record);
+            }
+            Decision::Accept => (
+                CallbackState::Accepted,
+                None,
+                None,
+                None,
+                "accepted",
+                json!({}),
+            ),
+            Decision::Complete => (
+                CallbackState::Completed,
+                None,
+                None,
+                None,
+                "completed",
+                json!({}),
+            ),
+            Decision::Retry {
+                due_at,
+                dial_failures,
+            } => (
+                CallbackState::Pending,
+                Some(*due_at),
+                Some(*dial_failures),
+                None,
+                "retry_scheduled",
+                json!({ "dueAt": due_at, "unansweredAttempts": dial_failures }),
+            ),
+            Decision::Fail(reason) => (
+                CallbackState::Failed,
+                None,
+                None,
+                Some(reason.clone()),
+                "failed",
+                json!({ "reason": reason }),
+            ),
+            Decision::Reschedule { due_at } => (
+                CallbackState::Pending,
+                Some(*due_at),
+                None,
+                None,
+                "rescheduled",
+                json!({ "dueAt": due_at }),
+            ),
+        };
+        let row = sqlx::query(concat!(
+            "UPDATE callbacks c SET state = $2, due_at = COALESCE($3, c.due_at),
+                dial_failures = COALESCE($4, c.dial_failures), last_outcome = $5,
+                last_error = COALESCE($6, c.last_error), fallback_due_at = NULL,
+                updated_at = now()
+             WHERE c.id = $1 RETURNING ",
+            callback_columns!()
+        ))
+        .bind(self.record.id.as_uuid())
+        .bind(state.as_str())
+        .bind(due_at)
+        .bind(dial_failures)
+        .bind(outcome.as_str())
+        .bind(error)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let updated = callback_from_row(&row)?;
+        if let Value::Object(map) = &mut details {
+            map.insert("attempt".into(), json!(attempt));
+            map.insert("outcome".into(), json!(outcome));
+        }
+        insert_event(&mut self.tx, self.record.id, actor, kind, &details).await?;
+        self.tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub async fn cancel(mut self, actor: &str) -> Result<Callback, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
+             WHERE c.id = $1 RETURNING ",
+            callback_columns!()
+        ))
+        .bind(self.record.id.as_uuid())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let cancelled = callback_from_row(&row)?;
+        let details = json!({ "from": self.record.state });
+        insert_event(&mut self.tx, self.record.id, actor, "cancelled", &details).await?;
+        self.tx.commit().await?;
+        Ok(cancelled)
+    }
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'static, Postgres>,
+    id: CallbackId,
+    actor: &str,
+    kind: &str,
+    details: &Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO callback_events (callback_id, actor, kind, details) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_uuid())
+    .bind(actor)
+    .bind(kind)
+    .bind(details)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

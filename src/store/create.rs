@@ -1,0 +1,268 @@
+//! Storing new callbacks: the context a create is planned against, the group statement
+//! that writes creates with their events and idempotency keys, and idempotent replays.
+//! [`CreateQueue`](super::CreateQueue) gathers concurrent creates for it.
+
+use serde_json::{Value, json};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::directory::{agent_from_row, skill_from_row};
+use super::{Store, StoreError};
+use crate::domain::{AgentId, CreateContext, NewCallback, SecurityUser, SkillId};
+
+/// The `Idempotency-Key` of a create request and a digest of its body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_sha256: [u8; 32],
+}
+
+/// A validated create, with who asked and the answer a repeat of its idempotency key gets.
+#[derive(Debug)]
+pub struct NewCreate {
+    pub callback: NewCallback,
+    pub actor: SecurityUser,
+    pub idempotency: Option<IdempotencyKey>,
+    pub response: Value,
+}
+
+#[derive(Debug)]
+pub enum Inserted {
+    Created,
+    /// The key was used before with the same body: here is the first answer.
+    Replayed(Value),
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+impl Store {
+    pub async fn create_context(
+        &self,
+        skill: SkillId,
+        agent: Option<AgentId>,
+    ) -> Result<CreateContext, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT now() AS now, ",
+            skill_columns!(),
+            ",
+                    a.id AS a_id, a.username AS a_username, a.active AS a_active
+             FROM (SELECT 1) AS one
+             LEFT JOIN skills s ON s.id = $1
+             LEFT JOIN agents a ON a.id = $2"
+        ))
+        .bind(skill.get())
+        .bind(agent.map(AgentId::get))
+        .fetch_one(&self.pool)
+        .await?;
+        let skill_found: Option<i64> = row.try_get("s_id")?;
+        let agent_found: Option<i64> = row.try_get("a_id")?;
+        Ok(CreateContext {
+            now: row.try_get("now")?,
+            skill: skill_found
+                .map(|_| skill_from_row(&row, "s_"))
+                .transpose()?,
+            agent: agent_found
+                .map(|_| agent_from_row(&row, "a_"))
+                .transpose()?,
+        })
+    }
+
+    /// Stores a new callback with its events, atomically. With an idempotency key, a repeat
+    /// (even a concurrent one) creates nothing and gets the first answer back. The API goes
+    /// through [`CreateQueue`](super::CreateQueue), which writes concurrent creates together.
+    pub async fn insert_callback(&self, create: &NewCreate) -> Result<Inserted, StoreError> {
+        if let Some(earlier) = self.replay(create).await? {
+            return Ok(earlier);
+        }
+        let stored = self.store_creates(&[create]).await?;
+        self.settle(create, stored.contains(&create.callback.id.as_uuid()))
+            .await
+    }
+
+    /// The first answer, when this create's idempotency key was used before.
+    pub(super) async fn replay(&self, create: &NewCreate) -> Result<Option<Inserted>, StoreError> {
+        match &create.idempotency {
+            Some(key) => self.idempotent_answer(&create.actor, key).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The answer to a create once its group was written: created, or (its key having been
+    /// stored first by a concurrent request) that request's answer.
+    pub(super) async fn settle(
+        &self,
+        create: &NewCreate,
+        stored: bool,
+    ) -> Result<Inserted, StoreError> {
+        if stored {
+            return Ok(Inserted::Created);
+        }
+        let Some(key) = &create.idempotency else {
+            return Err(StoreError::Conflict("the callback was not stored".into()));
+        };
+        self.idempotent_answer(&create.actor, key)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("idempotency key vanished".into()))
+    }
+
+    /// Writes creates in one statement — one round trip, one commit, one WAL flush for the
+    /// lot — with their events and idempotency keys. A create with a key is stored only if
+    /// its key was new (a concurrent request that stored it first wins). Returns the ids
+    /// stored. Atomic: if any row fails, none is stored.
+    pub(super) async fn store_creates(
+        &self,
+        creates: &[&NewCreate],
+    ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        let n = creates.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut first_names = Vec::with_capacity(n);
+        let mut last_names = Vec::with_capacity(n);
+        let mut phones = Vec::with_capacity(n);
+        let mut skills = Vec::with_capacity(n);
+        let mut agents = Vec::with_capacity(n);
+        let mut notes = Vec::with_capacity(n);
+        let mut zones = Vec::with_capacity(n);
+        let mut scheduled = Vec::with_capacity(n);
+        let mut due = Vec::with_capacity(n);
+        let mut actors = Vec::with_capacity(n);
+        let mut expires = Vec::with_capacity(n);
+        let mut users = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut digests = Vec::with_capacity(n);
+        let mut responses = Vec::with_capacity(n);
+        let (mut event_ids, mut event_kinds, mut event_details) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for create in creates {
+            let c = &create.callback;
+            ids.push(c.id.as_uuid());
+            first_names.push(c.first_name.as_str());
+            last_names.push(c.last_name.as_str());
+            phones.push(c.phone_number.as_str());
+            skills.push(c.skill_id.get());
+            agents.push(c.target_agent_id.map(AgentId::get));
+            notes.push(c.notes.as_str());
+            zones.push(c.time_zone.map(|tz| tz.name()));
+            scheduled.push(c.scheduled_for);
+            due.push(c.due_at);
+            actors.push(create.actor.name.as_str());
+            expires.push(c.expires_at);
+            users.push(create.actor.id);
+            keys.push(create.idempotency.as_ref().map(|k| k.key.as_str()));
+            digests.push(
+                create
+                    .idempotency
+                    .as_ref()
+                    .map(|k| k.request_sha256.to_vec()),
+            );
+            responses.push(create.response.clone());
+            for (kind, details) in create_events(c) {
+                event_ids.push(c.id.as_uuid());
+                event_kinds.push(kind);
+                event_details.push(details);
+            }
+        }
+        let stored: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                    $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+                    $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
+                    $16::jsonb[])
+                WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
+                    target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
+                    expires_at, user_id, key, request_sha256, response, n)
+             ), key AS (
+                INSERT INTO idempotency_keys
+                    (security_user_id, key, request_sha256, callback_id, response)
+                SELECT user_id, key, request_sha256, id, response FROM input
+                WHERE key IS NOT NULL ORDER BY n
+                ON CONFLICT DO NOTHING
+                RETURNING callback_id
+             ), stored AS (
+                INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
+                    target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
+                    expires_at)
+                SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
+                       notes, time_zone, scheduled_for, due_at, created_by, expires_at
+                FROM input
+                WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
+                ORDER BY n
+                RETURNING id
+             ), events AS (
+                INSERT INTO callback_events (callback_id, actor, kind, details)
+                SELECT e.id, i.created_by, e.kind, e.details
+                FROM unnest($17::uuid[], $18::text[], $19::jsonb[])
+                     WITH ORDINALITY AS e(id, kind, details, n)
+                JOIN input i ON i.id = e.id
+                WHERE e.id IN (SELECT id FROM stored)
+                ORDER BY e.n
+             )
+             SELECT id FROM stored",
+        )
+        .bind(&ids)
+        .bind(&first_names)
+        .bind(&last_names)
+        .bind(&phones)
+        .bind(&skills)
+        .bind(&agents)
+        .bind(&notes)
+        .bind(&zones)
+        .bind(&scheduled)
+        .bind(&due)
+        .bind(&actors)
+        .bind(&expires)
+        .bind(&users)
+        .bind(&keys)
+        .bind(&digests)
+        .bind(&responses)
+        .bind(&event_ids)
+        .bind(&event_kinds)
+        .bind(&event_details)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(stored.into_iter().collect())
+    }
+
+    async fn idempotent_answer(
+        &self,
+        actor: &SecurityUser,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Inserted>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_sha256, response FROM idempotency_keys
+             WHERE security_user_id = $1 AND key = $2",
+        )
+        .bind(actor.id)
+        .bind(&key.key)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: Vec<u8> = row.try_get("request_sha256")?;
+        Ok(Some(if digest == key.request_sha256 {
+            Inserted::Replayed(row.try_get("response")?)
+        } else {
+            Inserted::KeyReused
+        }))
+    }
+}
+
+/// A create's events: `created`, and `deferred` when calling hours moved its due time.
+fn create_events(callback: &NewCallback) -> Vec<(&'static str, Value)> {
+    let mut events = vec![(
+        "created",
+        json!({
+            "skillId": callback.skill_id,
+            "targetAgentId": callback.target_agent_id,
+            "route": callback.route().kind(),
+            "scheduledFor": callback.scheduled_for,
+            "dueAt": callback.due_at,
+            "expiresAt": callback.expires_at,
+        }),
+    )];
+    if let Some(reason) = &callback.deferred_because {
+        events.push((
+            "deferred",
+            json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason }),
+        ));
+    }
+    events
+}

@@ -1,0 +1,160 @@
+//! What the maintenance jobs ask of the database: the backlog report, the timers (agent
+//! fallback, expiry, the outcome deadline) and the retention purge.
+//!
+//! Timer statements take their rows with `FOR UPDATE SKIP LOCKED`, a slice at a time: a
+//! row another daemon's timer (or a dispatcher) holds is skipped, not waited for, so
+//! daemons sharing a database neither wait on nor deadlock with each other.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// Rows a timer statement changes at most at once: each slice is its own short transaction,
+/// and rows another daemon's timer (or a dispatcher) holds are skipped, not waited for.
+const TIMER_SLICE: i64 = 1000;
+
+/// Backlog figures for the periodic report.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backlog {
+    pub pending: i64,
+    pub due_now: i64,
+    pub oldest_overdue_seconds: f64,
+    /// Dispatched or accepted: published, waiting for the dialer's outcome.
+    pub awaiting_outcome: i64,
+}
+
+impl Store {
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS pending,
+                    count(*) FILTER (WHERE due_at <= now()) AS due_now,
+                    COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest,
+                    (SELECT count(*) FROM callbacks
+                     WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
+             FROM callbacks WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Backlog {
+            awaiting_outcome: row.try_get("awaiting_outcome")?,
+            pending: row.try_get("pending")?,
+            due_now: row.try_get("due_now")?,
+            oldest_overdue_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
+        })
+    }
+
+    /// Deletes terminal callbacks (completed, failed, expired, cancelled) unchanged for
+    /// `retention_days` (events go with them), in slices so that no single transaction holds
+    /// many locks. A callback still waiting (pending, dispatched, accepted) is never deleted.
+    /// Returns how many went.
+    pub async fn purge_terminal(&self, retention_days: u32) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM callbacks WHERE id IN (
+                    SELECT id FROM callbacks
+                    WHERE state IN ('completed', 'failed', 'expired', 'cancelled')
+                      AND updated_at < now() - make_interval(days => $1)
+                    LIMIT 5000
+                    FOR UPDATE SKIP LOCKED)",
+            )
+            .bind(i32::try_from(retention_days).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < 5000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Re-routes agent-routed callbacks not accepted in time to their skill: pending again
+    /// at once, published next as a new attempt with route `skill`. Returns how many.
+    pub async fn fall_back_unaccepted(&self) -> Result<u64, StoreError> {
+        self.in_slices(
+            "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state = 'dispatched' AND fallback_due_at <= now()
+                ORDER BY fallback_due_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), moved AS (
+                UPDATE callbacks c SET state = 'pending', fell_back_at = now(), due_at = now(),
+                    fallback_due_at = NULL, updated_at = now()
+                FROM due WHERE c.id = due.id
+                RETURNING c.id, c.target_agent_id, c.skill_id, c.attempt
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', 'agent_fallback',
+                    jsonb_build_object('fromAgentId', target_agent_id, 'toSkillId', skill_id,
+                                       'notAcceptedAttempt', attempt)
+             FROM moved",
+        )
+        .await
+    }
+
+    /// Runs a timer statement (`$1`: the slice size) until a slice changes fewer rows than
+    /// that. Returns how many rows it changed in all.
+    async fn in_slices(&self, statement: &'static str) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(statement)
+                .bind(TIMER_SLICE)
+                .execute(&self.pool)
+                .await?;
+            total += done.rows_affected();
+            if done.rows_affected() < TIMER_SLICE as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Fails dispatched or accepted callbacks whose final outcome did not come in time, with
+    /// an `outcome_deadline` event. Returns how many.
+    pub async fn end_without_outcome(&self) -> Result<u64, StoreError> {
+        self.in_slices(
+            "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state IN ('dispatched', 'accepted') AND outcome_due_at <= now()
+                ORDER BY outcome_due_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), ended AS (
+                UPDATE callbacks c SET state = 'failed', fallback_due_at = NULL,
+                    last_error = 'no final outcome was reported for attempt ' || c.attempt
+                        || ' by ' || to_char(c.outcome_due_at AT TIME ZONE 'UTC',
+                                             'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    updated_at = now()
+                FROM due WHERE c.id = due.id
+                RETURNING c.id, c.attempt, c.dispatched_at, c.outcome_due_at
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', 'outcome_deadline',
+                    jsonb_build_object('attempt', attempt, 'dispatchedAt', dispatched_at,
+                                       'deadline', outcome_due_at)
+             FROM ended",
+        )
+        .await
+    }
+
+    /// Expires callbacks past `expires_at` that were not completed. Returns how many.
+    pub async fn expire_overdue(&self) -> Result<u64, StoreError> {
+        self.in_slices(
+            "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state IN ('pending', 'dispatched', 'accepted') AND expires_at <= now()
+                ORDER BY expires_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), gone AS (
+                UPDATE callbacks c SET state = 'expired', fallback_due_at = NULL,
+                    last_error = 'expired at ' || to_char(c.expires_at AT TIME ZONE 'UTC',
+                                                        'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    updated_at = now()
+                FROM due WHERE c.id = due.id
+                RETURNING c.id, c.expires_at, c.state
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', 'expired', jsonb_build_object('expiresAt', expires_at)
+             FROM gone",
+        )
+        .await
+    }
+}
