@@ -265,12 +265,12 @@ async fn close(connection: &Connection, channel: &Channel) {
 async fn connect(parts: &Link, broken: &Arc<Notify>) -> Result<(Connection, Publisher), AmqpError> {
     let settings = &parts.settings;
     let connection_name = &parts.connection_name;
-    let url = redact(&settings.url);
+    let url = settings.url.to_string();
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("callbackd {connection_name}").into());
     let connection = tokio::time::timeout(
         Duration::from_millis(settings.connect_timeout_ms),
-        Connection::connect(&settings.url, properties),
+        Connection::connect(settings.url.expose(), properties),
     )
     .await
     .map_err(|_| AmqpError::ConnectTimeout(url.clone()))?
@@ -537,18 +537,6 @@ async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> Result<
     Ok(())
 }
 
-/// The URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl Publisher {
     /// Publishes a refused message to the dead-letter queue with the reason; true once the
     /// broker confirmed it.
@@ -667,7 +655,7 @@ impl Publisher {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use crate::config::values::redact;
 
     #[test]
     fn passwords_are_redacted() {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dispatch;
 pub mod domain;
 pub mod instruments;
+pub mod liveness;
 pub mod maintenance;
 pub mod outcomes;
 pub mod startup;

@@ -8,25 +8,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono_tz::Tz;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::config::MaintenanceSettings;
-use crate::dispatch::Progress;
+use crate::liveness::Progress;
 use crate::store::Store;
-
-/// Whether `expr` is a cron expression the scheduler accepts (with seconds).
-pub fn is_valid_cron(expr: &str) -> bool {
-    Job::new_async(expr, |_, _| Box::pin(async {})).is_ok()
-}
 
 pub async fn start(
     settings: &MaintenanceSettings,
     store: Store,
     progress: Progress,
 ) -> Result<JobScheduler, JobSchedulerError> {
-    // Config validation has checked the zone.
-    let zone: Tz = settings.time_zone.parse().unwrap_or(Tz::UTC);
+    let zone = settings.time_zone.0;
     let scheduler = JobScheduler::new().await?;
 
     let backlog_store = store.clone();

@@ -87,7 +87,10 @@ pub async fn apply(
         attempt: record.attempt,
         dial_failures: record.dial_failures,
     };
-    let policy = settings.retry_policy(&change.skill.policy);
+    let policy = change
+        .skill
+        .policy
+        .retry_policy(&settings.lifecycle.defaults());
     let decision = decide(
         current,
         report.attempt,

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use crate::amqp::{Broker, Incoming, OutcomeHandler};
 use crate::api::{AppState, router};
 use crate::config::Settings;
-use crate::dispatch::{Dispatcher, Progress};
+use crate::dispatch::Dispatcher;
+use crate::liveness::Progress;
 use crate::store::{Store, StoreError};
 use crate::{maintenance, outcomes, systemd};
 

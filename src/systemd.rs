@@ -4,7 +4,7 @@
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::Progress;
+use crate::liveness::Progress;
 
 fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {

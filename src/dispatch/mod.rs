@@ -4,9 +4,7 @@
 
 pub mod message;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +13,8 @@ use chrono_tz::Tz;
 
 use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{Callback, DispatchWindow, Route, Skill, dispatch_window};
+use crate::domain::{Callback, DispatchWindow, LifecycleDefaults, Route, Skill, dispatch_window};
+use crate::liveness::Progress;
 use crate::store::{
     Confirmed, Deferral, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
 };
@@ -29,59 +28,6 @@ const CONTENDED_PAUSE: Duration = Duration::from_millis(50);
 /// the price of at most this much lateness. A notification still wakes the loop at once.
 const GATHER: Duration = Duration::from_millis(10);
 
-/// Liveness of the dispatch workers, for the systemd watchdog: when each last completed a
-/// pass. One stuck worker is enough to call the dispatcher stuck.
-#[derive(Clone)]
-pub struct Progress {
-    started: Arc<std::sync::OnceLock<Instant>>,
-    last_pass_ms: Arc<[AtomicU64]>,
-    dispatched: Arc<AtomicU64>,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Self::new(1)
-    }
-}
-
-impl Progress {
-    /// For `workers` dispatch loops (at least one).
-    pub fn new(workers: usize) -> Self {
-        Self {
-            started: Arc::default(),
-            last_pass_ms: (0..workers.max(1)).map(|_| AtomicU64::new(0)).collect(),
-            dispatched: Arc::default(),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        let started = self.started.get_or_init(Instant::now);
-        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn beat(&self, worker: usize) {
-        if let Some(slot) = self.last_pass_ms.get(worker) {
-            slot.store(self.now_ms(), Ordering::Relaxed);
-        }
-    }
-
-    /// How long since the stalest worker last completed a pass.
-    pub fn since_last_pass(&self) -> Duration {
-        let stalest = self
-            .last_pass_ms
-            .iter()
-            .map(|slot| slot.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(0);
-        Duration::from_millis(self.now_ms().saturating_sub(stalest))
-    }
-
-    /// Callbacks this process has dispatched.
-    pub fn dispatched(&self) -> u64 {
-        self.dispatched.load(Ordering::Relaxed)
-    }
-}
-
 /// One dispatch loop. A daemon runs `dispatch.workers` of them on one broker channel, so
 /// that one batch's database work overlaps another's publishing; `SKIP LOCKED` keeps them
 /// apart exactly as it keeps separate daemons apart.
@@ -91,6 +37,7 @@ pub struct Dispatcher {
     broker: Broker,
     settings: Settings,
     default_zone: Tz,
+    lifecycle: LifecycleDefaults,
     instance: String,
     progress: Progress,
 }
@@ -111,13 +58,15 @@ impl Dispatcher {
         progress: Progress,
     ) -> Self {
         let instance = settings.dispatch.instance();
-        let default_zone = settings.schedule_rules().default_time_zone;
+        let default_zone = settings.schedule.default_time_zone.0;
+        let lifecycle = settings.lifecycle.defaults();
         Self {
             worker,
             store,
             broker,
             settings,
             default_zone,
+            lifecycle,
             instance,
             progress,
         }
@@ -314,9 +263,7 @@ impl Dispatcher {
                 reason = %failed.reason, failures = row.failures,
                 retry_at = %row.retry_at.to_rfc3339(), "not dispatched; will retry");
         }
-        self.progress
-            .dispatched
-            .fetch_add(dispatched.len() as u64, Ordering::Relaxed);
+        self.progress.add_dispatched(dispatched.len());
         Ok(Pass {
             claimed: claimed.len(),
             claimed_at: now,
@@ -336,11 +283,11 @@ impl Dispatcher {
             confirmed: Confirmed {
                 id: callback.id,
                 route,
-                agent_fallback: self
-                    .settings
-                    .agent_fallback(&skill.policy)
+                agent_fallback: skill
+                    .policy
+                    .agent_fallback(&self.lifecycle)
                     .filter(|_| matches!(route, Route::Agent(_))),
-                outcome_deadline: self.settings.outcome_deadline(&skill.policy),
+                outcome_deadline: skill.policy.outcome_deadline(&self.lifecycle),
             },
         })
     }

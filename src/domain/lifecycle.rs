@@ -104,6 +104,50 @@ pub fn check_attempt(current: i32, attempt: i32) -> Result<(), AttemptError> {
     }
 }
 
+/// The configured lifecycle rules that a skill's own settings override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleDefaults {
+    pub retry_backoff_seconds: Vec<u32>,
+    pub max_attempts: u32,
+    /// 0: wait for the target agent forever.
+    pub agent_fallback_seconds: u32,
+    pub outcome_deadline_seconds: u32,
+}
+
+impl super::SkillPolicy {
+    /// How the skill retries unanswered attempts: its own settings over the defaults.
+    pub fn retry_policy(&self, defaults: &LifecycleDefaults) -> RetryPolicy {
+        let seconds = self
+            .retry_backoff_seconds
+            .as_ref()
+            .filter(|b| !b.is_empty())
+            .unwrap_or(&defaults.retry_backoff_seconds);
+        RetryPolicy {
+            backoff: seconds
+                .iter()
+                .map(|s| Duration::seconds(i64::from(*s)))
+                .collect(),
+            max_attempts: self.max_attempts.unwrap_or(defaults.max_attempts),
+        }
+    }
+
+    /// How long an agent-routed callback waits to be accepted; `None`: forever.
+    pub fn agent_fallback(&self, defaults: &LifecycleDefaults) -> Option<std::time::Duration> {
+        let seconds = self
+            .agent_fallback_seconds
+            .unwrap_or(defaults.agent_fallback_seconds);
+        (seconds > 0).then(|| std::time::Duration::from_secs(u64::from(seconds)))
+    }
+
+    /// How long a published callback waits for its final outcome before it fails.
+    pub fn outcome_deadline(&self, defaults: &LifecycleDefaults) -> std::time::Duration {
+        let seconds = self
+            .outcome_deadline_seconds
+            .unwrap_or(defaults.outcome_deadline_seconds);
+        std::time::Duration::from_secs(u64::from(seconds))
+    }
+}
+
 /// What the callback is now, as far as deciding an outcome goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Current {

@@ -20,7 +20,8 @@ pub use directory::{
 };
 pub use ids::{AgentId, CallbackId, IdError, SkillId};
 pub use lifecycle::{
-    AttemptError, Current, Decision, OutcomeKind, RetryPolicy, check_attempt, decide,
+    AttemptError, Current, Decision, LifecycleDefaults, OutcomeKind, RetryPolicy, check_attempt,
+    decide,
 };
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use request::{

@@ -175,7 +175,7 @@ impl Store {
 
 impl DatabaseSettings {
     pub(crate) fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {
-        PgConnectOptions::from_str(&self.url).map_err(StoreError::Url)
+        PgConnectOptions::from_str(self.url.expose()).map_err(StoreError::Url)
     }
 }
 

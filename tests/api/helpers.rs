@@ -52,7 +52,7 @@ pub struct TestApp {
 pub fn test_settings(db_name: &str) -> Settings {
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
-    settings.database.url = format!("{}/{db_name}", server_url());
+    settings.database.url = format!("{}/{db_name}", server_url()).into();
     settings.database.max_connections = 5;
     settings.api.max_body_bytes = 16 * 1024;
     settings.amqp.exchange = format!("{db_name}.callbacks");
@@ -136,7 +136,7 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
-            .connect(&settings.database.url)
+            .connect(settings.database.url.expose())
             .await
             .expect("test pool");
         seed_directory(&store).await;
@@ -165,7 +165,7 @@ impl TestApp {
         [
             (
                 "CALLBACKD_DATABASE__URL",
-                self.settings.database.url.clone(),
+                self.settings.database.url.expose().to_owned(),
             ),
             ("CALLBACKD_AMQP__EXCHANGE", self.exchange.clone()),
             ("CALLBACKD_AMQP__QUEUES", "[]".into()),

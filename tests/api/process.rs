@@ -256,7 +256,10 @@ async fn tokens_never_appear_in_the_logs_even_at_debug_level() {
     };
     let mut daemon = Daemon {
         child: Command::new(env!("CARGO_BIN_EXE_callbackd"))
-            .env("CALLBACKD_DATABASE__URL", &app.settings.database.url)
+            .env(
+                "CALLBACKD_DATABASE__URL",
+                app.settings.database.url.expose(),
+            )
             .env("CALLBACKD_DISPATCH__ENABLED", "false")
             .env("CALLBACKD_API__LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "debug")

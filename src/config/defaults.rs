@@ -1,0 +1,124 @@
+//! The defaults: what `config/callbackd.toml` shows (a unit test keeps the two equal).
+
+use std::net::SocketAddr;
+
+use chrono_tz::Tz;
+
+use super::*;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            api: ApiSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                max_body_bytes: 64 * 1024,
+                request_timeout_ms: 10_000,
+                default_page_size: 100,
+                max_page_size: 1000,
+                max_connections: 1024,
+                max_concurrent_requests: 256,
+                header_read_timeout_ms: 10_000,
+                body_read_timeout_ms: 5_000,
+                write_timeout_ms: 10_000,
+            },
+            database: DatabaseSettings {
+                url: "postgres://postgres@127.0.0.1:5432/callbackd".into(),
+                create_if_missing: true,
+                max_connections: 16,
+                acquire_timeout_ms: 3_000,
+            },
+            amqp: AmqpSettings {
+                url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                exchange: "callbackd.callbacks".into(),
+                connect_timeout_ms: 5_000,
+                reconnect_initial_ms: 500,
+                reconnect_max_ms: 10_000,
+                queues: vec![QueueSettings {
+                    name: "callbackd.dialer".into(),
+                    bindings: vec!["#".into()],
+                }],
+                outcomes_queue: "callbackd.outcomes".into(),
+                dead_letter_queue: "callbackd.outcomes.dead".into(),
+                outcomes_prefetch: 64,
+                outcomes_delivery_limit: 20,
+                outcome_publishers: Vec::new(),
+            },
+            lifecycle: LifecycleSettings {
+                retry_backoff_seconds: vec![600, 1800, 7200],
+                max_attempts: 3,
+                agent_fallback_seconds: 900,
+                outcome_deadline_seconds: 86_400,
+            },
+            schedule: ScheduleSettings {
+                default_time_zone: TimeZone(Tz::UTC),
+                default_region: Region(phonenumber::country::Id::US),
+                past_grace_seconds: 300,
+                horizon_days: 366,
+            },
+            dispatch: DispatchSettings {
+                enabled: true,
+                batch_size: 500,
+                workers: 2,
+                poll_interval_ms: 5_000,
+                publish_window: 256,
+                confirm_timeout_ms: 10_000,
+                retry_initial_ms: 1_000,
+                retry_max_ms: 300_000,
+                shutdown_deadline_ms: 10_000,
+                instance_name: None,
+            },
+            maintenance: MaintenanceSettings {
+                time_zone: TimeZone(Tz::UTC),
+                backlog_report: "0 * * * * *".into(),
+                timers: "*/5 * * * * *".into(),
+                purge: "0 30 3 * * *".into(),
+                retention_days: 30,
+            },
+            log: LogSettings {
+                format: LogFormat::Auto,
+                filter: "info,sqlx::postgres::notice=warn,tokio_cron_scheduler=warn".into(),
+            },
+        }
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Settings::default().api
+    }
+}
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Settings::default().database
+    }
+}
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Settings::default().amqp
+    }
+}
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Settings::default().schedule
+    }
+}
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Settings::default().dispatch
+    }
+}
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Settings::default().lifecycle
+    }
+}
+impl Default for MaintenanceSettings {
+    fn default() -> Self {
+        Settings::default().maintenance
+    }
+}
+impl Default for LogSettings {
+    fn default() -> Self {
+        Settings::default().log
+    }
+}

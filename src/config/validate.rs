@@ -1,0 +1,159 @@
+//! The checks that span settings or bound numbers; each error names the setting.
+
+use super::*;
+
+impl Settings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::Invalid { setting, problem });
+        if self.schedule.horizon_days == 0 {
+            return invalid("schedule.horizon_days", "must be at least 1".into());
+        }
+        if self.api.max_body_bytes < 1024 {
+            return invalid("api.max_body_bytes", "must be at least 1024".into());
+        }
+        if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
+            return invalid(
+                "api.default_page_size",
+                format!(
+                    "must be between 1 and api.max_page_size ({})",
+                    self.api.max_page_size
+                ),
+            );
+        }
+        if self.api.max_connections == 0 {
+            return invalid("api.max_connections", "must be at least 1".into());
+        }
+        if self.api.max_concurrent_requests == 0 {
+            return invalid("api.max_concurrent_requests", "must be at least 1".into());
+        }
+        for (setting, value) in [
+            ("api.request_timeout_ms", self.api.request_timeout_ms),
+            (
+                "api.header_read_timeout_ms",
+                self.api.header_read_timeout_ms,
+            ),
+            ("api.body_read_timeout_ms", self.api.body_read_timeout_ms),
+            ("api.write_timeout_ms", self.api.write_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(setting, "must be positive".into());
+            }
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1".into());
+        }
+        if !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            return invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://".into(),
+            );
+        }
+        if !self.amqp.url.starts_with("amqp://") {
+            return invalid("amqp.url", "must start with amqp://".into());
+        }
+        if self.amqp.exchange.is_empty() || self.amqp.exchange.starts_with("amq.") {
+            return invalid(
+                "amqp.exchange",
+                format!(
+                    "`{}` is not usable: it must be non-empty and not start with `amq.`",
+                    self.amqp.exchange
+                ),
+            );
+        }
+        for queue in &self.amqp.queues {
+            if queue.name.is_empty() || queue.name.starts_with("amq.") || queue.bindings.is_empty()
+            {
+                return invalid(
+                    "amqp.queues",
+                    format!(
+                        "queue `{}` needs a name not starting with `amq.` and at least one binding",
+                        queue.name
+                    ),
+                );
+            }
+        }
+        if self.amqp.reconnect_initial_ms == 0
+            || self.amqp.reconnect_max_ms < self.amqp.reconnect_initial_ms
+        {
+            return invalid(
+                "amqp.reconnect_max_ms",
+                "must be at least amqp.reconnect_initial_ms, which must be positive".into(),
+            );
+        }
+        let d = &self.dispatch;
+        if d.batch_size == 0 || d.batch_size > 10_000 {
+            return invalid(
+                "dispatch.batch_size",
+                format!("{} is not in 1..=10000", d.batch_size),
+            );
+        }
+        // The due-notify trigger covers 60 s ahead; a longer sleep could miss a callback.
+        if d.poll_interval_ms == 0 || d.poll_interval_ms > 60_000 {
+            return invalid(
+                "dispatch.poll_interval_ms",
+                format!("{} is not in 1..=60000", d.poll_interval_ms),
+            );
+        }
+        if d.workers == 0 || d.workers > 16 {
+            return invalid(
+                "dispatch.workers",
+                format!("{} is not in 1..=16", d.workers),
+            );
+        }
+        if d.publish_window == 0 {
+            return invalid("dispatch.publish_window", "must be at least 1".into());
+        }
+        // A claim is held open while its batch awaits confirms; past the dispatcher
+        // sessions' idle limit PostgreSQL would end the session and the batch would be
+        // published again. Leave room for recording the batch.
+        if d.confirm_timeout_ms == 0 || d.confirm_timeout_ms > CONFIRM_TIMEOUT_MAX_MS {
+            return invalid(
+                "dispatch.confirm_timeout_ms",
+                format!(
+                    "{} is not in 1..={CONFIRM_TIMEOUT_MAX_MS}: a batch's claim must end well within the dispatcher sessions' idle limit ({CLAIM_IDLE_LIMIT_MS} ms)",
+                    d.confirm_timeout_ms
+                ),
+            );
+        }
+        if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms {
+            return invalid(
+                "dispatch.retry_max_ms",
+                "must be at least dispatch.retry_initial_ms, which must be positive".into(),
+            );
+        }
+        let m = &self.maintenance;
+        let l = &self.lifecycle;
+        if l.retry_backoff_seconds.is_empty() || l.retry_backoff_seconds.contains(&0) {
+            return invalid(
+                "lifecycle.retry_backoff_seconds",
+                "needs at least one positive number of seconds".into(),
+            );
+        }
+        if l.max_attempts == 0 {
+            return invalid("lifecycle.max_attempts", "must be at least 1".into());
+        }
+        if l.outcome_deadline_seconds == 0 || l.outcome_deadline_seconds > i32::MAX as u32 {
+            return invalid(
+                "lifecycle.outcome_deadline_seconds",
+                format!("{} is not in 1..=2147483647", l.outcome_deadline_seconds),
+            );
+        }
+        if self.amqp.outcomes_queue.starts_with("amq.")
+            || (!self.amqp.outcomes_queue.is_empty() && self.amqp.dead_letter_queue.is_empty())
+        {
+            return invalid(
+                "amqp.outcomes_queue",
+                "must not start with `amq.`, and needs amqp.dead_letter_queue".into(),
+            );
+        }
+        if self.amqp.outcomes_delivery_limit == 0 {
+            return invalid("amqp.outcomes_delivery_limit", "must be at least 1".into());
+        }
+        if m.retention_days == 0 {
+            return invalid("maintenance.retention_days", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
