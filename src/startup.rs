@@ -136,7 +136,7 @@ impl Application {
         let mut scheduler =
             maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
 
-        let state = AppState::new(store.clone(), broker.clone(), &settings);
+        let state = AppState::new(store.clone(), broker.clone(), &settings, &tracker);
         let app = router(state, &settings.api);
         let addr = listener.local_addr().unwrap_or(settings.api.listen);
         let http_shutdown = shutdown.clone();

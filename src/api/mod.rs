@@ -96,11 +96,18 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, broker: Option<Broker>, settings: &Settings) -> Self {
+    /// `tracker` runs the group-commit writers, so a graceful stop waits for the creates
+    /// they hold.
+    pub fn new(
+        store: Store,
+        broker: Option<Broker>,
+        settings: &Settings,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
-                creates: CreateQueue::start(store.clone()),
+                creates: CreateQueue::start(store.clone(), tracker),
                 store,
                 broker,
                 rules: settings.schedule_rules(),

@@ -50,12 +50,13 @@ pub struct CreateQueue {
 }
 
 impl CreateQueue {
-    /// Starts the writers; needs a tokio runtime.
-    pub fn start(store: Store) -> Self {
+    /// Starts the writers on `tracker`; they end once every clone of the queue is gone and
+    /// what it held is written.
+    pub fn start(store: Store, tracker: &tokio_util::task::TaskTracker) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..WRITERS {
-            tokio::spawn(write_groups(store.clone(), queue.clone()));
+            tracker.spawn(write_groups(store.clone(), queue.clone()));
         }
         Self { store, jobs }
     }
