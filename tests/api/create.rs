@@ -6,15 +6,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn assert_result(status: StatusCode, body: &Value, want_status: StatusCode, code: &str) {
-    assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["result"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
-
 #[tokio::test]
 async fn schedule_valid_callback_returns_success_and_stores_it_pending() {
     let app = TestApp::spawn().await;

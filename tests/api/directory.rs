@@ -56,12 +56,11 @@ async fn put_then_get_skill_and_agent() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = app.create(&cb).await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidTargetAgentId")
-        )
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidTargetAgentId",
     );
 }
 

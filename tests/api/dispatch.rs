@@ -8,10 +8,10 @@ use lapin::types::AMQPValue;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::consumer::Consumer;
 use crate::helpers::*;
+use crate::support::consumer::Consumer;
 
-fn header(m: &crate::consumer::Received, name: &str) -> Option<AMQPValue> {
+fn header(m: &crate::support::consumer::Received, name: &str) -> Option<AMQPValue> {
     m.properties
         .headers()
         .as_ref()
@@ -38,7 +38,7 @@ async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
 
     let received = consumer.take(3, Duration::from_secs(10)).await;
     assert_eq!(received.len(), 3);
-    let by_id: HashMap<String, &crate::consumer::Received> =
+    let by_id: HashMap<String, &crate::support::consumer::Received> =
         received.iter().map(|m| (m.callback_id(), m)).collect();
     app.wait_dispatched(3).await;
 
@@ -227,7 +227,6 @@ async fn two_dispatchers_on_one_database_deliver_each_callback_exactly_once() {
     app.spawn_peer(|s| s.dispatch.instance_name = Some("second".into()))
         .await;
     let mut consumer = Consumer::bind(&app.exchange, "#").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let ids: HashSet<String> = app.insert_due(2000, None).await.into_iter().collect();
     let received = consumer.take(2000, Duration::from_secs(60)).await;
@@ -394,13 +393,45 @@ async fn dispatch_resumes_by_itself_after_the_broker_drops_the_connection() {
     app.wait_dispatched(6).await;
 }
 
+/// The daemon runs as its own process here: the metrics recorder is process-wide, and in
+/// this test binary other tests would add to its counters.
 #[tokio::test]
 async fn metrics_count_dispatches_lateness_backlog_and_links() {
-    let app = TestApp::spawn_dispatching().await;
+    let app = TestApp::spawn().await;
+    declare_exchange(&app.exchange).await;
     let mut consumer = Consumer::bind(&app.exchange, "#").await;
-    app.create_ok(&with("scheduleDate", json!(in_(chrono::Duration::zero()))))
-        .await;
-    app.create_ok(&valid_body()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let _daemon =
+        crate::process::Daemon::start_on(&app, "metrics", 100, &format!("127.0.0.1:{port}"));
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = app.client.get(format!("{base}/readyz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the daemon became ready");
+    for body in [
+        with("scheduleDate", json!(in_(chrono::Duration::zero()))),
+        valid_body(),
+    ] {
+        let response = app
+            .client
+            .post(format!("{base}/v1/callbacks"))
+            .bearer_auth(&app.admin)
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
     consumer
         .next(Duration::from_secs(10))
         .await
@@ -409,7 +440,7 @@ async fn metrics_count_dispatches_lateness_backlog_and_links() {
 
     let response = app
         .client
-        .get(format!("{}/metrics", app.base))
+        .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("scrape");
@@ -425,6 +456,16 @@ async fn metrics_count_dispatches_lateness_backlog_and_links() {
     assert!(value("callbackd_callbacks_dispatched_total{route=\"skill\"}") >= 1.0);
     assert!(value("callbackd_callbacks_created_total{route=\"skill\"}") >= 2.0);
     assert!(value("callbackd_dispatch_lateness_seconds_count") >= 1.0);
+    // Its own process: exactly what this test did.
+    assert_eq!(
+        value("callbackd_callbacks_dispatched_total{route=\"skill\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("callbackd_callbacks_created_total{route=\"skill\"}"),
+        2.0
+    );
+    assert_eq!(value("callbackd_dispatch_lateness_seconds_count"), 1.0);
     assert!(
         text.contains("callbackd_dispatch_lateness_seconds_bucket{le=\"0.05\"}"),
         "{text}"

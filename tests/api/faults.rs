@@ -17,9 +17,9 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::consumer::Consumer;
 use crate::helpers::*;
 use crate::process::Daemon;
+use crate::support::consumer::Consumer;
 
 fn run(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -357,7 +357,6 @@ async fn three_instances_deliver_50000_callbacks_exactly_once() {
     let seen = Consumer::bind(&app.exchange, "#")
         .await
         .count_in_background();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let ids = insert_spread(&app, 50_000, Duration::ZERO).await;
     let started = Instant::now();
     let snapshot = seen.wait_for(&ids, Duration::from_secs(180)).await;

@@ -100,14 +100,26 @@ impl TestApp {
         app
     }
 
-    /// Another daemon on the same database and exchange, as a second instance would run.
+    /// Another daemon on the same database and exchange; returns once its `/readyz` says
+    /// ready (database and, when it dispatches, the broker).
     pub async fn spawn_peer(&mut self, adjust: impl FnOnce(&mut Settings)) {
         let mut settings = self.settings.clone();
+        settings.api.listen = "127.0.0.1:0".parse().expect("address");
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("peer builds");
+        let readyz = format!("http://{}/readyz", app.local_addr());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         self.peers.push(shutdown);
+        for _ in 0..200 {
+            if let Ok(r) = self.client.get(&readyz).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the peer daemon did not become ready");
     }
 
     /// Waits until `/readyz` says ready (database and, when dispatching, the broker).
@@ -476,6 +488,16 @@ impl TestApp {
             .await
             .expect("state forced");
     }
+}
+
+/// An answer other than success: its status, its result code, and a message saying why.
+pub fn assert_result(status: StatusCode, body: &Value, want_status: StatusCode, code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["result"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {

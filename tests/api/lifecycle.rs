@@ -6,8 +6,8 @@ use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::consumer::Consumer;
 use crate::helpers::*;
+use crate::support::consumer::Consumer;
 
 pub fn due_now() -> Value {
     with("scheduleDate", json!(in_(chrono::Duration::zero())))
@@ -95,11 +95,7 @@ async fn outcomes_move_the_callback_once_and_repeats_change_nothing() {
         );
     }
     let (status, body) = app.report(&id, 1, "teleported").await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("Default")),
-        "{body}"
-    );
+    assert_result(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "Default");
 }
 
 #[tokio::test]
@@ -189,12 +185,11 @@ async fn reschedule_outcome_moves_the_due_time_and_validates_it() {
     let (status, body) = app
         .call(reqwest::Method::POST, &path, Some(&app.admin), Some(&bad))
         .await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidScheduleDate")
-        )
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidScheduleDate",
     );
     let later = in_(chrono::Duration::hours(3));
     let good = json!({"attempt": 1, "outcome": "reschedule", "scheduleDate": later});
@@ -360,12 +355,11 @@ async fn calling_hours_defer_a_saturday_night_callback_to_monday_morning_across_
     );
 
     let (status, answer) = create(saturday, None, Some("reject")).await;
-    assert_eq!(
-        (status, answer["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidScheduleDate")
-        )
+    assert_result(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidScheduleDate",
     );
     assert!(
         answer["message"]
@@ -483,12 +477,11 @@ async fn expired_callbacks_are_never_published() {
     let mut bad = valid_body();
     bad["expiresAt"] = json!(in_(chrono::Duration::minutes(1)));
     let (status, answer) = app.create(&bad).await;
-    assert_eq!(
-        (status, answer["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidScheduleDate")
-        )
+    assert_result(
+        status,
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidScheduleDate",
     );
 }
 

@@ -2,7 +2,6 @@
 
 mod auth;
 mod cli;
-mod consumer;
 mod create;
 mod directory;
 mod dispatch;
@@ -17,3 +16,4 @@ mod manage;
 mod openapi;
 mod outcome_queue;
 mod process;
+mod support;

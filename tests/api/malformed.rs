@@ -259,10 +259,7 @@ async fn bad_paths_and_query_strings_get_400_with_a_result_code() {
     let (status, answer) = app
         .call(reqwest::Method::GET, "/v2/nothing", Some(&app.admin), None)
         .await;
-    assert_eq!(
-        (status, answer["result"].as_str()),
-        (StatusCode::NOT_FOUND, Some("Default"))
-    );
+    assert_result(status, &answer, StatusCode::NOT_FOUND, "Default");
     let (status, answer) = app
         .call(
             reqwest::Method::PUT,
@@ -271,10 +268,7 @@ async fn bad_paths_and_query_strings_get_400_with_a_result_code() {
             None,
         )
         .await;
-    assert_eq!(
-        (status, answer["result"].as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("Default"))
-    );
+    assert_result(status, &answer, StatusCode::METHOD_NOT_ALLOWED, "Default");
 }
 
 /// A long bad value is named in the answer, but cut: the answer (and the log line) stays

@@ -213,44 +213,30 @@ async fn patch_changes_target_and_validates_like_create() {
         "{body}"
     );
     let (status, body) = patch(json!({"targetAgentId": AGENT_INACTIVE})).await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidTargetAgentId")
-        ),
-        "{body}"
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidTargetAgentId",
     );
     let (status, body) = patch(json!({"scheduleDate": "next week"})).await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidScheduleDate")
-        ),
-        "{body}"
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidScheduleDate",
     );
     let (status, body) = patch(json!({"scheduleDate": in_(Duration::days(400))})).await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("InvalidScheduleDate")
-        ),
-        "{body}"
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidScheduleDate",
     );
     let (status, body) = patch(json!({})).await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("Default")),
-        "{body}"
-    );
+    assert_result(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "Default");
     let (status, body) = patch(json!({"skillId": SKILL_NEW_YORK})).await;
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("Default")),
-        "{body}"
-    );
+    assert_result(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "Default");
 
     let events = app.events(&id).await;
     assert_eq!(

@@ -8,9 +8,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::consumer::Consumer;
 use crate::helpers::*;
 use crate::lifecycle::{dispatched, due_now};
+use crate::support::consumer::Consumer;
 
 fn outcome(id: &str, attempt: i64, outcome: &str) -> Vec<u8> {
     json!({"schema": "callbackd.outcome.v1", "callbackId": id, "attempt": attempt, "outcome": outcome})

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::consumer::Consumer;
 use crate::helpers::*;
+use crate::support::consumer::Consumer;
 
 /// A `callbackd` child process dispatching for `app`'s database and exchange.
 pub struct Daemon {
@@ -15,10 +15,15 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(app: &TestApp, name: &str, batch_size: u32) -> Self {
+        Self::start_on(app, name, batch_size, "127.0.0.1:0")
+    }
+
+    /// Listening for HTTP on `listen`.
+    pub fn start_on(app: &TestApp, name: &str, batch_size: u32, listen: &str) -> Self {
         let log = std::env::var_os("TEST_LOG").is_some();
         let child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
             .envs(app.child_env())
-            .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
+            .env("CALLBACKD_API__LISTEN", listen)
             .env("CALLBACKD_DISPATCH__INSTANCE_NAME", name)
             .env("CALLBACKD_DISPATCH__BATCH_SIZE", batch_size.to_string())
             .env("CALLBACKD_DISPATCH__SHUTDOWN_DEADLINE_MS", "5000")
