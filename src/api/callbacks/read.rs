@@ -30,6 +30,7 @@ use crate::store::CallbackFilter;
         (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
     )
 )]
+#[tracing::instrument(skip_all, fields(callback_id = %id))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -55,6 +56,7 @@ pub async fn get(
         (status = 404, description = "Default: no such callback (or one of a skill the caller may not use)"),
     )
 )]
+#[tracing::instrument(skip_all, fields(callback_id = %id))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
