@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::ConfirmSelectOptions;
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::ShortString;
 use lapin::{Channel, Connection, ConnectionProperties, Event};
 use tokio::sync::{Notify, watch};
@@ -14,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::consumer::{OutcomeConsumer, consume_outcomes, start_outcome_consumer};
 use super::topology::declare_topology;
 use super::{AmqpError, OutcomeHandler, Publisher};
-use crate::config::AmqpSettings;
+use crate::config::{AmqpSettings, SecretUrl};
 
 /// What the supervisor needs to (re)build the link.
 pub(super) struct Link {
@@ -33,17 +34,21 @@ pub(super) async fn supervise(
     let settings = &parts.settings;
     let initial = Duration::from_millis(settings.reconnect_initial_ms);
     let max = Duration::from_millis(settings.reconnect_max_ms);
+    let urls = broker_urls(settings);
     let mut delay = initial;
+    // The node to try first: after losing one, the next (a cluster's other nodes).
+    let mut next = 0;
     loop {
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => return,
-            attempt = connect(&parts, &broken) => attempt,
+            attempt = connect_any(&parts, &broken, &urls, next) => attempt,
         };
         match attempt {
-            Ok((connection, publisher)) => {
+            Ok((index, connection, publisher)) => {
                 delay = initial;
+                next = (index + 1) % urls.len();
                 link.send_replace(Some(publisher.clone()));
-                tracing::info!(exchange = %settings.exchange, "broker connected");
+                tracing::info!(exchange = %settings.exchange, url = %urls[index], "broker connected");
                 let reason = watch_connection(&connection, &broken, &shutdown).await;
                 link.send_replace(None);
                 match reason {
@@ -69,10 +74,88 @@ pub(super) async fn supervise(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {},
+            _ = tokio::time::sleep(with_jitter(delay)) => {},
         }
         delay = (delay * 2).min(max);
     }
+}
+
+/// `amqp.urls`, or `amqp.url` alone.
+fn broker_urls(settings: &AmqpSettings) -> Vec<SecretUrl> {
+    if settings.urls.is_empty() {
+        vec![settings.url.clone()]
+    } else {
+        settings.urls.clone()
+    }
+}
+
+/// Up to half as long again, at random: daemons that lost the same node do not all come
+/// back to the next one at the same instant.
+fn with_jitter(delay: Duration) -> Duration {
+    let spread = delay.as_millis() as u64 / 2;
+    delay + Duration::from_millis(rand::random_range(0..=spread))
+}
+
+/// One round over the nodes, starting at `first`: the first that answers.
+async fn connect_any(
+    parts: &Link,
+    broken: &Arc<Notify>,
+    urls: &[SecretUrl],
+    first: usize,
+) -> Result<(usize, Connection, Publisher), AmqpError> {
+    let mut last = None;
+    for offset in 0..urls.len() {
+        let index = (first + offset) % urls.len();
+        match connect(parts, broken, &urls[index]).await {
+            Ok((connection, publisher)) => return Ok((index, connection, publisher)),
+            Err(e) => {
+                if urls.len() > 1 {
+                    tracing::warn!(error = %e, "broker node unavailable; trying the next");
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| AmqpError::ConnectTimeout("no broker URL".into())))
+}
+
+/// The TLS material for `amqps://`: the CA to trust and the client identity, if set.
+fn tls_config(settings: &AmqpSettings) -> Result<OwnedTLSConfig, AmqpError> {
+    let read = |setting: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| AmqpError::TlsFile {
+            setting,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let cert_chain = match &settings.ca_file {
+        Some(path) => Some(String::from_utf8_lossy(&read("amqp.ca_file", path)?).into_owned()),
+        None => None,
+    };
+    let identity = match (&settings.client_cert_file, &settings.client_key_file) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read("amqp.client_cert_file", cert)?,
+            key: read("amqp.client_key_file", key)?,
+        }),
+        _ => None,
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
+/// Whether a connect error is the TLS handshake refusing the broker's certificate.
+fn is_certificate_error(error: &lapin::Error) -> bool {
+    let text = format!("{error:?}");
+    [
+        "certificate",
+        "Certificate",
+        "UnknownIssuer",
+        "NotValidForName",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// Returns why the connection must be replaced, or `None` on shutdown.
@@ -108,19 +191,34 @@ async fn close(connection: &Connection, channel: &Channel) {
     }
 }
 
-async fn connect(parts: &Link, broken: &Arc<Notify>) -> Result<(Connection, Publisher), AmqpError> {
+async fn connect(
+    parts: &Link,
+    broken: &Arc<Notify>,
+    broker_url: &SecretUrl,
+) -> Result<(Connection, Publisher), AmqpError> {
     let settings = &parts.settings;
     let connection_name = &parts.connection_name;
-    let url = settings.url.to_string();
+    let url = broker_url.to_string();
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("callbackd {connection_name}").into());
+    let tls = tls_config(settings)?;
+    let runtime = lapin::runtime::default_runtime().map_err(|source| AmqpError::Connect {
+        url: url.clone(),
+        source,
+    })?;
     let connection = tokio::time::timeout(
         Duration::from_millis(settings.connect_timeout_ms),
-        Connection::connect(settings.url.expose(), properties),
+        Connection::connect_with_config(broker_url.expose(), properties, tls, runtime),
     )
     .await
     .map_err(|_| AmqpError::ConnectTimeout(url.clone()))?
-    .map_err(|source| AmqpError::Connect { url, source })?;
+    .map_err(|source| {
+        if is_certificate_error(&source) {
+            AmqpError::Tls { url, source }
+        } else {
+            AmqpError::Connect { url, source }
+        }
+    })?;
     let channel = connection
         .create_channel()
         .await

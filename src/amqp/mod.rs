@@ -33,6 +33,16 @@ pub enum AmqpError {
     Topology { what: String, source: lapin::Error },
     #[error("opening a channel: {0}")]
     Channel(lapin::Error),
+    #[error(
+        "TLS with the broker at {url} failed (check amqp.ca_file, and that the host in the URL is the one its certificate names): {source}"
+    )]
+    Tls { url: String, source: lapin::Error },
+    #[error("reading {setting} ({path}): {source}")]
+    TlsFile {
+        setting: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A header value, in the types dialers see.

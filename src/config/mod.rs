@@ -10,7 +10,7 @@ pub mod values;
 pub use values::{Cron, Region, SecretUrl, TimeZone};
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -79,16 +79,41 @@ pub struct ApiSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
+    /// `sslmode` (`require`, `verify-ca`, `verify-full`) is read from the URL.
     pub url: SecretUrl,
     pub create_if_missing: bool,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
+    /// PEM file of the CA(s) the server's certificate must chain to (`verify-ca`,
+    /// `verify-full`); unset: the system's trust store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), when the server asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmqpSettings {
+    /// The broker (`amqp://` or `amqps://`), when `urls` is empty.
     pub url: SecretUrl,
+    /// Several nodes of a cluster: callbackd connects to the first that answers and, when
+    /// the connection is lost, to the next, with backoff and jitter. Empty: `url` alone.
+    #[serde(default)]
+    pub urls: Vec<SecretUrl>,
+    /// PEM file of the CA(s) the broker's certificate must chain to (`amqps://`; the host
+    /// name in the URL must match the certificate); unset: the system's trust store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM): with `?auth_mechanism=external` in the URL,
+    /// the broker authenticates callbackd by it (RabbitMQ's `rabbitmq_auth_mechanism_ssl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
     pub exchange: String,
     pub connect_timeout_ms: u64,
     pub reconnect_initial_ms: u64,

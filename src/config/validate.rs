@@ -50,8 +50,31 @@ impl Settings {
                 "must start with postgres:// or postgresql://".into(),
             );
         }
-        if !self.amqp.url.starts_with("amqp://") {
-            return invalid("amqp.url", "must start with amqp://".into());
+        for (setting, url) in std::iter::once(("amqp.url", &self.amqp.url))
+            .chain(self.amqp.urls.iter().map(|u| ("amqp.urls", u)))
+        {
+            if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+                return invalid(
+                    setting,
+                    format!("`{url}` must start with amqp:// or amqps://"),
+                );
+            }
+        }
+        for (prefix, ca, cert, key) in [
+            (
+                "database",
+                &self.database.ca_file,
+                &self.database.client_cert_file,
+                &self.database.client_key_file,
+            ),
+            (
+                "amqp",
+                &self.amqp.ca_file,
+                &self.amqp.client_cert_file,
+                &self.amqp.client_key_file,
+            ),
+        ] {
+            check_tls_files(prefix, ca, cert, key)?;
         }
         if self.amqp.exchange.is_empty() || self.amqp.exchange.starts_with("amq.") {
             return invalid(
@@ -156,4 +179,42 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// TLS files must exist when named, and a client certificate comes with its key.
+fn check_tls_files(
+    prefix: &'static str,
+    ca: &Option<PathBuf>,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    let settings: [(&'static str, &Option<PathBuf>); 3] = match prefix {
+        "database" => [
+            ("database.ca_file", ca),
+            ("database.client_cert_file", cert),
+            ("database.client_key_file", key),
+        ],
+        _ => [
+            ("amqp.ca_file", ca),
+            ("amqp.client_cert_file", cert),
+            ("amqp.client_key_file", key),
+        ],
+    };
+    for (setting, path) in settings {
+        if let Some(path) = path
+            && !path.is_file()
+        {
+            return Err(ConfigError::Invalid {
+                setting,
+                problem: format!("no such file: {}", path.display()),
+            });
+        }
+    }
+    if cert.is_some() != key.is_some() {
+        return Err(ConfigError::Invalid {
+            setting: settings[1].0,
+            problem: "a client certificate needs its key, and a key its certificate".into(),
+        });
+    }
+    Ok(())
 }

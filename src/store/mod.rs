@@ -41,8 +41,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now; callers answer 503 and retry later.
-    #[error("database unavailable: {0}")]
     /// Shared, so that every request of a group that failed on it gets the same error.
+    #[error("database unavailable: {}", describe(.0))]
     Unavailable(#[source] std::sync::Arc<sqlx::Error>),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -63,6 +63,16 @@ impl From<sqlx::Error> for StoreError {
         } else {
             StoreError::Database(err)
         }
+    }
+}
+
+/// A TLS failure names the settings that decide it: the operator's next step.
+fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Tls(e) => format!(
+            "TLS with the database failed (check database.ca_file, and that the host in database.url is the one its certificate names): {e}"
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -174,8 +184,16 @@ impl Store {
 }
 
 impl DatabaseSettings {
+    /// The URL (with its `sslmode`), then the CA and client certificate files.
     pub(crate) fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {
-        PgConnectOptions::from_str(self.url.expose()).map_err(StoreError::Url)
+        let mut options = PgConnectOptions::from_str(self.url.expose()).map_err(StoreError::Url)?;
+        if let Some(ca) = &self.ca_file {
+            options = options.ssl_root_cert(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert_file, &self.client_key_file) {
+            options = options.ssl_client_cert(cert).ssl_client_key(key);
+        }
+        Ok(options)
     }
 }
 
