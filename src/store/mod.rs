@@ -41,9 +41,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now; callers answer 503 and retry later.
-    /// Shared, so that every request of a group that failed on it gets the same error.
+    /// Shared, so that every request of a group that failed on it gets the same error. Its
+    /// message already holds the cause, so it is not chained again (one readable line).
     #[error("database unavailable: {}", describe(.0))]
-    Unavailable(#[source] std::sync::Arc<sqlx::Error>),
+    Unavailable(std::sync::Arc<sqlx::Error>),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
     #[error("{0}")]
@@ -68,11 +69,14 @@ impl From<sqlx::Error> for StoreError {
 
 /// A TLS failure names the settings that decide it: the operator's next step.
 fn describe(err: &sqlx::Error) -> String {
-    match err {
-        sqlx::Error::Tls(e) => format!(
-            "TLS with the database failed (check database.ca_file, and that the host in database.url is the one its certificate names): {e}"
-        ),
-        other => other.to_string(),
+    let text = err.to_string();
+    let tls = matches!(err, sqlx::Error::Tls(_)) || text.contains("certificate");
+    if tls {
+        format!(
+            "TLS with the database failed (check database.ca_file, and that the host in database.url is the one its certificate names): {text}"
+        )
+    } else {
+        text
     }
 }
 

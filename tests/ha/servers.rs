@@ -1,0 +1,230 @@
+//! Servers a test starts beside the machine's own, on ports of their own, and stops when
+//! dropped (even when the test fails): a PostgreSQL cluster with TLS, a RabbitMQ node with a
+//! TLS listener. See `../shared/notes/ha-on-one-machine.md` for what was found to work here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on now (taken and released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn run(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn pg_bin(tool: &str) -> String {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("a PostgreSQL version under /etc/postgresql");
+    format!("/usr/lib/postgresql/{version}/bin/{tool}")
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user (they refuse root).
+fn as_postgres(tool: &str, args: &[&str]) -> std::process::Output {
+    let bin = pg_bin(tool);
+    let mut all = vec!["-u", "postgres", "--", bin.as_str()];
+    all.extend_from_slice(args);
+    run("runuser", &all)
+}
+
+/// A PostgreSQL cluster of its own, in a temporary directory, with `ssl = on`.
+pub struct TlsPostgres {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl TlsPostgres {
+    /// `cert` and `key` are PEM files of the server's certificate (chain) and key.
+    pub fn start(cert: &Path, key: &Path) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("callbackd-pg-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        run(
+            "chown",
+            &["postgres:postgres", dir.to_str().expect("utf-8")],
+        );
+        let data = dir.join("data");
+        let out = as_postgres(
+            "initdb",
+            &[
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().expect("utf-8"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            std::fs::copy(from, data.join(to)).expect("copy cert");
+            run(
+                "chown",
+                &["postgres:postgres", data.join(to).to_str().expect("utf-8")],
+            );
+            run("chmod", &["600", data.join(to).to_str().expect("utf-8")]);
+        }
+        let port = free_port();
+        let conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
+             fsync = off\nmax_connections = 50\n",
+            dir.display()
+        );
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        std::io::Write::write_all(&mut file, conf.as_bytes()).expect("conf written");
+        let log = dir.join("log");
+        let out = as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("utf-8"),
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {} {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Self { port, dir }
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RabbitMQ node of its own (not clustered with the machine's), with a plain and a TLS
+/// listener.
+pub struct TlsRabbit {
+    pub port: u16,
+    pub tls_port: u16,
+    node: String,
+    dir: PathBuf,
+    server: std::process::Child,
+}
+
+impl TlsRabbit {
+    pub fn start(ca: &Path, cert: &Path, key: &Path) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("callbackd-rmq-{}", uuid::Uuid::now_v7().simple()));
+        for sub in ["home", "mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("rabbit dirs");
+        }
+        let cookie = dir.join("home/.erlang.cookie");
+        std::fs::copy("/var/lib/rabbitmq/.erlang.cookie", &cookie).expect("erlang cookie");
+        run("chmod", &["400", cookie.to_str().expect("utf-8")]);
+        std::fs::write(dir.join("plugins"), "[].").expect("plugins file");
+        std::fs::write(dir.join("env.conf"), "").expect("env file");
+        let (port, tls_port, dist_port) = (free_port(), free_port(), free_port());
+        let conf = format!(
+            "listeners.tcp.default = 127.0.0.1:{port}\nlisteners.ssl.default = 127.0.0.1:{tls_port}\n\
+             ssl_options.cacertfile = {}\nssl_options.certfile = {}\nssl_options.keyfile = {}\n\
+             ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n\
+             loopback_users = none\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        std::fs::write(dir.join("rabbitmq.conf"), conf).expect("rabbitmq.conf");
+        let node = format!(
+            "cbtls{}@localhost",
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
+        let path = |sub: &str| dir.join(sub).to_string_lossy().into_owned();
+        let server = Command::new("setsid")
+            .arg("/usr/lib/rabbitmq/bin/rabbitmq-server")
+            .current_dir(&dir)
+            .env("HOME", path("home"))
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", path("mnesia"))
+            .env("RABBITMQ_LOG_BASE", path("log"))
+            .env("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("plugins"))
+            .env("RABBITMQ_CONF_ENV_FILE", path("env.conf"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rabbitmq-server starts");
+        let rabbit = Self {
+            port,
+            tls_port,
+            node,
+            dir,
+            server,
+        };
+        let started = Instant::now();
+        while !rabbit.ctl(&["await_startup", "--timeout", "2"]) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the extra RabbitMQ node did not start"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        rabbit
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        Command::new("rabbitmqctl")
+            .arg("-n")
+            .arg(&self.node)
+            .arg("-q")
+            .args(args)
+            .env("HOME", self.dir.join("home"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for TlsRabbit {
+    fn drop(&mut self) {
+        if !self.ctl(&["stop"]) {
+            let _ = self.server.kill();
+        }
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
