@@ -6,6 +6,7 @@
 //! cargo test --test ha -- --ignored --test-threads=1 --nocapture
 //! ```
 
+mod cluster;
 mod pki;
 mod servers;
 mod tls;

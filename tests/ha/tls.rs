@@ -17,7 +17,7 @@ use sqlx::ConnectOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::pki::Pki;
-use crate::servers::{TlsPostgres, TlsRabbit};
+use crate::servers::{NodeTls, RabbitNode, TlsPostgres};
 
 /// Runs `callbackd` with `env` for at most `limit`, and returns the lines it wrote to stderr.
 fn callbackd_lines(args: &[&str], env: &[(&str, String)], limit: Duration) -> Vec<String> {
@@ -125,7 +125,11 @@ async fn database_tls_verify_full_connects_and_a_wrong_ca_or_host_is_refused_nam
 #[ignore = "ha suite: starts its own RabbitMQ node; run with --ignored"]
 async fn broker_tls_verify_connects_and_a_wrong_ca_or_host_is_refused_naming_the_setting() {
     let pki = Pki::new();
-    let rabbit = TlsRabbit::start(&pki.ca, &pki.server_cert, &pki.server_key);
+    let rabbit = RabbitNode::start(Some(NodeTls {
+        ca: &pki.ca,
+        cert: &pki.server_cert,
+        key: &pki.server_key,
+    }));
     let database = format!(
         "postgres://postgres@127.0.0.1:5432/callbackd_tls_{}",
         uuid::Uuid::now_v7().simple()
@@ -186,7 +190,11 @@ async fn broker_tls_verify_connects_and_a_wrong_ca_or_host_is_refused_naming_the
 async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
     let pki = Pki::new();
     let pg = TlsPostgres::start(&pki.server_cert, &pki.server_key);
-    let rabbit = TlsRabbit::start(&pki.ca, &pki.server_cert, &pki.server_key);
+    let rabbit = RabbitNode::start(Some(NodeTls {
+        ca: &pki.ca,
+        cert: &pki.server_cert,
+        key: &pki.server_key,
+    }));
 
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
