@@ -23,6 +23,7 @@ impl Default for Settings {
             },
             database: DatabaseSettings {
                 url: "postgres://postgres@127.0.0.1:5432/callbackd".into(),
+                urls: Vec::new(),
                 create_if_missing: true,
                 max_connections: 16,
                 acquire_timeout_ms: 3_000,

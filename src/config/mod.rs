@@ -81,6 +81,10 @@ pub struct ApiSettings {
 pub struct DatabaseSettings {
     /// `sslmode` (`require`, `verify-ca`, `verify-full`) is read from the URL.
     pub url: SecretUrl,
+    /// A primary and its replicas, instead of `url`: callbackd uses the one that accepts
+    /// writes, and follows it when a replica is promoted. Empty: `url` alone.
+    #[serde(default)]
+    pub urls: Vec<SecretUrl>,
     pub create_if_missing: bool,
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,

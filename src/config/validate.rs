@@ -42,13 +42,15 @@ impl Settings {
         if self.database.max_connections == 0 {
             return invalid("database.max_connections", "must be at least 1".into());
         }
-        if !self.database.url.starts_with("postgres://")
-            && !self.database.url.starts_with("postgresql://")
+        for (setting, url) in std::iter::once(("database.url", &self.database.url))
+            .chain(self.database.urls.iter().map(|u| ("database.urls", u)))
         {
-            return invalid(
-                "database.url",
-                "must start with postgres:// or postgresql://".into(),
-            );
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                return invalid(
+                    setting,
+                    "must start with postgres:// or postgresql://".into(),
+                );
+            }
         }
         for (setting, url) in std::iter::once(("amqp.url", &self.amqp.url))
             .chain(self.amqp.urls.iter().map(|u| ("amqp.urls", u)))

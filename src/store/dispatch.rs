@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -115,23 +115,34 @@ impl Store {
         workers: usize,
     ) -> Result<Self, StoreError> {
         let claim_idle_limit = format!("{CLAIM_IDLE_LIMIT_MS}ms");
-        let options = settings.connect_options()?.options([
-            (
-                "idle_in_transaction_session_timeout",
-                claim_idle_limit.as_str(),
-            ),
-            // Pin the claim to the due index, walked in order until the batch is full. A
-            // burst inserted since the last ANALYZE makes the planner expect a handful of due
-            // rows and choose a bitmap scan plus a sort of *every* due row under the lock:
-            // 66 ms instead of 1 ms per claim with 100,000 due. Nothing this pool runs needs
-            // a sort or a bitmap scan (the settings only price them out, not forbid them).
-            ("enable_sort", "off"),
-            ("enable_bitmapscan", "off"),
-        ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(u32::try_from(workers * 2 + 1).unwrap_or(u32::MAX))
-            .acquire_timeout(settings.acquire_timeout())
-            .connect_lazy_with(options);
+        let dispatcher_options = |options: PgConnectOptions| {
+            options.options([
+                (
+                    "idle_in_transaction_session_timeout",
+                    claim_idle_limit.as_str(),
+                ),
+                // Pin the claim to the due index, walked in order until the batch is full. A
+                // burst inserted since the last ANALYZE makes the planner expect a handful of due
+                // rows and choose a bitmap scan plus a sort of *every* due row under the lock:
+                // 66 ms instead of 1 ms per claim with 100,000 due. Nothing this pool runs needs
+                // a sort or a bitmap scan (the settings only price them out, not forbid them).
+                ("enable_sort", "off"),
+                ("enable_bitmapscan", "off"),
+            ])
+        };
+        let candidates = settings
+            .candidates()?
+            .into_iter()
+            .map(dispatcher_options)
+            .collect();
+        let pool = super::primary::open(
+            candidates,
+            PgPoolOptions::new()
+                .max_connections(u32::try_from(workers * 2 + 1).unwrap_or(u32::MAX))
+                .acquire_timeout(settings.acquire_timeout()),
+            true,
+        )
+        .await?;
         Ok(Self { pool })
     }
 

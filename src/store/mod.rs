@@ -12,6 +12,7 @@ mod change;
 mod create;
 mod dispatch;
 mod ingest;
+mod primary;
 mod read;
 mod timers;
 mod users;
@@ -143,14 +144,20 @@ impl Store {
         settings: &DatabaseSettings,
         limits: Option<SessionLimits>,
     ) -> Result<Self, StoreError> {
-        let options = settings.connect_options()?;
+        let candidates = settings.candidates()?;
+        let primary = if candidates.len() > 1 {
+            primary::find(&candidates).await.unwrap_or(0)
+        } else {
+            0
+        };
+        let options = candidates[primary].clone();
         if settings.create_if_missing {
             create_database_if_missing(&options).await?;
         }
         let mut migrations = options.connect().await?;
         MIGRATOR.run(&mut migrations).await?;
         migrations.close().await?;
-        let options = match limits {
+        let limited = |options: PgConnectOptions| match limits {
             None => options,
             Some(limits) => options.options([
                 (
@@ -163,11 +170,14 @@ impl Store {
                 ),
             ]),
         };
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout())
-            .connect_with(options)
-            .await?;
+        let pool = primary::open(
+            candidates.into_iter().map(limited).collect(),
+            PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout()),
+            false,
+        )
+        .await?;
         Ok(Self { pool })
     }
 
@@ -188,9 +198,18 @@ impl Store {
 }
 
 impl DatabaseSettings {
+    /// The servers to connect to, in order: `urls`, or `url` alone.
+    pub(crate) fn candidates(&self) -> Result<Vec<PgConnectOptions>, StoreError> {
+        if self.urls.is_empty() {
+            Ok(vec![self.options_for(&self.url)?])
+        } else {
+            self.urls.iter().map(|url| self.options_for(url)).collect()
+        }
+    }
+
     /// The URL (with its `sslmode`), then the CA and client certificate files.
-    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions, StoreError> {
-        let mut options = PgConnectOptions::from_str(self.url.expose()).map_err(StoreError::Url)?;
+    fn options_for(&self, url: &crate::config::SecretUrl) -> Result<PgConnectOptions, StoreError> {
+        let mut options = PgConnectOptions::from_str(url.expose()).map_err(StoreError::Url)?;
         if let Some(ca) = &self.ca_file {
             options = options.ssl_root_cert(ca);
         }
