@@ -7,6 +7,7 @@
 //! ```
 
 mod cluster;
+mod failover;
 mod pki;
 mod servers;
 mod tls;

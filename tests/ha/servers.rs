@@ -268,3 +268,139 @@ impl Drop for RabbitNode {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A PostgreSQL primary with a synchronous streaming replica, each a cluster of its own.
+pub struct PgPair {
+    pub primary_port: u16,
+    pub replica_port: u16,
+    dir: PathBuf,
+}
+
+impl PgPair {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "callbackd-pgpair-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("pair dir");
+        run(
+            "chown",
+            &["postgres:postgres", dir.to_str().expect("utf-8")],
+        );
+        let (primary_port, replica_port) = (free_port(), free_port());
+        let primary = dir.join("primary");
+        let out = as_postgres(
+            "initdb",
+            &[
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-D",
+                primary.to_str().expect("utf-8"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        append(
+            &primary.join("postgresql.conf"),
+            &format!(
+                "port = {primary_port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+                 synchronous_standby_names = '*'\nmax_connections = 100\n",
+                dir.display()
+            ),
+        );
+        let pair = Self {
+            primary_port,
+            replica_port,
+            dir,
+        };
+        pair.pg_ctl("primary", "start");
+        let replica = pair.dir.join("replica");
+        let out = as_postgres(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                replica.to_str().expect("utf-8"),
+                "-X",
+                "stream",
+                "-R",
+                "-C",
+                "-S",
+                "replica",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A replica that waits for a synchronous standby of its own would hang every write
+        // once promoted.
+        append(
+            &replica.join("postgresql.conf"),
+            &format!("port = {replica_port}\nsynchronous_standby_names = ''\n"),
+        );
+        pair.pg_ctl("replica", "start");
+        pair
+    }
+
+    fn pg_ctl(&self, which: &str, action: &str) -> bool {
+        let data = self.dir.join(which);
+        let log = self.dir.join(format!("{which}.log"));
+        as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-l",
+                log.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                action,
+            ],
+        )
+        .status
+        .success()
+    }
+
+    /// `kill -9` of the primary's postmaster.
+    pub fn kill_primary(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("primary/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .expect("primary pid");
+        run("kill", &["-9", pid.trim()]);
+    }
+
+    /// Promotes the replica; returns once it accepts writes.
+    pub fn promote_replica(&self) {
+        assert!(self.pg_ctl("replica", "promote"), "promoted");
+    }
+}
+
+impl Drop for PgPair {
+    fn drop(&mut self) {
+        self.pg_ctl("primary", "stop");
+        self.pg_ctl("replica", "stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("config file");
+    std::io::Write::write_all(&mut file, text.as_bytes()).expect("config written");
+}
