@@ -149,6 +149,20 @@ async fn a_broker_node_lost_mid_burst_and_another_lost_and_returned_lose_nothing
         seen.clone(),
         stop.clone(),
     );
+    // The daemon's quorum queue is replicated to all three nodes.
+    let listing = nodes[2].ctl_output(&["list_queues", "name", "type", "members"]);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&queue))
+        .unwrap_or_else(|| panic!("{queue} declared: {listing}"));
+    assert!(line.contains("quorum"), "{line}");
+    for node in &nodes {
+        assert!(
+            line.contains(&node.node),
+            "{} is a member: {line}",
+            node.node
+        );
+    }
 
     // 20,000 callbacks maturing over 10 s.
     sqlx::query(

@@ -248,6 +248,19 @@ impl RabbitNode {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
+    /// What `rabbitmqctl` prints, for reading the cluster's state.
+    pub fn ctl_output(&self, args: &[&str]) -> String {
+        Command::new("rabbitmqctl")
+            .arg("-n")
+            .arg(&self.node)
+            .arg("-q")
+            .args(args)
+            .env("HOME", self.dir.join("home"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn ctl(&self, args: &[&str]) -> bool {
         Command::new("rabbitmqctl")
             .arg("-n")
