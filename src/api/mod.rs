@@ -138,6 +138,7 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
                 .patch(callbacks::update)
                 .delete(callbacks::cancel),
         )
+        .route("/v1/callbacks/bulk", post(callbacks::bulk))
         .route("/v1/callbacks/{id}/events", get(callbacks::events))
         .route("/v1/callbacks/{id}/outcomes", post(callbacks::outcome))
         .route(

@@ -45,6 +45,7 @@ pub const BEARER: &str = "bearer";
         callbacks::cancel,
         callbacks::events,
         callbacks::outcome,
+        callbacks::bulk,
         directory::put_skill,
         directory::get_skill,
         directory::put_agent,

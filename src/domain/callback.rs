@@ -124,6 +124,7 @@ pub struct TextField;
 impl TextField {
     pub const NAME_MAX: usize = 100;
     pub const NOTES_MAX: usize = 4000;
+    pub const REASON_MAX: usize = 500;
 
     pub fn check(field: &'static str, value: &str, max: usize) -> Result<(), TextFieldError> {
         let len = value.chars().count();

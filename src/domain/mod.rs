@@ -26,7 +26,7 @@ pub use lifecycle::{
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use request::{
     ChangeInput, Changes, CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode,
-    WindowPolicy, check_target_agent, plan_change, plan_create,
+    WindowPolicy, check_reason, check_target_agent, plan_change, plan_create,
 };
 pub use schedule::{
     DateError, ScheduleDateError, ScheduleRules, contact_zone, parse_time_zone,

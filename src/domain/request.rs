@@ -150,6 +150,8 @@ pub enum RequestError {
     NothingToChange,
     #[error("timeZone applies only together with scheduleDate")]
     TimeZoneWithoutDate,
+    #[error("reason is required: say why (it is recorded with each change)")]
+    MissingReason,
 }
 
 impl RequestError {
@@ -167,9 +169,10 @@ impl RequestError {
             | Self::ExpiryNotAfterDue { .. }
             | Self::DueNotBeforeKeptExpiry { .. } => ResultCode::InvalidScheduleDate,
             Self::Phone(_) => ResultCode::InvalidPhoneNumber,
-            Self::Text(_) | Self::NothingToChange | Self::TimeZoneWithoutDate => {
-                ResultCode::Default
-            }
+            Self::Text(_)
+            | Self::NothingToChange
+            | Self::TimeZoneWithoutDate
+            | Self::MissingReason => ResultCode::Default,
         }
     }
 }
@@ -371,6 +374,19 @@ pub struct ChangeInput {
     pub expires_at: Option<String>,
 }
 
+/// Why a person changed or cancelled callbacks, recorded in each event: at most 500
+/// characters; required for bulk changes.
+pub fn check_reason(reason: Option<&str>, required: bool) -> Result<Option<String>, RequestError> {
+    match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        None if required => Err(RequestError::MissingReason),
+        None => Ok(None),
+        Some(reason) => {
+            TextField::check("reason", reason, TextField::REASON_MAX)?;
+            Ok(Some(reason.to_owned()))
+        }
+    }
+}
+
 /// What a change does; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes {
@@ -380,6 +396,8 @@ pub struct Changes {
     /// `Some(None)` removes the target agent: route to the skill.
     pub target_agent: Option<Option<AgentId>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Why, when a person said (recorded in the event).
+    pub reason: Option<String>,
 }
 
 impl ChangeInput {
@@ -464,6 +482,7 @@ pub fn plan_change(
         notes: input.notes,
         target_agent,
         expires_at,
+        reason: None,
     })
 }
 

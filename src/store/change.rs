@@ -88,6 +88,9 @@ impl CallbackChange {
         note("notes", json!(old.notes), json!(notes));
         note("targetAgentId", json!(old.target_agent_id), json!(target));
         note("expiresAt", json!(old.expires_at), json!(expires_at));
+        if let Some(reason) = &changes.reason {
+            diff.insert("reason".into(), json!(reason));
+        }
 
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
@@ -225,7 +228,12 @@ impl CallbackChange {
         Ok(updated)
     }
 
-    pub async fn cancel(mut self, actor: &str) -> Result<Callback, StoreError> {
+    /// Cancels it, with the reason when one was given (recorded in the event).
+    pub async fn cancel(
+        mut self,
+        actor: &str,
+        reason: Option<&str>,
+    ) -> Result<Callback, StoreError> {
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
              WHERE c.id = $1 RETURNING ",
@@ -235,7 +243,10 @@ impl CallbackChange {
         .fetch_one(&mut *self.tx)
         .await?;
         let cancelled = callback_from_row(&row)?;
-        let details = json!({ "from": self.record.state });
+        let mut details = json!({ "from": self.record.state });
+        if let (Some(reason), Value::Object(map)) = (reason, &mut details) {
+            map.insert("reason".into(), json!(reason));
+        }
         insert_event(&mut self.tx, self.record.id, actor, "cancelled", &details).await?;
         self.tx.commit().await?;
         Ok(cancelled)

@@ -1,6 +1,7 @@
 //! HTTP API tests against the real PostgreSQL: each test spawns the app on a fresh database.
 
 mod auth;
+mod bulk;
 mod cli;
 mod create;
 mod directory;

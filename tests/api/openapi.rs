@@ -7,9 +7,10 @@ use serde_json::Value;
 use crate::helpers::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 16] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
+    ("post", "/v1/callbacks/bulk"),
     ("get", "/v1/callbacks/{id}"),
     ("patch", "/v1/callbacks/{id}"),
     ("delete", "/v1/callbacks/{id}"),

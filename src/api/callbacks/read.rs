@@ -91,6 +91,46 @@ pub async fn events(
     }))
 }
 
+/// The filters of a list, or of a bulk change, as sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Selection<'a> {
+    pub state: Option<&'a str>,
+    pub skill_id: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    pub due_before: Option<&'a str>,
+    pub due_after: Option<&'a str>,
+}
+
+impl Selection<'_> {
+    /// The store's filter, within the skills the caller may use (naming another skill is
+    /// 403; a bad value is 400 naming it).
+    pub(super) fn filter(&self, caller: &Caller) -> Result<CallbackFilter, ApiError> {
+        let bad = |e: String| ApiError::bad_request(e);
+        let skill_id = self
+            .skill_id
+            .map(str::parse::<SkillId>)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(skill) = skill_id {
+            caller.require_skill(skill)?;
+        }
+        Ok(CallbackFilter {
+            state: self.state.map(str::parse).transpose().map_err(bad)?,
+            skill_id,
+            agent_id: self
+                .agent_id
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: crate::domain::IdError| bad(e.to_string()))?,
+            due_before: parse_time("dueBefore", self.due_before)?,
+            due_after: parse_time("dueAfter", self.due_after)?,
+            allowed_skills: caller.0.skills.clone(),
+            after: None,
+            limit: 0,
+        })
+    }
+}
+
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     value
         .map(|v| {
@@ -127,33 +167,15 @@ pub async fn list(
 ) -> Result<Json<CallbackPage>, ApiError> {
     caller.require(Permission::CallbacksRead)?;
     let bad = |e: String| ApiError::bad_request(e);
-    let skill_id = q
-        .skill_id
-        .as_deref()
-        .map(str::parse::<SkillId>)
-        .transpose()
-        .map_err(|e| bad(e.to_string()))?;
-    if let Some(skill) = skill_id {
-        caller.require_skill(skill)?;
-    }
     let limit = page_size(&state, q.limit)?;
+    let selection = Selection {
+        state: q.state.as_deref(),
+        skill_id: q.skill_id.as_deref(),
+        agent_id: q.agent_id.as_deref(),
+        due_before: q.due_before.as_deref(),
+        due_after: q.due_after.as_deref(),
+    };
     let filter = CallbackFilter {
-        state: q
-            .state
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(bad)?,
-        skill_id,
-        agent_id: q
-            .agent_id
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: crate::domain::IdError| bad(e.to_string()))?,
-        due_before: parse_time("dueBefore", q.due_before.as_deref())?,
-        due_after: parse_time("dueAfter", q.due_after.as_deref())?,
-        allowed_skills: caller.0.skills.clone(),
         after: q
             .cursor
             .as_deref()
@@ -168,6 +190,7 @@ pub async fn list(
             .transpose()?,
         // One extra row tells whether there is a next page.
         limit: limit + 1,
+        ..selection.filter(&caller)?
     };
     let mut records = state.store.list_callbacks(&filter).await?;
     let next_cursor = if records.len() > limit as usize {

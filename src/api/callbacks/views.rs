@@ -233,6 +233,16 @@ pub struct EventList {
     pub next_cursor: Option<String>,
 }
 
+/// `DELETE /v1/callbacks/{id}?reason=…`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CancelQuery {
+    /// Why it is cancelled (recorded in the event); at most 500 characters.
+    #[param(max_length = 500)]
+    pub reason: Option<String>,
+}
+
 /// Paging of `GET /v1/callbacks/{id}/events`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -346,4 +356,81 @@ mod tests {
         assert_eq!(ListCursor::decode("zz"), None);
         assert_eq!(ListCursor::decode(&hex::encode("12.not-a-uuid")), None);
     }
+}
+
+/// What a bulk change does to each pending callback it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkAction {
+    /// Cancel it (permission `callbacks:cancel`).
+    Cancel,
+    /// Move it to `scheduleDate` (read in `timeZone`, else the contact's zone).
+    Reschedule,
+    /// Route it to `targetAgentId` (`""`/`null`: back to the skill).
+    Reassign,
+}
+
+/// The callbacks a bulk change selects: the list's filters.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BulkFilter {
+    #[schema(schema_with = crate::api::openapi::callback_state_schema)]
+    pub state: Option<String>,
+    #[schema(pattern = "^[0-9]+$", example = "101")]
+    pub skill_id: Option<String>,
+    #[schema(pattern = "^[0-9]+$")]
+    pub agent_id: Option<String>,
+    /// Exclusive, RFC 3339.
+    pub due_before: Option<String>,
+    /// Inclusive, RFC 3339.
+    pub due_after: Option<String>,
+}
+
+/// `POST /v1/callbacks/bulk`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BulkRequest {
+    #[serde(default)]
+    pub filter: BulkFilter,
+    pub action: BulkAction,
+    /// Why (required; recorded in each callback's event); at most 500 characters.
+    #[schema(required = true, max_length = 500)]
+    pub reason: Option<String>,
+    /// With `reschedule`.
+    pub schedule_date: Option<String>,
+    /// With `reschedule`: the zone of a `scheduleDate` without offset.
+    pub time_zone: Option<String>,
+    /// With `reassign`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = crate::api::openapi::target_agent_schema)]
+    pub target_agent_id: Option<Option<RawId>>,
+    /// Count only: answer how many would change, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One callback a bulk change could not change, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkRefusal {
+    #[schema(value_type = String, format = Uuid)]
+    pub callback_id: CallbackId,
+    pub result: ResultCode,
+    pub message: String,
+}
+
+/// What a bulk change did (or, with `dryRun`, would do).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkAnswer {
+    pub result: ResultCode,
+    pub dry_run: bool,
+    /// Callbacks the filter selects.
+    pub matched: usize,
+    /// Changed (with `dryRun`: pending, so would be changed).
+    pub changed: usize,
+    /// Not changed: not pending (or no longer), or refused by a rule (see `refused`).
+    pub skipped: usize,
+    /// The first refusals by a rule (at most 20), with the result code each would get.
+    pub refused: Vec<BulkRefusal>,
 }
