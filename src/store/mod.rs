@@ -14,6 +14,7 @@ mod dispatch;
 mod ingest;
 mod primary;
 mod read;
+mod sessions;
 mod timers;
 mod users;
 
@@ -34,6 +35,7 @@ pub use dispatch::{
 pub use ingest::CreateQueue;
 pub use read::CallbackFilter;
 pub use record::EventRecord;
+pub use sessions::Session;
 pub use timers::Backlog;
 pub use users::UserSummary;
 

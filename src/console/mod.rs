@@ -1,0 +1,174 @@
+//! The supervisor console at `/console/`: server-rendered HTML (maud), a pinned htmx and a
+//! small script embedded in the binary, so it needs no CDN and no JavaScript build. Chosen
+//! over a single-page application because every page is a view of data the daemon already
+//! has: the server renders it with the same types and permissions as the API, and there is
+//! no second API to keep in step.
+//!
+//! Sign-in exchanges a security user's token for a session cookie (`HttpOnly`,
+//! `SameSite=Strict`, `Secure` behind HTTPS, 8 hours; ended by sign-out or by disabling the
+//! user). Every state-changing form carries the session's CSRF token. A strict
+//! Content-Security-Policy allows only the daemon's own scripts and styles; tokens never
+//! appear in URLs or logs.
+
+mod pages;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::api::AppState;
+use crate::domain::{Permission, SecurityUser, TokenHash};
+
+/// The session cookie.
+const COOKIE: &str = "callbackd_console";
+/// How long a sign-in lasts.
+const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(pages::overview))
+        .route("/console/figures", get(pages::figures))
+        .route("/console/login", get(pages::login_form).post(pages::login))
+        .route("/console/logout", post(pages::logout))
+        .route("/console/callbacks", get(pages::callbacks))
+        .route("/console/callbacks/{id}", get(pages::callback))
+        .route("/console/callbacks/{id}/cancel", post(pages::cancel))
+        .route("/console/assets/htmx.min.js", get(htmx))
+        .route("/console/assets/console.js", get(script))
+        .route("/console/assets/console.css", get(style))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Every console answer: the CSP, no framing, no sniffing, no caching of pages.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn htmx() -> Response {
+    asset(
+        "text/javascript",
+        include_bytes!("assets/htmx-2.0.4.min.js"),
+    )
+}
+
+async fn script() -> Response {
+    asset("text/javascript", include_bytes!("assets/console.js"))
+}
+
+async fn style() -> Response {
+    asset("text/css", include_bytes!("assets/console.css"))
+}
+
+/// The signed-in user of a console request, with the session's CSRF token. Without a live
+/// session, a page redirects to the sign-in form (and a form post is refused).
+pub struct Viewer {
+    pub user: SecurityUser,
+    pub csrf: String,
+}
+
+impl Viewer {
+    pub fn may(&self, permission: Permission) -> bool {
+        self.user.has(permission)
+    }
+}
+
+/// The session token in the request's cookie.
+fn session_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Not signed in: pages go to the sign-in form; anything else is 401.
+pub struct SignIn(bool);
+
+impl IntoResponse for SignIn {
+    fn into_response(self) -> Response {
+        if self.0 {
+            Redirect::to("/console/login").into_response()
+        } else {
+            (StatusCode::UNAUTHORIZED, "sign in first").into_response()
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let page = parts.method == axum::http::Method::GET;
+        let Some(token) = session_token(parts) else {
+            return Err(SignIn(page).into_response());
+        };
+        match state.store.session(&TokenHash::of(&token)).await {
+            Ok(Some(session)) => Ok(Viewer {
+                user: session.user,
+                csrf: session.csrf,
+            }),
+            Ok(None) => Err(SignIn(page).into_response()),
+            Err(e) => Err(crate::api::ApiError::from(e).into_response()),
+        }
+    }
+}
+
+/// The cookie that holds `token`: `Secure` when the request came over HTTPS (a proxy in
+/// front says so with `X-Forwarded-Proto`).
+fn session_cookie(token: &str, secure: bool, max_age: Duration) -> String {
+    format!(
+        "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+fn over_https(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}

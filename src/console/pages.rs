@@ -1,0 +1,495 @@
+//! The console's pages and actions. Each obeys the viewer's permissions and skills as the
+//! API does; actions go through the same domain rules and show their result code.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::{SESSION_LIFETIME, Viewer, over_https, session_cookie, session_token};
+use crate::api::AppState;
+use crate::domain::{
+    Callback, CallbackId, CallbackState, Permission, SkillId, Token, TokenHash, check_reason,
+};
+use crate::store::CallbackFilter;
+
+/// Rows per page of the callbacks list.
+const PAGE: u32 = 50;
+
+fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    // htmx would otherwise add an inline style, which the CSP refuses.
+                    meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
+                    title { (title) " · callbackd" }
+                    link rel="stylesheet" href="/console/assets/console.css";
+                    script src="/console/assets/htmx.min.js" defer {}
+                    script src="/console/assets/console.js" defer {}
+                }
+                body {
+                    @if let Some(viewer) = viewer {
+                        header {
+                            strong { "callbackd" }
+                            nav {
+                                a href="/console/" { "Overview" }
+                                a href="/console/callbacks" { "Callbacks" }
+                            }
+                            span.who { "Signed in as " (viewer.user.name) }
+                            form method="post" action="/console/logout" {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                    main { (body) }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+fn time(t: DateTime<Utc>) -> Markup {
+    html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
+}
+
+/// A request the console refuses, as plain text.
+pub struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`).
+fn form<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refused> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("bad form: {e}")))
+}
+
+fn forbidden(message: &str) -> Response {
+    Refused(StatusCode::FORBIDDEN, message.to_owned()).into_response()
+}
+
+/// The form's CSRF token must be the session's.
+fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
+    if !sent.is_empty() && sent == viewer.csrf {
+        Ok(())
+    } else {
+        Err(Refused(
+            StatusCode::FORBIDDEN,
+            "the form is stale or forged (CSRF token); reload the page".into(),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+fn login_page(error: Option<&str>) -> Html<String> {
+    page(
+        "Sign in",
+        None,
+        html! {
+            div.login {
+                h1 { "callbackd console" }
+                @if let Some(error) = error { p.error role="alert" { (error) } }
+                form method="post" action="/console/login" {
+                    label for="token" { "Security user token" }
+                    input #token type="password" name="token" autocomplete="off" required;
+                    p { button type="submit" { "Sign in" } }
+                }
+            }
+        },
+    )
+}
+
+pub async fn login_form() -> Html<String> {
+    login_page(None)
+}
+
+pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(LoginForm { token }) = form::<LoginForm>(&body) else {
+        return (StatusCode::BAD_REQUEST, login_page(Some("Enter a token."))).into_response();
+    };
+    let user = match state.store.authenticate(&TokenHash::of(token.trim())).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                login_page(Some("That token is unknown or disabled.")),
+            )
+                .into_response();
+        }
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let session = Token::generate();
+    let csrf = Token::generate();
+    if let Err(e) = state
+        .store
+        .create_session(&session.hash(), &user, csrf.expose(), SESSION_LIFETIME)
+        .await
+    {
+        return crate::api::ApiError::from(e).into_response();
+    }
+    tracing::info!(security_user = %user.name, "console sign-in");
+    (
+        [(
+            header::SET_COOKIE,
+            session_cookie(session.expose(), over_https(&headers), SESSION_LIFETIME),
+        )],
+        Redirect::to("/console/"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    request_headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sent: CsrfForm = match form(&body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
+        return r.into_response();
+    }
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    parts.headers = request_headers.clone();
+    if let Some(token) = session_token(&parts)
+        && let Err(e) = state.store.end_session(&TokenHash::of(&token)).await
+    {
+        return crate::api::ApiError::from(e).into_response();
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            session_cookie("", over_https(&request_headers), std::time::Duration::ZERO),
+        )],
+        Redirect::to("/console/login"),
+    )
+        .into_response()
+}
+
+pub async fn overview(viewer: Viewer) -> Html<String> {
+    page(
+        "Overview",
+        Some(&viewer),
+        html! {
+            h1 { "Overview" }
+            div #figures hx-get="/console/figures" hx-trigger="load, every 5s" hx-swap="innerHTML" {
+                p.muted { "Loading…" }
+            }
+        },
+    )
+}
+
+/// The overview's figures, refreshed in place every few seconds.
+pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response {
+    let backlog = state.store.backlog().await;
+    let counts = state.store.state_counts().await;
+    let database_up = backlog.is_ok() && counts.is_ok();
+    let broker = match &state.broker {
+        None => "not used",
+        Some(b) if b.is_up() => "up",
+        Some(_) => "down",
+    };
+    let backlog = backlog.unwrap_or_default();
+    let counts = counts.unwrap_or_default();
+    let count = |state: CallbackState| {
+        counts
+            .iter()
+            .find(|(s, _)| s == state.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
+    Html(
+        html! {
+            div.cards {
+                @for state in CallbackState::ALL {
+                    div.card data-state=(state.as_str()) {
+                        div.n { (count(state)) }
+                        div.l { (state.as_str()) }
+                    }
+                }
+                div.card #due-now { div.n { (backlog.due_now) } div.l { "due now" } }
+                div.card #oldest-overdue {
+                    div.n { (backlog.oldest_overdue_seconds.round() as i64) " s" }
+                    div.l { "oldest overdue" }
+                }
+                div.card #database {
+                    div.n class=(if database_up { "up" } else { "down" }) { (if database_up { "up" } else { "down" }) }
+                    div.l { "database" }
+                }
+                div.card #broker {
+                    div.n class=(if broker == "down" { "down" } else { "up" }) { (broker) }
+                    div.l { "broker" }
+                }
+            }
+        }
+        .into_string(),
+    )
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListParams {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default, rename = "skillId")]
+    skill_id: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// A list position: `<due micros>.<uuid>`.
+fn position(after: Option<&str>) -> Option<(DateTime<Utc>, CallbackId)> {
+    let (micros, id) = after?.split_once('.')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
+}
+
+pub async fn callbacks(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<ListParams>,
+) -> Response {
+    if !viewer.may(Permission::CallbacksRead) {
+        return forbidden("this security user may not read callbacks");
+    }
+    let wanted_state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse::<CallbackState>().ok());
+    let skill_id = params
+        .skill_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse::<SkillId>().ok())
+        .filter(|s| viewer.user.may_use_skill(*s));
+    let filter = CallbackFilter {
+        state: wanted_state,
+        skill_id,
+        allowed_skills: viewer.user.skills.clone(),
+        after: position(params.after.as_deref()),
+        limit: PAGE + 1,
+        ..CallbackFilter::default()
+    };
+    let mut rows = match state.store.list_callbacks(&filter).await {
+        Ok(rows) => rows,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let next = (rows.len() > PAGE as usize).then(|| {
+        rows.truncate(PAGE as usize);
+        rows.last()
+            .map(|c| format!("{}.{}", c.due_at.timestamp_micros(), c.id))
+    });
+    let next_link = next.flatten().map(|after| {
+        format!(
+            "/console/callbacks?state={}&skillId={}&after={after}",
+            params.state.as_deref().unwrap_or_default(),
+            params.skill_id.as_deref().unwrap_or_default()
+        )
+    });
+    page(
+        "Callbacks",
+        Some(&viewer),
+        html! {
+            h1 { "Callbacks" }
+            form.filters method="get" action="/console/callbacks" {
+                label { "State"
+                    select name="state" {
+                        option value="" { "any" }
+                        @for s in CallbackState::ALL {
+                            option value=(s.as_str()) selected[wanted_state == Some(s)] { (s.as_str()) }
+                        }
+                    }
+                }
+                label { "Skill"
+                    input type="text" name="skillId" inputmode="numeric" value=(params.skill_id.as_deref().unwrap_or_default());
+                }
+                button type="submit" { "Filter" }
+            }
+            table #callbacks {
+                thead { tr { th { "Due" } th { "State" } th { "Name" } th { "Phone" } th { "Skill" } th { "Route" } } }
+                tbody {
+                    @for c in &rows {
+                        tr data-id=(c.id) {
+                            td { a href={"/console/callbacks/" (c.id)} { (time(c.due_at)) } }
+                            td { (c.state.as_str()) }
+                            td { (c.first_name) " " (c.last_name) }
+                            td { (c.phone_number.as_str()) }
+                            td { (c.skill_id) }
+                            td { (c.route().routing_key()) }
+                        }
+                    }
+                }
+            }
+            @if rows.is_empty() { p.muted { "No callbacks match." } }
+            @if let Some(link) = next_link { p { a #next href=(link) { "Next page →" } } }
+        },
+    )
+    .into_response()
+}
+
+fn visible(viewer: &Viewer, callback: Option<Callback>) -> Option<Callback> {
+    callback.filter(|c| viewer.user.may_use_skill(c.skill_id))
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    if !viewer.may(Permission::CallbacksRead) {
+        return forbidden("this security user may not read callbacks");
+    }
+    let Ok(id) = id.parse::<CallbackId>() else {
+        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    };
+    let callback = match state.store.callback(id).await {
+        Ok(c) => visible(&viewer, c),
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let Some(c) = callback else {
+        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    };
+    let events = match state.store.events(id, None, 200).await {
+        Ok(events) => events,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let zone = c.time_zone.map_or("—".to_owned(), |z| z.name().to_owned());
+    let can_cancel = viewer.may(Permission::CallbacksCancel) && c.state == CallbackState::Pending;
+    page(
+        "Callback",
+        Some(&viewer),
+        html! {
+            h1 { "Callback " code { (c.id) } }
+            table #detail {
+                tr { th { "State" } td #state { (c.state.as_str()) } }
+                tr { th { "Name" } td { (c.first_name) " " (c.last_name) } }
+                tr { th { "Phone" } td { (c.phone_number.as_str()) } }
+                tr { th { "Skill" } td { (c.skill_id) } }
+                tr { th { "Target agent" } td { (c.target_agent_id.map_or("—".to_owned(), |a| a.to_string())) } }
+                tr { th { "Route" } td { (c.route().routing_key()) } }
+                tr { th { "Due" } td { (time(c.due_at))
+                    @if let Some(tz) = c.time_zone { " · contact: " (c.due_at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")) } } }
+                tr { th { "Contact's time zone" } td { (zone) } }
+                tr { th { "Attempt" } td { (c.attempt) } }
+                tr { th { "Expires" } td { @if let Some(e) = c.expires_at { (time(e)) } @else { "—" } } }
+                tr { th { "Notes" } td { (c.notes) } }
+                tr { th { "Last error" } td { (c.last_error.as_deref().unwrap_or("—")) } }
+                tr { th { "Created" } td { (time(c.created_at)) " by " (c.created_by) } }
+            }
+            @if can_cancel {
+                h2 { "Cancel" }
+                form #cancel method="post" action={"/console/callbacks/" (c.id) "/cancel"} {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    label for="reason" { "Reason (required)" }
+                    textarea #reason name="reason" required maxlength="500" rows="2" {}
+                    p { button.danger type="submit" { "Cancel this callback" } }
+                }
+            }
+            h2 { "History" }
+            ol.timeline #events {
+                @for e in &events {
+                    li data-kind=(e.kind) {
+                        strong { (e.kind) } " · " (time(e.at)) " · " (e.actor)
+                        @if e.details.as_object().is_some_and(|d| !d.is_empty()) {
+                            div.muted { code { (e.details.to_string()) } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let sent: CancelForm = match form(&body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
+        return r.into_response();
+    }
+    if !viewer.may(Permission::CallbacksCancel) {
+        return forbidden("this security user may not cancel callbacks");
+    }
+    let Ok(id) = id.parse::<CallbackId>() else {
+        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    };
+    let refused = |code: &str, message: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                "Not cancelled",
+                Some(&viewer),
+                html! {
+                    h1 { "Not cancelled" }
+                    p.error role="alert" { (code) ": " (message) }
+                    p { a href={"/console/callbacks/" (id)} { "Back to the callback" } }
+                },
+            ),
+        )
+            .into_response()
+    };
+    let reason = match check_reason(Some(&sent.reason), true) {
+        Ok(reason) => reason,
+        Err(e) => return refused(e.code().as_str(), e.to_string()),
+    };
+    let change = match state.store.begin_change(id).await {
+        Ok(Some(change)) if viewer.user.may_use_skill(change.record.skill_id) => change,
+        Ok(_) => return (StatusCode::NOT_FOUND, "no such callback").into_response(),
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    if change.record.state != CallbackState::Pending {
+        let state_now = change.record.state;
+        return refused(
+            "Default",
+            format!("the callback is {state_now}; only pending callbacks can be cancelled"),
+        );
+    }
+    match change.cancel(&viewer.user.name, reason.as_deref()).await {
+        Ok(_) => {
+            tracing::info!(callback_id = %id, security_user = %viewer.user.name, "callback cancelled (console)");
+            Redirect::to(&format!("/console/callbacks/{id}")).into_response()
+        }
+        Err(e) => crate::api::ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,88 @@
+//! Console sessions, and the figures the console's overview shows.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::domain::{SecurityUser, SkillId, TokenHash};
+
+/// A signed-in console user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: SecurityUser,
+    /// The token every state-changing form must carry.
+    pub csrf: String,
+}
+
+impl Store {
+    /// Starts a session for `user` (the cookie's token hashed), ending after `lifetime`.
+    pub async fn create_session(
+        &self,
+        token: &TokenHash,
+        user: &SecurityUser,
+        csrf: &str,
+        lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_sessions (token_sha256, security_user_id, csrf, expires_at)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        )
+        .bind(&token.0[..])
+        .bind(user.id)
+        .bind(csrf)
+        .bind(lifetime.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The live session of this cookie token: not expired, its user not disabled.
+    pub async fn session(&self, token: &TokenHash) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.permissions, u.skill_ids, s.csrf
+             FROM console_sessions s JOIN security_users u ON u.id = s.security_user_id
+             WHERE s.token_sha256 = $1 AND s.expires_at > now() AND u.disabled_at IS NULL",
+        )
+        .bind(&token.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let permissions: Vec<String> = row.try_get("permissions")?;
+        let skills: Option<Vec<i64>> = row.try_get("skill_ids")?;
+        Ok(Some(Session {
+            user: SecurityUser {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                permissions: permissions.iter().filter_map(|p| p.parse().ok()).collect(),
+                skills: skills.map(|ids| {
+                    ids.into_iter()
+                        .filter_map(|id| SkillId::new(id).ok())
+                        .collect()
+                }),
+            },
+            csrf: row.try_get("csrf")?,
+        }))
+    }
+
+    /// Ends a session (sign-out), and any that expired.
+    pub async fn end_session(&self, token: &TokenHash) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM console_sessions WHERE token_sha256 = $1 OR expires_at < now()")
+            .bind(&token.0[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Callbacks per state, for the overview (a scan of the table: the caller caches it).
+    pub async fn state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT state, count(*) AS n FROM callbacks GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}

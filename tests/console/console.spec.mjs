@@ -1,0 +1,181 @@
+// End-to-end tests of the callbackd console in Debian's Chromium, headless, through
+// playwright-core. Run by .ci/console, which starts a daemon on its own database and seeds
+// it; the environment says where (BASE) and with which tokens.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const { BASE, ADMIN_TOKEN, READER_TOKEN, EXPECT_PENDING, SHOTS } = process.env;
+const launch = {
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+};
+
+async function api(path) {
+  const r = await fetch(BASE + path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(r.status, 200, `${path}: ${r.status}`);
+  return r.json();
+}
+
+async function signIn(browser, token, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  await page.goto(BASE + "/console/");
+  assert.match(page.url(), /\/console\/login$/, "without a session: the sign-in form");
+  await page.fill("#token", token);
+  await page.click("button[type=submit]");
+  await page.waitForURL(BASE + "/console/");
+  return { context, page, problems };
+}
+
+const results = [];
+async function step(name, body) {
+  const started = Date.now();
+  await body();
+  results.push(`${name} (${Date.now() - started} ms)`);
+  console.log(`console: ok  ${name}`);
+}
+
+const browser = await chromium.launch(launch);
+try {
+  await step("a wrong token is refused at sign-in", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(BASE + "/console/login");
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/login.png` });
+    await page.fill("#token", "cbd_not-a-token");
+    await page.click("button[type=submit]");
+    assert.match(await page.textContent(".error"), /unknown or disabled/);
+    await context.close();
+  });
+
+  const admin = await signIn(browser, ADMIN_TOKEN);
+  const page = admin.page;
+
+  await step("the overview shows the counts per state, refreshed in place", async () => {
+    await page.waitForSelector(".card[data-state=pending] .n");
+    assert.equal(Number(await page.textContent(".card[data-state=pending] .n")), Number(EXPECT_PENDING));
+    assert.equal(Number(await page.textContent(".card[data-state=cancelled] .n")), 0);
+    assert.equal((await page.textContent("#database .n")).trim(), "up");
+    // htmx polls every 5 s: a cancellation made elsewhere shows without a reload.
+    const list = await api("/v1/callbacks?state=pending&limit=1");
+    const gone = list.items[0].callbackId;
+    const r = await fetch(`${BASE}/v1/callbacks/${gone}?reason=elsewhere`, {
+      method: "DELETE", headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    assert.equal(r.status, 200);
+    // (Polled from here: the page's CSP rightly refuses Playwright's in-page evaluation.)
+    const until = Date.now() + 12000;
+    while ((await page.textContent(".card[data-state=cancelled] .n")) !== "1") {
+      assert.ok(Date.now() < until, "the overview refreshed itself within 12 s");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/overview.png` });
+  });
+
+  let first;
+  await step("the list filters by state and pages with a cursor", async () => {
+    await page.goto(BASE + "/console/callbacks?state=pending");
+    const rows = await page.$$("#callbacks tbody tr");
+    assert.equal(rows.length, 50, "a full page");
+    first = await rows[0].getAttribute("data-id");
+    assert.ok(await page.$("#next"), "a next page");
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/callbacks.png` });
+    await page.click("#next");
+    const more = await page.$$("#callbacks tbody tr");
+    assert.equal(more.length, Number(EXPECT_PENDING) - 1 - 50, "the rest on the next page");
+    const ids = new Set([first, ...(await Promise.all(more.map((r) => r.getAttribute("data-id"))))]);
+    assert.equal(ids.size, more.length + 1, "no row twice");
+    await page.goto(BASE + "/console/callbacks?state=cancelled");
+    assert.equal((await page.$$("#callbacks tbody tr")).length, 1);
+  });
+
+  await step("a detail shows every field and the history as a timeline", async () => {
+    await page.goto(`${BASE}/console/callbacks/${first}`);
+    assert.equal((await page.textContent("#state")).trim(), "pending");
+    assert.match(await page.textContent("#detail"), /\+442079460958/);
+    const kinds = await page.$$eval("#events li", (lis) => lis.map((li) => li.dataset.kind));
+    assert.deepEqual(kinds, ["created"]);
+    assert.ok(await page.$("time + .viewer-time"), "times also in the viewer's zone");
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/callback.png` });
+  });
+
+  await step("cancel with a reason: the database and the API agree", async () => {
+    await page.fill("#reason", "customer called in");
+    await page.click("#cancel button");
+    await page.waitForURL(`${BASE}/console/callbacks/${first}`);
+    assert.equal((await page.textContent("#state")).trim(), "cancelled");
+    const callback = await api(`/v1/callbacks/${first}`);
+    assert.equal(callback.state, "cancelled");
+    const events = await api(`/v1/callbacks/${first}/events`);
+    const cancelled = events.items.find((e) => e.kind === "cancelled");
+    assert.equal(cancelled.details.reason, "customer called in");
+    assert.equal(cancelled.actor, "admin");
+    assert.equal(await page.$("#cancel"), null, "no cancel button once cancelled");
+  });
+
+  const list = await api("/v1/callbacks?state=pending&limit=2");
+  const [victim, other] = list.items.map((c) => c.callbackId);
+  const csrf = await page.getAttribute("input[name=csrf]", "value");
+
+  await step("a cancel without a reason is refused, naming the rule", async () => {
+    const r = await page.request.post(`${BASE}/console/callbacks/${victim}/cancel`, {
+      form: { csrf, reason: "  " },
+    });
+    assert.equal(r.status(), 422);
+    assert.match(await r.text(), /reason is required/);
+    assert.equal((await api(`/v1/callbacks/${victim}`)).state, "pending");
+  });
+
+  await step("a post without the CSRF token, or without a session, is refused", async () => {
+    const forged = await page.request.post(`${BASE}/console/callbacks/${victim}/cancel`, {
+      form: { reason: "forged" },
+    });
+    assert.equal(forged.status(), 403);
+    const stranger = await browser.newContext();
+    const anonymous = await stranger.request.post(`${BASE}/console/callbacks/${victim}/cancel`, {
+      form: { csrf, reason: "anonymous" },
+    });
+    assert.equal(anonymous.status(), 401);
+    await stranger.close();
+    assert.equal((await api(`/v1/callbacks/${victim}`)).state, "pending");
+  });
+
+  await step("a read-only user sees no action and a forged post is refused", async () => {
+    const reader = await signIn(browser, READER_TOKEN);
+    await reader.page.goto(`${BASE}/console/callbacks/${other}`);
+    assert.equal((await reader.page.textContent("#state")).trim(), "pending");
+    assert.equal(await reader.page.$("#cancel"), null, "no cancel form");
+    const readerCsrf = await reader.page.getAttribute("input[name=csrf]", "value");
+    const r = await reader.page.request.post(`${BASE}/console/callbacks/${other}/cancel`, {
+      form: { csrf: readerCsrf, reason: "not mine to cancel" },
+    });
+    assert.equal(r.status(), 403);
+    assert.equal((await api(`/v1/callbacks/${other}`)).state, "pending");
+    assert.deepEqual(reader.problems, [], "no errors in the browser console");
+    await reader.context.close();
+  });
+
+  await step("readable on a phone", async () => {
+    const phone = await signIn(browser, ADMIN_TOKEN, { width: 390, height: 844 });
+    await phone.page.goto(BASE + "/console/callbacks?state=pending");
+    const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    assert.equal(overflow, false, "no sideways scrolling");
+    if (SHOTS) await phone.page.screenshot({ path: `${SHOTS}/callbacks-phone.png` });
+    await phone.context.close();
+  });
+
+  await step("sign out ends the session", async () => {
+    await page.goto(BASE + "/console/");
+    await page.click("header form button");
+    await page.waitForURL(BASE + "/console/login");
+    await page.goto(BASE + "/console/callbacks");
+    assert.match(page.url(), /\/console\/login$/);
+    assert.deepEqual(admin.problems, [], "no errors in the browser console (CSP included)");
+  });
+} finally {
+  await browser.close();
+}
+console.log(`console: ${results.length} steps passed`);
