@@ -10,6 +10,7 @@
 //! Content-Security-Policy allows only the daemon's own scripts and styles; tokens never
 //! appear in URLs or logs.
 
+mod load;
 mod pages;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/figures", get(pages::figures))
         .route("/console/login", get(pages::login_form).post(pages::login))
         .route("/console/logout", post(pages::logout))
+        .route("/console/load", get(load::load))
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}", get(pages::callback))
         .route("/console/callbacks/{id}/cancel", post(pages::cancel))

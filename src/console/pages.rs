@@ -19,7 +19,7 @@ use crate::store::CallbackFilter;
 /// Rows per page of the callbacks list.
 const PAGE: u32 = 50;
 
-fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
+pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -40,6 +40,7 @@ fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
                             strong { "callbackd" }
                             nav {
                                 a href="/console/" { "Overview" }
+                                a href="/console/load" { "Upcoming load" }
                                 a href="/console/callbacks" { "Callbacks" }
                             }
                             span.who { "Signed in as " (viewer.user.name) }
@@ -76,7 +77,7 @@ fn form<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refused> {
         .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("bad form: {e}")))
 }
 
-fn forbidden(message: &str) -> Response {
+pub(super) fn forbidden(message: &str) -> Response {
     Refused(StatusCode::FORBIDDEN, message.to_owned()).into_response()
 }
 
@@ -258,6 +259,17 @@ pub struct ListParams {
     skill_id: Option<String>,
     #[serde(default)]
     after: Option<String>,
+    #[serde(default, rename = "dueAfter")]
+    due_after: Option<String>,
+    #[serde(default, rename = "dueBefore")]
+    due_before: Option<String>,
+}
+
+fn instant(value: Option<&str>) -> Option<DateTime<Utc>> {
+    value
+        .filter(|v| !v.is_empty())
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A list position: `<due micros>.<uuid>`.
@@ -292,6 +304,8 @@ pub async fn callbacks(
         state: wanted_state,
         skill_id,
         allowed_skills: viewer.user.skills.clone(),
+        due_after: instant(params.due_after.as_deref()),
+        due_before: instant(params.due_before.as_deref()),
         after: position(params.after.as_deref()),
         limit: PAGE + 1,
         ..CallbackFilter::default()
@@ -307,9 +321,11 @@ pub async fn callbacks(
     });
     let next_link = next.flatten().map(|after| {
         format!(
-            "/console/callbacks?state={}&skillId={}&after={after}",
+            "/console/callbacks?state={}&skillId={}&dueAfter={}&dueBefore={}&after={after}",
             params.state.as_deref().unwrap_or_default(),
-            params.skill_id.as_deref().unwrap_or_default()
+            params.skill_id.as_deref().unwrap_or_default(),
+            urlencode(params.due_after.as_deref().unwrap_or_default()),
+            urlencode(params.due_before.as_deref().unwrap_or_default()),
         )
     });
     page(
@@ -351,6 +367,11 @@ pub async fn callbacks(
         },
     )
     .into_response()
+}
+
+/// `+` in an offset must not become a space.
+fn urlencode(value: &str) -> String {
+    value.replace('+', "%2B").replace(':', "%3A")
 }
 
 fn visible(viewer: &Viewer, callback: Option<Callback>) -> Option<Callback> {

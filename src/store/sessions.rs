@@ -86,3 +86,38 @@ impl Store {
             .map_err(Into::into)
     }
 }
+
+impl Store {
+    /// Pending callbacks per hour and skill in `[from, to)`: one grouped walk of the due
+    /// index, for the console's load chart.
+    pub async fn load_by_hour(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        skills: Option<&[SkillId]>,
+    ) -> Result<Vec<(chrono::DateTime<chrono::Utc>, SkillId, i64)>, StoreError> {
+        let allowed: Option<Vec<i64>> = skills.map(|s| s.iter().map(|id| id.get()).collect());
+        let rows = sqlx::query(
+            "SELECT date_trunc('hour', due_at) AS hour, skill_id, count(*) AS n
+             FROM callbacks
+             WHERE state = 'pending' AND due_at >= $1 AND due_at < $2
+               AND ($3::bigint[] IS NULL OR skill_id = ANY ($3))
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(allowed)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let skill: i64 = r.try_get("skill_id")?;
+                Ok((
+                    r.try_get("hour")?,
+                    SkillId::new(skill).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -75,6 +75,24 @@ try {
     if (SHOTS) await page.screenshot({ path: `${SHOTS}/overview.png` });
   });
 
+  await step("the load chart's bars count the pending callbacks per hour", async () => {
+    await page.goto(BASE + "/console/load?skillId=101");
+    const bars = await page.$$eval("#load rect.bar", (rs) =>
+      rs.map((r) => ({ hour: r.dataset.hour, skill: r.dataset.skill, count: Number(r.dataset.count) })));
+    const total = bars.reduce((sum, b) => sum + b.count, 0);
+    assert.equal(total, Number(EXPECT_PENDING) - 1, "every pending callback in some hour");
+    assert.ok(bars.every((b) => b.skill === "101"));
+    // Seeded 61 over ten hours of tomorrow, one of them cancelled: 7 in one hour at most.
+    assert.equal(Math.max(...bars.map((b) => b.count)), 7);
+    assert.ok((await page.$$("#load rect.closed")).length === 0, "skill 101 has no calling hours: nothing shaded");
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/load.png` });
+    // A bar leads to its hour's callbacks.
+    const tallest = bars.reduce((a, b) => (b.count > a.count ? b : a));
+    await page.click(`#load rect.bar[data-hour="${tallest.hour}"]`);
+    await page.waitForURL(/\/console\/callbacks\?/);
+    assert.equal((await page.$$("#callbacks tbody tr")).length, tallest.count);
+  });
+
   let first;
   await step("the list filters by state and pages with a cursor", async () => {
     await page.goto(BASE + "/console/callbacks?state=pending");

@@ -1,0 +1,149 @@
+//! The upcoming load: pending callbacks per hour for the next days, stacked by skill, drawn
+//! as SVG on the server, with the closed hours of a chosen skill shaded — so the
+//! top-of-the-hour herd is seen before it comes. A bar links to its hour's callbacks.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::Viewer;
+use super::pages::page;
+use crate::api::AppState;
+use crate::domain::{Opening, Permission, SkillId, contact_zone, opening};
+
+const WIDTH: f64 = 1000.0;
+const HEIGHT: f64 = 220.0;
+const PALETTE: [&str; 8] = [
+    "#0b5cad", "#d97706", "#1e7b34", "#a4262c", "#6b21a8", "#0f766e", "#b45309", "#475569",
+];
+
+#[derive(Deserialize, Default)]
+pub struct LoadParams {
+    #[serde(default)]
+    days: Option<u32>,
+    #[serde(default, rename = "skillId")]
+    skill_id: Option<String>,
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(params): Query<LoadParams>,
+) -> Response {
+    if !viewer.may(Permission::CallbacksRead) {
+        return super::pages::forbidden("this security user may not read callbacks");
+    }
+    let days = params.days.unwrap_or(7).clamp(1, 31);
+    let hours = i64::from(days) * 24;
+    let from = Utc::now()
+        .duration_trunc(Duration::hours(1))
+        .unwrap_or_else(|_| Utc::now());
+    let to = from + Duration::hours(hours);
+    let chosen = params
+        .skill_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse::<SkillId>().ok())
+        .filter(|s| viewer.user.may_use_skill(*s));
+    let skills: Option<Vec<SkillId>> = match (chosen, &viewer.user.skills) {
+        (Some(skill), _) => Some(vec![skill]),
+        (None, allowed) => allowed.clone(),
+    };
+    let rows = match state.store.load_by_hour(from, to, skills.as_deref()).await {
+        Ok(rows) => rows,
+        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let skill = match chosen {
+        Some(id) => state.store.skill(id).await.ok().flatten(),
+        None => None,
+    };
+    let mut by_hour: BTreeMap<DateTime<Utc>, Vec<(SkillId, i64)>> = BTreeMap::new();
+    for (hour, skill, n) in &rows {
+        by_hour.entry(*hour).or_default().push((*skill, *n));
+    }
+    let legend: Vec<SkillId> = {
+        let mut ids: Vec<SkillId> = rows.iter().map(|(_, s, _)| *s).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let colour = |s: SkillId| {
+        legend
+            .iter()
+            .position(|x| *x == s)
+            .map_or(PALETTE[0], |i| PALETTE[i % PALETTE.len()])
+    };
+    let peak = by_hour
+        .values()
+        .map(|v| v.iter().map(|(_, n)| n).sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let bar = WIDTH / hours as f64;
+    let closed = |hour: DateTime<Utc>| -> bool {
+        let Some(skill) = &skill else { return false };
+        let zone = contact_zone(None, skill.time_zone, state.rules.default_time_zone);
+        !matches!(
+            opening(skill.policy.calling_hours.as_ref(), hour, zone),
+            Opening::Now
+        )
+    };
+    let chart: Markup = html! {
+        svg #load viewBox={"0 0 " (WIDTH) " " (HEIGHT + 20.0)} role="img"
+            aria-label={"Pending callbacks per hour, next " (days) " days"} {
+            @for i in 0..hours {
+                @let hour = from + Duration::hours(i);
+                @let x = i as f64 * bar;
+                @if closed(hour) {
+                    rect.closed x=(x) y="0" width=(bar) height=(HEIGHT) {}
+                }
+                @if hour.format("%H").to_string() == "00" {
+                    line.day x1=(x) x2=(x) y1="0" y2=(HEIGHT) {}
+                    text x=(x + 2.0) y=(HEIGHT + 14.0) { (hour.format("%a %d")) }
+                }
+                @if let Some(stack) = by_hour.get(&hour) {
+                    @let mut top = HEIGHT;
+                    @for (skill_id, n) in stack {
+                        @let h = *n as f64 / peak as f64 * HEIGHT;
+                        @let y = { top -= h; top };
+                        a href={"/console/callbacks?state=pending&skillId=" (skill_id) "&dueAfter=" (hour.format("%Y-%m-%dT%H:%M:%SZ")) "&dueBefore=" ((hour + Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"))} {
+                            rect.bar x=(x) y=(y) width=(bar.max(1.0) - 0.5) height=(h) fill=(colour(*skill_id))
+                                data-hour=(hour.format("%Y-%m-%dT%H:00:00Z")) data-skill=(skill_id) data-count=(n) {
+                                title { (hour.format("%a %d %b %H:00 UTC")) ": " (n) " for skill " (skill_id) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(
+        "Upcoming load",
+        Some(&viewer),
+        html! {
+            h1 { "Upcoming load" }
+            form.filters method="get" action="/console/load" {
+                label { "Days" input type="number" name="days" min="1" max="31" value=(days); }
+                label { "Skill (shades its closed hours)"
+                    input type="text" name="skillId" inputmode="numeric" value=(params.skill_id.as_deref().unwrap_or_default());
+                }
+                button type="submit" { "Show" }
+            }
+            p.muted { "Pending callbacks per hour (UTC), stacked by skill; the tallest bar is " (peak) ". Select a bar for its callbacks." }
+            (chart)
+            ul.legend {
+                @for s in &legend {
+                    li {
+                        svg.swatch viewBox="0 0 10 10" aria-hidden="true" { rect width="10" height="10" fill=(colour(*s)) {} }
+                        "skill " (s)
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
