@@ -45,6 +45,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}", get(pages::callback))
         .route("/console/callbacks/{id}/cancel", post(pages::cancel))
+        .route(
+            "/console/callbacks/{id}/reschedule",
+            post(pages::reschedule),
+        )
+        .route("/console/callbacks/{id}/reassign", post(pages::reassign))
         .route("/console/assets/htmx.min.js", get(htmx))
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))
