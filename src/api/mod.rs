@@ -1,10 +1,10 @@
 //! HTTP: the routes, the shared state, request logging. Handlers parse into domain types,
 //! call the store, and answer with the spec's result codes.
 
-mod callbacks;
+pub mod callbacks;
 mod directory;
 mod error;
-mod extract;
+pub mod extract;
 mod health;
 mod openapi;
 mod serve;

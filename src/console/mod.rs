@@ -10,6 +10,7 @@
 //! Content-Security-Policy allows only the daemon's own scripts and styles; tokens never
 //! appear in URLs or logs.
 
+mod bulk;
 mod load;
 mod pages;
 
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/login", get(pages::login_form).post(pages::login))
         .route("/console/logout", post(pages::logout))
         .route("/console/load", get(load::load))
+        .route("/console/bulk", get(bulk::bulk_form).post(bulk::bulk))
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}", get(pages::callback))
         .route("/console/callbacks/{id}/cancel", post(pages::cancel))

@@ -73,7 +73,7 @@ impl IntoResponse for Refused {
 }
 
 /// A form body (`application/x-www-form-urlencoded`).
-fn form<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refused> {
+pub(super) fn form<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Refused> {
     serde_urlencoded::from_bytes(body)
         .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("bad form: {e}")))
 }
@@ -83,7 +83,7 @@ pub(super) fn forbidden(message: &str) -> Response {
 }
 
 /// The form's CSRF token must be the session's.
-fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
+pub(super) fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
     if !sent.is_empty() && sent == viewer.csrf {
         Ok(())
     } else {
@@ -364,6 +364,9 @@ pub async fn callbacks(
                 }
             }
             @if rows.is_empty() { p.muted { "No callbacks match." } }
+            @if viewer.may(Permission::CallbacksUpdate) || viewer.may(Permission::CallbacksCancel) {
+                p { a #change-many href={"/console/bulk?skillId=" (params.skill_id.as_deref().unwrap_or_default()) "&dueAfter=" (urlencode(params.due_after.as_deref().unwrap_or_default())) "&dueBefore=" (urlencode(params.due_before.as_deref().unwrap_or_default()))} { "Change all pending callbacks of this selection…" } }
+            }
             @if let Some(link) = next_link { p { a #next href=(link) { "Next page →" } } }
         },
     )

@@ -219,7 +219,15 @@ pub async fn bulk(
     caller: Caller,
     body: JsonBody<BulkRequest>,
 ) -> Result<Json<BulkAnswer>, ApiError> {
-    let req = body.value;
+    run_bulk(&state, &caller, body.value).await.map(Json)
+}
+
+/// A bulk change for `caller` (the API's and the console's).
+pub async fn run_bulk(
+    state: &AppState,
+    caller: &Caller,
+    req: BulkRequest,
+) -> Result<BulkAnswer, ApiError> {
     caller.require(match req.action {
         BulkAction::Cancel => Permission::CallbacksCancel,
         BulkAction::Reschedule | BulkAction::Reassign => Permission::CallbacksUpdate,
@@ -256,7 +264,7 @@ pub async fn bulk(
         .store
         .list_callbacks(&CallbackFilter {
             limit: BULK_MAX + 1,
-            ..selection.filter(&caller)?
+            ..selection.filter(caller)?
         })
         .await?;
     if selected.len() > BULK_MAX as usize {
@@ -271,22 +279,22 @@ pub async fn bulk(
         .map(|c| c.id)
         .collect();
     if req.dry_run {
-        return Ok(Json(BulkAnswer {
+        return Ok(BulkAnswer {
             result: ResultCode::Success,
             dry_run: true,
             matched,
             changed: pending.len(),
             skipped: matched - pending.len(),
             refused: Vec::new(),
-        }));
+        });
     }
     let mut changed = 0;
     let mut refused = Vec::new();
     let mut refused_count = 0;
     for id in pending {
         let outcome = bulk_one(
-            &state,
-            &caller,
+            state,
+            caller,
             id,
             change.as_ref(),
             target_agent.flatten(),
@@ -311,14 +319,14 @@ pub async fn bulk(
         }
     }
     tracing::info!(matched, changed, refused = refused_count, security_user = %caller.0.name, "bulk change");
-    Ok(Json(BulkAnswer {
+    Ok(BulkAnswer {
         result: ResultCode::Success,
         dry_run: false,
         matched,
         changed,
         skipped: matched - changed,
         refused,
-    }))
+    })
 }
 
 /// One callback of a bulk change, under its row lock: `Ok(false)` when it is no longer

@@ -5,7 +5,7 @@
 mod change;
 mod create;
 mod read;
-mod views;
+pub mod views;
 
 pub use change::*;
 pub use create::*;

@@ -1,0 +1,215 @@
+//! Changing a filtered selection at once: the form states how many callbacks will change (a
+//! dry run) and asks for confirmation before it changes anything. The change itself is the
+//! API's bulk change: each pending callback under its own lock, through the same rules.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::Viewer;
+use super::pages::{check_csrf, forbidden, form, page};
+use crate::api::AppState;
+use crate::api::callbacks::run_bulk;
+use crate::api::callbacks::views::{BulkAction, BulkAnswer, BulkFilter, BulkRequest};
+use crate::api::extract::Caller;
+use crate::domain::{Permission, RawId};
+
+/// The selection, carried from the list to the form and back.
+#[derive(Deserialize, Default, Clone)]
+pub struct Selection {
+    #[serde(default, rename = "skillId")]
+    skill_id: Option<String>,
+    #[serde(default, rename = "dueAfter")]
+    due_after: Option<String>,
+    #[serde(default, rename = "dueBefore")]
+    due_before: Option<String>,
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value.as_ref().filter(|v| !v.trim().is_empty()).cloned()
+}
+
+fn hidden_selection(s: &Selection) -> Markup {
+    html! {
+        input type="hidden" name="skillId" value=(s.skill_id.as_deref().unwrap_or_default());
+        input type="hidden" name="dueAfter" value=(s.due_after.as_deref().unwrap_or_default());
+        input type="hidden" name="dueBefore" value=(s.due_before.as_deref().unwrap_or_default());
+    }
+}
+
+fn describe(s: &Selection) -> String {
+    let mut parts = vec!["pending callbacks".to_owned()];
+    if let Some(skill) = non_empty(&s.skill_id) {
+        parts.push(format!("of skill {skill}"));
+    }
+    if let Some(after) = non_empty(&s.due_after) {
+        parts.push(format!("due from {after}"));
+    }
+    if let Some(before) = non_empty(&s.due_before) {
+        parts.push(format!("due before {before}"));
+    }
+    parts.join(" ")
+}
+
+pub async fn bulk_form(viewer: Viewer, Query(selection): Query<Selection>) -> Response {
+    if !viewer.may(Permission::CallbacksUpdate) && !viewer.may(Permission::CallbacksCancel) {
+        return forbidden("this security user may not change callbacks");
+    }
+    page(
+        "Change many",
+        Some(&viewer),
+        html! {
+            h1 { "Change many" }
+            p { "Selection: " strong #selection { (describe(&selection)) } }
+            form #bulk method="post" action="/console/bulk" {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                (hidden_selection(&selection))
+                label for="action" { "Action" }
+                select #action name="action" {
+                    @if viewer.may(Permission::CallbacksCancel) { option value="cancel" { "Cancel" } }
+                    @if viewer.may(Permission::CallbacksUpdate) {
+                        option value="reschedule" { "Reschedule" }
+                        option value="reassign" { "Reassign" }
+                    }
+                }
+                label for="when" { "New date and time (reschedule; in each contact's zone)" }
+                input #when type="datetime-local" name="when";
+                label for="agent" { "Target agent id (reassign; empty: back to the skill)" }
+                input #agent type="text" name="targetAgentId" inputmode="numeric";
+                label for="reason" { "Reason (required)" }
+                input #reason type="text" name="reason" required maxlength="500";
+                p { button type="submit" { "Count, then confirm" } }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct BulkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    selection: SelectionFields,
+    action: String,
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default, rename = "targetAgentId")]
+    target_agent_id: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// `Selection` as flattened form fields (serde's flatten needs owned field types).
+#[derive(Deserialize, Default, Clone)]
+pub struct SelectionFields {
+    #[serde(default, rename = "skillId")]
+    skill_id: Option<String>,
+    #[serde(default, rename = "dueAfter")]
+    due_after: Option<String>,
+    #[serde(default, rename = "dueBefore")]
+    due_before: Option<String>,
+}
+
+pub async fn bulk(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {
+    let sent: BulkForm = match form(&body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
+        return r.into_response();
+    }
+    let action = match sent.action.as_str() {
+        "cancel" => BulkAction::Cancel,
+        "reschedule" => BulkAction::Reschedule,
+        "reassign" => BulkAction::Reassign,
+        other => {
+            return (StatusCode::BAD_REQUEST, format!("unknown action `{other}`")).into_response();
+        }
+    };
+    let selection = Selection {
+        skill_id: sent.selection.skill_id.clone(),
+        due_after: sent.selection.due_after.clone(),
+        due_before: sent.selection.due_before.clone(),
+    };
+    let confirmed = sent.confirm.as_deref() == Some("yes");
+    let request = BulkRequest {
+        filter: BulkFilter {
+            state: Some("pending".into()),
+            skill_id: non_empty(&selection.skill_id),
+            agent_id: None,
+            due_before: non_empty(&selection.due_before),
+            due_after: non_empty(&selection.due_after),
+        },
+        action,
+        reason: sent.reason.clone(),
+        schedule_date: non_empty(&sent.when),
+        time_zone: None,
+        target_agent_id: (action == BulkAction::Reassign)
+            .then(|| Some(RawId(sent.target_agent_id.clone().unwrap_or_default()))),
+        dry_run: !confirmed,
+    };
+    let caller = Caller(viewer.user.clone());
+    let answer: BulkAnswer = match run_bulk(&state, &caller, request).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return (
+                e.status,
+                page(
+                    "Not changed",
+                    Some(&viewer),
+                    html! {
+                        h1 { "Not changed" }
+                        p.error role="alert" { (e.code.as_str()) ": " (e.message) }
+                        p { a href="/console/callbacks" { "Back to the callbacks" } }
+                    },
+                ),
+            )
+                .into_response();
+        }
+    };
+    let verb = match action {
+        BulkAction::Cancel => "cancelled",
+        BulkAction::Reschedule => "rescheduled",
+        BulkAction::Reassign => "reassigned",
+    };
+    page(
+        if confirmed { "Changed" } else { "Confirm" },
+        Some(&viewer),
+        html! {
+            @if confirmed {
+                h1 { "Done" }
+                p #outcome data-changed=(answer.changed) data-skipped=(answer.skipped) {
+                    (answer.changed) " callbacks " (verb) "; " (answer.skipped) " skipped."
+                }
+                @if !answer.refused.is_empty() {
+                    h2 { "Refused" }
+                    ul { @for r in &answer.refused { li { code { (r.callback_id) } " " (r.result.as_str()) ": " (r.message) } } }
+                }
+                p { a href="/console/callbacks" { "Back to the callbacks" } }
+            } @else {
+                h1 { "Confirm" }
+                p #confirm-count data-count=(answer.changed) {
+                    strong { (answer.changed) } " " (describe(&selection)) " will be " (verb)
+                    " (reason: “" (sent.reason.as_deref().unwrap_or_default()) "”)."
+                }
+                form #bulk-confirm method="post" action="/console/bulk" {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    (hidden_selection(&selection))
+                    input type="hidden" name="action" value=(sent.action);
+                    input type="hidden" name="when" value=(sent.when.as_deref().unwrap_or_default());
+                    input type="hidden" name="targetAgentId" value=(sent.target_agent_id.as_deref().unwrap_or_default());
+                    input type="hidden" name="reason" value=(sent.reason.as_deref().unwrap_or_default());
+                    input type="hidden" name="confirm" value="yes";
+                    p { button.danger type="submit" { "Yes, change " (answer.changed) } " " a href="/console/callbacks" { "No, go back" } }
+                }
+            }
+        },
+    )
+    .into_response()
+}
