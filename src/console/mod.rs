@@ -11,6 +11,7 @@
 //! appear in URLs or logs.
 
 mod bulk;
+mod directory;
 mod load;
 mod pages;
 
@@ -44,6 +45,15 @@ pub fn router() -> Router<AppState> {
         .route("/console/logout", post(pages::logout))
         .route("/console/load", get(load::load))
         .route("/console/bulk", get(bulk::bulk_form).post(bulk::bulk))
+        .route("/console/directory", get(directory::directory))
+        .route(
+            "/console/directory/skills/{id}/active",
+            post(directory::skill_active),
+        )
+        .route(
+            "/console/directory/agents/{id}/active",
+            post(directory::agent_active),
+        )
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}", get(pages::callback))
         .route("/console/callbacks/{id}/cancel", post(pages::cancel))

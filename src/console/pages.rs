@@ -43,6 +43,7 @@ pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<S
                                 a href="/console/" { "Overview" }
                                 a href="/console/load" { "Upcoming load" }
                                 a href="/console/callbacks" { "Callbacks" }
+                                a href="/console/directory" { "Directory" }
                             }
                             span.who { "Signed in as " (viewer.user.name) }
                             form method="post" action="/console/logout" {

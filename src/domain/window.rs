@@ -133,6 +133,19 @@ impl CallingHours {
         None
     }
 
+    /// Whether the hour starting at `hour` (0–23) of weekday `day` (0: Monday) is open, for
+    /// drawing the hours as a week grid.
+    pub fn hour_open(&self, day: usize, hour: u32) -> bool {
+        let Some(start) = NaiveTime::from_hms_opt(hour, 0, 0) else {
+            return false;
+        };
+        self.days.get(day).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|&(open, close)| open <= start && (close == NaiveTime::MIN || start < close))
+        })
+    }
+
     pub fn is_open(&self, at: DateTime<Utc>, zone: Tz) -> bool {
         self.next_opening(at, zone) == Some(at)
     }

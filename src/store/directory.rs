@@ -72,6 +72,28 @@ impl Store {
         row.map(|r| agent_from_row(&r, "")).transpose()
     }
 
+    /// Every skill, by id (the console's directory; at most `limit`).
+    pub async fn skills(&self, limit: i64) -> Result<Vec<Skill>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            skill_columns!(),
+            " FROM skills s ORDER BY s.id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| skill_from_row(r, "s_")).collect()
+    }
+
+    /// Every agent, by id (at most `limit`).
+    pub async fn agents(&self, limit: i64) -> Result<Vec<Agent>, StoreError> {
+        let rows = sqlx::query("SELECT id, username, active FROM agents ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| agent_from_row(r, "")).collect()
+    }
+
     /// Upserts all of them in one transaction: an import applies whole or not at all.
     pub async fn import_directory(
         &self,

@@ -232,6 +232,24 @@ try {
     await reader.context.close();
   });
 
+  await step("the directory draws calling hours as a week grid; a writer may switch an agent on", async () => {
+    const put = await fetch(`${BASE}/v1/skills/102`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Renewals", mediaType: "phone", direction: "outbound", active: true,
+        timeZone: "Europe/Paris", callingHours: { mon: ["09:00-17:00"], sat: ["10:00-12:00"] } }),
+    });
+    assert.equal(put.status, 200);
+    await page.goto(BASE + "/console/directory");
+    assert.equal((await page.$$("section.skill[data-id='102'] td.open")).length, 8 + 2);
+    assert.match(await page.textContent("section.skill[data-id='101']"), /any time/);
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/directory.png`, fullPage: true });
+    await page.click("#agents tr[data-id='8'] button");
+    await page.waitForURL(BASE + "/console/directory");
+    const agent = await api("/v1/agents/8");
+    assert.equal(agent.active, true);
+  });
+
   await step("readable on a phone", async () => {
     const phone = await signIn(browser, ADMIN_TOKEN, { width: 390, height: 844 });
     await phone.page.goto(BASE + "/console/callbacks?state=pending");

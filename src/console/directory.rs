@@ -1,0 +1,166 @@
+//! The directory: skills (with their calling hours drawn as a week grid) and agents.
+//! Read-only, but for a user with `directory:write`, who may switch one on or off.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use super::Viewer;
+use super::pages::{check_csrf, forbidden, form, page};
+use crate::api::AppState;
+use crate::domain::{AgentId, Permission, SkillId};
+
+/// Rows shown per table.
+const LIMIT: i64 = 500;
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+pub async fn directory(State(state): State<AppState>, viewer: Viewer) -> Response {
+    if !viewer.may(Permission::DirectoryRead) {
+        return forbidden("this security user may not read the directory");
+    }
+    let (skills, agents) = match (
+        state.store.skills(LIMIT).await,
+        state.store.agents(LIMIT).await,
+    ) {
+        (Ok(s), Ok(a)) => (s, a),
+        (Err(e), _) | (_, Err(e)) => return crate::api::ApiError::from(e).into_response(),
+    };
+    let skills: Vec<_> = skills
+        .into_iter()
+        .filter(|s| viewer.user.may_use_skill(s.id))
+        .collect();
+    let writer = viewer.may(Permission::DirectoryWrite);
+    page(
+        "Directory",
+        Some(&viewer),
+        html! {
+            h1 { "Directory" }
+            h2 { "Skills" }
+            @for s in &skills {
+                section.skill data-id=(s.id) {
+                    h3 { (s.id) " · " (s.name) " "
+                        span.muted { (s.media_type.as_str()) " " (s.direction.as_str()) ", "
+                            (if s.active { "active" } else { "inactive" }) ", "
+                            (s.time_zone.map_or("default time zone", |z| z.name())) } }
+                    @if let Some(hours) = &s.policy.calling_hours {
+                        table.week aria-label={"Calling hours of skill " (s.id)} {
+                            tr { th {} @for h in 0..24u32 { th { (h) } } }
+                            @for (d, day) in DAYS.iter().enumerate() {
+                                tr { th { (day) }
+                                    @for h in 0..24u32 {
+                                        @let open = hours.hour_open(d, h);
+                                        td class=(if open { "open" } else { "shut" }) title={(day) " " (h) ":00 " (if open { "open" } else { "closed" })} {}
+                                    }
+                                }
+                            }
+                        }
+                    } @else { p.muted { "Callable at any time (no calling hours)." } }
+                    @if writer {
+                        form method="post" action={"/console/directory/skills/" (s.id) "/active"} {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            input type="hidden" name="active" value=(if s.active { "false" } else { "true" });
+                            button type="submit" { (if s.active { "Deactivate" } else { "Activate" }) }
+                        }
+                    }
+                }
+            }
+            h2 { "Agents" }
+            table #agents {
+                thead { tr { th { "Id" } th { "Username" } th { "Active" } @if writer { th {} } } }
+                tbody {
+                    @for a in &agents {
+                        tr data-id=(a.id) {
+                            td { (a.id) } td { (a.username) } td { (if a.active { "yes" } else { "no" }) }
+                            @if writer {
+                                td { form method="post" action={"/console/directory/agents/" (a.id) "/active"} {
+                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                    input type="hidden" name="active" value=(if a.active { "false" } else { "true" });
+                                    button type="submit" { (if a.active { "Deactivate" } else { "Activate" }) }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ActiveForm {
+    #[serde(default)]
+    csrf: String,
+    active: bool,
+}
+
+/// Checks the form and the permission: the new `active` value.
+fn writable(viewer: &Viewer, body: &Bytes) -> Result<bool, Response> {
+    let sent: ActiveForm = form(body).map_err(IntoResponse::into_response)?;
+    check_csrf(viewer, &sent.csrf).map_err(IntoResponse::into_response)?;
+    if !viewer.may(Permission::DirectoryWrite) {
+        return Err(forbidden("this security user may not change the directory"));
+    }
+    Ok(sent.active)
+}
+
+pub async fn skill_active(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let active = match writable(&viewer, &body) {
+        Ok(active) => active,
+        Err(r) => return r,
+    };
+    let Some(id) = id
+        .parse::<SkillId>()
+        .ok()
+        .filter(|id| viewer.user.may_use_skill(*id))
+    else {
+        return (StatusCode::NOT_FOUND, "no such skill").into_response();
+    };
+    let result = match state.store.skill(id).await {
+        Ok(Some(mut skill)) => {
+            skill.active = active;
+            state.store.upsert_skill(&skill).await
+        }
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such skill").into_response(),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/console/directory").into_response(),
+        Err(e) => crate::api::ApiError::from(e).into_response(),
+    }
+}
+
+pub async fn agent_active(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let active = match writable(&viewer, &body) {
+        Ok(active) => active,
+        Err(r) => return r,
+    };
+    let Ok(id) = id.parse::<AgentId>() else {
+        return (StatusCode::NOT_FOUND, "no such agent").into_response();
+    };
+    let result = match state.store.agent(id).await {
+        Ok(Some(mut agent)) => {
+            agent.active = active;
+            state.store.upsert_agent(&agent).await
+        }
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such agent").into_response(),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Redirect::to("/console/directory").into_response(),
+        Err(e) => crate::api::ApiError::from(e).into_response(),
+    }
+}
