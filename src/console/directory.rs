@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Viewer;
-use super::pages::{check_csrf, forbidden, form, page};
+use super::pages::{Refused, check_csrf, forbidden, form, page};
 use crate::api::AppState;
 use crate::domain::{AgentId, Permission, SkillId};
 
@@ -98,11 +98,14 @@ pub struct ActiveForm {
 }
 
 /// Checks the form and the permission: the new `active` value.
-fn writable(viewer: &Viewer, body: &Bytes) -> Result<bool, Response> {
-    let sent: ActiveForm = form(body).map_err(IntoResponse::into_response)?;
-    check_csrf(viewer, &sent.csrf).map_err(IntoResponse::into_response)?;
+fn writable(viewer: &Viewer, body: &Bytes) -> Result<bool, Refused> {
+    let sent: ActiveForm = form(body)?;
+    check_csrf(viewer, &sent.csrf)?;
     if !viewer.may(Permission::DirectoryWrite) {
-        return Err(forbidden("this security user may not change the directory"));
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "this security user may not change the directory".into(),
+        ));
     }
     Ok(sent.active)
 }
@@ -115,7 +118,7 @@ pub async fn skill_active(
 ) -> Response {
     let active = match writable(&viewer, &body) {
         Ok(active) => active,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(id) = id
         .parse::<SkillId>()
@@ -146,7 +149,7 @@ pub async fn agent_active(
 ) -> Response {
     let active = match writable(&viewer, &body) {
         Ok(active) => active,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(id) = id.parse::<AgentId>() else {
         return (StatusCode::NOT_FOUND, "no such agent").into_response();

@@ -65,7 +65,7 @@ fn time(t: DateTime<Utc>) -> Markup {
 }
 
 /// A request the console refuses, as plain text.
-pub struct Refused(StatusCode, String);
+pub struct Refused(pub StatusCode, pub String);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
