@@ -54,6 +54,9 @@ pub struct Inner {
     pub backlog_count: Throttle,
     /// `/readyz`'s reading of the database.
     pub database_probe: health::DatabaseProbe,
+    /// The console overview's callbacks per state, and when they were counted: counting
+    /// scans the table, so viewers share one count every few seconds.
+    pub state_counts: tokio::sync::Mutex<Option<(Instant, Vec<(String, i64)>)>>,
 }
 
 /// Scrapes closer together than this reuse the last backlog count: counting scans the
@@ -118,6 +121,7 @@ impl AppState {
                 requests: Arc::new(Semaphore::new(settings.api.max_concurrent_requests)),
                 backlog_count: Throttle::new(BACKLOG_COUNT_EVERY),
                 database_probe: health::DatabaseProbe::default(),
+                state_counts: tokio::sync::Mutex::new(None),
             }),
         }
     }

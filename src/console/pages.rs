@@ -12,13 +12,15 @@ use serde::Deserialize;
 use super::{SESSION_LIFETIME, Viewer, over_https, session_cookie, session_token};
 use crate::api::AppState;
 use crate::domain::{
-    Callback, CallbackId, CallbackState, ChangeInput, Permission, RawId, SkillId, Token, TokenHash,
-    check_reason, plan_change,
+    Callback, CallbackId, CallbackState, ChangeInput, Permission, PhoneNumber, RawId, SkillId,
+    Token, TokenHash, check_reason, plan_change,
 };
 use crate::store::CallbackFilter;
 
 /// Rows per page of the callbacks list.
 const PAGE: u32 = 50;
+/// How long one count of callbacks per state serves the overview (it scans the table).
+const COUNTS_FRESH: std::time::Duration = std::time::Duration::from_secs(4);
 
 pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
     Html(
@@ -209,7 +211,15 @@ pub async fn overview(viewer: Viewer) -> Html<String> {
 /// The overview's figures, refreshed in place every few seconds.
 pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response {
     let backlog = state.store.backlog().await;
-    let counts = state.store.state_counts().await;
+    let counts = {
+        let mut cached = state.state_counts.lock().await;
+        match cached.as_ref() {
+            Some((at, counts)) if at.elapsed() < COUNTS_FRESH => Ok(counts.clone()),
+            _ => state.store.state_counts().await.inspect(|counts| {
+                *cached = Some((std::time::Instant::now(), counts.clone()));
+            }),
+        }
+    };
     let database_up = backlog.is_ok() && counts.is_ok();
     let broker = match &state.broker {
         None => "not used",
@@ -265,6 +275,26 @@ pub struct ListParams {
     due_after: Option<String>,
     #[serde(default, rename = "dueBefore")]
     due_before: Option<String>,
+    /// A phone number, or the start of a last name.
+    #[serde(default)]
+    q: Option<String>,
+}
+
+/// A search: a phone number (read as the API reads one) or the start of a last name.
+fn search(q: Option<&str>, region: phonenumber::country::Id) -> (Option<String>, Option<String>) {
+    let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) else {
+        return (None, None);
+    };
+    let phone_like = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    match phone_like
+        .then(|| PhoneNumber::parse(q, region).ok())
+        .flatten()
+    {
+        Some(phone) => (Some(phone.as_str().to_owned()), None),
+        None => (None, Some(q.to_owned())),
+    }
 }
 
 fn instant(value: Option<&str>) -> Option<DateTime<Utc>> {
@@ -302,9 +332,12 @@ pub async fn callbacks(
         .filter(|s| !s.is_empty())
         .and_then(|s| s.parse::<SkillId>().ok())
         .filter(|s| viewer.user.may_use_skill(*s));
+    let (phone_number, last_name_prefix) = search(params.q.as_deref(), state.rules.default_region);
     let filter = CallbackFilter {
         state: wanted_state,
         skill_id,
+        phone_number,
+        last_name_prefix,
         allowed_skills: viewer.user.skills.clone(),
         due_after: instant(params.due_after.as_deref()),
         due_before: instant(params.due_before.as_deref()),
@@ -323,9 +356,10 @@ pub async fn callbacks(
     });
     let next_link = next.flatten().map(|after| {
         format!(
-            "/console/callbacks?state={}&skillId={}&dueAfter={}&dueBefore={}&after={after}",
+            "/console/callbacks?state={}&skillId={}&q={}&dueAfter={}&dueBefore={}&after={after}",
             params.state.as_deref().unwrap_or_default(),
             params.skill_id.as_deref().unwrap_or_default(),
+            urlencode(params.q.as_deref().unwrap_or_default()),
             urlencode(params.due_after.as_deref().unwrap_or_default()),
             urlencode(params.due_before.as_deref().unwrap_or_default()),
         )
@@ -347,6 +381,11 @@ pub async fn callbacks(
                 label { "Skill"
                     input type="text" name="skillId" inputmode="numeric" value=(params.skill_id.as_deref().unwrap_or_default());
                 }
+                label { "Phone number or last name"
+                    input #q type="search" name="q" value=(params.q.as_deref().unwrap_or_default());
+                }
+                input type="hidden" name="dueAfter" value=(params.due_after.as_deref().unwrap_or_default());
+                input type="hidden" name="dueBefore" value=(params.due_before.as_deref().unwrap_or_default());
                 button type="submit" { "Filter" }
             }
             table #callbacks {
@@ -376,7 +415,13 @@ pub async fn callbacks(
 
 /// `+` in an offset must not become a space.
 fn urlencode(value: &str) -> String {
-    value.replace('+', "%2B").replace(':', "%3A")
+    value
+        .replace('%', "%25")
+        .replace('+', "%2B")
+        .replace(':', "%3A")
+        .replace('&', "%26")
+        .replace(' ', "%20")
+        .replace('#', "%23")
 }
 
 fn visible(viewer: &Viewer, callback: Option<Callback>) -> Option<Callback> {

@@ -16,6 +16,10 @@ pub struct CallbackFilter {
     pub due_before: Option<DateTime<Utc>>,
     /// Inclusive.
     pub due_after: Option<DateTime<Utc>>,
+    /// Only this number (E.164).
+    pub phone_number: Option<String>,
+    /// Only last names starting with this (case-insensitive).
+    pub last_name_prefix: Option<String>,
     /// The caller's skill allow-list, when it has one.
     pub allowed_skills: Option<Vec<SkillId>>,
     /// Resume after this `(due_at, id)` position.
@@ -56,6 +60,8 @@ impl Store {
                AND ($5::timestamptz IS NULL OR c.due_at >= $5)
                AND ($6::timestamptz IS NULL OR (c.due_at, c.id) > ($6, $7::uuid))
                AND ($8::bigint[] IS NULL OR c.skill_id = ANY ($8))
+               AND ($10::text IS NULL OR c.phone_number = $10)
+               AND ($11::text IS NULL OR lower(c.last_name) LIKE $11)
              ORDER BY c.due_at, c.id
              LIMIT $9"
         ))
@@ -68,6 +74,16 @@ impl Store {
         .bind(filter.after.map(|(_, id)| id.as_uuid()))
         .bind(allowed)
         .bind(i64::from(filter.limit))
+        .bind(filter.phone_number.as_deref())
+        .bind(filter.last_name_prefix.as_ref().map(|p| {
+            // LIKE's wildcards in a name are literal.
+            let escaped = p
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        }))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(callback_from_row).collect()

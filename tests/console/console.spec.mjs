@@ -136,6 +136,16 @@ try {
     assert.equal((await page.$$("#callbacks tbody tr")).length, 1 + busiest.count);
   });
 
+  await step("search by phone number (as typed) or the start of a last name", async () => {
+    for (const q of ["(415) 555-2671", "+1 415 555 2671", "hop", "HOPPER"]) {
+      await page.goto(`${BASE}/console/callbacks?q=${encodeURIComponent(q)}`);
+      const names = await page.$$eval("#callbacks tbody td:nth-child(3)", (tds) => tds.map((t) => t.textContent.trim()));
+      assert.deepEqual(names, ["Grace Hopper"], q);
+    }
+    await page.goto(`${BASE}/console/callbacks?q=nobody`);
+    assert.equal((await page.$$("#callbacks tbody tr")).length, 0);
+  });
+
   await step("a detail shows every field and the history as a timeline", async () => {
     await page.goto(`${BASE}/console/callbacks/${first}`);
     assert.equal((await page.textContent("#state")).trim(), "pending");

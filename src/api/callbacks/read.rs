@@ -127,6 +127,8 @@ impl Selection<'_> {
             allowed_skills: caller.0.skills.clone(),
             after: None,
             limit: 0,
+            phone_number: None,
+            last_name_prefix: None,
         })
     }
 }
