@@ -56,8 +56,11 @@ pub struct Inner {
     pub database_probe: health::DatabaseProbe,
     /// The console overview's callbacks per state, and when they were counted: counting
     /// scans the table, so viewers share one count every few seconds.
-    pub state_counts: tokio::sync::Mutex<Option<(Instant, Vec<(String, i64)>)>>,
+    pub state_counts: tokio::sync::Mutex<Option<(Instant, StateCounts)>>,
 }
+
+/// Callbacks per state, as the store counts them.
+pub type StateCounts = Vec<(String, i64)>;
 
 /// Scrapes closer together than this reuse the last backlog count: counting scans the
 /// pending part of the due index (~0.6 s with 5M pending), and several Prometheus servers
