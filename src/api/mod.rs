@@ -57,7 +57,18 @@ pub struct Inner {
     /// The console overview's callbacks per state, and when they were counted: counting
     /// scans the table, so viewers share one count every few seconds.
     pub state_counts: tokio::sync::Mutex<Option<(Instant, StateCounts)>>,
+    /// The console's load chart, for the same reason: the last one counted, with its key.
+    pub load_chart: tokio::sync::Mutex<Option<(Instant, LoadKey, LoadCounts)>>,
 }
+
+/// What a load chart counted: its first hour, its end, and the skills.
+pub type LoadKey = (
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    Option<Vec<crate::domain::SkillId>>,
+);
+/// Pending callbacks per hour and skill.
+pub type LoadCounts = Vec<(chrono::DateTime<chrono::Utc>, crate::domain::SkillId, i64)>;
 
 /// Callbacks per state, as the store counts them.
 pub type StateCounts = Vec<(String, i64)>;
@@ -125,6 +136,7 @@ impl AppState {
                 backlog_count: Throttle::new(BACKLOG_COUNT_EVERY),
                 database_probe: health::DatabaseProbe::default(),
                 state_counts: tokio::sync::Mutex::new(None),
+                load_chart: tokio::sync::Mutex::new(None),
             }),
         }
     }

@@ -16,6 +16,8 @@ use crate::api::AppState;
 use crate::domain::{Opening, Permission, SkillId, contact_zone, opening};
 
 const WIDTH: f64 = 1000.0;
+/// How long one count serves the chart.
+const LOAD_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 const HEIGHT: f64 = 220.0;
 const PALETTE: [&str; 8] = [
     "#0b5cad", "#d97706", "#1e7b34", "#a4262c", "#6b21a8", "#0f766e", "#b45309", "#475569",
@@ -53,9 +55,21 @@ pub async fn load(
         (Some(skill), _) => Some(vec![skill]),
         (None, allowed) => allowed.clone(),
     };
-    let rows = match state.store.load_by_hour(from, to, skills.as_deref()).await {
-        Ok(rows) => rows,
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+    // One count serves every viewer of the same chart for a few seconds: with a million
+    // pending it reads them all (about 0.3 s).
+    let key = (from, to, skills.clone());
+    let rows = {
+        let mut cached = state.load_chart.lock().await;
+        match cached.as_ref() {
+            Some((at, k, rows)) if *k == key && at.elapsed() < LOAD_FRESH => rows.clone(),
+            _ => match state.store.load_by_hour(from, to, skills.as_deref()).await {
+                Ok(rows) => {
+                    *cached = Some((std::time::Instant::now(), key, rows.clone()));
+                    rows
+                }
+                Err(e) => return crate::api::ApiError::from(e).into_response(),
+            },
+        }
     };
     let skill = match chosen {
         Some(id) => state.store.skill(id).await.ok().flatten(),

@@ -97,6 +97,14 @@ impl Store {
         skills: Option<&[SkillId]>,
     ) -> Result<Vec<(chrono::DateTime<chrono::Utc>, SkillId, i64)>, StoreError> {
         let allowed: Option<Vec<i64>> = skills.map(|s| s.iter().map(|id| id.get()).collect());
+        // A handful of groups from up to millions of rows: hash them. The planner cannot
+        // tell how few hours there are, sorts every row instead (spilling to disk: 630 ms
+        // instead of 320 ms with 1M pending), and compiles the plan (JIT) for nothing.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_sort = off")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
         let rows = sqlx::query(
             "SELECT date_trunc('hour', due_at) AS hour, skill_id, count(*) AS n
              FROM callbacks
@@ -107,8 +115,9 @@ impl Store {
         .bind(from)
         .bind(to)
         .bind(allowed)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|r| {
                 let skill: i64 = r.try_get("skill_id")?;
