@@ -136,7 +136,13 @@ impl Application {
         let mut scheduler =
             maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
 
-        let state = AppState::new(store.clone(), broker.clone(), &settings, &tracker);
+        let state = AppState::new(
+            store.clone(),
+            broker.clone(),
+            &settings,
+            &tracker,
+            broker.is_some().then(|| progress.clone()),
+        );
         let app = router(state, &settings.api);
         let addr = listener.local_addr().unwrap_or(settings.api.listen);
         let http_shutdown = shutdown.clone();

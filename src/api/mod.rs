@@ -56,9 +56,11 @@ pub struct Inner {
     pub database_probe: health::DatabaseProbe,
     /// The console overview's callbacks per state, and when they were counted: counting
     /// scans the table, so viewers share one count every few seconds.
-    pub state_counts: tokio::sync::Mutex<Option<(Instant, StateCounts)>>,
+    pub state_counts: tokio::sync::Mutex<Option<(Instant, Figures)>>,
     /// The console's load chart, for the same reason: the last one counted, with its key.
     pub load_chart: tokio::sync::Mutex<Option<(Instant, LoadKey, LoadCounts)>>,
+    /// The dispatch workers' liveness and recent lateness, when this daemon dispatches.
+    pub progress: Option<crate::liveness::Progress>,
 }
 
 /// What a load chart counted: its first hour, its end, and the skills.
@@ -70,8 +72,8 @@ pub type LoadKey = (
 /// Pending callbacks per hour and skill.
 pub type LoadCounts = Vec<(chrono::DateTime<chrono::Utc>, crate::domain::SkillId, i64)>;
 
-/// Callbacks per state, as the store counts them.
-pub type StateCounts = Vec<(String, i64)>;
+/// The overview's figures: callbacks per state, and the backlog.
+pub type Figures = (Vec<(String, i64)>, crate::store::Backlog);
 
 /// Scrapes closer together than this reuse the last backlog count: counting scans the
 /// pending part of the due index (~0.6 s with 5M pending), and several Prometheus servers
@@ -120,6 +122,7 @@ impl AppState {
         broker: Option<Broker>,
         settings: &Settings,
         tracker: &tokio_util::task::TaskTracker,
+        progress: Option<crate::liveness::Progress>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -137,6 +140,7 @@ impl AppState {
                 database_probe: health::DatabaseProbe::default(),
                 state_counts: tokio::sync::Mutex::new(None),
                 load_chart: tokio::sync::Mutex::new(None),
+                progress,
             }),
         }
     }

@@ -210,24 +210,33 @@ pub async fn overview(viewer: Viewer) -> Html<String> {
 
 /// The overview's figures, refreshed in place every few seconds.
 pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response {
-    let backlog = state.store.backlog().await;
-    let counts = {
+    let figures = {
         let mut cached = state.state_counts.lock().await;
         match cached.as_ref() {
-            Some((at, counts)) if at.elapsed() < COUNTS_FRESH => Ok(counts.clone()),
-            _ => state.store.state_counts().await.inspect(|counts| {
-                *cached = Some((std::time::Instant::now(), counts.clone()));
-            }),
+            Some((at, figures)) if at.elapsed() < COUNTS_FRESH => Ok(figures.clone()),
+            _ => match (
+                state.store.state_counts().await,
+                state.store.backlog().await,
+            ) {
+                (Ok(counts), Ok(backlog)) => {
+                    *cached = Some((std::time::Instant::now(), (counts.clone(), backlog)));
+                    Ok((counts, backlog))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
         }
     };
-    let database_up = backlog.is_ok() && counts.is_ok();
+    let database_up = figures.is_ok();
     let broker = match &state.broker {
         None => "not used",
         Some(b) if b.is_up() => "up",
         Some(_) => "down",
     };
-    let backlog = backlog.unwrap_or_default();
-    let counts = counts.unwrap_or_default();
+    let (counts, backlog) = figures.unwrap_or_default();
+    let lateness = state
+        .progress
+        .as_ref()
+        .and_then(crate::liveness::Progress::recent_lateness_p99);
     let count = |state: CallbackState| {
         counts
             .iter()
@@ -244,6 +253,11 @@ pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response
                     }
                 }
                 div.card #due-now { div.n { (backlog.due_now) } div.l { "due now" } }
+                div.card #due-next-hour { div.n { (backlog.due_next_hour) } div.l { "due in the next hour" } }
+                div.card #lateness {
+                    div.n { @if let Some(ms) = lateness { (ms.round() as i64) " ms" } @else { "—" } }
+                    div.l { "lateness p99 (latest dispatches here)" }
+                }
                 div.card #oldest-overdue {
                     div.n { (backlog.oldest_overdue_seconds.round() as i64) " s" }
                     div.l { "oldest overdue" }
@@ -269,6 +283,8 @@ pub struct ListParams {
     state: Option<String>,
     #[serde(default, rename = "skillId")]
     skill_id: Option<String>,
+    #[serde(default, rename = "agentId")]
+    agent_id: Option<String>,
     #[serde(default)]
     after: Option<String>,
     #[serde(default, rename = "dueAfter")]
@@ -333,9 +349,15 @@ pub async fn callbacks(
         .and_then(|s| s.parse::<SkillId>().ok())
         .filter(|s| viewer.user.may_use_skill(*s));
     let (phone_number, last_name_prefix) = search(params.q.as_deref(), state.rules.default_region);
+    let agent_id = params
+        .agent_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok());
     let filter = CallbackFilter {
         state: wanted_state,
         skill_id,
+        agent_id,
         phone_number,
         last_name_prefix,
         allowed_skills: viewer.user.skills.clone(),
@@ -343,7 +365,6 @@ pub async fn callbacks(
         due_before: instant(params.due_before.as_deref()),
         after: position(params.after.as_deref()),
         limit: PAGE + 1,
-        ..CallbackFilter::default()
     };
     let mut rows = match state.store.list_callbacks(&filter).await {
         Ok(rows) => rows,
@@ -356,9 +377,10 @@ pub async fn callbacks(
     });
     let next_link = next.flatten().map(|after| {
         format!(
-            "/console/callbacks?state={}&skillId={}&q={}&dueAfter={}&dueBefore={}&after={after}",
+            "/console/callbacks?state={}&skillId={}&agentId={}&q={}&dueAfter={}&dueBefore={}&after={after}",
             params.state.as_deref().unwrap_or_default(),
             params.skill_id.as_deref().unwrap_or_default(),
+            params.agent_id.as_deref().unwrap_or_default(),
             urlencode(params.q.as_deref().unwrap_or_default()),
             urlencode(params.due_after.as_deref().unwrap_or_default()),
             urlencode(params.due_before.as_deref().unwrap_or_default()),
@@ -380,6 +402,9 @@ pub async fn callbacks(
                 }
                 label { "Skill"
                     input type="text" name="skillId" inputmode="numeric" value=(params.skill_id.as_deref().unwrap_or_default());
+                }
+                label { "Agent"
+                    input type="text" name="agentId" inputmode="numeric" value=(params.agent_id.as_deref().unwrap_or_default());
                 }
                 label { "Phone number or last name"
                     input #q type="search" name="q" value=(params.q.as_deref().unwrap_or_default());

@@ -250,6 +250,7 @@ impl Dispatcher {
             };
             let route = publication.route;
             crate::instruments::dispatched(route.kind(), row.lateness_ms);
+            self.progress.record_lateness(row.lateness_ms);
             tracing::info!(callback_id = %publication.id, route = route.kind(),
                 routing_key = %route.routing_key(), attempt = row.attempt,
                 lateness_ms = row.lateness_ms.round() as i64, "dispatched");

@@ -18,6 +18,8 @@ const TIMER_SLICE: i64 = 1000;
 pub struct Backlog {
     pub pending: i64,
     pub due_now: i64,
+    /// Due within the next hour (not yet due).
+    pub due_next_hour: i64,
     pub oldest_overdue_seconds: f64,
     /// Dispatched or accepted: published, waiting for the dialer's outcome.
     pub awaiting_outcome: i64,
@@ -28,6 +30,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT count(*) AS pending,
                     count(*) FILTER (WHERE due_at <= now()) AS due_now,
+                    count(*) FILTER (WHERE due_at > now() AND due_at <= now() + interval '1 hour')
+                        AS due_next_hour,
                     COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest,
                     (SELECT count(*) FROM callbacks
                      WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
@@ -39,6 +43,7 @@ impl Store {
             awaiting_outcome: row.try_get("awaiting_outcome")?,
             pending: row.try_get("pending")?,
             due_now: row.try_get("due_now")?,
+            due_next_hour: row.try_get("due_next_hour")?,
             oldest_overdue_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
         })
     }

@@ -173,6 +173,10 @@ async fn backlog_counts_pending_due_now_and_the_oldest_overdue() {
     let backlog = app.store.backlog().await.expect("backlog");
     assert_eq!(backlog.pending, 6);
     assert_eq!(backlog.due_now, 4);
+    assert_eq!(
+        backlog.due_next_hour, 2,
+        "the two due an hour from when they were set"
+    );
     assert_eq!(backlog.awaiting_outcome, 0);
     app.force_state(&later[0], "accepted").await;
     assert_eq!(
