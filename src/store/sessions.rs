@@ -110,7 +110,7 @@ impl Store {
              FROM callbacks
              WHERE state = 'pending' AND due_at >= $1 AND due_at < $2
                AND ($3::bigint[] IS NULL OR skill_id = ANY ($3))
-             GROUP BY 1, 2 ORDER BY 1, 2",
+             GROUP BY 1, 2",
         )
         .bind(from)
         .bind(to)
@@ -118,7 +118,10 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter()
+        // Ordered here: an ORDER BY would bring the sort back (of every row, as the planner
+        // expects as many groups as rows).
+        let mut counts = rows
+            .iter()
             .map(|r| {
                 let skill: i64 = r.try_get("skill_id")?;
                 Ok((
@@ -127,6 +130,8 @@ impl Store {
                     r.try_get("n")?,
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        counts.sort_unstable_by_key(|(hour, skill, _)| (*hour, *skill));
+        Ok(counts)
     }
 }
