@@ -409,8 +409,12 @@ pub async fn callbacks(
                 label { "Phone number or last name"
                     input #q type="search" name="q" value=(params.q.as_deref().unwrap_or_default());
                 }
-                input type="hidden" name="dueAfter" value=(params.due_after.as_deref().unwrap_or_default());
-                input type="hidden" name="dueBefore" value=(params.due_before.as_deref().unwrap_or_default());
+                label { "Due from (UTC, e.g. 2026-11-27T09:00:00Z)"
+                    input type="text" name="dueAfter" value=(params.due_after.as_deref().unwrap_or_default());
+                }
+                label { "Due before"
+                    input type="text" name="dueBefore" value=(params.due_before.as_deref().unwrap_or_default());
+                }
                 button type="submit" { "Filter" }
             }
             table #callbacks {

@@ -3,6 +3,7 @@
 mod auth;
 mod bulk;
 mod cli;
+mod console;
 mod create;
 mod directory;
 mod dispatch;
