@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Viewer;
-use super::pages::{check_csrf, forbidden, form, page};
+use super::layout::{check_csrf, forbidden, form, page};
 use crate::api::AppState;
 use crate::api::callbacks::run_bulk;
 use crate::api::callbacks::views::{BulkAction, BulkAnswer, BulkFilter, BulkRequest};

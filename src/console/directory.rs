@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Viewer;
-use super::pages::{Refused, check_csrf, forbidden, form, page};
+use super::layout::{Refused, check_csrf, forbidden, form, page};
 use crate::api::AppState;
 use crate::domain::{AgentId, Permission, SkillId};
 

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Viewer;
-use super::pages::page;
+use super::layout::page;
 use crate::api::AppState;
 use crate::domain::{Opening, Permission, SkillId, contact_zone, opening};
 
@@ -37,7 +37,7 @@ pub async fn load(
     Query(params): Query<LoadParams>,
 ) -> Response {
     if !viewer.may(Permission::CallbacksRead) {
-        return super::pages::forbidden("this security user may not read callbacks");
+        return super::layout::forbidden("this security user may not read callbacks");
     }
     let days = params.days.unwrap_or(7).clamp(1, 31);
     let hours = i64::from(days) * 24;

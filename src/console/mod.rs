@@ -10,10 +10,13 @@
 //! Content-Security-Policy allows only the daemon's own scripts and styles; tokens never
 //! appear in URLs or logs.
 
+mod actions;
 mod bulk;
 mod directory;
+mod layout;
 mod load;
 mod pages;
+mod session;
 
 use std::time::Duration;
 
@@ -41,8 +44,11 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
         .route("/console/figures", get(pages::figures))
-        .route("/console/login", get(pages::login_form).post(pages::login))
-        .route("/console/logout", post(pages::logout))
+        .route(
+            "/console/login",
+            get(session::login_form).post(session::login),
+        )
+        .route("/console/logout", post(session::logout))
         .route("/console/load", get(load::load))
         .route("/console/bulk", get(bulk::bulk_form).post(bulk::bulk))
         .route("/console/directory", get(directory::directory))
@@ -56,12 +62,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/callbacks", get(pages::callbacks))
         .route("/console/callbacks/{id}", get(pages::callback))
-        .route("/console/callbacks/{id}/cancel", post(pages::cancel))
+        .route("/console/callbacks/{id}/cancel", post(actions::cancel))
         .route(
             "/console/callbacks/{id}/reschedule",
-            post(pages::reschedule),
+            post(actions::reschedule),
         )
-        .route("/console/callbacks/{id}/reassign", post(pages::reassign))
+        .route("/console/callbacks/{id}/reassign", post(actions::reassign))
         .route("/console/assets/htmx.min.js", get(htmx))
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))
