@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callbackd::config::{QueueSettings, Settings};
-use callbackd::domain::{Direction, MediaType, Skill, SkillId, SkillPolicy};
 use callbackd::startup::Application;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
@@ -118,18 +117,7 @@ async fn a_broker_node_lost_mid_burst_and_another_lost_and_returned_lose_nothing
     settings.dispatch.confirm_timeout_ms = 5000;
     let app = Application::build(settings.clone()).await.expect("builds");
     let store = app.store().clone();
-    store
-        .upsert_skill(&Skill {
-            id: SkillId::new(101).expect("id"),
-            name: "Outbound".into(),
-            media_type: MediaType::Phone,
-            direction: Direction::Outbound,
-            active: true,
-            time_zone: None,
-            policy: SkillPolicy::default(),
-        })
-        .await
-        .expect("skill");
+    crate::support::seed_skill(&store).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(settings.database.url.expose())

@@ -8,11 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callbackd::config::Settings;
-use callbackd::domain::{Direction, MediaType, Skill, SkillId, SkillPolicy};
 use callbackd::startup::Application;
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::servers::PgPair;
@@ -40,18 +38,7 @@ async fn the_primary_killed_under_load_and_the_replica_promoted_loses_nothing() 
     let app = Application::build(settings.clone()).await.expect("builds");
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
-    store
-        .upsert_skill(&Skill {
-            id: SkillId::new(101).expect("id"),
-            name: "Outbound".into(),
-            media_type: MediaType::Phone,
-            direction: Direction::Outbound,
-            active: true,
-            time_zone: None,
-            policy: SkillPolicy::default(),
-        })
-        .await
-        .expect("skill");
+    crate::support::seed_skill(&store).await;
     let token = callbackd::cli::add_user(&store, "failover", &["all".into()], &[])
         .await
         .expect("user")
@@ -59,52 +46,8 @@ async fn the_primary_killed_under_load_and_the_replica_promoted_loses_nothing() 
         .to_owned();
 
     // The dialer: every publication, by publication id.
-    let dialer = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
-        .await
-        .expect("dialer");
-    let channel = dialer.create_channel().await.expect("channel");
-    channel
-        .exchange_declare(
-            settings.amqp.exchange.as_str().into(),
-            lapin::ExchangeKind::Topic,
-            lapin::options::ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange");
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue");
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            settings.amqp.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let mut deliveries = channel
-        .basic_consume(
-            queue.name().clone(),
-            "failover-dialer".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let (dialer, mut deliveries) =
+        crate::support::dialer(AMQP, &settings.amqp.exchange, "failover-dialer").await;
     let seen: Arc<Mutex<HashMap<String, (usize, Instant)>>> = Arc::default();
     let tally = seen.clone();
     tokio::spawn(async move {

@@ -10,4 +10,5 @@ mod cluster;
 mod failover;
 mod pki;
 mod servers;
+mod support;
 mod tls;

@@ -7,12 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callbackd::config::Settings;
-use callbackd::domain::{Direction, MediaType, Skill, SkillId, SkillPolicy};
 use callbackd::startup::Application;
 use callbackd::store::Store;
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use sqlx::ConnectOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -208,18 +206,7 @@ async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
         .expect("builds over TLS");
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
-    store
-        .upsert_skill(&Skill {
-            id: SkillId::new(101).expect("id"),
-            name: "Outbound".into(),
-            media_type: MediaType::Phone,
-            direction: Direction::Outbound,
-            active: true,
-            time_zone: None,
-            policy: SkillPolicy::default(),
-        })
-        .await
-        .expect("skill");
+    crate::support::seed_skill(&store).await;
     let token = callbackd::cli::add_user(&store, "tls", &["all".into()], &[])
         .await
         .expect("user")
@@ -227,55 +214,12 @@ async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
         .to_owned();
 
     // A dialer on the same node (its plain listener), bound before anything is published.
-    let dialer = lapin::Connection::connect(
+    let (dialer, mut deliveries) = crate::support::dialer(
         &format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit.port),
-        lapin::ConnectionProperties::default(),
+        &settings.amqp.exchange,
+        "tls-dialer",
     )
-    .await
-    .expect("dialer connects");
-    let channel = dialer.create_channel().await.expect("channel");
-    channel
-        .exchange_declare(
-            settings.amqp.exchange.as_str().into(),
-            lapin::ExchangeKind::Topic,
-            lapin::options::ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange");
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue");
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            settings.amqp.exchange.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let mut deliveries = channel
-        .basic_consume(
-            queue.name().clone(),
-            "tls-dialer".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    .await;
 
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
