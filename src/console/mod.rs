@@ -137,9 +137,8 @@ impl Viewer {
 }
 
 /// The session token in the request's cookie.
-fn session_token(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -167,7 +166,7 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let page = parts.method == axum::http::Method::GET;
-        let Some(token) = session_token(parts) else {
+        let Some(token) = session_token(&parts.headers) else {
             return Err(SignIn(page).into_response());
         };
         match state.store.session(&TokenHash::of(&token)).await {

@@ -94,9 +94,7 @@ pub async fn logout(
     if let Err(r) = check_csrf(&viewer, &sent.csrf) {
         return r.into_response();
     }
-    let mut parts = axum::http::Request::new(()).into_parts().0;
-    parts.headers = request_headers.clone();
-    if let Some(token) = session_token(&parts)
+    if let Some(token) = session_token(&request_headers)
         && let Err(e) = state.store.end_session(&TokenHash::of(&token)).await
     {
         return crate::api::ApiError::from(e).into_response();

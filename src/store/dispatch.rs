@@ -130,13 +130,15 @@ impl Store {
                 ("enable_bitmapscan", "off"),
             ])
         };
-        let candidates = settings
+        let candidates: Vec<PgConnectOptions> = settings
             .candidates()?
             .into_iter()
             .map(dispatcher_options)
             .collect();
+        let current = super::primary::first(&candidates).await;
         let pool = super::primary::open(
             candidates,
+            current,
             PgPoolOptions::new()
                 .max_connections(u32::try_from(workers * 2 + 1).unwrap_or(u32::MAX))
                 .acquire_timeout(settings.acquire_timeout()),

@@ -147,11 +147,7 @@ impl Store {
         limits: Option<SessionLimits>,
     ) -> Result<Self, StoreError> {
         let candidates = settings.candidates()?;
-        let primary = if candidates.len() > 1 {
-            primary::find(&candidates).await.unwrap_or(0)
-        } else {
-            0
-        };
+        let primary = primary::first(&candidates).await;
         let options = candidates[primary].clone();
         if settings.create_if_missing {
             create_database_if_missing(&options).await?;
@@ -174,6 +170,7 @@ impl Store {
         };
         let pool = primary::open(
             candidates.into_iter().map(limited).collect(),
+            primary,
             PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout()),

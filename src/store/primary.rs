@@ -90,20 +90,26 @@ pub(super) fn watch(pool: PgPool, candidates: Vec<PgConnectOptions>, mut current
     });
 }
 
-/// Opens `pool_options` on the primary among `candidates`: at once when `lazy` is false
-/// (start-up fails if there is none), else on first use. With several candidates, sessions
-/// on a replica are refused and a watcher follows the primary.
+/// The candidate to start on: the primary when there are several (the first if none
+/// answers yet), else the only one.
+pub(super) async fn first(candidates: &[PgConnectOptions]) -> usize {
+    if candidates.len() > 1 {
+        find(candidates).await.unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// Opens `pool_options` on `candidates[current]`: at once when `lazy` is false (start-up
+/// fails if it does not answer), else on first use. With several candidates, sessions on a
+/// replica are refused and a watcher follows the primary.
 pub(super) async fn open(
     candidates: Vec<PgConnectOptions>,
+    current: usize,
     pool_options: PgPoolOptions,
     lazy: bool,
 ) -> Result<PgPool, StoreError> {
     let several = candidates.len() > 1;
-    let current = if several {
-        find(&candidates).await.unwrap_or(0)
-    } else {
-        0
-    };
     let options = candidates
         .get(current)
         .cloned()

@@ -48,19 +48,8 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let permissions: Vec<String> = row.try_get("permissions")?;
-        let skills: Option<Vec<i64>> = row.try_get("skill_ids")?;
         Ok(Some(Session {
-            user: SecurityUser {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                permissions: permissions.iter().filter_map(|p| p.parse().ok()).collect(),
-                skills: skills.map(|ids| {
-                    ids.into_iter()
-                        .filter_map(|id| SkillId::new(id).ok())
-                        .collect()
-                }),
-            },
+            user: super::users::user_from_row(&row)?,
             csrf: row.try_get("csrf")?,
         }))
     }

@@ -87,19 +87,23 @@ impl Store {
         .bind(&token.0[..])
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let permissions: Vec<String> = row.try_get("permissions")?;
-        let skills: Option<Vec<i64>> = row.try_get("skill_ids")?;
-        Ok(Some(SecurityUser {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            // A permission this build does not know (written by a newer one) grants nothing.
-            permissions: permissions.iter().filter_map(|p| p.parse().ok()).collect(),
-            skills: skills.map(|ids| {
-                ids.into_iter()
-                    .filter_map(|id| SkillId::new(id).ok())
-                    .collect()
-            }),
-        }))
+        row.as_ref().map(user_from_row).transpose()
     }
+}
+
+/// A security user from a row with `id`, `name`, `permissions` and `skill_ids`.
+pub(super) fn user_from_row(row: &sqlx::postgres::PgRow) -> Result<SecurityUser, StoreError> {
+    let permissions: Vec<String> = row.try_get("permissions")?;
+    let skills: Option<Vec<i64>> = row.try_get("skill_ids")?;
+    Ok(SecurityUser {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        // A permission this build does not know (written by a newer one) grants nothing.
+        permissions: permissions.iter().filter_map(|p| p.parse().ok()).collect(),
+        skills: skills.map(|ids| {
+            ids.into_iter()
+                .filter_map(|id| SkillId::new(id).ok())
+                .collect()
+        }),
+    })
 }
