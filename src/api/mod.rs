@@ -3,6 +3,7 @@
 
 pub mod callbacks;
 mod directory;
+mod dnc;
 mod error;
 pub mod extract;
 mod health;
@@ -167,6 +168,10 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
         .route(
             "/v1/skills/{id}",
             put(directory::put_skill).get(directory::get_skill),
+        )
+        .route(
+            "/v1/dnc/{phone}",
+            put(dnc::put_dnc).get(dnc::get_dnc).delete(dnc::delete_dnc),
         )
         .route(
             "/v1/agents/{id}",

@@ -50,6 +50,9 @@ pub const BEARER: &str = "bearer";
         directory::get_skill,
         directory::put_agent,
         directory::get_agent,
+        super::dnc::put_dnc,
+        super::dnc::get_dnc,
+        super::dnc::delete_dnc,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -60,6 +63,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "callbacks", description = "Schedule, read, change and cancel callbacks"),
         (name = "directory", description = "Skills and agents mirrored from the platform"),
+        (name = "dnc", description = "The do-not-call list: numbers callbacks must not be made to"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]

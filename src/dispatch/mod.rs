@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::domain::{Callback, DispatchWindow, LifecycleDefaults, Route, Skill, dispatch_window};
 use crate::liveness::Progress;
 use crate::store::{
-    Confirmed, Deferral, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
+    Confirmed, Deferral, Due, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
 };
 
 /// After a failed pass (database down), wait this long before the next.
@@ -158,8 +158,19 @@ impl Dispatcher {
         let mut publications = Vec::with_capacity(claimed.len());
         let mut deferrals = Vec::new();
         let mut endings = Vec::new();
-        for (callback, skill) in &claimed {
-            match dispatch_window(callback, skill, now, self.default_zone) {
+        for Due {
+            callback,
+            skill,
+            suppression,
+        } in &claimed
+        {
+            match dispatch_window(
+                callback,
+                skill,
+                suppression.as_ref(),
+                now,
+                self.default_zone,
+            ) {
                 DispatchWindow::Publish => match self.publication(callback, skill) {
                     Ok(publication) => publications.push(publication),
                     // Serialising plain strings and numbers cannot fail; if it ever does, the

@@ -26,10 +26,12 @@ pub enum CallbackState {
     Expired,
     /// Cancelled through the API before it was dispatched.
     Cancelled,
+    /// Not published: its number was put on the do-not-call list after it was booked.
+    Suppressed,
 }
 
 impl CallbackState {
-    pub const ALL: [CallbackState; 7] = [
+    pub const ALL: [CallbackState; 8] = [
         Self::Pending,
         Self::Dispatched,
         Self::Accepted,
@@ -37,6 +39,7 @@ impl CallbackState {
         Self::Failed,
         Self::Expired,
         Self::Cancelled,
+        Self::Suppressed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl CallbackState {
             Self::Failed => "failed",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Suppressed => "suppressed",
         }
     }
 }

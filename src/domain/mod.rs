@@ -11,6 +11,7 @@ mod phone;
 mod request;
 mod schedule;
 mod security;
+mod suppression;
 mod window;
 
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
@@ -33,6 +34,7 @@ pub use schedule::{
     resolve_schedule_date,
 };
 pub use security::{Permission, PermissionError, SecurityUser, Token, TokenHash};
+pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression};
 pub use window::{
     CallingHours, CallingHoursError, CallingHoursJson, DispatchWindow, Opening, dispatch_window,
     opening,

@@ -11,8 +11,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{
     Agent, AgentId, Callback, CallbackId, DateError, IdError, NewCallback, Opening, PhoneNumber,
-    PhoneNumberError, ScheduleRules, Skill, SkillError, SkillId, TextField, TextFieldError,
-    contact_zone, opening, parse_time_zone, resolve_schedule_date,
+    PhoneNumberError, ScheduleRules, Skill, SkillError, SkillId, Suppression, TextField,
+    TextFieldError, contact_zone, opening, parse_time_zone, resolve_schedule_date,
 };
 
 /// The result branches a calling script can take (the spec's names, verbatim).
@@ -144,6 +144,9 @@ pub enum RequestError {
     },
     #[error(transparent)]
     Phone(#[from] PhoneNumberError),
+    /// The number is on the do-not-call list for this skill or for every skill.
+    #[error("{0}")]
+    DoNotCall(String),
     #[error(
         "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt"
     )]
@@ -168,7 +171,7 @@ impl RequestError {
             | Self::NeverOpen(_)
             | Self::ExpiryNotAfterDue { .. }
             | Self::DueNotBeforeKeptExpiry { .. } => ResultCode::InvalidScheduleDate,
-            Self::Phone(_) => ResultCode::InvalidPhoneNumber,
+            Self::Phone(_) | Self::DoNotCall(_) => ResultCode::InvalidPhoneNumber,
             Self::Text(_)
             | Self::NothingToChange
             | Self::TimeZoneWithoutDate
@@ -200,12 +203,14 @@ pub struct Requested {
     pub target_agent_id: Option<AgentId>,
 }
 
-/// What planning a create needs from the database: its clock, the skill and the agent.
+/// What planning a create needs from the database: its clock, the skill, the agent, and
+/// the do-not-call entry that lists the number for this skill, if one does.
 #[derive(Debug, Clone)]
 pub struct CreateContext {
     pub now: DateTime<Utc>,
     pub skill: Option<Skill>,
     pub agent: Option<Agent>,
+    pub suppression: Option<Suppression>,
 }
 
 fn text(field: &'static str, value: Option<&String>, max: usize) -> Result<String, RequestError> {
@@ -235,6 +240,18 @@ impl CreateInput {
             skill_id,
             target_agent_id,
         })
+    }
+}
+
+impl CreateInput {
+    /// The number to look up on the do-not-call list, when it parses; whether it does is
+    /// judged again, in the spec's order, by [`plan_create`].
+    pub fn phone_number(&self, rules: &ScheduleRules) -> Option<PhoneNumber> {
+        PhoneNumber::parse(
+            self.phone_number.as_deref().unwrap_or_default(),
+            rules.default_region,
+        )
+        .ok()
     }
 }
 
@@ -347,6 +364,11 @@ pub fn plan_create(
         input.phone_number.as_deref().unwrap_or_default(),
         rules.default_region,
     )?;
+    if let Some(suppression) = &context.suppression {
+        return Err(RequestError::DoNotCall(
+            suppression.describe(phone_number.as_str()),
+        ));
+    }
     Ok(NewCallback {
         id,
         first_name: text("firstName", input.first_name.as_ref(), TextField::NAME_MAX)?,
@@ -548,7 +570,29 @@ mod tests {
             now: now(),
             skill: Some(skill(SkillPolicy::default())),
             agent: Some(agent(true)),
+            suppression: None,
         }
+    }
+
+    #[test]
+    fn a_number_on_the_do_not_call_list_is_an_invalid_phone_number_after_the_other_rules() {
+        let listed = CreateContext {
+            suppression: Some(Suppression {
+                skill_id: None,
+                reason: "asked not to be called".into(),
+            }),
+            ..context()
+        };
+        let err = plan(input(), &listed).expect_err("suppressed");
+        assert_eq!(err.code(), ResultCode::InvalidPhoneNumber);
+        assert!(err.to_string().contains("do-not-call list"), "{err}");
+        let mut bad_date = input();
+        bad_date.schedule_date = Some("tomorrow".into());
+        assert_eq!(
+            plan(bad_date, &listed).map(|_| ()).map_err(|e| e.code()),
+            Err(ResultCode::InvalidScheduleDate),
+            "the spec's order still holds"
+        );
     }
 
     #[test]

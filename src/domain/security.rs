@@ -17,6 +17,8 @@ pub enum Permission {
     CallbacksCancel,
     DirectoryRead,
     DirectoryWrite,
+    DncRead,
+    DncWrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,13 +26,15 @@ pub enum Permission {
 pub struct PermissionError(pub String);
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 8] = [
         Self::CallbacksCreate,
         Self::CallbacksRead,
         Self::CallbacksUpdate,
         Self::CallbacksCancel,
         Self::DirectoryRead,
         Self::DirectoryWrite,
+        Self::DncRead,
+        Self::DncWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,8 @@ impl Permission {
             Self::CallbacksCancel => "callbacks:cancel",
             Self::DirectoryRead => "directory:read",
             Self::DirectoryWrite => "directory:write",
+            Self::DncRead => "dnc:read",
+            Self::DncWrite => "dnc:write",
         }
     }
 

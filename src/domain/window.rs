@@ -188,14 +188,22 @@ pub enum DispatchWindow {
     },
 }
 
-/// Whether a due callback may be published now under its skill's calling hours, read in
-/// the contact's time zone.
+/// Whether a due callback may be published now: never when its number has been put on the
+/// do-not-call list since it was booked; else as its skill's calling hours say, read in the
+/// contact's time zone.
 pub fn dispatch_window(
     callback: &super::Callback,
     skill: &super::Skill,
+    suppression: Option<&super::Suppression>,
     now: DateTime<Utc>,
     default_zone: Tz,
 ) -> DispatchWindow {
+    if let Some(suppression) = suppression {
+        return DispatchWindow::End {
+            state: super::CallbackState::Suppressed,
+            reason: suppression.describe(callback.phone_number.as_str()),
+        };
+    }
     let zone = super::contact_zone(callback.time_zone, skill.time_zone, default_zone);
     let hours = skill.policy.calling_hours.as_ref();
     match opening(hours, now, zone) {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::directory::{agent_from_row, skill_from_row};
 use super::{Store, StoreError};
-use crate::domain::{AgentId, CreateContext, NewCallback, SecurityUser, SkillId};
+use crate::domain::{AgentId, CreateContext, NewCallback, PhoneNumber, SecurityUser, SkillId};
 
 /// The `Idempotency-Key` of a create request and a digest of its body.
 #[derive(Debug, Clone)]
@@ -36,22 +36,28 @@ pub enum Inserted {
 }
 
 impl Store {
+    /// `phone`: the number as parsed, when it parses (else there is nothing to look up: the
+    /// create will be refused for the number anyway).
     pub async fn create_context(
         &self,
         skill: SkillId,
         agent: Option<AgentId>,
+        phone: Option<&PhoneNumber>,
     ) -> Result<CreateContext, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT now() AS now, ",
             skill_columns!(),
             ",
-                    a.id AS a_id, a.username AS a_username, a.active AS a_active
+                    a.id AS a_id, a.username AS a_username, a.active AS a_active,
+                    dnc.dnc_skill_id, dnc.dnc_reason
              FROM (SELECT 1) AS one
              LEFT JOIN skills s ON s.id = $1
-             LEFT JOIN agents a ON a.id = $2"
+             LEFT JOIN agents a ON a.id = $2",
+            dnc_match!("$3", "$1")
         ))
         .bind(skill.get())
         .bind(agent.map(AgentId::get))
+        .bind(phone.map(PhoneNumber::as_str))
         .fetch_one(&self.pool)
         .await?;
         let skill_found: Option<i64> = row.try_get("s_id")?;
@@ -64,6 +70,7 @@ impl Store {
             agent: agent_found
                 .map(|_| agent_from_row(&row, "a_"))
                 .transpose()?,
+            suppression: super::dnc::suppression_from_row(&row)?,
         })
     }
 

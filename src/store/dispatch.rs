@@ -15,7 +15,7 @@ use super::directory::skill_from_row;
 use super::record::callback_from_row;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
-use crate::domain::{Callback, CallbackId, CallbackState, Route, Skill};
+use crate::domain::{Callback, CallbackId, CallbackState, Route, Skill, Suppression};
 
 /// The channel the `callbacks_notify_due` trigger notifies.
 const DUE_CHANNEL: &str = "callbackd_due";
@@ -23,6 +23,14 @@ const DUE_CHANNEL: &str = "callbackd_due";
 /// A server-side bound on how long a claim may sit idle (the daemon's host vanished without
 /// closing its connection): PostgreSQL then ends the session and the claim rolls back.
 const CLAIM_IDLE_LIMIT_MS: u64 = crate::config::CLAIM_IDLE_LIMIT_MS;
+
+/// A claimed callback, with its skill and the do-not-call entry that now lists its number.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub callback: Callback,
+    pub skill: Skill,
+    pub suppression: Option<Suppression>,
+}
 
 /// A confirmed publication, as recorded.
 #[derive(Debug, Clone, Copy)]
@@ -209,10 +217,7 @@ impl Claim {
     /// Locks up to `limit` due callbacks, earliest first, skipping those another dispatcher
     /// holds, with their skills. "Due" is by the database clock, whose reading comes back
     /// too. An expired callback is never claimed.
-    pub async fn due(
-        &mut self,
-        limit: u32,
-    ) -> Result<(DateTime<Utc>, Vec<(Callback, Skill)>), StoreError> {
+    pub async fn due(&mut self, limit: u32) -> Result<(DateTime<Utc>, Vec<Due>), StoreError> {
         // The outer join returns the clock even when nothing is due (one row of NULLs): the
         // caller judges what matured since the claim against it.
         let rows = sqlx::query(concat!(
@@ -221,8 +226,10 @@ impl Claim {
             skill_columns!(),
             ", ",
             callback_columns!(),
-            " FROM callbacks c JOIN skills s ON s.id = c.skill_id
-               WHERE c.state = 'pending' AND c.due_at <= now()
+            ", dnc.dnc_skill_id, dnc.dnc_reason
+               FROM callbacks c JOIN skills s ON s.id = c.skill_id",
+            dnc_match!("c.phone_number", "c.skill_id"),
+            " WHERE c.state = 'pending' AND c.due_at <= now()
                  AND (c.expires_at IS NULL OR c.expires_at > now())
                ORDER BY c.due_at
                LIMIT $1
@@ -236,7 +243,11 @@ impl Claim {
         for row in &rows {
             now = Some(row.try_get("now")?);
             if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
-                claimed.push((callback_from_row(row)?, skill_from_row(row, "s_")?));
+                claimed.push(Due {
+                    callback: callback_from_row(row)?,
+                    skill: skill_from_row(row, "s_")?,
+                    suppression: super::dnc::suppression_from_row(row)?,
+                });
             }
         }
         let now = now.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;

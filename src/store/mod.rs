@@ -8,6 +8,8 @@
 mod directory;
 #[macro_use]
 mod record;
+#[macro_use]
+mod dnc;
 mod change;
 mod create;
 mod dispatch;
@@ -29,9 +31,10 @@ pub use change::CallbackChange;
 pub use create::{IdempotencyKey, Inserted, NewCreate};
 pub use directory::ImportSummary;
 pub use dispatch::{
-    Claim, Confirmed, Deferral, DispatchedRow, DueListener, Ending, Failure, NextDue, RetryRow,
-    Undeliverable,
+    Claim, Confirmed, Deferral, DispatchedRow, Due, DueListener, Ending, Failure, NextDue,
+    RetryRow, Undeliverable,
 };
+pub use dnc::{DncEvent, Listed};
 pub use ingest::CreateQueue;
 pub use read::CallbackFilter;
 pub use record::EventRecord;

@@ -58,7 +58,7 @@ impl Store {
             let done = sqlx::query(
                 "DELETE FROM callbacks WHERE id IN (
                     SELECT id FROM callbacks
-                    WHERE state IN ('completed', 'failed', 'expired', 'cancelled')
+                    WHERE state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed')
                       AND updated_at < now() - make_interval(days => $1)
                     LIMIT 5000
                     FOR UPDATE SKIP LOCKED)",

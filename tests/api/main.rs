@@ -7,6 +7,7 @@ mod console;
 mod create;
 mod directory;
 mod dispatch;
+mod dnc;
 mod faults;
 mod hardening;
 mod helpers;

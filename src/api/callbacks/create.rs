@@ -71,9 +71,14 @@ pub async fn create(
     let input = CreateInput::from(body.value);
     let requested = input.requested()?;
     caller.require_skill(requested.skill_id)?;
+    let phone = input.phone_number(&state.rules);
     let context = state
         .store
-        .create_context(requested.skill_id, requested.target_agent_id)
+        .create_context(
+            requested.skill_id,
+            requested.target_agent_id,
+            phone.as_ref(),
+        )
         .await?;
     let callback = plan_create(
         input,
