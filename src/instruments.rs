@@ -10,20 +10,20 @@ use crate::amqp::Broker;
 use crate::store::Store;
 
 const LATENESS: &str = "callbackd_dispatch_lateness_seconds";
+const PACING_DELAY: &str = "callbackd_pacing_delay_seconds";
 
 /// The process-wide recorder: installed by the first application built in this process
 /// (the tests build many).
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
+        const BUCKETS: &[f64] = &[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            900.0, 3600.0,
+        ];
         let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(LATENESS.into()),
-                &[
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                    300.0,
-                ],
-            )
+            .set_buckets_for_metric(Matcher::Full(LATENESS.into()), BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(PACING_DELAY.into()), BUCKETS))
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -37,9 +37,20 @@ pub fn created(route: &'static str) {
     counter!("callbackd_callbacks_created_total", "route" => route).increment(1);
 }
 
+/// `lateness_ms` is the dispatcher's own lateness: time held by pacing is not in it.
 pub fn dispatched(route: &'static str, lateness_ms: f64) {
     counter!("callbackd_callbacks_dispatched_total", "route" => route).increment(1);
     histogram!(LATENESS).record((lateness_ms / 1000.0).max(0.0));
+}
+
+/// How long pacing held a callback that has now gone out, by skill.
+pub fn paced(skill: i64, held_seconds: f64) {
+    histogram!(PACING_DELAY, "skill" => skill.to_string()).record(held_seconds.max(0.0));
+}
+
+/// A due callback pacing held back (counted once, when first held).
+pub fn held(gate: &'static str) {
+    counter!("callbackd_pacing_held_total", "gate" => gate).increment(1);
 }
 
 /// A publication the broker did not take: `returned`, `nacked` or `unconfirmed`.
@@ -82,6 +93,14 @@ pub async fn render(store: &Store, broker: Option<&Broker>, backlog: Backlog) ->
                 gauge!("callbackd_backlog_due_now").set(b.due_now as f64);
                 gauge!("callbackd_backlog_oldest_overdue_seconds").set(b.oldest_overdue_seconds);
                 gauge!("callbackd_backlog_awaiting_outcome").set(b.awaiting_outcome as f64);
+                gauge!("callbackd_backlog_paced").set(b.paced as f64);
+                for p in &b.paced_by_skill {
+                    let skill = p.skill_id.to_string();
+                    gauge!("callbackd_backlog_paced_by_skill", "skill" => skill.clone())
+                        .set(p.held as f64);
+                    gauge!("callbackd_backlog_paced_oldest_seconds", "skill" => skill)
+                        .set(p.oldest_held_seconds);
+                }
                 true
             }
             Err(_) => false,

@@ -139,20 +139,36 @@ pub async fn run_timers(store: &Store) {
 pub async fn report_backlog(store: &Store, progress: &Progress) {
     match store.backlog().await {
         Ok(b) => {
+            // `101:1980/340s` — skill, callbacks held, the longest-held one's wait.
+            let paced_by_skill: Vec<String> = b
+                .paced_by_skill
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}/{}s",
+                        p.skill_id,
+                        p.held,
+                        p.oldest_held_seconds.round()
+                    )
+                })
+                .collect();
             tracing::info!(
                 pending = b.pending,
                 due_now = b.due_now,
                 oldest_overdue_seconds = b.oldest_overdue_seconds.round() as i64,
                 awaiting_outcome = b.awaiting_outcome,
+                paced = b.paced,
+                paced_by_skill = paced_by_skill.join(","),
                 dispatched_total = progress.dispatched(),
                 "backlog"
             );
             crate::systemd::status(&format!(
-                "pending {}, due now {}, oldest overdue {} s, awaiting outcome {}, dispatched {}",
+                "pending {}, due now {}, oldest overdue {} s, awaiting outcome {}, held by pacing {}, dispatched {}",
                 b.pending,
                 b.due_now,
                 b.oldest_overdue_seconds.round() as i64,
                 b.awaiting_outcome,
+                b.paced,
                 progress.dispatched()
             ));
         }

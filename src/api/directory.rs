@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -38,6 +38,10 @@ pub struct SkillView {
     default_ttl_seconds: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome_deadline_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_in_flight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_per_minute: Option<u32>,
 }
 
 impl From<Skill> for SkillView {
@@ -55,6 +59,8 @@ impl From<Skill> for SkillView {
             agent_fallback_seconds: skill.policy.agent_fallback_seconds,
             default_ttl_seconds: skill.policy.default_ttl_seconds,
             outcome_deadline_seconds: skill.policy.outcome_deadline_seconds,
+            max_in_flight: skill.policy.max_in_flight,
+            max_per_minute: skill.policy.max_per_minute,
         }
     }
 }
@@ -109,6 +115,65 @@ pub async fn put_skill(
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     state.store.upsert_skill(&skill).await?;
     tracing::info!(skill_id = id.get(), active = skill.active, security_user = %caller.0.name, "skill stored");
+    Ok(Json(skill.into()))
+}
+
+/// `PUT /v1/skills/{id}/capacity`: the skill's pacing limits, for a workforce tool that
+/// follows staffing. Both fields are replaced; `null` or absent removes a limit (the
+/// configured default applies).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapacityBody {
+    /// At most this many of the skill's callbacks published and without a final outcome.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_in_flight: Option<u32>,
+    /// At most this many publications a minute, spread evenly.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_per_minute: Option<u32>,
+}
+
+/// `PUT /v1/skills/{id}/capacity`: changes only the pacing limits; every daemon applies
+/// them from its next dispatch pass.
+#[utoipa::path(
+    put,
+    path = "/v1/skills/{id}/capacity",
+    operation_id = "putSkillCapacity",
+    tag = "directory",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1, description = "The platform's skill id")),
+    request_body = CapacityBody,
+    responses(
+        (status = 200, description = "Success: the skill with its new limits", body = SkillView),
+        (status = 400, description = "Default: the id is not a positive integer, or malformed JSON"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:write, or is restricted to other skills"),
+        (status = 404, description = "Default: no such skill"),
+        (status = 422, description = "Default: a limit of 0 or too large, unknown field"),
+    )
+)]
+pub async fn put_capacity(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<SkillId>,
+    body: JsonBody<CapacityBody>,
+) -> Result<Json<SkillView>, ApiError> {
+    caller.require(Permission::DirectoryWrite)?;
+    caller.require_skill(id)?;
+    let body = body.value;
+    let limits = crate::domain::SkillPacing {
+        max_in_flight: body.max_in_flight,
+        max_per_minute: body.max_per_minute,
+    };
+    limits
+        .check()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let skill = state
+        .store
+        .set_capacity(id, limits)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("skill {id} does not exist")))?;
+    tracing::info!(skill_id = id.get(), max_in_flight = body.max_in_flight,
+        max_per_minute = body.max_per_minute, security_user = %caller.0.name, "skill capacity set");
     Ok(Json(skill.into()))
 }
 

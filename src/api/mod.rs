@@ -169,6 +169,7 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
             "/v1/skills/{id}",
             put(directory::put_skill).get(directory::get_skill),
         )
+        .route("/v1/skills/{id}/capacity", put(directory::put_capacity))
         .route(
             "/v1/dnc/{phone}",
             put(dnc::put_dnc).get(dnc::get_dnc).delete(dnc::delete_dnc),

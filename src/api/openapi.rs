@@ -48,6 +48,7 @@ pub const BEARER: &str = "bearer";
         callbacks::bulk,
         directory::put_skill,
         directory::get_skill,
+        directory::put_capacity,
         directory::put_agent,
         directory::get_agent,
         super::dnc::put_dnc,
@@ -386,6 +387,14 @@ pub struct SkillBody {
     /// (default `lifecycle.outcome_deadline_seconds`).
     #[schema(minimum = 1, maximum = 2147483647)]
     outcome_deadline_seconds: Option<u32>,
+    /// At most this many of the skill's callbacks published and without a final outcome at
+    /// once (default `pacing.skill_max_in_flight`; absent: no limit).
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_in_flight: Option<u32>,
+    /// At most this many publications a minute, spread evenly (default
+    /// `pacing.skill_max_per_minute`; absent: no limit).
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_per_minute: Option<u32>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -462,7 +471,8 @@ mod tests {
             "id": 101, "name": "Outbound Sales", "mediaType": "phone", "direction": "outbound",
             "active": true, "timeZone": "Europe/London", "callingHours": {"mon": ["08:00-21:00"]},
             "retryBackoffSeconds": [600], "maxAttempts": 3, "agentFallbackSeconds": 900,
-            "defaultTtlSeconds": 86400, "outcomeDeadlineSeconds": 86400
+            "defaultTtlSeconds": 86400, "outcomeDeadlineSeconds": 86400,
+            "maxInFlight": 20, "maxPerMinute": 60
         });
         serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
         serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
@@ -476,7 +486,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::outcomes::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 12), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 14), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

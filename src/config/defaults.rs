@@ -57,6 +57,11 @@ impl Default for Settings {
                 agent_fallback_seconds: 900,
                 outcome_deadline_seconds: 86_400,
             },
+            pacing: PacingSettings {
+                agent_max_in_flight: 1,
+                skill_max_in_flight: 0,
+                skill_max_per_minute: 0,
+            },
             schedule: ScheduleSettings {
                 default_time_zone: TimeZone(Tz::UTC),
                 default_region: Region(phonenumber::country::Id::US),
@@ -113,6 +118,11 @@ impl Default for ScheduleSettings {
 impl Default for DispatchSettings {
     fn default() -> Self {
         Settings::default().dispatch
+    }
+}
+impl Default for PacingSettings {
+    fn default() -> Self {
+        Settings::default().pacing
     }
 }
 impl Default for LifecycleSettings {

@@ -50,6 +50,7 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     pub dispatch: DispatchSettings,
     pub lifecycle: LifecycleSettings,
+    pub pacing: PacingSettings,
     pub maintenance: MaintenanceSettings,
     pub log: LogSettings,
 }
@@ -145,6 +146,29 @@ pub struct LifecycleSettings {
     /// A dispatched or accepted callback with no final outcome this long after its
     /// publication fails (event `outcome_deadline`), so nothing waits forever.
     pub outcome_deadline_seconds: u32,
+}
+
+/// Limits on publication where a skill sets none; 0 means no limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingSettings {
+    /// Callbacks routed to one agent, published and without a final outcome, at once.
+    pub agent_max_in_flight: u32,
+    /// A skill's callbacks published and without a final outcome at once.
+    pub skill_max_in_flight: u32,
+    /// A skill's publications a minute, spread evenly.
+    pub skill_max_per_minute: u32,
+}
+
+impl PacingSettings {
+    pub fn defaults(&self) -> crate::domain::PacingDefaults {
+        let limit = |n: u32| (n > 0).then_some(n);
+        crate::domain::PacingDefaults {
+            skill_max_in_flight: limit(self.skill_max_in_flight),
+            skill_max_per_minute: limit(self.skill_max_per_minute),
+            agent_max_in_flight: limit(self.agent_max_in_flight),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -156,6 +156,16 @@ impl Settings {
                 "needs at least one positive number of seconds".into(),
             );
         }
+        let p = &self.pacing;
+        for (key, value) in [
+            ("pacing.agent_max_in_flight", p.agent_max_in_flight),
+            ("pacing.skill_max_in_flight", p.skill_max_in_flight),
+            ("pacing.skill_max_per_minute", p.skill_max_per_minute),
+        ] {
+            if value > i32::MAX as u32 {
+                return invalid(key, format!("{value} is larger than 2147483647"));
+            }
+        }
         if l.max_attempts == 0 {
             return invalid("lifecycle.max_attempts", "must be at least 1".into());
         }

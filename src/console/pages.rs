@@ -44,7 +44,7 @@ pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response
                 state.store.backlog().await,
             ) {
                 (Ok(counts), Ok(backlog)) => {
-                    *cached = Some((std::time::Instant::now(), (counts.clone(), backlog)));
+                    *cached = Some((std::time::Instant::now(), (counts.clone(), backlog.clone())));
                     Ok((counts, backlog))
                 }
                 (Err(e), _) | (_, Err(e)) => Err(e),
@@ -82,6 +82,10 @@ pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response
                 div.card #lateness {
                     div.n { @if let Some(ms) = lateness { (ms.round() as i64) " ms" } @else { "—" } }
                     div.l { "lateness p99 (latest dispatches here)" }
+                }
+                div.card #paced {
+                    div.n { (backlog.paced) }
+                    div.l { "held by pacing" }
                 }
                 div.card #oldest-overdue {
                     div.n { (backlog.oldest_overdue_seconds.round() as i64) " s" }

@@ -4,6 +4,7 @@
 
 pub mod message;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -13,10 +14,13 @@ use chrono_tz::Tz;
 
 use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{Callback, DispatchWindow, LifecycleDefaults, Route, Skill, dispatch_window};
+use crate::domain::{
+    Admission, Callback, DispatchWindow, Gate, LifecycleDefaults, Pacer, PacingDefaults, Route,
+    Skill, SkillId, dispatch_window, gates_of,
+};
 use crate::liveness::Progress;
 use crate::store::{
-    Confirmed, Deferral, Due, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
+    Claim, Confirmed, Deferral, Due, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
 };
 
 /// After a failed pass (database down), wait this long before the next.
@@ -38,6 +42,7 @@ pub struct Dispatcher {
     settings: Settings,
     default_zone: Tz,
     lifecycle: LifecycleDefaults,
+    pacing: PacingDefaults,
     instance: String,
     progress: Progress,
 }
@@ -47,6 +52,9 @@ struct Pass {
     claimed: usize,
     /// The database clock at the claim.
     claimed_at: DateTime<Utc>,
+    /// Pacing's say on the next pass: when a rate-paced gate has room again, or soon if
+    /// another claim held a gate.
+    paced_wake: Option<Duration>,
 }
 
 impl Dispatcher {
@@ -60,7 +68,9 @@ impl Dispatcher {
         let instance = settings.dispatch.instance();
         let default_zone = settings.schedule.default_time_zone.0;
         let lifecycle = settings.lifecycle.defaults();
+        let pacing = settings.pacing.defaults();
         Self {
+            pacing,
             worker,
             store,
             broker,
@@ -113,7 +123,11 @@ impl Dispatcher {
                 Ok(pass) if pass.claimed == self.settings.dispatch.batch_size as usize => {
                     Duration::ZERO
                 }
-                Ok(pass) => self.next_wake(pass.claimed_at).await,
+                Ok(pass) => {
+                    let wake = self.next_wake(pass.claimed_at).await;
+                    pass.paced_wake
+                        .map_or(wake, |paced| wake.min(paced.max(GATHER)))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch pass failed");
                     ERROR_PAUSE
@@ -143,27 +157,75 @@ impl Dispatcher {
         }
     }
 
+    /// The gates a callback's publication must pass.
+    fn gates(&self, due: &Due) -> Vec<Gate> {
+        gates_of(
+            &due.callback,
+            due.skill.policy.pacing(&self.pacing),
+            &self.pacing,
+        )
+    }
+
+    /// Reads the gates this claim touches (those of the due callbacks, and those holding
+    /// callbacks) and adds the held callbacks their room lets go. Returns every candidate,
+    /// oldest due first, and the pacer that admits them. Without pacing, no statement.
+    async fn pace(
+        &self,
+        claim: &mut Claim,
+        now: DateTime<Utc>,
+        ready: Vec<Due>,
+    ) -> Result<(Vec<Due>, Pacer), StoreError> {
+        let held_gates = claim.held_gates().await?;
+        let mut wanted: BTreeSet<Gate> = held_gates.iter().copied().collect();
+        for due in &ready {
+            wanted.extend(self.gates(due));
+        }
+        if wanted.is_empty() {
+            return Ok((ready, Pacer::new(now, [])));
+        }
+        let wanted: Vec<Gate> = wanted.into_iter().collect();
+        let readings = claim
+            .read_gates(&wanted, self.pacing.agent_max_in_flight)
+            .await?;
+        let pacer = Pacer::new(now, readings);
+        let batch = self.settings.dispatch.batch_size;
+        let takes: Vec<(Gate, u32)> = held_gates
+            .iter()
+            .map(|gate| (*gate, pacer.room(*gate).unwrap_or(batch).min(batch)))
+            .filter(|(_, room)| *room > 0)
+            .collect();
+        let mut candidates = claim.held(&takes).await?;
+        candidates.extend(ready);
+        candidates.sort_by_key(|due| due.callback.due_at);
+        Ok((candidates, pacer))
+    }
+
     /// Claims one batch, publishes it, records the outcome and commits.
     #[tracing::instrument(skip_all, fields(worker = self.worker))]
     async fn pass(&self, publisher: &Publisher) -> Result<Pass, StoreError> {
         let mut claim = self.store.begin_claim().await?;
-        let (now, claimed) = claim.due(self.settings.dispatch.batch_size).await?;
-        if claimed.is_empty() {
+        let (now, ready) = claim.due(self.settings.dispatch.batch_size).await?;
+        let claimed = ready.len();
+        let (candidates, mut pacer) = self.pace(&mut claim, now, ready).await?;
+        if candidates.is_empty() {
             claim.commit().await?;
             return Ok(Pass {
-                claimed: 0,
+                claimed,
                 claimed_at: now,
+                paced_wake: pacing_wake(&pacer, now),
             });
         }
-        let mut publications = Vec::with_capacity(claimed.len());
+        let mut publications = Vec::with_capacity(candidates.len());
         let mut deferrals = Vec::new();
         let mut endings = Vec::new();
-        for Due {
-            callback,
-            skill,
-            suppression,
-        } in &claimed
-        {
+        let mut holds = Vec::new();
+        for due in &candidates {
+            let Due {
+                callback,
+                skill,
+                suppression,
+                paced_since,
+            } = due;
             match dispatch_window(
                 callback,
                 skill,
@@ -171,13 +233,26 @@ impl Dispatcher {
                 now,
                 self.default_zone,
             ) {
-                DispatchWindow::Publish => match self.publication(callback, skill) {
-                    Ok(publication) => publications.push(publication),
-                    // Serialising plain strings and numbers cannot fail; if it ever does, the
-                    // callback stays pending and the log says which.
-                    Err(e) => {
-                        tracing::error!(callback_id = %callback.id, error = %e, "cannot encode message")
+                DispatchWindow::Publish => match pacer.admit(&self.gates(due)) {
+                    Admission::Go => match self.publication(callback, skill, *paced_since) {
+                        Ok(publication) => publications.push(publication),
+                        // Serialising plain strings and numbers cannot fail; if it ever does,
+                        // the callback stays pending and the log says which.
+                        Err(e) => {
+                            tracing::error!(callback_id = %callback.id, error = %e, "cannot encode message")
+                        }
+                    },
+                    Admission::Hold(gate) => {
+                        if paced_since.is_none() {
+                            crate::instruments::held(match gate {
+                                Gate::Skill(_) => "skill",
+                                Gate::Agent(_) => "agent",
+                            });
+                            tracing::info!(callback_id = %callback.id, %gate, "held by pacing");
+                        }
+                        holds.push((callback.id, gate));
                     }
+                    Admission::Wait => {}
                 },
                 DispatchWindow::Defer { until, reason } => deferrals.push(Deferral {
                     id: callback.id,
@@ -191,6 +266,8 @@ impl Dispatcher {
                 }),
             }
         }
+        claim.hold(&holds).await?;
+        claim.set_pace(&pacer.rate_updates()).await?;
         claim.defer(&deferrals, &self.instance).await?;
         claim.end_unsent(&endings, &self.instance).await?;
         for d in &deferrals {
@@ -210,12 +287,16 @@ impl Dispatcher {
             .await;
 
         let mut confirmed = Vec::new();
+        let mut sent = Vec::new();
         let mut undeliverable = Vec::new();
         let mut unconfirmed = 0;
         for (publication, outcome) in publications.iter().zip(outcomes) {
             let id = publication.confirmed.id;
             match outcome {
-                PublishOutcome::Confirmed => confirmed.push(publication.confirmed),
+                PublishOutcome::Confirmed => {
+                    confirmed.push(publication.confirmed);
+                    sent.push(publication);
+                }
                 PublishOutcome::Returned { reply_code, reply_text } => undeliverable.push(Undeliverable {
                     id,
                     failure: Failure::Returned,
@@ -256,15 +337,24 @@ impl Dispatcher {
             return Err(e);
         }
         for row in &dispatched {
-            let Some(publication) = confirmed.get(row.index) else {
+            let Some(publication) = sent.get(row.index) else {
                 continue;
             };
-            let route = publication.route;
-            crate::instruments::dispatched(route.kind(), row.lateness_ms);
-            self.progress.record_lateness(row.lateness_ms);
-            tracing::info!(callback_id = %publication.id, route = route.kind(),
+            let route = publication.confirmed.route;
+            // Time held by pacing is reported apart from the dispatcher's own lateness.
+            let held_ms = publication.paced_since.map_or(0.0, |since| {
+                (row.dispatched_at - since).num_microseconds().unwrap_or(0) as f64 / 1000.0
+            });
+            if publication.paced_since.is_some() {
+                crate::instruments::paced(publication.skill_id.get(), held_ms / 1000.0);
+            }
+            let lateness_ms = (row.lateness_ms - held_ms).max(0.0);
+            crate::instruments::dispatched(route.kind(), lateness_ms);
+            self.progress.record_lateness(lateness_ms);
+            tracing::info!(callback_id = %publication.confirmed.id, route = route.kind(),
                 routing_key = %route.routing_key(), attempt = row.attempt,
-                lateness_ms = row.lateness_ms.round() as i64, "dispatched");
+                lateness_ms = lateness_ms.round() as i64, held_ms = held_ms.round() as i64,
+                "dispatched");
         }
         for row in &retries {
             let Some(failed) = undeliverable.get(row.index) else {
@@ -277,8 +367,9 @@ impl Dispatcher {
         }
         self.progress.add_dispatched(dispatched.len());
         Ok(Pass {
-            claimed: claimed.len(),
+            claimed,
             claimed_at: now,
+            paced_wake: pacing_wake(&pacer, now),
         })
     }
 
@@ -288,9 +379,12 @@ impl Dispatcher {
         &self,
         callback: &Callback,
         skill: &Skill,
+        paced_since: Option<DateTime<Utc>>,
     ) -> Result<Publication, serde_json::Error> {
         let route = callback.route();
         Ok(Publication {
+            skill_id: callback.skill_id,
+            paced_since,
             message: message::outgoing(callback, chrono::Utc::now())?,
             confirmed: Confirmed {
                 id: callback.id,
@@ -309,6 +403,20 @@ impl Dispatcher {
 struct Publication {
     message: OutgoingMessage,
     confirmed: Confirmed,
+    skill_id: SkillId,
+    /// Since when pacing held it, if it did.
+    paced_since: Option<DateTime<Utc>>,
+}
+
+/// When pacing wants the next pass: at the next rate-paced room, or after a short pause if
+/// another claim held a gate (it commits within a batch's time).
+fn pacing_wake(pacer: &Pacer, now: DateTime<Utc>) -> Option<Duration> {
+    let rate = pacer.next_rate_at().and_then(|at| (at - now).to_std().ok());
+    let contended = pacer.contended().then_some(CONTENDED_PAUSE);
+    match (rate, contended) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 async fn wait_notified(listener: &mut Option<DueListener>) -> Result<(), StoreError> {

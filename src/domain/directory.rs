@@ -135,6 +135,12 @@ pub struct SkillPolicy {
     /// A published callback with no final outcome this long after publication fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_deadline_seconds: Option<u32>,
+    /// At most this many of its callbacks published and not finished at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// At most this many publications a minute, spread evenly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_minute: Option<u32>,
 }
 
 impl Skill {
@@ -201,6 +207,10 @@ pub struct SkillInput {
     pub default_ttl_seconds: Option<u32>,
     #[serde(default)]
     pub outcome_deadline_seconds: Option<u32>,
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    #[serde(default)]
+    pub max_per_minute: Option<u32>,
 }
 
 impl SkillInput {
@@ -239,6 +249,12 @@ impl SkillInput {
                 "outcomeDeadlineSeconds must be at least 1".into(),
             ));
         }
+        if self.max_in_flight == Some(0) || self.max_per_minute == Some(0) {
+            return Err(DirectoryInputError::Policy(
+                "maxInFlight and maxPerMinute must be at least 1 (leave them out for no limit)"
+                    .into(),
+            ));
+        }
         self.check_storable_numbers()?;
         let policy = SkillPolicy {
             calling_hours: self.calling_hours,
@@ -247,6 +263,8 @@ impl SkillInput {
             agent_fallback_seconds: self.agent_fallback_seconds,
             default_ttl_seconds: self.default_ttl_seconds,
             outcome_deadline_seconds: self.outcome_deadline_seconds,
+            max_in_flight: self.max_in_flight,
+            max_per_minute: self.max_per_minute,
         };
         Ok(Skill {
             id,
@@ -293,6 +311,8 @@ impl SkillInput {
             ("agentFallbackSeconds", self.agent_fallback_seconds),
             ("defaultTtlSeconds", self.default_ttl_seconds),
             ("outcomeDeadlineSeconds", self.outcome_deadline_seconds),
+            ("maxInFlight", self.max_in_flight),
+            ("maxPerMinute", self.max_per_minute),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))

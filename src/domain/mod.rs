@@ -7,6 +7,7 @@ mod callback;
 mod directory;
 mod ids;
 mod lifecycle;
+mod pacing;
 mod phone;
 mod request;
 mod schedule;
@@ -24,6 +25,7 @@ pub use lifecycle::{
     AttemptError, Current, Decision, LifecycleDefaults, OutcomeKind, RetryPolicy, check_attempt,
     decide,
 };
+pub use pacing::{Admission, Gate, GateReading, Pacer, PacingDefaults, SkillPacing, gates_of};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use request::{
     ChangeInput, Changes, CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode,

@@ -3,7 +3,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{Store, StoreError};
-use crate::domain::{Agent, AgentId, CallingHours, CallingHoursJson, Skill, SkillId, SkillPolicy};
+use crate::domain::{
+    Agent, AgentId, CallingHours, CallingHoursJson, Skill, SkillId, SkillPacing, SkillPolicy,
+};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -13,8 +15,8 @@ pub struct ImportSummary {
 
 const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
        calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
-       default_ttl_seconds, outcome_deadline_seconds)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+       default_ttl_seconds, outcome_deadline_seconds, max_in_flight, max_per_minute)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
        direction = EXCLUDED.direction, active = EXCLUDED.active, time_zone = EXCLUDED.time_zone,
        calling_hours = EXCLUDED.calling_hours,
@@ -23,6 +25,7 @@ const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction,
        agent_fallback_seconds = EXCLUDED.agent_fallback_seconds,
        default_ttl_seconds = EXCLUDED.default_ttl_seconds,
        outcome_deadline_seconds = EXCLUDED.outcome_deadline_seconds,
+       max_in_flight = EXCLUDED.max_in_flight, max_per_minute = EXCLUDED.max_per_minute,
        updated_at = now()";
 
 /// The skill columns `skill_from_row` reads, for a table aliased `s` and prefixed `s_`.
@@ -33,7 +36,8 @@ macro_rules! skill_columns {
          s.calling_hours AS s_calling_hours, s.retry_backoff_seconds AS s_retry_backoff_seconds, \
          s.max_attempts AS s_max_attempts, s.agent_fallback_seconds AS s_agent_fallback_seconds, \
          s.default_ttl_seconds AS s_default_ttl_seconds, \
-         s.outcome_deadline_seconds AS s_outcome_deadline_seconds"
+         s.outcome_deadline_seconds AS s_outcome_deadline_seconds, \
+         s.max_in_flight AS s_max_in_flight, s.max_per_minute AS s_max_per_minute"
     };
 }
 
@@ -59,6 +63,31 @@ impl Store {
             " FROM skills s WHERE s.id = $1"
         ))
         .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| skill_from_row(&r, "s_")).transpose()
+    }
+
+    /// Sets a skill's pacing limits only; `None` when the skill does not exist.
+    pub async fn set_capacity(
+        &self,
+        id: SkillId,
+        limits: SkillPacing,
+    ) -> Result<Option<Skill>, StoreError> {
+        // The notification wakes every daemon's dispatcher: held callbacks go out at once
+        // when the limit was raised.
+        let row = sqlx::query(concat!(
+            "WITH s AS (
+                UPDATE skills SET max_in_flight = $2, max_per_minute = $3, updated_at = now()
+                WHERE id = $1 RETURNING *
+             )
+             SELECT ",
+            skill_columns!(),
+            ", pg_notify('callbackd_due', '')::text AS woken FROM s"
+        ))
+        .bind(id.get())
+        .bind(limits.max_in_flight.map(|n| n as i32))
+        .bind(limits.max_per_minute.map(|n| n as i32))
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| skill_from_row(&r, "s_")).transpose()
@@ -141,6 +170,8 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
         .bind(skill.policy.agent_fallback_seconds.map(|n| n as i32))
         .bind(skill.policy.default_ttl_seconds.map(|n| n as i32))
         .bind(skill.policy.outcome_deadline_seconds.map(|n| n as i32))
+        .bind(skill.policy.max_in_flight.map(|n| n as i32))
+        .bind(skill.policy.max_per_minute.map(|n| n as i32))
         .execute(conn)
         .await?;
     Ok(())
@@ -177,6 +208,8 @@ pub(super) fn skill_from_row(row: &PgRow, prefix: &str) -> Result<Skill, StoreEr
         agent_fallback_seconds: unsigned(row.try_get(col("agent_fallback_seconds").as_str())?),
         default_ttl_seconds: unsigned(row.try_get(col("default_ttl_seconds").as_str())?),
         outcome_deadline_seconds: unsigned(row.try_get(col("outcome_deadline_seconds").as_str())?),
+        max_in_flight: unsigned(row.try_get(col("max_in_flight").as_str())?),
+        max_per_minute: unsigned(row.try_get(col("max_per_minute").as_str())?),
     };
     Ok(Skill {
         id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,

@@ -30,6 +30,8 @@ pub struct Due {
     pub callback: Callback,
     pub skill: Skill,
     pub suppression: Option<Suppression>,
+    /// Since when pacing has held it, if it has.
+    pub paced_since: Option<DateTime<Utc>>,
 }
 
 /// A confirmed publication, as recorded.
@@ -38,6 +40,7 @@ pub struct DispatchedRow {
     /// Its place in the slice given to [`Claim::mark_dispatched`].
     pub index: usize,
     pub attempt: i32,
+    pub dispatched_at: DateTime<Utc>,
     /// Record time minus due time, by the database clock.
     pub lateness_ms: f64,
 }
@@ -136,6 +139,10 @@ impl Store {
                 // a sort or a bitmap scan (the settings only price them out, not forbid them).
                 ("enable_sort", "off"),
                 ("enable_bitmapscan", "off"),
+                // Pricing a sort out adds a huge cost, which would make PostgreSQL compile
+                // the statement (JIT, 20-200 ms) if one ever planned one; these statements
+                // each take a millisecond or two.
+                ("jit", "off"),
             ])
         };
         let candidates: Vec<PgConnectOptions> = settings
@@ -170,9 +177,11 @@ impl Store {
         let row = sqlx::query(
             "SELECT EXTRACT(EPOCH FROM (
                         (SELECT min(due_at) FROM callbacks
-                         WHERE state = 'pending' AND due_at > $1) - now()))::float8 AS next_in,
+                         WHERE state = 'pending' AND paced_at IS NULL AND due_at > $1)
+                        - now()))::float8 AS next_in,
                     EXISTS (SELECT 1 FROM callbacks
-                            WHERE state = 'pending' AND due_at <= $1) AS held",
+                            WHERE state = 'pending' AND paced_at IS NULL AND due_at <= $1)
+                        AS held",
         )
         .bind(claimed_at)
         .fetch_one(&self.pool)
@@ -210,7 +219,7 @@ impl DueListener {
 
 /// A claim on a batch of due callbacks: the transaction holding their row locks.
 pub struct Claim {
-    tx: Transaction<'static, Postgres>,
+    pub(super) tx: Transaction<'static, Postgres>,
 }
 
 impl Claim {
@@ -226,10 +235,10 @@ impl Claim {
             skill_columns!(),
             ", ",
             callback_columns!(),
-            ", dnc.dnc_skill_id, dnc.dnc_reason
+            ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
                FROM callbacks c JOIN skills s ON s.id = c.skill_id",
             dnc_match!("c.phone_number", "c.skill_id"),
-            " WHERE c.state = 'pending' AND c.due_at <= now()
+            " WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
                  AND (c.expires_at IS NULL OR c.expires_at > now())
                ORDER BY c.due_at
                LIMIT $1
@@ -243,11 +252,7 @@ impl Claim {
         for row in &rows {
             now = Some(row.try_get("now")?);
             if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
-                claimed.push(Due {
-                    callback: callback_from_row(row)?,
-                    skill: skill_from_row(row, "s_")?,
-                    suppression: super::dnc::suppression_from_row(row)?,
-                });
+                claimed.push(due_from_row(row)?);
             }
         }
         let now = now.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
@@ -264,7 +269,8 @@ impl Claim {
         let reasons: Vec<&str> = deferred.iter().map(|d| d.reason.as_str()).collect();
         sqlx::query(
             "WITH moved AS (
-                UPDATE callbacks c SET due_at = d.until, updated_at = clock_timestamp()
+                UPDATE callbacks c SET due_at = d.until, updated_at = clock_timestamp(),
+                    paced_at = NULL, paced_gate = NULL
                 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS d(id, until, reason)
                 WHERE c.id = d.id
                 RETURNING c.id, d.until, d.reason
@@ -294,7 +300,7 @@ impl Claim {
         sqlx::query(
             "WITH ended AS (
                 UPDATE callbacks c SET state = e.state, last_error = e.reason,
-                    updated_at = clock_timestamp()
+                    updated_at = clock_timestamp(), paced_at = NULL, paced_gate = NULL
                 FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(id, state, reason)
                 WHERE c.id = e.id
                 RETURNING c.id, e.state, e.reason
@@ -337,7 +343,7 @@ impl Claim {
                 UPDATE callbacks c
                 SET state = 'dispatched', attempt = c.attempt + 1, dispatch_failures = 0,
                     last_error = NULL, dispatched_at = clock_timestamp(),
-                    updated_at = clock_timestamp(),
+                    updated_at = clock_timestamp(), paced_at = NULL, paced_gate = NULL,
                     fallback_due_at = clock_timestamp() + make_interval(secs => d.fallback),
                     outcome_due_at = clock_timestamp() + make_interval(secs => d.deadline)
                 FROM unnest($1::uuid[], $3::float8[], $4::float8[], $5::text[])
@@ -351,7 +357,7 @@ impl Claim {
                                           'instance', $2::text)
                 FROM done
              )
-             SELECT n, attempt,
+             SELECT n, attempt, dispatched_at,
                     (EXTRACT(EPOCH FROM (dispatched_at - due_at)) * 1000)::float8 AS lateness_ms
              FROM done",
         )
@@ -367,6 +373,7 @@ impl Claim {
                 Ok(DispatchedRow {
                     index: ordinal(row.try_get("n")?)?,
                     attempt: row.try_get("attempt")?,
+                    dispatched_at: row.try_get("dispatched_at")?,
                     lateness_ms: row.try_get("lateness_ms")?,
                 })
             })
@@ -394,7 +401,8 @@ impl Claim {
                 SET dispatch_failures = c.dispatch_failures + 1,
                     due_at = clock_timestamp() + make_interval(secs =>
                         LEAST($5::float8, $4::float8 * power(2, LEAST(c.dispatch_failures, 30)))),
-                    last_error = f.reason, updated_at = clock_timestamp()
+                    last_error = f.reason, updated_at = clock_timestamp(),
+                    paced_at = NULL, paced_gate = NULL
                 FROM unnest($1::uuid[], $2::text[], $3::text[])
                      WITH ORDINALITY AS f(id, kind, reason, n)
                 WHERE c.id = f.id
@@ -431,6 +439,16 @@ impl Claim {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// A claimed row: the callback, its skill (`s_`), its do-not-call match and `paced_at`.
+pub(super) fn due_from_row(row: &sqlx::postgres::PgRow) -> Result<Due, StoreError> {
+    Ok(Due {
+        callback: callback_from_row(row)?,
+        skill: skill_from_row(row, "s_")?,
+        suppression: super::dnc::suppression_from_row(row)?,
+        paced_since: row.try_get("paced_at")?,
+    })
 }
 
 /// A 1-based `WITH ORDINALITY` number as an index into the slice it came from.

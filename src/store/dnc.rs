@@ -11,7 +11,8 @@ use crate::domain::{DncEntry, NewDncEntry, PhoneNumber, SkillId, Suppression};
 
 /// A `LEFT JOIN LATERAL` giving `dnc_skill_id`, `dnc_reason` (both NULL when the number is
 /// not listed): the live entry for the number in `$phone` and the skill in `$skill`, the
-/// skill's own entry before the one for every skill. One probe of `dnc_entries_by_phone`.
+/// skill's own entry before the one for every skill. One probe of `dnc_entries_by_phone`,
+/// read backwards for that order: no sort (the dispatcher's sessions price sorts out).
 macro_rules! dnc_match {
     ($phone:literal, $skill:literal) => {
         concat!(
@@ -23,7 +24,7 @@ macro_rules! dnc_match {
             $skill,
             ")
                   AND (d.expires_at IS NULL OR d.expires_at > now())
-                ORDER BY d.skill_id NULLS LAST LIMIT 1) AS dnc ON true"
+                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true"
         )
     };
 }

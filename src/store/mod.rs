@@ -14,6 +14,7 @@ mod change;
 mod create;
 mod dispatch;
 mod ingest;
+mod pacing;
 mod primary;
 mod read;
 mod sessions;
@@ -39,7 +40,7 @@ pub use ingest::CreateQueue;
 pub use read::CallbackFilter;
 pub use record::EventRecord;
 pub use sessions::Session;
-pub use timers::Backlog;
+pub use timers::{Backlog, PacedSkill};
 pub use users::UserSummary;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -14,7 +14,7 @@ use super::{Store, StoreError};
 const TIMER_SLICE: i64 = 1000;
 
 /// Backlog figures for the periodic report.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Backlog {
     pub pending: i64,
     pub due_now: i64,
@@ -23,6 +23,19 @@ pub struct Backlog {
     pub oldest_overdue_seconds: f64,
     /// Dispatched or accepted: published, waiting for the dialer's outcome.
     pub awaiting_outcome: i64,
+    /// Due, but held by pacing (part of `pending` and `due_now`).
+    pub paced: i64,
+    /// Held by pacing, per skill.
+    pub paced_by_skill: Vec<PacedSkill>,
+}
+
+/// A skill's callbacks held by pacing.
+#[derive(Debug, Clone, Default)]
+pub struct PacedSkill {
+    pub skill_id: i64,
+    pub held: i64,
+    /// How long the longest-held one has waited for room.
+    pub oldest_held_seconds: f64,
 }
 
 impl Store {
@@ -39,7 +52,26 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
+        let paced_by_skill = sqlx::query(
+            "SELECT skill_id, count(*) AS held,
+                    EXTRACT(EPOCH FROM (now() - min(paced_at)))::float8 AS oldest
+             FROM callbacks WHERE state = 'pending' AND paced_at IS NOT NULL
+             GROUP BY skill_id ORDER BY skill_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(PacedSkill {
+                skill_id: r.try_get("skill_id")?,
+                held: r.try_get("held")?,
+                oldest_held_seconds: r.try_get::<f64, _>("oldest")?.max(0.0),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Backlog {
+            paced: paced_by_skill.iter().map(|p| p.held).sum(),
+            paced_by_skill,
             awaiting_outcome: row.try_get("awaiting_outcome")?,
             pending: row.try_get("pending")?,
             due_now: row.try_get("due_now")?,

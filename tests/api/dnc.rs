@@ -39,7 +39,12 @@ async fn entries_are_listed_read_and_removed_with_an_audit_trail_and_their_own_p
     // `%2B` for `+` name the same number.
     let (status, _) = list(&app, "%2B442079460958", json!({ "reason": "asked twice" })).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = list(&app, "%2B44%2020%207946%200958", json!({ "skillId": SKILL_NEW_YORK })).await;
+    let (status, _) = list(
+        &app,
+        "%2B44%2020%207946%200958",
+        json!({ "skillId": SKILL_NEW_YORK }),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
 
     let (status, number) = app

@@ -18,5 +18,6 @@ mod malformed;
 mod manage;
 mod openapi;
 mod outcome_queue;
+mod pacing;
 mod process;
 mod support;

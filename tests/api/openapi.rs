@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::helpers::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 20] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -18,8 +18,12 @@ const ROUTES: [(&str, &str); 16] = [
     ("post", "/v1/callbacks/{id}/outcomes"),
     ("put", "/v1/skills/{id}"),
     ("get", "/v1/skills/{id}"),
+    ("put", "/v1/skills/{id}/capacity"),
     ("put", "/v1/agents/{id}"),
     ("get", "/v1/agents/{id}"),
+    ("put", "/v1/dnc/{phone}"),
+    ("get", "/v1/dnc/{phone}"),
+    ("delete", "/v1/dnc/{phone}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -78,7 +82,9 @@ async fn every_documented_operation_is_routed() {
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = 0;
     for (template, item) in paths {
-        let path = template.replace("{id}", "01a21291-eee3-771c-b85e-1be0283a8457");
+        let path = template
+            .replace("{id}", "01a21291-eee3-771c-b85e-1be0283a8457")
+            .replace("{phone}", "+14155552671");
         let path = if template.contains("/skills/") || template.contains("/agents/") {
             template.replace("{id}", "101")
         } else {

@@ -1,0 +1,198 @@
+//! Pacing inside a claim. How several daemons keep one limit: a gate (a skill or an agent)
+//! is read and used only under a transaction-scoped advisory lock taken with
+//! `pg_try_advisory_xact_lock`, held until the claim commits. The count of callbacks in
+//! flight is read *after* the lock is taken (a new statement, so a new snapshot under READ
+//! COMMITTED), and only a claim holding the lock can add to it (by recording a
+//! publication), so no two claims can both see room for the last place. A gate another claim
+//! holds is not waited for: its callbacks wait for the next pass.
+//!
+//! Held callbacks keep `state = 'pending'` and are marked with `paced_at` and `paced_gate`,
+//! which moves them from the dispatcher's walk of due callbacks (`callbacks_ready`) to a
+//! per-gate index (`callbacks_paced`): however many are held, the claim's walk does not
+//! read them again, and each gate takes its own oldest first.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::dispatch::{Claim, Due, due_from_row};
+use crate::domain::{CallbackId, Gate, GateReading, SkillId};
+
+impl Claim {
+    /// The gates holding due callbacks: a skip scan of `callbacks_paced`, one index probe
+    /// per gate, however many callbacks each holds.
+    pub async fn held_gates(&mut self) -> Result<Vec<Gate>, StoreError> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "WITH RECURSIVE gates AS (
+                (SELECT paced_gate FROM callbacks
+                 WHERE state = 'pending' AND paced_at IS NOT NULL
+                 ORDER BY paced_gate LIMIT 1)
+                UNION ALL
+                SELECT (SELECT c.paced_gate FROM callbacks c
+                        WHERE c.state = 'pending' AND c.paced_at IS NOT NULL
+                          AND c.paced_gate > gates.paced_gate
+                        ORDER BY c.paced_gate LIMIT 1)
+                FROM gates WHERE gates.paced_gate IS NOT NULL
+             )
+             SELECT paced_gate FROM gates WHERE paced_gate IS NOT NULL",
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Takes each gate's lock if no other claim holds it, then reads the locked gates: the
+    /// count in flight (read after the lock, see the module's note) and the limits.
+    /// `agent_max_in_flight` is the configured cap for agents.
+    pub async fn read_gates(
+        &mut self,
+        gates: &[Gate],
+        agent_max_in_flight: Option<u32>,
+    ) -> Result<Vec<(Gate, GateReading)>, StoreError> {
+        if gates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<i64> = gates.iter().map(|g| g.encode()).collect();
+        // A gate's lock key: one namespace, hashed with the gate's stored form. Try-locks
+        // never wait, so the order they are taken in cannot deadlock.
+        let locked: Vec<(i64, bool)> = sqlx::query_as(
+            "SELECT g.gate,
+                    pg_try_advisory_xact_lock(hashtextextended('callbackd/pace/' || g.gate, 0))
+             FROM unnest($1::bigint[]) AS g(gate)",
+        )
+        .bind(&keys)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let held: Vec<i64> = locked.iter().filter(|(_, l)| *l).map(|(g, _)| *g).collect();
+        let rows = sqlx::query(
+            "SELECT g.gate,
+                    CASE WHEN g.gate > 0 THEN
+                        (SELECT count(*) FROM callbacks c
+                         WHERE c.skill_id = g.gate AND c.state IN ('dispatched', 'accepted'))
+                    ELSE
+                        (SELECT count(*) FROM callbacks c
+                         WHERE c.target_agent_id = -g.gate AND c.fell_back_at IS NULL
+                           AND c.target_agent_id IS NOT NULL
+                           AND c.state IN ('dispatched', 'accepted'))
+                    END AS in_flight,
+                    s.max_in_flight, s.max_per_minute, p.next_at
+             FROM unnest($1::bigint[]) AS g(gate)
+             LEFT JOIN skills s ON g.gate > 0 AND s.id = g.gate
+             LEFT JOIN skill_pace p ON g.gate > 0 AND p.skill_id = g.gate",
+        )
+        .bind(&held)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut readings = Vec::with_capacity(locked.len());
+        for row in &rows {
+            let gate = decode(row.try_get("gate")?)?;
+            let limit = |v: Option<i32>| v.map(|n| n.max(1) as u32);
+            let (max_in_flight, max_per_minute) = match gate {
+                Gate::Skill(_) => (
+                    limit(row.try_get("max_in_flight")?),
+                    limit(row.try_get("max_per_minute")?),
+                ),
+                Gate::Agent(_) => (agent_max_in_flight, None),
+            };
+            let in_flight: i64 = row.try_get("in_flight")?;
+            readings.push((
+                gate,
+                GateReading {
+                    locked: true,
+                    in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
+                    max_in_flight,
+                    max_per_minute,
+                    next_at: row.try_get("next_at")?,
+                },
+            ));
+        }
+        for (gate, _) in locked.iter().filter(|(_, l)| !*l) {
+            readings.push((
+                decode(*gate)?,
+                GateReading {
+                    locked: false,
+                    in_flight: 0,
+                    max_in_flight: None,
+                    max_per_minute: None,
+                    next_at: None,
+                },
+            ));
+        }
+        Ok(readings)
+    }
+
+    /// Locks up to `n` of each gate's held callbacks that are due, oldest first.
+    pub async fn held(&mut self, takes: &[(Gate, u32)]) -> Result<Vec<Due>, StoreError> {
+        if takes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gates: Vec<i64> = takes.iter().map(|(g, _)| g.encode()).collect();
+        let limits: Vec<i64> = takes.iter().map(|(_, n)| i64::from(*n)).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS t(gate, n)
+             CROSS JOIN LATERAL (SELECT ",
+            skill_columns!(),
+            ", ",
+            callback_columns!(),
+            ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
+               FROM callbacks c JOIN skills s ON s.id = c.skill_id",
+            dnc_match!("c.phone_number", "c.skill_id"),
+            " WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
+                 AND c.due_at <= now()
+                 AND (c.expires_at IS NULL OR c.expires_at > now())
+               ORDER BY c.due_at
+               LIMIT t.n
+               FOR UPDATE OF c SKIP LOCKED) AS held"
+        ))
+        .bind(&gates)
+        .bind(&limits)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(due_from_row).collect()
+    }
+
+    /// Holds callbacks at the gate that stopped them (pending; out of the due walk). One
+    /// already held there is not written again.
+    pub async fn hold(&mut self, held: &[(CallbackId, Gate)]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = held.iter().map(|(id, _)| id.as_uuid()).collect();
+        let gates: Vec<i64> = held.iter().map(|(_, g)| g.encode()).collect();
+        sqlx::query(
+            "UPDATE callbacks c
+             SET paced_at = COALESCE(c.paced_at, clock_timestamp()), paced_gate = h.gate
+             FROM unnest($1::uuid[], $2::bigint[]) AS h(id, gate)
+             WHERE c.id = h.id AND c.paced_gate IS DISTINCT FROM h.gate",
+        )
+        .bind(&ids)
+        .bind(&gates)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores when each rate-paced skill's next publication may go.
+    pub async fn set_pace(&mut self, next: &[(SkillId, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if next.is_empty() {
+            return Ok(());
+        }
+        let skills: Vec<i64> = next.iter().map(|(s, _)| s.get()).collect();
+        let times: Vec<DateTime<Utc>> = next.iter().map(|(_, t)| *t).collect();
+        sqlx::query(
+            "INSERT INTO skill_pace (skill_id, next_at)
+             SELECT * FROM unnest($1::bigint[], $2::timestamptz[])
+             ON CONFLICT (skill_id) DO UPDATE SET next_at = EXCLUDED.next_at",
+        )
+        .bind(&skills)
+        .bind(&times)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+}
+
+fn decode(stored: i64) -> Result<Gate, StoreError> {
+    Gate::decode(stored).map_err(|e| StoreError::Corrupt(format!("paced_gate {stored}: {e}")))
+}
