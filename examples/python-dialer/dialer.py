@@ -236,15 +236,11 @@ def main(argv: list[str]) -> int:
             continue
         try:
             dialer.run(connection, user_id)
-        except pika.exceptions.ChannelClosedByBroker as e:
-            # A refused declaration (no exchange, no permission) will not pass by itself.
-            log.error("broker refused error=%r", e)
-            return 1
-        except pika.exceptions.AMQPConnectionError as e:
-            # Unacknowledged callbacks return to the queue; the seen ids survive.
-            log.warning("connection lost error=%r; reconnecting in 5 s", e)
+        except pika.exceptions.AMQPError as e:
+            # Connection lost, or a declaration refused (callbackd not started yet: no
+            # exchange). Unacknowledged callbacks return to the queue; the seen ids stay.
+            log.warning("broker error=%r; reconnecting in 5 s", e)
             time.sleep(5)
-            continue
         finally:
             if connection.is_open:
                 connection.close()

@@ -6,14 +6,17 @@
 //! broker has confirmed the outcome, so a crash at any point loses nothing: the callback is
 //! delivered again. Up to `DIALER_PREFETCH` callbacks are handled at once.
 //!
-//! Settings: `DIALER_*` environment variables, see [`Settings::from_env`].
+//! Files: `dial.rs` is the stub to replace, `settings.rs` the `DIALER_*` environment
+//! variables, `seen.rs` the de-duplication store; this file is the AMQP side.
 
+mod dial;
 mod seen;
+mod settings;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -27,20 +30,22 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use dial::dial;
 use seen::SeenIds;
+use settings::Settings;
 
 /// The fields of `callbackd.callback.v1` this worker uses; the others are ignored, as the
 /// contract asks (fields are only ever added within v1).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CallbackMessage {
-    schema: String,
-    callback_id: String,
-    attempt: i64,
-    route: String,
-    skill_id: i64,
-    target_agent_id: Option<i64>,
-    phone_number: String,
+pub struct CallbackMessage {
+    pub schema: String,
+    pub callback_id: String,
+    pub attempt: i64,
+    pub route: String,
+    pub skill_id: i64,
+    pub target_agent_id: Option<i64>,
+    pub phone_number: String,
 }
 
 /// `callbackd.outcome.v1`.
@@ -52,70 +57,6 @@ struct OutcomeMessage<'a> {
     /// The attempt of the message handled, not the callback's latest one.
     attempt: i64,
     outcome: &'a str,
-}
-
-const OUTCOMES: [&str; 5] = ["completed", "no_answer", "busy", "failed", "invalid_number"];
-
-/// REPLACE ME: dial here.
-///
-/// Place the call to `callback.phone_number` (E.164) for skill `callback.skill_id`, or offer
-/// it to agent `callback.target_agent_id` when `callback.route == "agent"`, and return what
-/// happened, one of [`OUTCOMES`]. This stub waits `DIALER_DIAL_MS` and answers
-/// `DIALER_OUTCOME`, so tests decide what callbackd is told.
-async fn dial(callback: &CallbackMessage, settings: &Settings) -> String {
-    // The stub calls no one; a real dialer calls `callback.phone_number`.
-    let _ = &callback.phone_number;
-    tokio::time::sleep(settings.dial_time).await;
-    settings.outcome.clone()
-}
-
-struct Settings {
-    url: String,
-    exchange: String,
-    queue: String,
-    bindings: Vec<String>,
-    outcomes_queue: String,
-    prefetch: u16,
-    outcome: String,
-    dial_time: Duration,
-    /// The `user_id` property of outcomes: the user name of the URL (see `main`).
-    user_id: String,
-}
-
-impl Settings {
-    fn from_env() -> Result<Self> {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or(default.into());
-        let url = var("DIALER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f");
-        let uri: lapin::uri::AMQPUri = url
-            .parse()
-            .map_err(|e| anyhow::anyhow!("DIALER_AMQP_URL is not an AMQP URL: {e}"))?;
-        let outcome = var("DIALER_OUTCOME", "completed");
-        if !OUTCOMES.contains(&outcome.as_str()) {
-            bail!("DIALER_OUTCOME `{outcome}` is not one of {OUTCOMES:?}");
-        }
-        let number = |name: &str, default: &str| {
-            var(name, default)
-                .parse::<u64>()
-                .with_context(|| format!("{name} is not a whole number"))
-        };
-        Ok(Settings {
-            user_id: uri.authority.userinfo.username,
-            url,
-            exchange: var("DIALER_EXCHANGE", "callbackd.callbacks"),
-            queue: var("DIALER_QUEUE", "callbackd.dialer.rust"),
-            bindings: var("DIALER_BINDINGS", "skill.*,agent.*")
-                .split(',')
-                .map(str::trim)
-                .filter(|key| !key.is_empty())
-                .map(String::from)
-                .collect(),
-            outcomes_queue: var("DIALER_OUTCOMES_QUEUE", "callbackd.outcomes"),
-            prefetch: u16::try_from(number("DIALER_PREFETCH", "10")?)
-                .context("DIALER_PREFETCH is too large")?,
-            outcome,
-            dial_time: Duration::from_millis(number("DIALER_DIAL_MS", "100")?),
-        })
-    }
 }
 
 #[tokio::main]
@@ -189,12 +130,12 @@ async fn run(
         "x-queue-type".into(),
         AMQPValue::LongString("quorum".into()),
     );
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
     consume
-        .queue_declare(s.queue.as_str().into(), durable, arguments)
+        .queue_declare(
+            s.queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            arguments,
+        )
         .await
         .with_context(|| format!("declaring queue `{}`", s.queue))?;
     for key in &s.bindings {
@@ -244,7 +185,11 @@ async fn run(
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => {
                     let (s, seen, report) = (s.clone(), seen.clone(), report.clone());
-                    in_hand.spawn(async move { handle(delivery, &s, &seen, &report).await });
+                    in_hand.spawn(async move {
+                        if let Err(e) = handle(&delivery, &s, &seen, &report).await {
+                            eprintln!("error delivery_tag={} error={e:#}", delivery.delivery_tag);
+                        }
+                    });
                 }
                 Some(Err(e)) => break Err(e).context("consuming"),
                 None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
@@ -259,14 +204,10 @@ async fn run(
     ended
 }
 
-async fn handle(delivery: Delivery, s: &Settings, seen: &Mutex<SeenIds>, report: &Channel) {
-    if let Err(e) = try_handle(&delivery, s, seen, report).await {
-        // The connection is probably gone; the broker redelivers what we did not ack.
-        eprintln!("error delivery_tag={} error={e:#}", delivery.delivery_tag);
-    }
-}
-
-async fn try_handle(
+/// Dials one callback and reports its outcome; the callback is acknowledged only once the
+/// outcome is confirmed. An error here means the connection is going: the broker gives back
+/// what was not acknowledged.
+async fn handle(
     delivery: &Delivery,
     s: &Settings,
     seen: &Mutex<SeenIds>,
@@ -288,7 +229,7 @@ async fn try_handle(
         return Ok(());
     }
     let started = Instant::now();
-    let outcome = dial(&callback, s).await;
+    let outcome = dial(&callback, &s.outcome, s.dial_time).await;
     let body = serde_json::to_vec(&OutcomeMessage {
         schema: "callbackd.outcome.v1",
         callback_id: &callback.callback_id,
