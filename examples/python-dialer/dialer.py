@@ -87,18 +87,19 @@ class Dialer:
         self.seen = SeenIds()
         self.stopping = False
 
-    def run(self, connection: pika.BlockingConnection, user_id: str) -> None:
+    def run(self, connection: pika.BlockingConnection, user_id: str | None) -> None:
         args = self.args
         consume = connection.channel()
         # Passive: callbackd declares the exchange; this only checks that it exists.
         consume.exchange_declare(args.exchange, passive=True)
-        # Our own durable queue, bound to the routing keys this worker serves. A quorum
-        # queue, like callbackd's, keeps messages through a broker node's loss.
-        consume.queue_declare(
-            args.queue, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        for key in args.bindings:
-            consume.queue_bind(args.queue, args.exchange, routing_key=key)
+        if args.declare:
+            # Our own durable queue, bound to the routing keys this worker serves. A quorum
+            # queue, like callbackd's, keeps messages through a broker node's loss.
+            consume.queue_declare(
+                args.queue, durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            for key in args.bindings:
+                consume.queue_bind(args.queue, args.exchange, routing_key=key)
         # This worker handles one message at a time; prefetch bounds what the broker
         # hands it ahead (and what returns to the queue if it dies).
         consume.basic_qos(prefetch_count=args.prefetch)
@@ -124,7 +125,7 @@ class Dialer:
         self,
         consume: BlockingChannel,
         report: BlockingChannel,
-        user_id: str,
+        user_id: str | None,
         method: pika.spec.Basic.Deliver,
         properties: pika.BasicProperties,
         body: bytes,
@@ -162,7 +163,7 @@ class Dialer:
                 body=json.dumps(outcome_message).encode(),
                 properties=pika.BasicProperties(
                     content_type="application/json",
-                    delivery_mode=pika.DeliveryMode.Persistent,
+                    delivery_mode=2,  # persistent, like the durable queue it goes to
                     user_id=user_id,
                     app_id="python-dialer",
                 ),
@@ -186,21 +187,28 @@ class Dialer:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    env = os.environ.get
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--url", default=env("DIALER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"))
-    p.add_argument("--exchange", default=env("DIALER_EXCHANGE", "callbackd.callbacks"))
-    p.add_argument("--queue", default=env("DIALER_QUEUE", "callbackd.dialer.python"))
-    p.add_argument(
-        "--bindings",
-        default=env("DIALER_BINDINGS", "skill.*,agent.*"),
-        help="comma-separated routing key patterns, e.g. skill.101,agent.*",
-    )
-    p.add_argument("--outcomes-queue", default=env("DIALER_OUTCOMES_QUEUE", "callbackd.outcomes"))
-    p.add_argument("--prefetch", type=int, default=int(env("DIALER_PREFETCH", "10")))
-    p.add_argument("--outcome", choices=OUTCOMES, default=env("DIALER_OUTCOME", "completed"),
-                   help="what the dial() stub answers")
-    p.add_argument("--dial-ms", type=int, default=int(env("DIALER_DIAL_MS", "100")))
+
+    def option(flag: str, var: str, default: str, help: str, **kw: Any) -> None:
+        """--flag, whose default is the environment variable `var`, else `default`."""
+        p.add_argument(flag, default=os.environ.get(var, default),
+                       help=f"{help} [{var}, default {default}]".replace("%", "%%"), **kw)
+
+    option("--url", "DIALER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f", "RabbitMQ URL")
+    option("--exchange", "DIALER_EXCHANGE", "callbackd.callbacks", "callbackd's amqp.exchange")
+    option("--queue", "DIALER_QUEUE", "callbackd.dialer.python", "this worker's queue")
+    option("--bindings", "DIALER_BINDINGS", "skill.*,agent.*",
+           "routing key patterns to bind, comma-separated, e.g. skill.101,agent.*")
+    p.add_argument("--no-declare", dest="declare", action="store_false",
+                   default=os.environ.get("DIALER_DECLARE", "true") != "false",
+                   help="do not declare or bind the queue: callbackd's amqp.queues does "
+                   "[DIALER_DECLARE=false]")
+    option("--outcomes-queue", "DIALER_OUTCOMES_QUEUE", "callbackd.outcomes",
+           "callbackd's amqp.outcomes_queue")
+    option("--prefetch", "DIALER_PREFETCH", "10", "unacknowledged callbacks at most", type=int)
+    option("--outcome", "DIALER_OUTCOME", "completed", "what the dial() stub answers",
+           choices=OUTCOMES)
+    option("--dial-ms", "DIALER_DIAL_MS", "100", "how long the dial() stub takes", type=int)
     args = p.parse_args(argv)
     args.bindings = [key.strip() for key in args.bindings.split(",") if key.strip()]
     args.dial_seconds = args.dial_ms / 1000
@@ -226,7 +234,8 @@ def main(argv: list[str]) -> int:
     # docs/messages.md, "Who may report outcomes": callbackd may accept outcomes only from
     # listed users, named by the user_id property; RabbitMQ checks that it is the
     # connection's own user, so it is the user name of the URL.
-    user_id = params.credentials.username
+    credentials = params.credentials
+    user_id = credentials.username if isinstance(credentials, pika.PlainCredentials) else None
     while not dialer.stopping:
         try:
             connection = pika.BlockingConnection(params)

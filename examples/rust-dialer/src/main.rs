@@ -125,31 +125,33 @@ async fn run(
         .await
         .with_context(|| format!("exchange `{}` (is callbackd running?)", s.exchange))?;
     // Our own durable quorum queue, bound to the routing keys this worker serves.
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    consume
-        .queue_declare(
-            s.queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            arguments,
-        )
-        .await
-        .with_context(|| format!("declaring queue `{}`", s.queue))?;
-    for key in &s.bindings {
-        let (queue, exchange) = (s.queue.as_str().into(), s.exchange.as_str().into());
+    if s.declare {
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         consume
-            .queue_bind(
-                queue,
-                exchange,
-                key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
+            .queue_declare(
+                s.queue.as_str().into(),
+                QueueDeclareOptions::durable(),
+                arguments,
             )
             .await
-            .with_context(|| format!("binding `{key}`"))?;
+            .with_context(|| format!("declaring queue `{}`", s.queue))?;
+        for key in &s.bindings {
+            let (queue, exchange) = (s.queue.as_str().into(), s.exchange.as_str().into());
+            consume
+                .queue_bind(
+                    queue,
+                    exchange,
+                    key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("binding `{key}`"))?;
+        }
     }
     // The broker hands us at most `prefetch` unacknowledged callbacks: that is also how
     // many are dialled at once, since each runs in its own task.

@@ -12,6 +12,8 @@ pub struct Settings {
     pub exchange: String,
     pub queue: String,
     pub bindings: Vec<String>,
+    /// false: the queue is declared and bound by someone else (callbackd's `amqp.queues`).
+    pub declare: bool,
     pub outcomes_queue: String,
     pub prefetch: u16,
     pub outcome: String,
@@ -47,6 +49,7 @@ impl Settings {
                 .filter(|key| !key.is_empty())
                 .map(String::from)
                 .collect(),
+            declare: var("DIALER_DECLARE", "true") != "false",
             outcomes_queue: var("DIALER_OUTCOMES_QUEUE", "callbackd.outcomes"),
             prefetch: u16::try_from(number("DIALER_PREFETCH", "10")?)
                 .context("DIALER_PREFETCH is too large")?,
