@@ -16,6 +16,7 @@ mod maintenance;
 mod malformed;
 mod manage;
 mod openapi;
+mod operator;
 mod outcome_queue;
 mod process;
 mod support;
