@@ -19,4 +19,5 @@ mod openapi;
 mod operator;
 mod outcome_queue;
 mod process;
+mod status;
 mod support;
