@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use callbackd::cli::{self, Cli, Command, UserCommand};
+use callbackd::cli::{self, Cli, Command};
 use callbackd::config::Settings;
 use callbackd::startup::Application;
 use callbackd::store::Store;
@@ -13,11 +13,21 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Packaging generates these without any configuration.
+    if let Some(Command::Generate(what)) = &cli.command {
+        return match cli::generate(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("callbackd: {e}");
+                e.exit_code()
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("callbackd: invalid configuration: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(cli::exit::CONFIG);
         }
     };
     let format = cli
@@ -39,7 +49,7 @@ fn main() -> ExitCode {
     // Tasks abandoned at the shutdown deadline must not hold the exit up.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // Said once: the daemon's failure is a log event (JSON under systemd, where the
         // operator reads the log); a command's is a line of text for the person who typed it.
         Err(e) if daemon => {
@@ -48,70 +58,43 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("callbackd: {e:#}");
-            ExitCode::FAILURE
+            e.downcast_ref::<cli::CliError>()
+                .map_or(ExitCode::FAILURE, cli::CliError::exit_code)
         }
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run => serve(settings).await,
+        Command::Run => serve(settings).await?,
         Command::Migrate => {
             Store::connect(&settings.database)
                 .await
                 .context("migrating the database")?;
             println!("migrations applied");
-            Ok(())
         }
         Command::User(user) => {
             let store = Store::connect(&settings.database).await?;
-            match user {
-                UserCommand::Add {
-                    name,
-                    permissions,
-                    skills,
-                } => {
-                    let token = cli::add_user(&store, &name, &permissions, &skills).await?;
-                    eprintln!("security user `{name}` created; its token (shown only now):");
-                    println!("{}", token.expose());
-                }
-                UserCommand::Disable { name } => {
-                    if store.disable_user(&name).await? {
-                        println!("security user `{name}` disabled");
-                    } else {
-                        anyhow::bail!("no enabled security user named `{name}`");
-                    }
-                }
-                UserCommand::List => {
-                    for u in store.list_users().await? {
-                        let skills = u.skill_ids.map_or("all skills".to_owned(), |ids| {
-                            format!(
-                                "skills {}",
-                                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-                            )
-                        });
-                        let status = if u.disabled_at.is_some() {
-                            "disabled"
-                        } else {
-                            "enabled"
-                        };
-                        println!(
-                            "{}\t{status}\t{}\t{skills}",
-                            u.name,
-                            u.permissions.join(",")
-                        );
-                    }
-                }
-            }
-            Ok(())
+            cli::user(&store, user).await?;
         }
         Command::Import(args) => {
             let store = Store::connect(&settings.database).await?;
             let count = cli::import(&store, &args).await?;
             println!("imported {count} {}", args.kind.noun());
-            Ok(())
         }
+        Command::Callbacks(args) => {
+            let store =
+                Store::open_existing(&settings.database, settings.database.acquire_timeout())
+                    .await
+                    .map_err(cli::CliError::from)?;
+            cli::callbacks(&store, &settings, args).await?;
+            store.close().await;
+        }
+        Command::Status(args) => return Ok(cli::status(&settings, &args).await?),
+        // Handled before the settings are loaded.
+        Command::Generate(what) => cli::generate(&what)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -191,13 +191,29 @@ async fn close(connection: &Connection, channel: &Channel) {
     }
 }
 
-async fn connect(
-    parts: &Link,
-    broken: &Arc<Notify>,
+/// Connects to each broker node and closes again, declaring nothing: `callbackd status`.
+/// Answers each node (its URL, password hidden) with why it could not be reached.
+pub(super) async fn probe(
+    settings: &AmqpSettings,
+    connection_name: &str,
+) -> Vec<(String, Result<(), AmqpError>)> {
+    let mut answers = Vec::new();
+    for broker_url in broker_urls(settings) {
+        let attempt = open(settings, &broker_url, connection_name).await;
+        if let Ok(connection) = &attempt {
+            let _ = connection.close(200, "callbackd status".into()).await;
+        }
+        answers.push((broker_url.to_string(), attempt.map(|_| ())));
+    }
+    answers
+}
+
+/// Opens a connection to one node, within `amqp.connect_timeout_ms`.
+async fn open(
+    settings: &AmqpSettings,
     broker_url: &SecretUrl,
-) -> Result<(Connection, Publisher), AmqpError> {
-    let settings = &parts.settings;
-    let connection_name = &parts.connection_name;
+    connection_name: &str,
+) -> Result<Connection, AmqpError> {
     let url = broker_url.to_string();
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("callbackd {connection_name}").into());
@@ -206,7 +222,7 @@ async fn connect(
         url: url.clone(),
         source,
     })?;
-    let connection = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_millis(settings.connect_timeout_ms),
         Connection::connect_with_config(broker_url.expose(), properties, tls, runtime),
     )
@@ -218,7 +234,17 @@ async fn connect(
         } else {
             AmqpError::Connect { url, source }
         }
-    })?;
+    })
+}
+
+async fn connect(
+    parts: &Link,
+    broken: &Arc<Notify>,
+    broker_url: &SecretUrl,
+) -> Result<(Connection, Publisher), AmqpError> {
+    let settings = &parts.settings;
+    let connection_name = &parts.connection_name;
+    let connection = open(settings, broker_url, connection_name).await?;
     let channel = connection
         .create_channel()
         .await

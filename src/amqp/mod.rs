@@ -107,6 +107,16 @@ pub struct Incoming {
 pub type OutcomeHandler =
     Arc<dyn Fn(Incoming) -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync>;
 
+/// Whether each broker node (`amqp.urls`, or `amqp.url`) accepts a connection within
+/// `amqp.connect_timeout_ms`, for `callbackd status`: its URL (password hidden) and the
+/// error when it does not.
+pub async fn probe(
+    settings: &AmqpSettings,
+    connection_name: &str,
+) -> Vec<(String, Result<(), AmqpError>)> {
+    link::probe(settings, connection_name).await
+}
+
 /// The current publishing channel, if the broker is connected.
 #[derive(Clone)]
 pub struct Publisher {

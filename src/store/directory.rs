@@ -45,6 +45,9 @@ const UPSERT_AGENT: &str = "INSERT INTO agents (id, username, active) VALUES ($1
      ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, active = EXCLUDED.active,
        updated_at = now()";
 
+/// How often an import reports its progress, in records.
+const IMPORT_REPORT_EVERY: usize = 500;
+
 impl Store {
     pub async fn upsert_skill(&self, skill: &Skill) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -129,13 +132,35 @@ impl Store {
         skills: &[Skill],
         agents: &[Agent],
     ) -> Result<ImportSummary, StoreError> {
+        self.import_directory_reporting(skills, agents, |_| {})
+            .await
+    }
+
+    /// As [`Store::import_directory`], telling `written` how many records are written so
+    /// far, every 500 and at the end (for a progress bar).
+    pub async fn import_directory_reporting(
+        &self,
+        skills: &[Skill],
+        agents: &[Agent],
+        mut written: impl FnMut(usize),
+    ) -> Result<ImportSummary, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut done = 0;
         for skill in skills {
             upsert_skill(&mut tx, skill).await?;
+            done += 1;
+            if done % IMPORT_REPORT_EVERY == 0 {
+                written(done);
+            }
         }
         for agent in agents {
             upsert_agent(&mut tx, agent).await?;
+            done += 1;
+            if done % IMPORT_REPORT_EVERY == 0 {
+                written(done);
+            }
         }
+        written(done);
         tx.commit().await?;
         Ok(ImportSummary {
             skills: skills.len(),

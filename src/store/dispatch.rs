@@ -126,8 +126,9 @@ impl Store {
         workers: usize,
     ) -> Result<Self, StoreError> {
         let claim_idle_limit = format!("{CLAIM_IDLE_LIMIT_MS}ms");
+        let name = super::application_name(Some(super::DISPATCH_ROLE));
         let dispatcher_options = |options: PgConnectOptions| {
-            options.options([
+            options.application_name(&name).options([
                 (
                     "idle_in_transaction_session_timeout",
                     claim_idle_limit.as_str(),

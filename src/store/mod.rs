@@ -14,6 +14,7 @@ mod change;
 mod create;
 mod dispatch;
 mod ingest;
+mod operator;
 mod pacing;
 mod primary;
 mod read;
@@ -37,6 +38,7 @@ pub use dispatch::{
 };
 pub use dnc::{DncEvent, Listed};
 pub use ingest::CreateQueue;
+pub use operator::{DispatchingDaemon, Operator, SchemaState};
 pub use read::CallbackFilter;
 pub use record::EventRecord;
 pub use sessions::Session;
@@ -215,7 +217,9 @@ impl DatabaseSettings {
     /// bench machine a third of the dispatch rate) and any other as libpq does (`prefer`:
     /// TLS when the server offers it, unverified; say `verify-full` to have it verified).
     fn options_for(&self, url: &crate::config::SecretUrl) -> Result<PgConnectOptions, StoreError> {
-        let mut options = PgConnectOptions::from_str(url.expose()).map_err(StoreError::Url)?;
+        let mut options = PgConnectOptions::from_str(url.expose())
+            .map_err(StoreError::Url)?
+            .application_name(&application_name(None));
         let local = matches!(options.get_host(), "127.0.0.1" | "::1" | "localhost")
             || options.get_host().starts_with('/');
         if local && !url.expose().contains("sslmode=") && !url.expose().contains("ssl-mode=") {
@@ -228,6 +232,25 @@ impl DatabaseSettings {
             options = options.ssl_client_cert(cert).ssl_client_key(key);
         }
         Ok(options)
+    }
+}
+
+/// The role of the dispatcher's sessions in their `application_name`.
+pub(crate) const DISPATCH_ROLE: &str = "dispatch";
+
+/// `callbackd/<host>/<pid>[/<role>]`, the `application_name` of this process's sessions:
+/// `pg_stat_activity` then tells which daemons are connected, and `callbackd status` which
+/// of them dispatch (role `dispatch`). PostgreSQL keeps the first 63 bytes.
+pub(crate) fn application_name(role: Option<&str>) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let base = format!("callbackd/{host}/{}", std::process::id());
+    match role {
+        Some(role) => format!("{base}/{role}"),
+        None => base,
     }
 }
 

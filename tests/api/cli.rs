@@ -205,3 +205,40 @@ fn invalid_configuration_fails_start_up_with_one_line_naming_the_setting() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }
+
+#[tokio::test]
+async fn import_of_100k_agents_is_applied_without_progress_output_off_a_terminal() {
+    let app = TestApp::spawn().await;
+    let file = std::env::temp_dir().join(format!(
+        "callbackd-agents-{}.csv",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let mut csv = String::from("id,username,active\n");
+    for id in 1..=100_000 {
+        csv.push_str(&format!("{id},agent{id},true\n"));
+    }
+    std::fs::write(&file, csv).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .envs(app.child_env())
+        .args(["import", "agents"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    std::fs::remove_file(&file).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "imported 100000 agents"
+    );
+    // The progress bar is drawn only on a terminal: nothing here.
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM agents WHERE username LIKE 'agent%'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 100_000);
+}

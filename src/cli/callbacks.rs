@@ -1,0 +1,342 @@
+//! `callbackd callbacks …`: list, show, cancel and reschedule callbacks as a named security
+//! user, through the same permission checks, domain rules and store changes as the API.
+
+use serde::Serialize;
+
+use super::output::{Table, emit, emit_json, opt_time, time};
+use super::{CallbacksArgs, CallbacksCommand, CliError};
+use crate::api::callbacks::views::{CallbackView, EventView};
+use crate::config::Settings;
+use crate::domain::{
+    AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, ResultCode,
+    SecurityUser, SkillId, check_reason, plan_change,
+};
+use crate::store::{CallbackChange, CallbackFilter, Operator, Store};
+
+/// A list holds at most this many callbacks.
+const LIST_MAX: u32 = 10_000;
+/// Events read per query for `show`.
+const EVENTS_PAGE: u32 = 1000;
+
+pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Result<(), CliError> {
+    let user = operator(store, args.operator.as_deref()).await?;
+    match args.command {
+        CallbacksCommand::List {
+            state,
+            skill,
+            agent,
+            due_before,
+            due_after,
+            limit,
+        } => {
+            user_may(&user, Permission::CallbacksRead)?;
+            if !(1..=LIST_MAX).contains(&limit) {
+                return Err(CliError::Invalid(format!(
+                    "--limit {limit} is out of range 1..={LIST_MAX}"
+                )));
+            }
+            let skill_id = skill.as_deref().map(parse_id::<SkillId>).transpose()?;
+            if let Some(skill) = skill_id
+                && !user.may_use_skill(skill)
+            {
+                return Err(refused_user(format!(
+                    "security user `{}` may not use skill {skill}",
+                    user.name
+                )));
+            }
+            let filter = CallbackFilter {
+                state: state
+                    .as_deref()
+                    .map(str::parse::<CallbackState>)
+                    .transpose()
+                    .map_err(CliError::Invalid)?,
+                skill_id,
+                agent_id: agent.as_deref().map(parse_id::<AgentId>).transpose()?,
+                due_before: due_before
+                    .as_deref()
+                    .map(|t| parse_instant("--due-before", t))
+                    .transpose()?,
+                due_after: due_after
+                    .as_deref()
+                    .map(|t| parse_instant("--due-after", t))
+                    .transpose()?,
+                allowed_skills: user.skills.clone(),
+                // One extra row tells whether more match.
+                limit: limit + 1,
+                ..CallbackFilter::default()
+            };
+            let mut found = store.list_callbacks(&filter).await?;
+            let more = found.len() > limit as usize;
+            found.truncate(limit as usize);
+            if args.json {
+                emit_json(&ListAnswer {
+                    items: found.into_iter().map(CallbackView::from).collect(),
+                    more,
+                })
+            } else {
+                emit(&callback_table(&found).render())?;
+                if more {
+                    eprintln!("(more callbacks match: narrow the filters or raise --limit)");
+                }
+                Ok(())
+            }
+        }
+        CallbacksCommand::Show { id } => {
+            user_may(&user, Permission::CallbacksRead)?;
+            let id = parse_id::<CallbackId>(&id)?;
+            let callback = store
+                .callback(id)
+                .await?
+                .filter(|c| user.may_use_skill(c.skill_id))
+                .ok_or_else(|| no_such_callback(id))?;
+            let mut events = Vec::new();
+            loop {
+                let page = store
+                    .events(
+                        id,
+                        events.last().map(|e: &crate::store::EventRecord| e.id),
+                        EVENTS_PAGE,
+                    )
+                    .await?;
+                let last_page = page.len() < EVENTS_PAGE as usize;
+                events.extend(page);
+                if last_page {
+                    break;
+                }
+            }
+            if args.json {
+                return emit_json(&ShowAnswer {
+                    callback: CallbackView::from(callback),
+                    events: events.into_iter().map(EventView::from).collect(),
+                });
+            }
+            let mut history = Table::new(&["AT", "ACTOR", "EVENT", "DETAILS"]);
+            for e in events {
+                history.row(vec![time(e.at), e.actor, e.kind, e.details.to_string()]);
+            }
+            emit(&format!(
+                "{}\n{}",
+                detail_table(&callback).render(),
+                history.render()
+            ))
+        }
+        CallbacksCommand::Cancel { id, reason } => {
+            user_may(&user, Permission::CallbacksCancel)?;
+            let id = parse_id::<CallbackId>(&id)?;
+            let reason = check_reason(Some(&reason), true)?;
+            let locked = pending_callback(store, &user, id, "cancelled").await?;
+            let cancelled = locked.cancel(&user.name, reason.as_deref()).await?;
+            show_one(cancelled, args.json)
+        }
+        CallbacksCommand::Reschedule {
+            id,
+            at,
+            time_zone,
+            reason,
+        } => {
+            user_may(&user, Permission::CallbacksUpdate)?;
+            let id = parse_id::<CallbackId>(&id)?;
+            let reason = check_reason(reason.as_deref(), false)?;
+            let input = ChangeInput {
+                schedule_date: Some(at),
+                time_zone,
+                ..ChangeInput::default()
+            };
+            let target = input.requested()?;
+            let locked = pending_callback(store, &user, id, "changed").await?;
+            let mut changes = plan_change(
+                input,
+                target,
+                None,
+                &locked.record,
+                &locked.skill,
+                locked.now,
+                &settings.schedule_rules(),
+            )?;
+            changes.reason = reason;
+            let updated = locked.apply(&changes, &user.name).await?;
+            show_one(updated, args.json)
+        }
+    }
+}
+
+/// `callbacks list --json`: the API's callback views; `more` when the limit cut the list.
+#[derive(Serialize)]
+struct ListAnswer {
+    items: Vec<CallbackView>,
+    more: bool,
+}
+
+/// `callbacks show --json`: the API's callback view and its whole history.
+#[derive(Serialize)]
+struct ShowAnswer {
+    callback: CallbackView,
+    events: Vec<EventView>,
+}
+
+/// The enabled security user the command acts as.
+async fn operator(store: &Store, name: Option<&str>) -> Result<SecurityUser, CliError> {
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            CliError::Usage(
+                "name the security user to act as: --as USER (or CALLBACKD_OPERATOR=USER)".into(),
+            )
+        })?;
+    match store.operator(name).await? {
+        Operator::Enabled(user) => Ok(user),
+        Operator::Disabled => Err(refused_user(format!("security user `{name}` is disabled"))),
+        Operator::Unknown => Err(refused_user(format!("no security user named `{name}`"))),
+    }
+}
+
+fn refused_user(message: String) -> CliError {
+    CliError::Refused {
+        code: ResultCode::InvalidSecurityUser.as_str(),
+        message,
+    }
+}
+
+/// The API's permission check and its wording.
+fn user_may(user: &SecurityUser, permission: Permission) -> Result<(), CliError> {
+    if user.has(permission) {
+        Ok(())
+    } else {
+        Err(refused_user(format!(
+            "security user `{}` lacks the permission `{permission}`",
+            user.name
+        )))
+    }
+}
+
+/// Absent, or of a skill the user may not use: the same answer, as in the API.
+fn no_such_callback(id: CallbackId) -> CliError {
+    CliError::Refused {
+        code: ResultCode::Default.as_str(),
+        message: format!("callback {id} does not exist"),
+    }
+}
+
+/// Locks a pending callback the user may see, for a change.
+async fn pending_callback(
+    store: &Store,
+    user: &SecurityUser,
+    id: CallbackId,
+    verb: &str,
+) -> Result<CallbackChange, CliError> {
+    let locked = match store.begin_change(id).await? {
+        Some(locked) if user.may_use_skill(locked.record.skill_id) => locked,
+        _ => return Err(no_such_callback(id)),
+    };
+    if locked.record.state != CallbackState::Pending {
+        return Err(CliError::Refused {
+            code: ResultCode::Default.as_str(),
+            message: format!(
+                "callback {id} is {}; only pending callbacks can be {verb}",
+                locked.record.state
+            ),
+        });
+    }
+    Ok(locked)
+}
+
+fn parse_id<T>(raw: &str) -> Result<T, CliError>
+where
+    T: std::str::FromStr<Err = crate::domain::IdError>,
+{
+    raw.trim()
+        .parse()
+        .map_err(|e: crate::domain::IdError| CliError::Invalid(e.to_string()))
+}
+
+fn parse_instant(option: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, CliError> {
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            CliError::Invalid(format!(
+                "{option} `{raw}` is not an RFC 3339 date-time such as 2026-11-25T14:30:00Z"
+            ))
+        })
+}
+
+fn callback_table(callbacks: &[Callback]) -> Table {
+    let mut table = Table::new(&[
+        "ID",
+        "STATE",
+        "DUE (UTC)",
+        "ROUTE",
+        "ATTEMPT",
+        "PHONE",
+        "NAME",
+    ]);
+    for c in callbacks {
+        table.row(vec![
+            c.id.to_string(),
+            c.state.to_string(),
+            time(c.due_at),
+            c.route().routing_key(),
+            c.attempt.to_string(),
+            c.phone_number.as_str().to_owned(),
+            format!("{} {}", c.first_name, c.last_name)
+                .trim()
+                .to_owned(),
+        ]);
+    }
+    table
+}
+
+fn detail_table(c: &Callback) -> Table {
+    let mut table = Table::new(&["FIELD", "VALUE"]);
+    let route = c.route();
+    let fields = [
+        ("callbackId", c.id.to_string()),
+        ("state", c.state.to_string()),
+        (
+            "name",
+            format!("{} {}", c.first_name, c.last_name)
+                .trim()
+                .to_owned(),
+        ),
+        ("phoneNumber", c.phone_number.as_str().to_owned()),
+        ("skillId", c.skill_id.to_string()),
+        (
+            "targetAgentId",
+            c.target_agent_id.map_or("-".into(), |a| a.to_string()),
+        ),
+        ("routingKey", route.routing_key()),
+        (
+            "timeZone",
+            c.time_zone.map_or("-", |tz| tz.name()).to_owned(),
+        ),
+        ("scheduledFor", time(c.scheduled_for)),
+        ("dueAt", time(c.due_at)),
+        ("expiresAt", opt_time(c.expires_at)),
+        ("attempt", c.attempt.to_string()),
+        ("dispatchedAt", opt_time(c.dispatched_at)),
+        (
+            "lastOutcome",
+            c.last_outcome.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "lastError",
+            c.last_error.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("notes", c.notes.clone()),
+        ("createdBy", c.created_by.clone()),
+        ("createdAt", time(c.created_at)),
+        ("updatedAt", time(c.updated_at)),
+    ];
+    for (field, value) in fields {
+        table.row(vec![field.to_owned(), value]);
+    }
+    table
+}
+
+fn show_one(callback: Callback, json: bool) -> Result<(), CliError> {
+    if json {
+        emit_json(&CallbackView::from(callback))
+    } else {
+        emit(&callback_table(std::slice::from_ref(&callback)).render())
+    }
+}

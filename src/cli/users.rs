@@ -1,0 +1,99 @@
+//! `callbackd user`: security users (API bearer tokens).
+
+use super::{CliError, UserCommand};
+use crate::domain::{Permission, SkillId, Token};
+use crate::store::Store;
+
+pub fn parse_permissions(names: &[String]) -> Result<Vec<Permission>, CliError> {
+    let mut permissions = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if name == "all" {
+            permissions.extend(Permission::ALL);
+        } else {
+            permissions.push(
+                name.parse().map_err(|e: crate::domain::PermissionError| {
+                    CliError::Invalid(e.to_string())
+                })?,
+            );
+        }
+    }
+    permissions.sort();
+    permissions.dedup();
+    if permissions.is_empty() {
+        return Err(CliError::Invalid("give at least one --permission".into()));
+    }
+    Ok(permissions)
+}
+
+/// Creates the user and returns its token, which is stored only as a hash.
+pub async fn add_user(
+    store: &Store,
+    name: &str,
+    permissions: &[String],
+    skills: &[String],
+) -> Result<Token, CliError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(CliError::Invalid(format!(
+            "`{name}` is not a usable user name (1-100 printable characters)"
+        )));
+    }
+    let permissions = parse_permissions(permissions)?;
+    let skills: Vec<SkillId> = skills
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::domain::IdError| CliError::Invalid(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let token = Token::generate();
+    let allowed = (!skills.is_empty()).then_some(skills.as_slice());
+    store
+        .add_user(name, &token.hash(), &permissions, allowed)
+        .await?;
+    Ok(token)
+}
+
+/// Runs a `user` subcommand. `list` prints one tab-separated line per user (for scripts).
+pub async fn run(store: &Store, command: UserCommand) -> Result<(), CliError> {
+    match command {
+        UserCommand::Add {
+            name,
+            permissions,
+            skills,
+        } => {
+            let token = add_user(store, &name, &permissions, &skills).await?;
+            eprintln!("security user `{name}` created; its token (shown only now):");
+            println!("{}", token.expose());
+        }
+        UserCommand::Disable { name } => {
+            if !store.disable_user(&name).await? {
+                return Err(CliError::Invalid(format!(
+                    "no enabled security user named `{name}`"
+                )));
+            }
+            println!("security user `{name}` disabled");
+        }
+        UserCommand::List => {
+            for u in store.list_users().await? {
+                let skills = u.skill_ids.map_or("all skills".to_owned(), |ids| {
+                    format!(
+                        "skills {}",
+                        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                    )
+                });
+                let status = if u.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "enabled"
+                };
+                println!(
+                    "{}\t{status}\t{}\t{skills}",
+                    u.name,
+                    u.permissions.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
