@@ -175,7 +175,7 @@ struct ShowAnswer {
 }
 
 /// The enabled security user the command acts as.
-async fn operator(store: &Store, name: Option<&str>) -> Result<SecurityUser, CliError> {
+pub(super) async fn operator(store: &Store, name: Option<&str>) -> Result<SecurityUser, CliError> {
     let name = name
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -191,7 +191,7 @@ async fn operator(store: &Store, name: Option<&str>) -> Result<SecurityUser, Cli
     }
 }
 
-fn refused_user(message: String) -> CliError {
+pub(super) fn refused_user(message: String) -> CliError {
     CliError::Refused {
         code: ResultCode::InvalidSecurityUser.as_str(),
         message,
@@ -199,7 +199,7 @@ fn refused_user(message: String) -> CliError {
 }
 
 /// The API's permission check and its wording.
-fn user_may(user: &SecurityUser, permission: Permission) -> Result<(), CliError> {
+pub(super) fn user_may(user: &SecurityUser, permission: Permission) -> Result<(), CliError> {
     if user.has(permission) {
         Ok(())
     } else {

@@ -29,7 +29,7 @@ fn format_of(path: &Path, format: Option<FileFormat>) -> Result<FileFormat, CliE
     }
 }
 
-fn read_records<T: DeserializeOwned>(
+pub(super) fn read_records<T: DeserializeOwned>(
     path: &Path,
     format: Option<FileFormat>,
 ) -> Result<Vec<T>, CliError> {

@@ -5,6 +5,7 @@
 //! changes as the API, as a named security user whose permissions and skills apply.
 
 mod callbacks;
+mod dnc;
 mod generate;
 mod import;
 mod output;
@@ -20,6 +21,7 @@ use crate::config::LogFormat;
 use crate::domain::{CallbackState, RequestError};
 
 pub use callbacks::run as callbacks;
+pub use dnc::{DncArgs, DncCommand, run as dnc};
 pub use generate::run as generate;
 pub use import::import;
 pub use status::run as status;
@@ -86,6 +88,8 @@ pub enum Command {
     Import(ImportArgs),
     /// List, show, cancel or reschedule callbacks, as a security user (`--as`).
     Callbacks(CallbacksArgs),
+    /// The do-not-call list: import numbers from a file, as a security user (`--as`).
+    Dnc(DncArgs),
     /// Backlog, upcoming load, database and broker reachability, and the daemons
     /// dispatching; exits 1 when something is wrong (for monitoring).
     Status(StatusArgs),

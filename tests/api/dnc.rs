@@ -286,3 +286,99 @@ async fn a_callback_whose_number_was_listed_after_booking_is_suppressed_not_publ
         .await;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2), "{page}");
 }
+
+#[tokio::test]
+async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
+    let app = TestApp::spawn().await;
+    app.token("compliance", &["dnc:write"], &[]).await;
+    let dir = std::env::temp_dir().join(format!("callbackd-dnc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let good = dir.join("good.csv");
+    std::fs::write(
+        &good,
+        format!(
+            "phoneNumber,skillId,reason,expiresAt\n\
+             {NUMBER},,asked by phone,\n\
+             +1 415 555 2671,{SKILL},state list,{}\n\
+             {NUMBER},,asked twice,\n",
+            in_(chrono::Duration::days(30))
+        ),
+    )
+    .expect("csv");
+    let out = crate::operator::run(
+        &app,
+        &[
+            "dnc",
+            "import",
+            good.to_str().expect("path"),
+            "--as",
+            "compliance",
+        ],
+    );
+    assert!(out.status.success(), "{}", crate::operator::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listed 2 numbers"));
+    let (_, number) = app
+        .call(
+            Method::GET,
+            &format!("/v1/dnc/{NUMBER}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        number["entries"][0]["reason"], "asked twice",
+        "the last line wins"
+    );
+    assert_eq!(number["entries"][0]["createdBy"], "compliance");
+    let (status, body) = app.create(&with("phoneNumber", json!(OTHER))).await;
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidPhoneNumber",
+    );
+
+    // One bad line: nothing from the file is written, and the line is named.
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "phoneNumber,reason\n+14155550100,x\n+1 555,typo\n").expect("csv");
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM dnc_entries")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    let out = crate::operator::run(
+        &app,
+        &[
+            "dnc",
+            "import",
+            bad.to_str().expect("path"),
+            "--as",
+            "compliance",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        crate::operator::stderr(&out).contains("record 2"),
+        "{}",
+        crate::operator::stderr(&out)
+    );
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM dnc_entries")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(after, before);
+    // A user without dnc:write is refused.
+    app.token("clerk", &["callbacks:create"], &[]).await;
+    let out = crate::operator::run(
+        &app,
+        &[
+            "dnc",
+            "import",
+            good.to_str().expect("path"),
+            "--as",
+            "clerk",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(crate::operator::stderr(&out).contains("dnc:write"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
