@@ -42,6 +42,12 @@ pub struct SkillView {
     max_in_flight: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_per_minute: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot_capacity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot_capacity_by_hour: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 impl From<Skill> for SkillView {
@@ -61,6 +67,9 @@ impl From<Skill> for SkillView {
             outcome_deadline_seconds: skill.policy.outcome_deadline_seconds,
             max_in_flight: skill.policy.max_in_flight,
             max_per_minute: skill.policy.max_per_minute,
+            slot_minutes: skill.policy.slots.as_ref().map(|p| p.minutes),
+            slot_capacity: skill.policy.slots.as_ref().map(|p| p.capacity),
+            slot_capacity_by_hour: skill.policy.slots.as_ref().and_then(|p| p.by_hour_json()),
         }
     }
 }

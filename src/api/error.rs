@@ -15,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: ResultCode,
     pub message: String,
+    /// For a full slot: the starts of the nearest free ones.
+    pub suggestions: Option<Vec<chrono::DateTime<chrono::Utc>>>,
 }
 
 /// Every answer other than success.
@@ -25,6 +27,10 @@ pub struct ErrorBody<'a> {
     pub result: ResultCode,
     /// What was wrong, naming the value.
     pub message: &'a str,
+    /// `InvalidScheduleDate` for a full slot: the starts of the nearest free slots, nearest
+    /// first (RFC 3339), to offer the caller or to send back as `scheduleDate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestions: Option<&'a [chrono::DateTime<chrono::Utc>]>,
 }
 
 /// Messages name the offending value, which can be as long as the body allows: past this
@@ -45,6 +51,7 @@ impl ApiError {
             status,
             code,
             message: capped(message.into()),
+            suggestions: None,
         }
     }
 
@@ -117,6 +124,13 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Conflict(message) => Self::conflict(message),
+            StoreError::SlotFull(start) => Self::invalid(
+                ResultCode::InvalidScheduleDate,
+                format!(
+                    "scheduleDate: the slot starting {} is full; GET /v1/skills/{{id}}/availability lists the free ones",
+                    start.to_rfc3339()
+                ),
+            ),
             other => {
                 tracing::error!(error = %other, "store error");
                 Self::internal()
@@ -128,7 +142,16 @@ impl From<StoreError> for ApiError {
 /// A request the domain refused: 422 with the result code its rule names.
 impl From<crate::domain::RequestError> for ApiError {
     fn from(err: crate::domain::RequestError) -> Self {
-        Self::invalid(err.code(), err)
+        match err {
+            crate::domain::RequestError::SlotFull {
+                message,
+                suggestions,
+            } => Self {
+                suggestions: Some(suggestions),
+                ..Self::invalid(ResultCode::InvalidScheduleDate, message)
+            },
+            other => Self::invalid(other.code(), other),
+        }
     }
 }
 
@@ -137,6 +160,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             result: self.code,
             message: &self.message,
+            suggestions: self.suggestions.as_deref(),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

@@ -1,6 +1,7 @@
 //! HTTP: the routes, the shared state, request logging. Handlers parse into domain types,
 //! call the store, and answer with the spec's result codes.
 
+mod availability;
 pub mod callbacks;
 mod directory;
 mod dnc;
@@ -170,6 +171,10 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
             put(directory::put_skill).get(directory::get_skill),
         )
         .route("/v1/skills/{id}/capacity", put(directory::put_capacity))
+        .route(
+            "/v1/skills/{id}/availability",
+            get(availability::availability),
+        )
         .route(
             "/v1/dnc/{phone}",
             put(dnc::put_dnc).get(dnc::get_dnc).delete(dnc::delete_dnc),

@@ -46,6 +46,7 @@ pub const BEARER: &str = "bearer";
         callbacks::events,
         callbacks::outcome,
         callbacks::bulk,
+        super::availability::availability,
         directory::put_skill,
         directory::get_skill,
         directory::put_capacity,
@@ -395,6 +396,16 @@ pub struct SkillBody {
     /// `pacing.skill_max_per_minute`; absent: no limit).
     #[schema(minimum = 1, maximum = 2147483647)]
     max_per_minute: Option<u32>,
+    /// Bookable slots: their length in minutes, aligned on local midnight in the skill's
+    /// time zone (must divide a day: 5, 10, 15, 20, 30, 60, …). Goes with `slotCapacity`.
+    #[schema(minimum = 1, maximum = 1440, example = 15)]
+    slot_minutes: Option<u32>,
+    /// Callbacks a slot takes.
+    #[schema(minimum = 0, maximum = 2147483647, example = 5)]
+    slot_capacity: Option<u32>,
+    /// Capacity by hour of the week (local), over `slotCapacity`: `{"mon 09": 12, "sat 10": 2}`.
+    #[schema(value_type = Option<Object>, example = json!({"mon 09": 12, "sat 10": 2}))]
+    slot_capacity_by_hour: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -472,7 +483,8 @@ mod tests {
             "active": true, "timeZone": "Europe/London", "callingHours": {"mon": ["08:00-21:00"]},
             "retryBackoffSeconds": [600], "maxAttempts": 3, "agentFallbackSeconds": 900,
             "defaultTtlSeconds": 86400, "outcomeDeadlineSeconds": 86400,
-            "maxInFlight": 20, "maxPerMinute": 60
+            "maxInFlight": 20, "maxPerMinute": 60,
+            "slotMinutes": 15, "slotCapacity": 5, "slotCapacityByHour": {"mon 09": 8}
         });
         serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
         serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
@@ -486,7 +498,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::outcomes::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 14), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 17), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

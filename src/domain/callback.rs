@@ -161,6 +161,8 @@ pub struct NewCallback {
     pub expires_at: Option<DateTime<Utc>>,
     /// Why `due_at` is later than asked (outside calling hours), if it is.
     pub deferred_because: Option<String>,
+    /// The slot it takes, when its skill has slots.
+    pub slot: Option<super::Slot>,
 }
 
 impl NewCallback {

@@ -141,6 +141,9 @@ pub struct SkillPolicy {
     /// At most this many publications a minute, spread evenly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_minute: Option<u32>,
+    /// Bookable slots, when the skill has them.
+    #[serde(skip)]
+    pub slots: Option<super::SlotPolicy>,
 }
 
 impl Skill {
@@ -211,6 +214,12 @@ pub struct SkillInput {
     pub max_in_flight: Option<u32>,
     #[serde(default)]
     pub max_per_minute: Option<u32>,
+    #[serde(default)]
+    pub slot_minutes: Option<u32>,
+    #[serde(default)]
+    pub slot_capacity: Option<u32>,
+    #[serde(default)]
+    pub slot_capacity_by_hour: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 impl SkillInput {
@@ -265,6 +274,12 @@ impl SkillInput {
             outcome_deadline_seconds: self.outcome_deadline_seconds,
             max_in_flight: self.max_in_flight,
             max_per_minute: self.max_per_minute,
+            slots: super::SlotPolicy::new(
+                self.slot_minutes,
+                self.slot_capacity,
+                self.slot_capacity_by_hour.as_ref(),
+            )
+            .map_err(|e| DirectoryInputError::Policy(e.to_string()))?,
         };
         Ok(Skill {
             id,

@@ -12,6 +12,7 @@ mod phone;
 mod request;
 mod schedule;
 mod security;
+mod slots;
 mod suppression;
 mod window;
 
@@ -36,6 +37,10 @@ pub use schedule::{
     resolve_schedule_date,
 };
 pub use security::{Permission, PermissionError, SecurityUser, Token, TokenHash};
+pub use slots::{
+    SLOT_SEARCH, SLOTS_MAX, Slot, SlotPolicy, SlotPolicyError, nearest_free, replan_full,
+    slot_full_message,
+};
 pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression};
 pub use window::{
     CallingHours, CallingHoursError, CallingHoursJson, DispatchWindow, Opening, dispatch_window,

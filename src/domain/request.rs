@@ -155,6 +155,12 @@ pub enum RequestError {
     TimeZoneWithoutDate,
     #[error("reason is required: say why (it is recorded with each change)")]
     MissingReason,
+    /// The due time's slot is full; `suggestions` are the nearest free slots' starts.
+    #[error("{message}")]
+    SlotFull {
+        message: String,
+        suggestions: Vec<DateTime<Utc>>,
+    },
 }
 
 impl RequestError {
@@ -170,7 +176,8 @@ impl RequestError {
             | Self::OutsideCallingHours { .. }
             | Self::NeverOpen(_)
             | Self::ExpiryNotAfterDue { .. }
-            | Self::DueNotBeforeKeptExpiry { .. } => ResultCode::InvalidScheduleDate,
+            | Self::DueNotBeforeKeptExpiry { .. }
+            | Self::SlotFull { .. } => ResultCode::InvalidScheduleDate,
             Self::Phone(_) | Self::DoNotCall(_) => ResultCode::InvalidPhoneNumber,
             Self::Text(_)
             | Self::NothingToChange
@@ -193,6 +200,8 @@ pub struct CreateInput {
     pub time_zone: Option<String>,
     pub expires_at: Option<String>,
     pub window_policy: WindowPolicy,
+    /// Book the nearest free slot when the due time's slot is full (else refuse).
+    pub nearest_slot: bool,
 }
 
 /// The skill and agent a create names: what to look up (and what the caller must be
@@ -364,6 +373,7 @@ pub fn plan_create(
         input.phone_number.as_deref().unwrap_or_default(),
         rules.default_region,
     )?;
+    let slot = skill.slot_at(due_at, rules.default_time_zone);
     if let Some(suppression) = &context.suppression {
         return Err(RequestError::DoNotCall(
             suppression.describe(phone_number.as_str()),
@@ -382,6 +392,7 @@ pub fn plan_create(
         time_zone,
         expires_at,
         deferred_because,
+        slot,
     })
 }
 
@@ -420,6 +431,8 @@ pub struct Changes {
     pub expires_at: Option<DateTime<Utc>>,
     /// Why, when a person said (recorded in the event).
     pub reason: Option<String>,
+    /// The slot a new due time takes, when the skill has slots.
+    pub slot: Option<super::Slot>,
 }
 
 impl ChangeInput {
@@ -500,6 +513,7 @@ pub fn plan_change(
         _ => {}
     }
     Ok(Changes {
+        slot: schedule.and_then(|(_, due, _)| skill.slot_at(due, rules.default_time_zone)),
         schedule,
         notes: input.notes,
         target_agent,

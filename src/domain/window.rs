@@ -234,7 +234,7 @@ pub fn dispatch_window(
 }
 
 /// The instant of a local date and time; inside a DST gap, the first instant after it.
-fn local_instant(date: NaiveDate, time: NaiveTime, zone: Tz) -> DateTime<Utc> {
+pub(super) fn local_instant(date: NaiveDate, time: NaiveTime, zone: Tz) -> DateTime<Utc> {
     let naive = date.and_time(time);
     match zone.from_local_datetime(&naive) {
         LocalResult::Single(t) => t.with_timezone(&Utc),

@@ -10,6 +10,7 @@ use super::record::callback_from_row;
 use super::{Store, StoreError};
 use crate::domain::{
     Agent, AgentId, Callback, CallbackId, CallbackState, Changes, Decision, OutcomeKind, Skill,
+    Slot,
 };
 
 impl Store {
@@ -59,6 +60,9 @@ impl CallbackChange {
 
     /// Applies the changes, records who made them and commits.
     pub async fn apply(mut self, changes: &Changes, actor: &str) -> Result<Callback, StoreError> {
+        if let Some(slot) = &changes.slot {
+            self.move_to_slot(slot).await?;
+        }
         let old = &self.record;
         let (scheduled_for, due_at, time_zone) =
             changes
@@ -228,12 +232,40 @@ impl CallbackChange {
         Ok(updated)
     }
 
-    /// Cancels it, with the reason when one was given (recorded in the event).
+    /// Takes a place in the new due time's slot and gives back the old one; a full slot
+    /// is [`StoreError::SlotFull`] (and the change is dropped, so nothing is written).
+    async fn move_to_slot(&mut self, slot: &Slot) -> Result<(), StoreError> {
+        let held: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT slot_start FROM callbacks WHERE id = $1")
+                .bind(self.record.id.as_uuid())
+                .fetch_one(&mut *self.tx)
+                .await?;
+        if held == Some(slot.start) {
+            return Ok(());
+        }
+        super::slots::release(&mut self.tx, self.record.id.as_uuid()).await?;
+        if super::slots::book(
+            &mut self.tx,
+            self.record.skill_id,
+            slot,
+            self.record.id.as_uuid(),
+        )
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::SlotFull(slot.start))
+        }
+    }
+
+    /// Cancels it, with the reason when one was given (recorded in the event), and gives
+    /// back its slot.
     pub async fn cancel(
         mut self,
         actor: &str,
         reason: Option<&str>,
     ) -> Result<Callback, StoreError> {
+        super::slots::release(&mut self.tx, self.record.id.as_uuid()).await?;
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
              WHERE c.id = $1 RETURNING ",

@@ -120,113 +120,7 @@ impl Store {
         &self,
         creates: &[&NewCreate],
     ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
-        let n = creates.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut first_names = Vec::with_capacity(n);
-        let mut last_names = Vec::with_capacity(n);
-        let mut phones = Vec::with_capacity(n);
-        let mut skills = Vec::with_capacity(n);
-        let mut agents = Vec::with_capacity(n);
-        let mut notes = Vec::with_capacity(n);
-        let mut zones = Vec::with_capacity(n);
-        let mut scheduled = Vec::with_capacity(n);
-        let mut due = Vec::with_capacity(n);
-        let mut actors = Vec::with_capacity(n);
-        let mut expires = Vec::with_capacity(n);
-        let mut users = Vec::with_capacity(n);
-        let mut keys = Vec::with_capacity(n);
-        let mut digests = Vec::with_capacity(n);
-        let mut responses = Vec::with_capacity(n);
-        let (mut event_ids, mut event_kinds, mut event_details) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for create in creates {
-            let c = &create.callback;
-            ids.push(c.id.as_uuid());
-            first_names.push(c.first_name.as_str());
-            last_names.push(c.last_name.as_str());
-            phones.push(c.phone_number.as_str());
-            skills.push(c.skill_id.get());
-            agents.push(c.target_agent_id.map(AgentId::get));
-            notes.push(c.notes.as_str());
-            zones.push(c.time_zone.map(|tz| tz.name()));
-            scheduled.push(c.scheduled_for);
-            due.push(c.due_at);
-            actors.push(create.actor.name.as_str());
-            expires.push(c.expires_at);
-            users.push(create.actor.id);
-            keys.push(create.idempotency.as_ref().map(|k| k.key.as_str()));
-            digests.push(
-                create
-                    .idempotency
-                    .as_ref()
-                    .map(|k| k.request_sha256.to_vec()),
-            );
-            responses.push(create.response.clone());
-            for (kind, details) in create_events(c) {
-                event_ids.push(c.id.as_uuid());
-                event_kinds.push(kind);
-                event_details.push(details);
-            }
-        }
-        let stored: Vec<Uuid> = sqlx::query_scalar(
-            "WITH input AS (
-                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
-                    $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
-                    $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
-                    $16::jsonb[])
-                WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
-                    target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                    expires_at, user_id, key, request_sha256, response, n)
-             ), key AS (
-                INSERT INTO idempotency_keys
-                    (security_user_id, key, request_sha256, callback_id, response)
-                SELECT user_id, key, request_sha256, id, response FROM input
-                WHERE key IS NOT NULL ORDER BY n
-                ON CONFLICT DO NOTHING
-                RETURNING callback_id
-             ), stored AS (
-                INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
-                    target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                    expires_at)
-                SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
-                       notes, time_zone, scheduled_for, due_at, created_by, expires_at
-                FROM input
-                WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
-                ORDER BY n
-                RETURNING id
-             ), events AS (
-                INSERT INTO callback_events (callback_id, actor, kind, details)
-                SELECT e.id, i.created_by, e.kind, e.details
-                FROM unnest($17::uuid[], $18::text[], $19::jsonb[])
-                     WITH ORDINALITY AS e(id, kind, details, n)
-                JOIN input i ON i.id = e.id
-                WHERE e.id IN (SELECT id FROM stored)
-                ORDER BY e.n
-             )
-             SELECT id FROM stored",
-        )
-        .bind(&ids)
-        .bind(&first_names)
-        .bind(&last_names)
-        .bind(&phones)
-        .bind(&skills)
-        .bind(&agents)
-        .bind(&notes)
-        .bind(&zones)
-        .bind(&scheduled)
-        .bind(&due)
-        .bind(&actors)
-        .bind(&expires)
-        .bind(&users)
-        .bind(&keys)
-        .bind(&digests)
-        .bind(&responses)
-        .bind(&event_ids)
-        .bind(&event_kinds)
-        .bind(&event_details)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(stored.into_iter().collect())
+        write_creates(&self.pool, creates).await
     }
 
     async fn idempotent_answer(
@@ -250,6 +144,119 @@ impl Store {
             Inserted::KeyReused
         }))
     }
+}
+
+/// The statement of [`Store::store_creates`], on a pool or inside a transaction.
+pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    creates: &[&NewCreate],
+) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+    let n = creates.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut first_names = Vec::with_capacity(n);
+    let mut last_names = Vec::with_capacity(n);
+    let mut phones = Vec::with_capacity(n);
+    let mut skills = Vec::with_capacity(n);
+    let mut agents = Vec::with_capacity(n);
+    let mut notes = Vec::with_capacity(n);
+    let mut zones = Vec::with_capacity(n);
+    let mut scheduled = Vec::with_capacity(n);
+    let mut due = Vec::with_capacity(n);
+    let mut actors = Vec::with_capacity(n);
+    let mut expires = Vec::with_capacity(n);
+    let mut users = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut digests = Vec::with_capacity(n);
+    let mut responses = Vec::with_capacity(n);
+    let (mut event_ids, mut event_kinds, mut event_details) = (Vec::new(), Vec::new(), Vec::new());
+    for create in creates {
+        let c = &create.callback;
+        ids.push(c.id.as_uuid());
+        first_names.push(c.first_name.as_str());
+        last_names.push(c.last_name.as_str());
+        phones.push(c.phone_number.as_str());
+        skills.push(c.skill_id.get());
+        agents.push(c.target_agent_id.map(AgentId::get));
+        notes.push(c.notes.as_str());
+        zones.push(c.time_zone.map(|tz| tz.name()));
+        scheduled.push(c.scheduled_for);
+        due.push(c.due_at);
+        actors.push(create.actor.name.as_str());
+        expires.push(c.expires_at);
+        users.push(create.actor.id);
+        keys.push(create.idempotency.as_ref().map(|k| k.key.as_str()));
+        digests.push(
+            create
+                .idempotency
+                .as_ref()
+                .map(|k| k.request_sha256.to_vec()),
+        );
+        responses.push(create.response.clone());
+        for (kind, details) in create_events(c) {
+            event_ids.push(c.id.as_uuid());
+            event_kinds.push(kind);
+            event_details.push(details);
+        }
+    }
+    let stored: Vec<Uuid> = sqlx::query_scalar(
+        "WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
+                $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+                $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
+                $16::jsonb[])
+            WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
+                target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
+                expires_at, user_id, key, request_sha256, response, n)
+         ), key AS (
+            INSERT INTO idempotency_keys
+                (security_user_id, key, request_sha256, callback_id, response)
+            SELECT user_id, key, request_sha256, id, response FROM input
+            WHERE key IS NOT NULL ORDER BY n
+            ON CONFLICT DO NOTHING
+            RETURNING callback_id
+         ), stored AS (
+            INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
+                target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
+                expires_at)
+            SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
+                   notes, time_zone, scheduled_for, due_at, created_by, expires_at
+            FROM input
+            WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
+            ORDER BY n
+            RETURNING id
+         ), events AS (
+            INSERT INTO callback_events (callback_id, actor, kind, details)
+            SELECT e.id, i.created_by, e.kind, e.details
+            FROM unnest($17::uuid[], $18::text[], $19::jsonb[])
+                 WITH ORDINALITY AS e(id, kind, details, n)
+            JOIN input i ON i.id = e.id
+            WHERE e.id IN (SELECT id FROM stored)
+            ORDER BY e.n
+         )
+         SELECT id FROM stored",
+    )
+    .bind(&ids)
+    .bind(&first_names)
+    .bind(&last_names)
+    .bind(&phones)
+    .bind(&skills)
+    .bind(&agents)
+    .bind(&notes)
+    .bind(&zones)
+    .bind(&scheduled)
+    .bind(&due)
+    .bind(&actors)
+    .bind(&expires)
+    .bind(&users)
+    .bind(&keys)
+    .bind(&digests)
+    .bind(&responses)
+    .bind(&event_ids)
+    .bind(&event_kinds)
+    .bind(&event_details)
+    .fetch_all(executor)
+    .await?;
+    Ok(stored.into_iter().collect())
 }
 
 /// A create's events: `created`, and `deferred` when calling hours moved its due time.

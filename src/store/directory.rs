@@ -5,7 +5,9 @@ use sqlx::{PgConnection, Row};
 use super::{Store, StoreError};
 use crate::domain::{
     Agent, AgentId, CallingHours, CallingHoursJson, Skill, SkillId, SkillPacing, SkillPolicy,
+    SlotPolicy,
 };
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -15,8 +17,9 @@ pub struct ImportSummary {
 
 const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
        calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
-       default_ttl_seconds, outcome_deadline_seconds, max_in_flight, max_per_minute)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+       default_ttl_seconds, outcome_deadline_seconds, max_in_flight, max_per_minute,
+       slot_minutes, slot_capacity, slot_capacity_by_hour)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
        direction = EXCLUDED.direction, active = EXCLUDED.active, time_zone = EXCLUDED.time_zone,
        calling_hours = EXCLUDED.calling_hours,
@@ -26,6 +29,8 @@ const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction,
        default_ttl_seconds = EXCLUDED.default_ttl_seconds,
        outcome_deadline_seconds = EXCLUDED.outcome_deadline_seconds,
        max_in_flight = EXCLUDED.max_in_flight, max_per_minute = EXCLUDED.max_per_minute,
+       slot_minutes = EXCLUDED.slot_minutes, slot_capacity = EXCLUDED.slot_capacity,
+       slot_capacity_by_hour = EXCLUDED.slot_capacity_by_hour,
        updated_at = now()";
 
 /// The skill columns `skill_from_row` reads, for a table aliased `s` and prefixed `s_`.
@@ -37,7 +42,9 @@ macro_rules! skill_columns {
          s.max_attempts AS s_max_attempts, s.agent_fallback_seconds AS s_agent_fallback_seconds, \
          s.default_ttl_seconds AS s_default_ttl_seconds, \
          s.outcome_deadline_seconds AS s_outcome_deadline_seconds, \
-         s.max_in_flight AS s_max_in_flight, s.max_per_minute AS s_max_per_minute"
+         s.max_in_flight AS s_max_in_flight, s.max_per_minute AS s_max_per_minute, \
+         s.slot_minutes AS s_slot_minutes, s.slot_capacity AS s_slot_capacity, \
+         s.slot_capacity_by_hour AS s_slot_capacity_by_hour"
     };
 }
 
@@ -197,6 +204,16 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
         .bind(skill.policy.outcome_deadline_seconds.map(|n| n as i32))
         .bind(skill.policy.max_in_flight.map(|n| n as i32))
         .bind(skill.policy.max_per_minute.map(|n| n as i32))
+        .bind(skill.policy.slots.as_ref().map(|p| p.minutes as i32))
+        .bind(skill.policy.slots.as_ref().map(|p| p.capacity as i32))
+        .bind(
+            skill
+                .policy
+                .slots
+                .as_ref()
+                .and_then(SlotPolicy::by_hour_json)
+                .map(sqlx::types::Json),
+        )
         .execute(conn)
         .await?;
     Ok(())
@@ -235,6 +252,16 @@ pub(super) fn skill_from_row(row: &PgRow, prefix: &str) -> Result<Skill, StoreEr
         outcome_deadline_seconds: unsigned(row.try_get(col("outcome_deadline_seconds").as_str())?),
         max_in_flight: unsigned(row.try_get(col("max_in_flight").as_str())?),
         max_per_minute: unsigned(row.try_get(col("max_per_minute").as_str())?),
+        slots: {
+            let by_hour: Option<sqlx::types::Json<BTreeMap<String, u32>>> =
+                row.try_get(col("slot_capacity_by_hour").as_str())?;
+            SlotPolicy::new(
+                unsigned(row.try_get(col("slot_minutes").as_str())?),
+                unsigned(row.try_get(col("slot_capacity").as_str())?),
+                by_hour.as_ref().map(|j| &j.0),
+            )
+            .map_err(|e| corrupt(&e.to_string()))?
+        },
     };
     Ok(Skill {
         id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,

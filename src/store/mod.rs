@@ -19,6 +19,7 @@ mod pacing;
 mod primary;
 mod read;
 mod sessions;
+mod slots;
 mod timers;
 mod users;
 
@@ -42,6 +43,7 @@ pub use operator::{DispatchingDaemon, Operator, SchemaState};
 pub use read::CallbackFilter;
 pub use record::EventRecord;
 pub use sessions::Session;
+pub use slots::Booked;
 pub use timers::{Backlog, PacedSkill};
 pub use users::UserSummary;
 
@@ -58,6 +60,9 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("{0}")]
     Conflict(String),
+    /// A change's new slot is full; nothing was written.
+    #[error("the slot starting {} is full", .0.to_rfc3339())]
+    SlotFull(chrono::DateTime<chrono::Utc>),
     #[error("stored value is not valid: {0}")]
     Corrupt(String),
     #[error("database url: {0}")]

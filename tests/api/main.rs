@@ -21,5 +21,6 @@ mod operator;
 mod outcome_queue;
 mod pacing;
 mod process;
+mod slots;
 mod status;
 mod support;

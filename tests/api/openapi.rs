@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::helpers::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 20] = [
+const ROUTES: [(&str, &str); 21] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -19,6 +19,7 @@ const ROUTES: [(&str, &str); 20] = [
     ("put", "/v1/skills/{id}"),
     ("get", "/v1/skills/{id}"),
     ("put", "/v1/skills/{id}/capacity"),
+    ("get", "/v1/skills/{id}/availability"),
     ("put", "/v1/agents/{id}"),
     ("get", "/v1/agents/{id}"),
     ("put", "/v1/dnc/{phone}"),

@@ -9,8 +9,10 @@ use super::views::{CreateRequest, CreatedAnswer};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ResultCode};
 use crate::api::extract::{Caller, JsonBody};
-use crate::domain::{CallbackId, CreateInput, Permission, plan_create};
-use crate::store::{IdempotencyKey, Inserted, NewCreate};
+use crate::domain::{
+    CallbackId, CreateInput, NewCallback, Permission, SLOT_SEARCH, Skill, plan_create, replan_full,
+};
+use crate::store::{Booked, IdempotencyKey, Inserted, NewCreate};
 
 fn idempotency_key(
     headers: &HeaderMap,
@@ -69,6 +71,7 @@ pub async fn create(
     caller.require(Permission::CallbacksCreate)?;
     let idempotency = idempotency_key(&headers, body.digest)?;
     let input = CreateInput::from(body.value);
+    let nearest = input.nearest_slot;
     let requested = input.requested()?;
     caller.require_skill(requested.skill_id)?;
     let phone = input.phone_number(&state.rules);
@@ -87,38 +90,33 @@ pub async fn create(
         &context,
         &state.rules,
     )?;
-    tracing::Span::current().record("callback_id", tracing::field::display(callback.id));
-    let answer = CreatedAnswer {
-        result: ResultCode::Success,
-        callback_id: callback.id,
-        due_at: callback.due_at,
-        expires_at: callback.expires_at,
+    let (answer, inserted) = match callback.slot {
+        None => {
+            let (create, answer) = new_create(callback, &caller, idempotency)?;
+            (answer, state.creates.insert(create).await?)
+        }
+        Some(_) => {
+            let skill = context.skill.as_ref().ok_or_else(ApiError::internal)?;
+            book_in_slot(&state, callback, skill, &caller, idempotency, nearest).await?
+        }
     };
-    let (due_at, route, skill_id) = (callback.due_at, callback.route().kind(), callback.skill_id);
-    let key = idempotency.as_ref().map(|k| k.key.clone());
-    let caller_name = caller.0.name.clone();
-    let create = NewCreate {
-        callback,
-        actor: caller.0,
-        idempotency,
-        response: serde_json::to_value(&answer).map_err(|e| {
-            tracing::error!(error = %e, "cannot encode the create answer");
-            ApiError::internal()
-        })?,
-    };
-    match state.creates.insert(create).await? {
+    tracing::Span::current().record(
+        "callback_id",
+        tracing::field::display(answer.body.callback_id),
+    );
+    match inserted {
         Inserted::Created => {
-            crate::instruments::created(route);
+            crate::instruments::created(answer.route);
             tracing::info!(
-                callback_id = %answer.callback_id,
-                skill_id = skill_id.get(),
-                route,
-                due_at = %due_at.to_rfc3339(),
-                security_user = %caller_name,
+                callback_id = %answer.body.callback_id,
+                skill_id = answer.skill_id.get(),
+                route = answer.route,
+                due_at = %answer.body.due_at.to_rfc3339(),
+                security_user = %caller.0.name,
                 result = "Success",
                 "callback created"
             );
-            Ok((StatusCode::CREATED, Json(answer)).into_response())
+            Ok((StatusCode::CREATED, Json(answer.body)).into_response())
         }
         Inserted::Replayed(first) => {
             let mut response = (StatusCode::CREATED, Json(first)).into_response();
@@ -129,7 +127,93 @@ pub async fn create(
         }
         Inserted::KeyReused => Err(ApiError::unprocessable(format!(
             "Idempotency-Key `{}` was already used with a different request body",
-            key.unwrap_or_default()
+            answer.key.unwrap_or_default()
         ))),
     }
+}
+
+/// The answer a create gets, with what the log line needs.
+struct Answer {
+    body: CreatedAnswer,
+    route: &'static str,
+    skill_id: crate::domain::SkillId,
+    key: Option<String>,
+}
+
+/// The create to store, and the answer it gets (stored with an idempotency key).
+fn new_create(
+    callback: NewCallback,
+    caller: &Caller,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<(NewCreate, Answer), ApiError> {
+    let body = CreatedAnswer {
+        result: ResultCode::Success,
+        callback_id: callback.id,
+        due_at: callback.due_at,
+        expires_at: callback.expires_at,
+    };
+    let answer = Answer {
+        route: callback.route().kind(),
+        skill_id: callback.skill_id,
+        key: idempotency.as_ref().map(|k| k.key.clone()),
+        body,
+    };
+    let create = NewCreate {
+        callback,
+        actor: caller.0.clone(),
+        idempotency,
+        response: serde_json::to_value(&answer.body).map_err(|e| {
+            tracing::error!(error = %e, "cannot encode the create answer");
+            ApiError::internal()
+        })?,
+    };
+    Ok((create, answer))
+}
+
+/// Stores a create of a skill with slots, in its slot. A full slot is refused with the
+/// nearest free ones, or (`slotPolicy: nearest`) the create moves to the nearest free one;
+/// another create may fill that one first, so a few tries are made.
+async fn book_in_slot(
+    state: &AppState,
+    mut callback: NewCallback,
+    skill: &Skill,
+    caller: &Caller,
+    idempotency: Option<IdempotencyKey>,
+    nearest: bool,
+) -> Result<(Answer, Inserted), ApiError> {
+    const TRIES: usize = 4;
+    let zone = skill.time_zone.unwrap_or(state.rules.default_time_zone);
+    for _ in 0..TRIES {
+        let Some(slot) = callback.slot else {
+            break;
+        };
+        let (create, answer) = new_create(callback.clone(), caller, idempotency.clone())?;
+        match state.store.insert_in_slot(&create, &slot).await? {
+            Booked::Done(inserted) => return Ok((answer, inserted)),
+            Booked::Full => {
+                let now = chrono::Utc::now();
+                let from = (slot.start - SLOT_SEARCH).max(now);
+                let to = slot.start + SLOT_SEARCH;
+                let policy = skill.policy.slots.as_ref().ok_or_else(ApiError::internal)?;
+                let around = policy.slots(from, to, zone, skill.policy.calling_hours.as_ref());
+                let booked = state
+                    .store
+                    .slot_bookings(skill.id, around.first().map_or(from, |s| s.start), to)
+                    .await?;
+                callback = replan_full(
+                    callback,
+                    skill,
+                    &around,
+                    |start| booked.get(&start).copied().unwrap_or(0),
+                    now,
+                    state.rules.default_time_zone,
+                    nearest,
+                )?;
+            }
+        }
+    }
+    Err(ApiError::invalid(
+        ResultCode::InvalidScheduleDate,
+        "scheduleDate: the nearest free slots filled up while booking; try again",
+    ))
 }

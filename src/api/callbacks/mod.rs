@@ -85,7 +85,7 @@ mod props {
     use crate::api::ResultCode;
     use crate::api::extract::JsonBody;
 
-    const FIELDS: [&str; 12] = [
+    const FIELDS: [&str; 13] = [
         "firstName",
         "lastName",
         "phoneNumber",
@@ -96,6 +96,7 @@ mod props {
         "timeZone",
         "expiresAt",
         "windowPolicy",
+        "slotPolicy",
         "scheduledDate",
         "",
     ];

@@ -46,6 +46,20 @@ pub struct CreateRequest {
     pub expires_at: Option<String>,
     #[schema(inline)]
     pub window_policy: Option<WindowPolicy>,
+    #[schema(inline)]
+    pub slot_policy: Option<SlotPolicy>,
+}
+
+/// What to do when the skill has bookable slots and the due time's slot is full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotPolicy {
+    /// Refuse it with `InvalidScheduleDate`, the nearest free slots in the message and in
+    /// `suggestions`.
+    #[default]
+    Reject,
+    /// Book it in the nearest free slot (the answer's `dueAt` says which).
+    Nearest,
 }
 
 /// What to do with a `scheduleDate` outside the skill's calling hours.
@@ -303,6 +317,7 @@ impl From<CreateRequest> for CreateInput {
             time_zone: r.time_zone,
             expires_at: r.expires_at,
             window_policy: r.window_policy.unwrap_or_default().into(),
+            nearest_slot: r.slot_policy == Some(SlotPolicy::Nearest),
         }
     }
 }
