@@ -169,7 +169,10 @@ pub async fn handle_message(
         Ok(None) => return Verdict::DeadLetter(OutcomeError::UnknownCallback(id).to_string()),
         Err(e) => return store_trouble(e, id),
     };
-    match apply(change, &report, settings, "amqp", "dialer").await {
+    // The broker checks that `user_id` is the publishing connection's user, so the events
+    // can name it; without one, the generic "dialer".
+    let actor = message.user_id.as_deref().unwrap_or("dialer");
+    match apply(change, &report, settings, "amqp", actor).await {
         Ok(_) => Verdict::Ack,
         Err(OutcomeError::Store(e)) => store_trouble(e, id),
         Err(e) => Verdict::DeadLetter(e.to_string()),

@@ -120,6 +120,7 @@ pub async fn run(store: &Store, settings: &Settings, args: DncArgs) -> Result<()
         .dnc_import(&entries, &user.name, |n| progress.set(n))
         .await?;
     progress.done();
-    println!("listed {written} numbers as do-not-call");
+    let noun = if written == 1 { "number" } else { "numbers" };
+    println!("listed {written} {noun} as do-not-call");
     Ok(())
 }

@@ -171,7 +171,12 @@ pub enum Decision {
         due_at: DateTime<Utc>,
         dial_failures: i32,
     },
-    Fail(String),
+    /// Failed for good; with the count of unanswered attempts when the last one made it
+    /// fail.
+    Fail {
+        reason: String,
+        dial_failures: Option<i32>,
+    },
     /// Pending again at the requested time.
     Reschedule {
         due_at: DateTime<Utc>,
@@ -213,9 +218,12 @@ pub fn decide(
         OutcomeKind::NoAnswer | OutcomeKind::Busy => {
             let failures = current.dial_failures + 1;
             if failures as u32 >= policy.max_attempts {
-                Decision::Fail(format!(
-                    "{outcome} on attempt {attempt}: {failures} unanswered attempts, the maximum"
-                ))
+                Decision::Fail {
+                    reason: format!(
+                        "{outcome} on attempt {attempt}: {failures} unanswered attempts, the maximum"
+                    ),
+                    dial_failures: Some(failures),
+                }
             } else {
                 Decision::Retry {
                     due_at: now + policy.backoff_after(failures as u32),
@@ -223,12 +231,14 @@ pub fn decide(
                 }
             }
         }
-        OutcomeKind::Failed => {
-            Decision::Fail(format!("the dialer reported failed on attempt {attempt}"))
-        }
-        OutcomeKind::InvalidNumber => Decision::Fail(format!(
-            "the dialer reported the number invalid on attempt {attempt}"
-        )),
+        OutcomeKind::Failed => Decision::Fail {
+            reason: format!("the dialer reported failed on attempt {attempt}"),
+            dial_failures: None,
+        },
+        OutcomeKind::InvalidNumber => Decision::Fail {
+            reason: format!("the dialer reported the number invalid on attempt {attempt}"),
+            dial_failures: None,
+        },
         OutcomeKind::Reschedule => match reschedule_at {
             Some(due_at) => Decision::Reschedule { due_at },
             None => Decision::Ignore("reschedule without a scheduleDate".into()),
@@ -288,7 +298,7 @@ mod tests {
                 &policy(),
                 now
             ),
-            Decision::Fail(_)
+            Decision::Fail { .. }
         ));
         assert_eq!(
             policy().backoff_after(7),
@@ -331,7 +341,7 @@ mod tests {
                 &policy(),
                 now
             ),
-            Decision::Fail(_)
+            Decision::Fail { .. }
         ));
         assert!(matches!(
             decide(

@@ -189,10 +189,13 @@ impl CallbackChange {
                 "retry_scheduled",
                 json!({ "dueAt": due_at, "unansweredAttempts": dial_failures }),
             ),
-            Decision::Fail(reason) => (
+            Decision::Fail {
+                reason,
+                dial_failures,
+            } => (
                 CallbackState::Failed,
                 None,
-                None,
+                *dial_failures,
                 Some(reason.clone()),
                 "failed",
                 json!({ "reason": reason }),

@@ -56,8 +56,10 @@ pub enum StoreError {
     /// message already holds the cause, so it is not chained again (one readable line).
     #[error("database unavailable: {}", describe(.0))]
     Unavailable(std::sync::Arc<sqlx::Error>),
+    /// Its message already holds the cause: not chained again, so a command's error is one
+    /// readable line.
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
     #[error("{0}")]
     Conflict(String),
     /// A change's new slot is full; nothing was written.

@@ -316,7 +316,7 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
         ],
     );
     assert!(out.status.success(), "{}", crate::operator::stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("listed 2 numbers"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listed 2 numbers as do-not-call"));
     let (_, number) = app
         .call(
             Method::GET,

@@ -155,6 +155,10 @@ async fn unanswered_attempts_retry_with_backoff_then_fail_and_late_outcomes_are_
             .is_some_and(|e| e.contains("3 unanswered")),
         "{body}"
     );
+    assert_eq!(
+        body["callback"]["unansweredAttempts"], 3,
+        "the last unanswered attempt is counted too"
+    );
     let kinds = kinds(&app.events(&id).await);
     assert_eq!(
         kinds,

@@ -98,6 +98,14 @@ async fn outcomes_are_accepted_only_from_the_configured_publishers() {
         .await
         .expect("published");
     app.wait_state(&id, "completed", 10).await;
+    let events = app.events(&id).await;
+    assert_eq!(
+        events
+            .last()
+            .map(|e| (e["kind"].clone(), e["actor"].clone())),
+        Some((json!("completed"), json!("guest"))),
+        "the event names the broker-verified publisher: {events:?}"
+    );
 }
 
 #[tokio::test]
