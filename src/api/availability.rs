@@ -105,7 +105,17 @@ pub async fn availability(
     };
     let now = Utc::now();
     let from = q.from.unwrap_or(now).max(now);
-    let to = q.to.unwrap_or(from + chrono::Duration::days(1));
+    // Nothing can be booked past the schedule horizon, so nothing past it is listed (and
+    // no date arithmetic runs near the end of the calendar).
+    let horizon = now + state.rules.horizon;
+    if from > horizon {
+        return Err(ApiError::unprocessable(format!(
+            "from: {} is past the schedule horizon ({})",
+            from.to_rfc3339(),
+            horizon.to_rfc3339()
+        )));
+    }
+    let to = q.to.unwrap_or(from + chrono::Duration::days(1)).min(horizon);
     if to <= from || to - from > RANGE_MAX {
         return Err(ApiError::unprocessable(
             "from and to: `to` must come after `from` (and after now), at most 7 days later",
