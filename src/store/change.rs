@@ -58,7 +58,8 @@ impl CallbackChange {
         row.map(|r| agent_from_row(&r, "")).transpose()
     }
 
-    /// Applies the changes, records who made them and commits.
+    /// Applies the changes, records who made them and commits. A callback held by pacing is
+    /// let go: its gates are judged again, as they now are, when it is next due.
     pub async fn apply(mut self, changes: &Changes, actor: &str) -> Result<Callback, StoreError> {
         if let Some(slot) = &changes.slot {
             self.move_to_slot(slot).await?;
@@ -98,7 +99,8 @@ impl CallbackChange {
 
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
-                target_agent_id = $6, expires_at = $7, updated_at = now()
+                target_agent_id = $6, expires_at = $7, updated_at = now(),
+                paced_at = NULL, paced_gate = NULL
              WHERE c.id = $1 RETURNING ",
             callback_columns!()
         ))
