@@ -93,6 +93,8 @@ enum Kind {
     DueNow,
 }
 
+/// Distinct phone numbers within each chunk: a claim's do-not-call probe reads the index once
+/// per row, as with real callbacks (one shared number would be probed once per claim).
 async fn load(pool: &PgPool, n: u64, kind: Kind) -> anyhow::Result<()> {
     let (state, due, attempt, dispatched_at) = match kind {
         Kind::Dispatched => (
@@ -118,7 +120,7 @@ async fn load(pool: &PgPool, n: u64, kind: Kind) -> anyhow::Result<()> {
         "INSERT INTO callbacks (id, state, first_name, last_name, phone_number, skill_id, notes,
                                 scheduled_for, due_at, attempt, dispatched_at, created_by,
                                 created_at, updated_at)
-         SELECT gen_random_uuid(), '{state}', 'First ' || i, 'Last', '+14155552671', $2, '',
+         SELECT gen_random_uuid(), '{state}', 'First ' || i, 'Last', '+1415' || lpad(i::text, 7, '0'), $2, '',
                 d, d, {attempt}, {dispatched_at}, 'bench', LEAST(d, now()) - interval '1 day',
                 LEAST(d, now())
          FROM (SELECT i, {due} AS d FROM generate_series(1, $1::int8) AS i) s"
