@@ -13,12 +13,14 @@
 mod consumer;
 mod infra;
 mod ingest;
+mod pacing;
 mod peer;
 mod profile;
 mod raw;
 mod report;
 mod runs;
 mod scale;
+mod statements;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -68,6 +70,14 @@ pub struct Options {
     /// Scale: timed claims (and due-polls) per step.
     #[arg(long, default_value_t = 300)]
     scale_samples: usize,
+    /// Scale, pacing on: timed pacing passes per step (a skill with maxInFlight 20 and 20
+    /// in flight, 2,000 due callbacks held at its gate); 0 leaves them out.
+    #[arg(long, default_value_t = 200)]
+    pacing_samples: usize,
+    /// Scale: GET /v1/skills/{id}/availability requests timed against the daemon with 1M
+    /// pending (a day of 15-minute slots, half of them booked); 0 leaves them out.
+    #[arg(long, default_value_t = 200)]
+    availability_requests: usize,
     /// The full-size run: --burst 1000000 --scale-pending 10000,1000000,5000000
     /// --scale-dispatched 5000000 (about 25 minutes here).
     #[arg(long)]
@@ -131,6 +141,8 @@ impl Options {
             self.scale_pending = vec![1_000, 10_000];
             self.scale_dispatched = 10_000;
             self.scale_samples = 50;
+            self.pacing_samples = 20;
+            self.availability_requests = 20;
             self.ingest_seconds = 2;
             self.memory_seconds = 2;
         }

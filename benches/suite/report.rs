@@ -327,15 +327,11 @@ impl Report {
             row(
                 "5",
                 format!(
-                    "claim ({} due) p50 / p99 at {} pending + {} dispatched; plan on callbacks_due: {}",
+                    "claim ({} due) p50 / p99 at {} pending + {} dispatched; plan on callbacks_ready: {}",
                     num(&scale, &["due_rows_per_claim"]).unwrap_or(0.0),
                     human(pending),
                     human(dispatched),
-                    if step["claim_plan_uses_callbacks_due"] == json!(true) {
-                        "yes"
-                    } else {
-                        "NO"
-                    }
+                    yes(&step["claim_plan_uses_callbacks_ready"])
                 ),
                 format!(
                     "{} / {}",
@@ -353,14 +349,98 @@ impl Report {
             row(
                 "5",
                 format!(
-                    "due poll (min(due_at)) p50 / p99; backlog report p50 at {} pending",
+                    "due poll (next_due) p50 / p99, with due rows left / with none left (its usual case; plan on callbacks_ready: {} / {}); backlog report p50 at {} pending",
+                    yes(&step["poll_plan_uses_callbacks_ready"]),
+                    yes(&step["poll_nothing_due_plan_uses_callbacks_ready"]),
                     human(pending)
                 ),
                 format!(
-                    "{} / {}; {}",
+                    "{} / {}, {} / {}; {}",
                     fmt(num(step, &["due_poll_ms", "p50"]), 2),
                     fmt(num(step, &["due_poll_ms", "p99"]), 2),
+                    fmt(num(step, &["due_poll_nothing_due_ms", "p50"]), 2),
+                    fmt(num(step, &["due_poll_nothing_due_ms", "p99"]), 2),
                     fmt(num(step, &["backlog_report_ms", "p50"]), 0)
+                ),
+                "ms",
+                none(),
+            );
+        }
+        let base_pass = steps
+            .first()
+            .and_then(|s| num(s, &["pacing", "pass_ms", "p99"]));
+        for step in steps.iter().filter(|s| s["pacing"].is_object()) {
+            let pacing = &step["pacing"];
+            let pass99 = num(pacing, &["pass_ms", "p99"]);
+            let plans = [
+                ("claim", "claim_plan_uses_callbacks_ready"),
+                ("held_gates", "held_gates_plan_uses_callbacks_paced"),
+                ("count", "count_plan_uses_callbacks_in_flight_by_skill"),
+                ("held", "held_plan_uses_callbacks_paced"),
+            ]
+            .map(|(what, key)| format!("{what} {}", yes(&pacing[key])))
+            .join(", ");
+            row(
+                "5",
+                format!(
+                    "pacing on, one pass (claim {} due, held_gates, gate lock + count, held {}, hold {}; rolled back) p50 / p99 at {} pending, {} held at a full gate; index plans: {plans}",
+                    num(pacing, &["ready_rows_other_skill"]).unwrap_or(0.0)
+                        + num(pacing, &["newly_due_paced"]).unwrap_or(0.0),
+                    num(pacing, &["held_taken"]).unwrap_or(0.0),
+                    num(pacing, &["newly_due_paced"]).unwrap_or(0.0),
+                    human(num(step, &["pending"]).unwrap_or(0.0)),
+                    human(num(pacing, &["held"]).unwrap_or(0.0)),
+                ),
+                format!(
+                    "{} / {}",
+                    fmt(num(pacing, &["pass_ms", "p50"]), 2),
+                    fmt(pass99, 2)
+                ),
+                "ms",
+                [
+                    String::new(),
+                    ratio(pass99, base_pass)
+                        .map_or(String::new(), |r| format!("{r:.2}× the first step")),
+                    String::new(),
+                ],
+            );
+            let stmt = |k: &str| fmt(num(pacing, &["statement_ms", k, "p50"]), 2);
+            row(
+                "5",
+                format!(
+                    "pacing pass p50 by statement: claim / held_gates / lock / count / held / hold / rollback at {} pending",
+                    human(num(step, &["pending"]).unwrap_or(0.0))
+                ),
+                [
+                    "claim",
+                    "held_gates",
+                    "gate_locks",
+                    "gate_count",
+                    "held",
+                    "hold",
+                    "rollback",
+                ]
+                .map(stmt)
+                .join(" / "),
+                "ms",
+                none(),
+            );
+        }
+        let availability = &scale["memory_with_pending"]["availability"];
+        let availability99 = num(availability, &["latency_ms", "p99"]);
+        if availability.is_object() {
+            row(
+                "5",
+                format!(
+                    "GET /v1/skills/{{id}}/availability ({} slots of 15 min, {} booked) p50 / p99 at {} pending",
+                    num(availability, &["slots_per_answer"]).unwrap_or(0.0),
+                    num(availability, &["booked_slots_per_answer"]).unwrap_or(0.0),
+                    human(num(&scale, &["memory_with_pending", "pending"]).unwrap_or(0.0)),
+                ),
+                format!(
+                    "{} / {}",
+                    fmt(num(availability, &["latency_ms", "p50"]), 2),
+                    fmt(availability99, 2)
                 ),
                 "ms",
                 none(),
@@ -509,6 +589,17 @@ impl Report {
             measured: format!("{} creates/s", fmt(creates, 0)),
             met: met(creates.map(|c| c >= 5000.0)),
         });
+        if availability.is_object() {
+            self.targets.push(Target {
+                target: "availability p99 ≤ 20 ms with 1M pending",
+                measured: format!(
+                    "{} ms with {} pending",
+                    fmt(availability99, 2),
+                    human(num(&scale, &["memory_with_pending", "pending"]).unwrap_or(0.0))
+                ),
+                met: met(availability99.map(|p| p <= 20.0)),
+            });
+        }
         let burst_n = num(&burst, &["callbacks"]).unwrap_or(0.0);
         self.targets.push(Target {
             target: "peak RSS ≤ 100 MiB during a 1M burst",
@@ -555,7 +646,7 @@ impl Report {
             );
         }
         println!();
-        println!("| target (issue 4) | measured | verdict |");
+        println!("| target | measured | verdict |");
         println!("|---|---|---|");
         for t in &self.targets {
             println!("| {} | {} | {} |", t.target, t.measured, t.met);
@@ -583,6 +674,10 @@ fn passes_row(v: &Value, what: &str) -> (String, String) {
             fmt(p("pass_start_to_next_start_ms", "p90"), 1)
         ),
     )
+}
+
+fn yes(v: &Value) -> &'static str {
+    if v == &json!(true) { "yes" } else { "NO" }
 }
 
 /// 10000 → "10k", 1000000 → "1M".

@@ -1,38 +1,27 @@
 //! (5) Scale: the due-poll and claim cost as the table grows — pending callbacks spread over
-//! the next year, terminal rows beside them, a few rows due now — with `EXPLAIN` proof of the
-//! plan; and (7) the daemon's peak RSS with 1M pending.
+//! the next year, terminal rows beside them, a few rows due now, 10,000 do-not-call entries —
+//! with `EXPLAIN` proof of the plan; at each step the same with pacing on (see `pacing.rs`);
+//! and (7) the daemon's peak RSS with 1M pending, then the availability API against it.
+//!
+//! The statements are the daemon's (`statements.rs`), run on a connection with the
+//! dispatcher's session settings.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Row};
 
 use crate::Options;
 use crate::consumer::Consumer;
 use crate::infra::{Ctx, Daemon, SKILL};
 use crate::report::percentiles;
+use crate::statements::{CLAIM, NEXT_DUE, dispatcher_connection};
 
 /// Pending rows due now at every step: what each timed claim finds.
 const DUE_ROWS: i64 = 100;
 const CHUNK: i64 = 250_000;
 
-/// The daemon's claim (src/store/dispatch.rs, `Claim::due`): due, unexpired callbacks with
-/// their skills, locked in due order.
-const CLAIM: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
-     LEFT JOIN LATERAL (SELECT s.id AS s_id, c.*
-       FROM callbacks c JOIN skills s ON s.id = c.skill_id
-       WHERE c.state = 'pending' AND c.due_at <= now()
-         AND (c.expires_at IS NULL OR c.expires_at > now())
-       ORDER BY c.due_at
-       LIMIT $1
-       FOR UPDATE OF c SKIP LOCKED) AS claimed ON true";
-/// The daemon's due poll after a pass (`Store::next_due`), as if its claim were now.
-const POLL: &str = "SELECT EXTRACT(EPOCH FROM (
-            (SELECT min(due_at) FROM callbacks
-             WHERE state = 'pending' AND due_at > now()) - now()))::float8 AS next_in,
-        EXISTS (SELECT 1 FROM callbacks
-                WHERE state = 'pending' AND due_at <= now()) AS held";
 /// The daemon's backlog query (`Store::backlog`): every minute and on every /metrics scrape.
 const BACKLOG: &str = "SELECT count(*) AS pending,
             count(*) FILTER (WHERE due_at <= now()) AS due_now,
@@ -45,6 +34,7 @@ pub async fn run(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     let db = ctx.fresh_db("scale").await?;
     let loading = Instant::now();
     load(&db.pool, options.scale_dispatched, Kind::Dispatched).await?;
+    crate::pacing::load_dnc(&db.pool).await?;
     let dispatched_load = loading.elapsed().as_secs_f64();
     eprintln!(
         "bench: scale: {} dispatched rows loaded in {dispatched_load:.1} s",
@@ -70,14 +60,20 @@ pub async fn run(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
             .await?;
         let load_seconds = loading.elapsed().as_secs_f64();
         eprintln!("bench: scale: {target} pending loaded in {load_seconds:.1} s; timing");
-        let mut step = measure(&db.pool, options).await?;
+        let mut conn = dispatcher_connection(&db.url).await?;
+        let mut step = measure(&mut conn, options).await?;
+        if options.pacing_samples > 0 {
+            eprintln!("bench: scale: {target} pending; timing a pacing pass");
+            step["pacing"] = crate::pacing::measure(&db.pool, &mut conn, options, DUE_ROWS).await?;
+        }
+        conn.close().await?;
         step["pending"] = json!(target);
         step["load_seconds"] = json!(load_seconds);
         steps.push(step);
         // With 1M pending, or at the largest size when the run is smaller.
         let largest = options.scale_pending.last() == Some(&target);
         if memory.is_null() && (target >= 1_000_000 || largest) {
-            memory = idle_memory(ctx, options, &db.url, target).await?;
+            memory = idle_memory(ctx, options, &db, target).await?;
         }
     }
     db.pool.close().await;
@@ -97,6 +93,8 @@ enum Kind {
     DueNow,
 }
 
+/// Distinct phone numbers within each chunk: a claim's do-not-call probe reads the index once
+/// per row, as with real callbacks (one shared number would be probed once per claim).
 async fn load(pool: &PgPool, n: u64, kind: Kind) -> anyhow::Result<()> {
     let (state, due, attempt, dispatched_at) = match kind {
         Kind::Dispatched => (
@@ -122,7 +120,7 @@ async fn load(pool: &PgPool, n: u64, kind: Kind) -> anyhow::Result<()> {
         "INSERT INTO callbacks (id, state, first_name, last_name, phone_number, skill_id, notes,
                                 scheduled_for, due_at, attempt, dispatched_at, created_by,
                                 created_at, updated_at)
-         SELECT gen_random_uuid(), '{state}', 'First ' || i, 'Last', '+14155552671', $2, '',
+         SELECT gen_random_uuid(), '{state}', 'First ' || i, 'Last', '+1415' || lpad(i::text, 7, '0'), $2, '',
                 d, d, {attempt}, {dispatched_at}, 'bench', LEAST(d, now()) - interval '1 day',
                 LEAST(d, now())
          FROM (SELECT i, {due} AS d FROM generate_series(1, $1::int8) AS i) s"
@@ -155,9 +153,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
+async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<Value> {
     let samples = options.scale_samples;
-    let mut conn = pool.acquire().await?;
     let mut claim = Vec::with_capacity(samples);
     let mut poll = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -172,9 +169,30 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
         if rows.len() as i64 != DUE_ROWS {
             bail!("a claim found {} due rows, expected {DUE_ROWS}", rows.len());
         }
+        let claimed_at: chrono::DateTime<chrono::Utc> = rows[0].try_get("now")?;
         let t = Instant::now();
-        sqlx::query(POLL).fetch_one(&mut *conn).await?;
+        sqlx::query(NEXT_DUE)
+            .bind(claimed_at)
+            .fetch_one(&mut *conn)
+            .await?;
         poll.push(ms(t.elapsed()));
+    }
+    // The poll as it usually runs: the claim took everything due by its clock, so nothing
+    // due by then is left (here: a clock just before the earliest due row).
+    let before_due: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT min(due_at) - interval '1 second' FROM callbacks
+         WHERE state = 'pending' AND paced_at IS NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut poll_clear = Vec::new();
+    for _ in 0..samples.min(50) {
+        let t = Instant::now();
+        sqlx::query(NEXT_DUE)
+            .bind(before_due)
+            .fetch_one(&mut *conn)
+            .await?;
+        poll_clear.push(ms(t.elapsed()));
     }
     let mut backlog = Vec::new();
     for _ in 0..5 {
@@ -185,11 +203,7 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
 
     let literal_claim = CLAIM.replace("$1", &options.batch.to_string());
     sqlx::query("BEGIN").execute(&mut *conn).await?;
-    let claim_plan = plan(
-        &mut conn,
-        &format!("EXPLAIN (ANALYZE, BUFFERS) {literal_claim}"),
-    )
-    .await?;
+    let claim_plan = plan(conn, &format!("EXPLAIN (ANALYZE, BUFFERS) {literal_claim}")).await?;
     sqlx::query(AssertSqlSafe(format!(
         "PREPARE bench_claim(int8) AS {CLAIM}"
     )))
@@ -199,7 +213,7 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
         .execute(&mut *conn)
         .await?;
     let generic_plan = plan(
-        &mut conn,
+        conn,
         &format!("EXPLAIN EXECUTE bench_claim({})", options.batch),
     )
     .await?;
@@ -207,13 +221,29 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
         .execute(&mut *conn)
         .await?;
     sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-    let poll_plan = plan(&mut conn, &format!("EXPLAIN (ANALYZE, BUFFERS) {POLL}")).await?;
-    let backlog_plan = plan(&mut conn, &format!("EXPLAIN (ANALYZE, BUFFERS) {BACKLOG}")).await?;
+    let poll_plan = plan(
+        conn,
+        &format!(
+            "EXPLAIN (ANALYZE, BUFFERS) {}",
+            NEXT_DUE.replace("$1", "now()")
+        ),
+    )
+    .await?;
+    let poll_clear_plan = plan(
+        conn,
+        &format!(
+            "EXPLAIN (ANALYZE, BUFFERS) {}",
+            NEXT_DUE.replace("$1", &format!("'{}'::timestamptz", before_due.to_rfc3339()))
+        ),
+    )
+    .await?;
+    let backlog_plan = plan(conn, &format!("EXPLAIN (ANALYZE, BUFFERS) {BACKLOG}")).await?;
 
-    let uses_due_index = |p: &str| p.contains("callbacks_due") && !p.contains("Seq Scan");
+    let uses_ready_index =
+        |p: &str| p.contains("callbacks_ready") && !p.contains("Seq Scan on callbacks");
     let sizes = sqlx::query(
         "SELECT pg_total_relation_size('callbacks')::float8 / 1048576 AS table_mib,
-                pg_relation_size('callbacks_due')::float8 / 1048576 AS due_index_mib",
+                pg_relation_size('callbacks_ready')::float8 / 1048576 AS ready_index_mib",
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -221,18 +251,22 @@ async fn measure(pool: &PgPool, options: &Options) -> anyhow::Result<Value> {
         "claim_ms": percentiles(claim),
         "due_poll_ms": percentiles(poll),
         "backlog_report_ms": percentiles(backlog),
-        "claim_plan_uses_callbacks_due": uses_due_index(&claim_plan) && uses_due_index(&generic_plan),
-        "poll_plan_uses_callbacks_due": uses_due_index(&poll_plan),
+        "claim_plan_uses_callbacks_ready": uses_ready_index(&claim_plan) && uses_ready_index(&generic_plan),
+        "poll_plan_uses_callbacks_ready": uses_ready_index(&poll_plan),
+        "due_poll_nothing_due_ms": percentiles(poll_clear),
+        "poll_nothing_due_plan_uses_callbacks_ready": uses_ready_index(&poll_clear_plan),
+        "explain_due_poll_nothing_due": poll_clear_plan,
+        "dnc_probe_uses_dnc_entries_by_phone": claim_plan.contains("dnc_entries_by_phone"),
         "explain_claim": claim_plan,
         "explain_claim_generic": generic_plan,
         "explain_due_poll": poll_plan,
         "explain_backlog_report": backlog_plan,
         "table_with_indexes_mib": sizes.try_get::<f64, _>("table_mib")?,
-        "due_index_mib": sizes.try_get::<f64, _>("due_index_mib")?,
+        "ready_index_mib": sizes.try_get::<f64, _>("ready_index_mib")?,
     }))
 }
 
-async fn plan(conn: &mut sqlx::PgConnection, sql: &str) -> anyhow::Result<String> {
+pub async fn plan(conn: &mut sqlx::PgConnection, sql: &str) -> anyhow::Result<String> {
     let rows = sqlx::query(AssertSqlSafe(sql.to_owned()))
         .fetch_all(&mut *conn)
         .await
@@ -244,16 +278,22 @@ async fn plan(conn: &mut sqlx::PgConnection, sql: &str) -> anyhow::Result<String
     Ok(lines.join("\n"))
 }
 
-/// (7) The daemon's peak RSS while it runs against the table with `pending` callbacks.
+/// (7) The daemon's peak RSS while it runs against the table with `pending` callbacks; then
+/// (after the RSS is read) the availability API's latency against it.
 async fn idle_memory(
     ctx: &Ctx,
     options: &Options,
-    db_url: &str,
+    db: &crate::infra::Db,
     pending: u64,
 ) -> anyhow::Result<Value> {
+    let token = if options.availability_requests > 0 {
+        Some(crate::pacing::set_up_slots(ctx, &db.pool, &db.url).await?)
+    } else {
+        None
+    };
     let exchange = ctx.declare_exchange("scale").await?;
     let mut consumer = Consumer::start(ctx, &exchange, "scale").await?;
-    let mut daemon = Daemon::spawn(ctx, options, db_url, &exchange, "pending")?;
+    let mut daemon = Daemon::spawn(ctx, options, &db.url, &exchange, "pending")?;
     daemon.wait_ready(Duration::from_secs(60)).await?;
     // It dispatches the rows due now, then waits, polling the due index.
     let seen = consumer
@@ -262,6 +302,14 @@ async fn idle_memory(
     tokio::time::sleep(Duration::from_secs(options.memory_seconds)).await;
     let rss = daemon.peak_rss_mib()?;
     let current = current_rss_mib(daemon.pid)?;
+    let availability = match &token {
+        Some(token) => {
+            eprintln!("bench: scale: timing GET /v1/skills/{SKILL}/availability");
+            crate::pacing::availability(&daemon.base_url(), token, options.availability_requests)
+                .await?
+        }
+        None => Value::Null,
+    };
     daemon.stop()?;
     consumer.close().await?;
     seen?;
@@ -270,6 +318,7 @@ async fn idle_memory(
         "seconds": options.memory_seconds,
         "peak_rss_mib": rss,
         "rss_at_end_mib": current,
+        "availability": availability,
     }))
 }
 
