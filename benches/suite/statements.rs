@@ -63,8 +63,8 @@ pub const NEXT_DUE: &str = "SELECT EXTRACT(EPOCH FROM (
                 (SELECT min(due_at) FROM callbacks
                  WHERE state = 'pending' AND paced_at IS NULL AND due_at > $1)
                 - now()))::float8 AS next_in,
-            EXISTS (SELECT 1 FROM callbacks
-                    WHERE state = 'pending' AND paced_at IS NULL AND due_at <= $1)
+            COALESCE((SELECT min(due_at) FROM callbacks
+                      WHERE state = 'pending' AND paced_at IS NULL) <= $1, false)
                 AS held";
 
 /// `Claim::held_gates`: a recursive skip scan of `callbacks_paced`.

@@ -174,14 +174,16 @@ impl Store {
     /// callback due by then. Pending callbacks due by `claimed_at` are therefore held by
     /// another dispatcher (or expired, awaiting the timer job); those due later matured since.
     pub async fn next_due(&self, claimed_at: DateTime<Utc>) -> Result<NextDue, StoreError> {
-        // Two probes of the due index, each stopping at its first entry.
+        // Two probes of `callbacks_ready`, each reading its first entry. (An `EXISTS … due_at
+        // <= $1` was planned as a sequential scan when the table holds many past, dispatched
+        // rows: 212 ms with nothing due at 1M pending + 1M dispatched.)
         let row = sqlx::query(
             "SELECT EXTRACT(EPOCH FROM (
                         (SELECT min(due_at) FROM callbacks
                          WHERE state = 'pending' AND paced_at IS NULL AND due_at > $1)
                         - now()))::float8 AS next_in,
-                    EXISTS (SELECT 1 FROM callbacks
-                            WHERE state = 'pending' AND paced_at IS NULL AND due_at <= $1)
+                    COALESCE((SELECT min(due_at) FROM callbacks
+                              WHERE state = 'pending' AND paced_at IS NULL) <= $1, false)
                         AS held",
         )
         .bind(claimed_at)

@@ -96,9 +96,13 @@ impl Store {
         sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
         let rows = sqlx::query(
             "SELECT date_trunc('hour', due_at) AS hour, skill_id, count(*) AS n
-             FROM callbacks
-             WHERE state = 'pending' AND due_at >= $1 AND due_at < $2
-               AND ($3::bigint[] IS NULL OR skill_id = ANY ($3))
+             FROM (SELECT due_at, skill_id FROM callbacks
+                   WHERE state = 'pending' AND paced_at IS NULL AND due_at >= $1 AND due_at < $2
+                   UNION ALL
+                   SELECT due_at, skill_id FROM callbacks
+                   WHERE state = 'pending' AND paced_at IS NOT NULL
+                     AND due_at >= $1 AND due_at < $2) AS pending
+             WHERE $3::bigint[] IS NULL OR skill_id = ANY ($3)
              GROUP BY 1, 2",
         )
         .bind(from)

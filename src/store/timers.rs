@@ -39,6 +39,8 @@ pub struct PacedSkill {
 }
 
 impl Store {
+    /// Pending callbacks are read from their two indexes: those due (`callbacks_ready`) and
+    /// those held by pacing (`callbacks_paced`).
     pub async fn backlog(&self) -> Result<Backlog, StoreError> {
         let row = sqlx::query(
             "SELECT count(*) AS pending,
@@ -48,7 +50,10 @@ impl Store {
                     COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest,
                     (SELECT count(*) FROM callbacks
                      WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
-             FROM callbacks WHERE state = 'pending'",
+             FROM (SELECT due_at FROM callbacks WHERE state = 'pending' AND paced_at IS NULL
+                   UNION ALL
+                   SELECT due_at FROM callbacks WHERE state = 'pending' AND paced_at IS NOT NULL)
+                  AS pending",
         )
         .fetch_one(&self.pool)
         .await?;
