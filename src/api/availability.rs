@@ -115,7 +115,9 @@ pub async fn availability(
             horizon.to_rfc3339()
         )));
     }
-    let to = q.to.unwrap_or(from + chrono::Duration::days(1)).min(horizon);
+    let to =
+        q.to.unwrap_or(from + chrono::Duration::days(1))
+            .min(horizon);
     if to <= from || to - from > RANGE_MAX {
         return Err(ApiError::unprocessable(
             "from and to: `to` must come after `from` (and after now), at most 7 days later",
