@@ -117,6 +117,52 @@ pub struct NextDue {
     pub held_elsewhere: bool,
 }
 
+/// The dispatcher's sessions' planner settings.
+pub const DISPATCHER_PLANNER: [(&str, &str); 3] = [
+    // Pin the claim to the due index, walked in order until the batch is full. A burst
+    // inserted since the last ANALYZE makes the planner expect a handful of due rows and
+    // choose a bitmap scan plus a sort of *every* due row under the lock: 66 ms instead of
+    // 1 ms per claim with 100,000 due. Nothing this pool runs needs a sort or a bitmap scan
+    // (the settings only price them out, not forbid them).
+    ("enable_sort", "off"),
+    ("enable_bitmapscan", "off"),
+    // Pricing a sort out adds a huge cost, which would make PostgreSQL compile the statement
+    // (JIT, 20-200 ms) if one ever planned one; these statements each take a millisecond or
+    // two.
+    ("jit", "off"),
+];
+
+/// The claim ([`Claim::due`]): due, unpaced, unexpired callbacks with their skills and
+/// do-not-call match, locked in due order — a walk of `callbacks_ready` that stops when the
+/// batch is full. `$1`: the batch size.
+pub const CLAIM_DUE: &str = concat!(
+    "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (SELECT ",
+    skill_columns!(),
+    ", ",
+    callback_columns!(),
+    ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
+           FROM callbacks c JOIN skills s ON s.id = c.skill_id",
+    dnc_match!("c.phone_number", "c.skill_id"),
+    " WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
+             AND (c.expires_at IS NULL OR c.expires_at > now())
+           ORDER BY c.due_at
+           LIMIT $1
+           FOR UPDATE OF c SKIP LOCKED) AS claimed ON true"
+);
+
+/// What is due next after a claim at `$1` (its database clock): two probes of
+/// `callbacks_ready`, each reading its first entry. (An `EXISTS … due_at <= $1` was planned
+/// as a sequential scan when the table holds many past, dispatched rows: 212 ms with nothing
+/// due at 1M pending + 1M dispatched.)
+pub const NEXT_DUE: &str = "SELECT EXTRACT(EPOCH FROM (
+                        (SELECT min(due_at) FROM callbacks
+                         WHERE state = 'pending' AND paced_at IS NULL AND due_at > $1)
+                        - now()))::float8 AS next_in,
+                    COALESCE((SELECT min(due_at) FROM callbacks
+                              WHERE state = 'pending' AND paced_at IS NULL) <= $1, false)
+                        AS held";
+
 impl Store {
     /// A second, small pool for the dispatcher: API load cannot starve it, and its sessions
     /// carry the idle-in-transaction limit that bounds a vanished claim holder. Each worker
@@ -128,23 +174,13 @@ impl Store {
         let claim_idle_limit = format!("{CLAIM_IDLE_LIMIT_MS}ms");
         let name = super::application_name(Some(super::DISPATCH_ROLE));
         let dispatcher_options = |options: PgConnectOptions| {
-            options.application_name(&name).options([
-                (
+            options
+                .application_name(&name)
+                .options([(
                     "idle_in_transaction_session_timeout",
                     claim_idle_limit.as_str(),
-                ),
-                // Pin the claim to the due index, walked in order until the batch is full. A
-                // burst inserted since the last ANALYZE makes the planner expect a handful of due
-                // rows and choose a bitmap scan plus a sort of *every* due row under the lock:
-                // 66 ms instead of 1 ms per claim with 100,000 due. Nothing this pool runs needs
-                // a sort or a bitmap scan (the settings only price them out, not forbid them).
-                ("enable_sort", "off"),
-                ("enable_bitmapscan", "off"),
-                // Pricing a sort out adds a huge cost, which would make PostgreSQL compile
-                // the statement (JIT, 20-200 ms) if one ever planned one; these statements
-                // each take a millisecond or two.
-                ("jit", "off"),
-            ])
+                )])
+                .options(DISPATCHER_PLANNER)
         };
         let candidates: Vec<PgConnectOptions> = settings
             .candidates()?
@@ -174,21 +210,10 @@ impl Store {
     /// callback due by then. Pending callbacks due by `claimed_at` are therefore held by
     /// another dispatcher (or expired, awaiting the timer job); those due later matured since.
     pub async fn next_due(&self, claimed_at: DateTime<Utc>) -> Result<NextDue, StoreError> {
-        // Two probes of `callbacks_ready`, each reading its first entry. (An `EXISTS … due_at
-        // <= $1` was planned as a sequential scan when the table holds many past, dispatched
-        // rows: 212 ms with nothing due at 1M pending + 1M dispatched.)
-        let row = sqlx::query(
-            "SELECT EXTRACT(EPOCH FROM (
-                        (SELECT min(due_at) FROM callbacks
-                         WHERE state = 'pending' AND paced_at IS NULL AND due_at > $1)
-                        - now()))::float8 AS next_in,
-                    COALESCE((SELECT min(due_at) FROM callbacks
-                              WHERE state = 'pending' AND paced_at IS NULL) <= $1, false)
-                        AS held",
-        )
-        .bind(claimed_at)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(NEXT_DUE)
+            .bind(claimed_at)
+            .fetch_one(&self.pool)
+            .await?;
         let next_in: Option<f64> = row.try_get("next_in")?;
         Ok(NextDue {
             next_in: next_in.map(|s| Duration::from_secs_f64(s.max(0.0))),
@@ -232,24 +257,10 @@ impl Claim {
     pub async fn due(&mut self, limit: u32) -> Result<(DateTime<Utc>, Vec<Due>), StoreError> {
         // The outer join returns the clock even when nothing is due (one row of NULLs): the
         // caller judges what matured since the claim against it.
-        let rows = sqlx::query(concat!(
-            "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
-             LEFT JOIN LATERAL (SELECT ",
-            skill_columns!(),
-            ", ",
-            callback_columns!(),
-            ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
-               FROM callbacks c JOIN skills s ON s.id = c.skill_id",
-            dnc_match!("c.phone_number", "c.skill_id"),
-            " WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
-                 AND (c.expires_at IS NULL OR c.expires_at > now())
-               ORDER BY c.due_at
-               LIMIT $1
-               FOR UPDATE OF c SKIP LOCKED) AS claimed ON true"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query(CLAIM_DUE)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await?;
         let mut now = None;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {

@@ -47,6 +47,13 @@ pub use slots::Booked;
 pub use timers::{Backlog, PacedSkill};
 pub use users::UserSummary;
 
+/// The dispatcher's statements as it runs them, and its sessions' planner settings: for the
+/// benchmark suite, which times and `EXPLAIN`s them.
+pub mod statements {
+    pub use super::dispatch::{CLAIM_DUE, DISPATCHER_PLANNER, NEXT_DUE};
+    pub use super::pacing::{GATE_LOCKS, GATE_READINGS, HELD, HELD_GATES, HOLD};
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]

@@ -19,26 +19,77 @@ use super::StoreError;
 use super::dispatch::{Claim, Due, due_from_row};
 use crate::domain::{CallbackId, Gate, GateReading, SkillId};
 
+/// The gates holding callbacks: a recursive skip scan of `callbacks_paced`, one probe per
+/// gate, however many callbacks each holds.
+pub const HELD_GATES: &str = "WITH RECURSIVE gates AS (
+        (SELECT paced_gate FROM callbacks
+         WHERE state = 'pending' AND paced_at IS NOT NULL
+         ORDER BY paced_gate LIMIT 1)
+        UNION ALL
+        SELECT (SELECT c.paced_gate FROM callbacks c
+                WHERE c.state = 'pending' AND c.paced_at IS NOT NULL
+                  AND c.paced_gate > gates.paced_gate
+                ORDER BY c.paced_gate LIMIT 1)
+        FROM gates WHERE gates.paced_gate IS NOT NULL
+     )
+     SELECT paced_gate FROM gates WHERE paced_gate IS NOT NULL";
+
+/// Each gate's try-lock (`$1`: the gates, stored form): one namespace hashed with the gate.
+/// Try-locks never wait, so the order they are taken in cannot deadlock.
+pub const GATE_LOCKS: &str = "SELECT g.gate,
+            pg_try_advisory_xact_lock(hashtextextended('callbackd/pace/' || g.gate, 0))
+     FROM unnest($1::bigint[]) AS g(gate)";
+
+/// Each locked gate's callbacks in flight (through `callbacks_in_flight_by_skill` /
+/// `…_by_agent`) and its limits (`$1`: the locked gates), read after the locks were taken.
+pub const GATE_READINGS: &str = "SELECT g.gate,
+            CASE WHEN g.gate > 0 THEN
+                (SELECT count(*) FROM callbacks c
+                 WHERE c.skill_id = g.gate AND c.state IN ('dispatched', 'accepted'))
+            ELSE
+                (SELECT count(*) FROM callbacks c
+                 WHERE c.target_agent_id = -g.gate AND c.fell_back_at IS NULL
+                   AND c.target_agent_id IS NOT NULL
+                   AND c.state IN ('dispatched', 'accepted'))
+            END AS in_flight,
+            s.max_in_flight, s.max_per_minute, p.next_at
+     FROM unnest($1::bigint[]) AS g(gate)
+     LEFT JOIN skills s ON g.gate > 0 AND s.id = g.gate
+     LEFT JOIN skill_pace p ON g.gate > 0 AND p.skill_id = g.gate";
+
+/// Up to `n` held, due callbacks of each gate, oldest first, locked (`$1`: gates, `$2`: how
+/// many each): a walk of `callbacks_paced` per gate.
+pub const HELD: &str = concat!(
+    "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS t(gate, n)
+     CROSS JOIN LATERAL (SELECT ",
+    skill_columns!(),
+    ", ",
+    callback_columns!(),
+    ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
+       FROM callbacks c JOIN skills s ON s.id = c.skill_id",
+    dnc_match!("c.phone_number", "c.skill_id"),
+    " WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
+         AND c.due_at <= now()
+         AND (c.expires_at IS NULL OR c.expires_at > now())
+       ORDER BY c.due_at
+       LIMIT t.n
+       FOR UPDATE OF c SKIP LOCKED) AS held"
+);
+
+/// Marks callbacks held at their gate (`$1`: ids, `$2`: gates); one already held there is
+/// not written again.
+pub const HOLD: &str = "UPDATE callbacks c
+     SET paced_at = COALESCE(c.paced_at, clock_timestamp()), paced_gate = h.gate
+     FROM unnest($1::uuid[], $2::bigint[]) AS h(id, gate)
+     WHERE c.id = h.id AND c.paced_gate IS DISTINCT FROM h.gate";
+
 impl Claim {
     /// The gates holding due callbacks: a skip scan of `callbacks_paced`, one index probe
     /// per gate, however many callbacks each holds.
     pub async fn held_gates(&mut self) -> Result<Vec<Gate>, StoreError> {
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "WITH RECURSIVE gates AS (
-                (SELECT paced_gate FROM callbacks
-                 WHERE state = 'pending' AND paced_at IS NOT NULL
-                 ORDER BY paced_gate LIMIT 1)
-                UNION ALL
-                SELECT (SELECT c.paced_gate FROM callbacks c
-                        WHERE c.state = 'pending' AND c.paced_at IS NOT NULL
-                          AND c.paced_gate > gates.paced_gate
-                        ORDER BY c.paced_gate LIMIT 1)
-                FROM gates WHERE gates.paced_gate IS NOT NULL
-             )
-             SELECT paced_gate FROM gates WHERE paced_gate IS NOT NULL",
-        )
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows: Vec<i64> = sqlx::query_scalar(HELD_GATES)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.into_iter().map(decode).collect()
     }
 
@@ -54,36 +105,15 @@ impl Claim {
             return Ok(Vec::new());
         }
         let keys: Vec<i64> = gates.iter().map(|g| g.encode()).collect();
-        // A gate's lock key: one namespace, hashed with the gate's stored form. Try-locks
-        // never wait, so the order they are taken in cannot deadlock.
-        let locked: Vec<(i64, bool)> = sqlx::query_as(
-            "SELECT g.gate,
-                    pg_try_advisory_xact_lock(hashtextextended('callbackd/pace/' || g.gate, 0))
-             FROM unnest($1::bigint[]) AS g(gate)",
-        )
-        .bind(&keys)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let locked: Vec<(i64, bool)> = sqlx::query_as(GATE_LOCKS)
+            .bind(&keys)
+            .fetch_all(&mut *self.tx)
+            .await?;
         let held: Vec<i64> = locked.iter().filter(|(_, l)| *l).map(|(g, _)| *g).collect();
-        let rows = sqlx::query(
-            "SELECT g.gate,
-                    CASE WHEN g.gate > 0 THEN
-                        (SELECT count(*) FROM callbacks c
-                         WHERE c.skill_id = g.gate AND c.state IN ('dispatched', 'accepted'))
-                    ELSE
-                        (SELECT count(*) FROM callbacks c
-                         WHERE c.target_agent_id = -g.gate AND c.fell_back_at IS NULL
-                           AND c.target_agent_id IS NOT NULL
-                           AND c.state IN ('dispatched', 'accepted'))
-                    END AS in_flight,
-                    s.max_in_flight, s.max_per_minute, p.next_at
-             FROM unnest($1::bigint[]) AS g(gate)
-             LEFT JOIN skills s ON g.gate > 0 AND s.id = g.gate
-             LEFT JOIN skill_pace p ON g.gate > 0 AND p.skill_id = g.gate",
-        )
-        .bind(&held)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query(GATE_READINGS)
+            .bind(&held)
+            .fetch_all(&mut *self.tx)
+            .await?;
         let mut readings = Vec::with_capacity(locked.len());
         for row in &rows {
             let gate = decode(row.try_get("gate")?)?;
@@ -129,26 +159,11 @@ impl Claim {
         }
         let gates: Vec<i64> = takes.iter().map(|(g, _)| g.encode()).collect();
         let limits: Vec<i64> = takes.iter().map(|(_, n)| i64::from(*n)).collect();
-        let rows = sqlx::query(concat!(
-            "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS t(gate, n)
-             CROSS JOIN LATERAL (SELECT ",
-            skill_columns!(),
-            ", ",
-            callback_columns!(),
-            ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
-               FROM callbacks c JOIN skills s ON s.id = c.skill_id",
-            dnc_match!("c.phone_number", "c.skill_id"),
-            " WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
-                 AND c.due_at <= now()
-                 AND (c.expires_at IS NULL OR c.expires_at > now())
-               ORDER BY c.due_at
-               LIMIT t.n
-               FOR UPDATE OF c SKIP LOCKED) AS held"
-        ))
-        .bind(&gates)
-        .bind(&limits)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query(HELD)
+            .bind(&gates)
+            .bind(&limits)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter().map(due_from_row).collect()
     }
 
@@ -160,16 +175,11 @@ impl Claim {
         }
         let ids: Vec<Uuid> = held.iter().map(|(id, _)| id.as_uuid()).collect();
         let gates: Vec<i64> = held.iter().map(|(_, g)| g.encode()).collect();
-        sqlx::query(
-            "UPDATE callbacks c
-             SET paced_at = COALESCE(c.paced_at, clock_timestamp()), paced_gate = h.gate
-             FROM unnest($1::uuid[], $2::bigint[]) AS h(id, gate)
-             WHERE c.id = h.id AND c.paced_gate IS DISTINCT FROM h.gate",
-        )
-        .bind(&ids)
-        .bind(&gates)
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(HOLD)
+            .bind(&ids)
+            .bind(&gates)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
