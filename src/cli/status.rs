@@ -54,6 +54,8 @@ struct BacklogView {
     due_next_hour: i64,
     oldest_overdue_seconds: f64,
     awaiting_outcome: i64,
+    /// Due but held by pacing (waiting for room at their skill or agent).
+    held_by_pacing: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -219,6 +221,7 @@ fn report(
             due_next_hour: backlog.due_next_hour,
             oldest_overdue_seconds: backlog.oldest_overdue_seconds,
             awaiting_outcome: backlog.awaiting_outcome,
+            held_by_pacing: backlog.paced,
         }),
         load_from,
         load: per_skill
@@ -277,6 +280,7 @@ fn render(report: &Report, hours: u32) -> String {
             "awaiting outcome".into(),
             b.awaiting_outcome.to_string(),
         ]);
+        summary.row(vec!["held by pacing".into(), b.held_by_pacing.to_string()]);
     }
     if db.reachable && report.dispatchers.is_empty() {
         summary.row(vec!["dispatching".into(), "no daemon".into()]);

@@ -20,6 +20,8 @@ pub struct Backlog {
     pub due_now: i64,
     /// Due within the next hour (not yet due).
     pub due_next_hour: i64,
+    /// How late the longest-waiting due callback is, pacing aside: held callbacks wait by
+    /// design (`paced_by_skill` says for how long).
     pub oldest_overdue_seconds: f64,
     /// Dispatched or accepted: published, waiting for the dialer's outcome.
     pub awaiting_outcome: i64,
@@ -47,12 +49,15 @@ impl Store {
                     count(*) FILTER (WHERE due_at <= now()) AS due_now,
                     count(*) FILTER (WHERE due_at > now() AND due_at <= now() + interval '1 hour')
                         AS due_next_hour,
-                    COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at)))::float8, 0) AS oldest,
+                    COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at) FILTER (WHERE NOT held)))
+                        ::float8, 0) AS oldest,
                     (SELECT count(*) FROM callbacks
                      WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
-             FROM (SELECT due_at FROM callbacks WHERE state = 'pending' AND paced_at IS NULL
+             FROM (SELECT due_at, false AS held FROM callbacks
+                   WHERE state = 'pending' AND paced_at IS NULL
                    UNION ALL
-                   SELECT due_at FROM callbacks WHERE state = 'pending' AND paced_at IS NOT NULL)
+                   SELECT due_at, true FROM callbacks
+                   WHERE state = 'pending' AND paced_at IS NOT NULL)
                   AS pending",
         )
         .fetch_one(&self.pool)
