@@ -137,6 +137,7 @@ fn require_scope(caller: &Caller, skill: Option<SkillId>) -> Result<(), ApiError
     responses(
         (status = 201, description = "Success: listed", body = DncEntryView),
         (status = 200, description = "Success: the entry for this number and scope was replaced", body = DncEntryView),
+        (status = 400, description = "Default: not one JSON object (malformed, empty, a key given twice)"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks dnc:write, or is restricted to other skills"),
         (status = 409, description = "Default: the skill does not exist"),
@@ -220,6 +221,7 @@ pub async fn get_dnc(
     params(("phone" = String, Path, description = "The number"), DncRemoveQuery),
     responses(
         (status = 204, description = "Success: removed"),
+        (status = 400, description = "Default: a bad query parameter (an unknown one, a skillId that is not a positive integer)"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks dnc:write, or is restricted to other skills"),
         (status = 404, description = "Default: the number has no entry for that scope"),
