@@ -177,6 +177,17 @@ async fn an_agent_takes_one_callback_at_a_time_and_the_next_goes_when_it_finishe
         .filter_map(|e| e["kind"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(kinds, ["created"], "no event for being held");
+    // The backlog counts it apart, per skill; it is not "overdue" (it waits by design).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let backlog = app.store.backlog().await.expect("backlog");
+    assert_eq!(backlog.paced, 1);
+    assert_eq!(backlog.paced_by_skill.len(), 1);
+    assert_eq!(backlog.paced_by_skill[0].skill_id, SKILL);
+    assert!(
+        backlog.paced_by_skill[0].oldest_held_seconds >= 1.0,
+        "{backlog:?}"
+    );
+    assert_eq!(backlog.oldest_overdue_seconds, 0.0, "{backlog:?}");
 
     app.report(&sent, 1, "completed").await;
     let next = consumer
