@@ -11,7 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, PathParam, QueryParams};
-use crate::domain::{Permission, ResultCode, SLOTS_MAX, SkillId, parse_time_zone};
+use std::collections::HashMap;
+
+use crate::domain::{
+    Permission, ResultCode, SLOTS_MAX, Skill, SkillId, Slot, SlotPolicy, parse_time_zone,
+};
 
 /// At most this long a range is listed at once.
 const RANGE_MAX: chrono::Duration = chrono::Duration::days(7);
@@ -101,7 +105,7 @@ pub async fn availability(
         Some(name) => {
             parse_time_zone(name).map_err(|e| ApiError::unprocessable(format!("timeZone: {e}")))?
         }
-        None => skill.time_zone.unwrap_or(state.rules.default_time_zone),
+        None => skill.slot_zone(state.rules.default_time_zone),
     };
     let now = Utc::now();
     let from = q.from.unwrap_or(now).max(now);
@@ -123,10 +127,7 @@ pub async fn availability(
             "from and to: `to` must come after `from` (and after now), at most 7 days later",
         ));
     }
-    let zone = skill.time_zone.unwrap_or(state.rules.default_time_zone);
-    let slots = policy.slots(from, to, zone, skill.policy.calling_hours.as_ref());
-    let first = slots.first().map_or(from, |s| s.start);
-    let booked = state.store.slot_bookings(id, first, to).await?;
+    let (slots, booked) = slots_with_bookings(&state, &skill, policy, from, to).await?;
     let slots = slots
         .iter()
         .take(SLOTS_MAX)
@@ -148,4 +149,20 @@ pub async fn availability(
         time_zone: shown.name().to_owned(),
         slots,
     }))
+}
+
+/// A skill's slots starting in `[from, to)` within its calling hours, with how many each
+/// already holds: one range read of `slot_bookings`.
+pub(crate) async fn slots_with_bookings(
+    state: &AppState,
+    skill: &Skill,
+    policy: &SlotPolicy,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Vec<Slot>, HashMap<DateTime<Utc>, u32>), ApiError> {
+    let zone = skill.slot_zone(state.rules.default_time_zone);
+    let slots = policy.slots(from, to, zone, skill.policy.calling_hours.as_ref());
+    let first = slots.first().map_or(from, |s| s.start);
+    let booked = state.store.slot_bookings(skill.id, first, to).await?;
+    Ok((slots, booked))
 }

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam, QueryParams};
-use crate::domain::{DncEntry, NewDncEntry, Permission, PhoneNumber, SkillId};
+use crate::domain::{DncEntry, NewDncEntry, Permission, PhoneNumber, SkillId, check_dnc_scope};
 use crate::store::{DncEvent, Listed};
 
 /// `PUT /v1/dnc/{phone}`: what to list the number for.
@@ -115,14 +115,7 @@ fn phone(raw: &str, state: &AppState) -> Result<PhoneNumber, ApiError> {
 
 /// A user restricted to some skills may list numbers for those skills only.
 fn require_scope(caller: &Caller, skill: Option<SkillId>) -> Result<(), ApiError> {
-    match skill {
-        Some(skill) => caller.require_skill(skill),
-        None if caller.0.skills.is_none() => Ok(()),
-        None => Err(ApiError::forbidden(format!(
-            "security user `{}` is restricted to some skills and may not list a number for every skill; give skillId",
-            caller.0.name
-        ))),
-    }
+    check_dnc_scope(&caller.0, skill).map_err(ApiError::forbidden)
 }
 
 /// `PUT /v1/dnc/{phone}`: lists a number (or replaces its entry for the same scope).

@@ -1,7 +1,7 @@
 //! HTTP: the routes, the shared state, request logging. Handlers parse into domain types,
 //! call the store, and answer with the spec's result codes.
 
-mod availability;
+pub(crate) mod availability;
 pub mod callbacks;
 mod directory;
 mod dnc;

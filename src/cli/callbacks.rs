@@ -19,7 +19,7 @@ const LIST_MAX: u32 = 10_000;
 const EVENTS_PAGE: u32 = 1000;
 
 pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Result<(), CliError> {
-    let user = operator(store, args.operator.as_deref()).await?;
+    let user = operator(store, args.operator.name.as_deref()).await?;
     match args.command {
         CallbacksCommand::List {
             state,

@@ -10,21 +10,16 @@ use serde::Deserialize;
 use super::callbacks::{operator, refused_user, user_may};
 use super::import::read_records;
 use super::output::Progress;
-use super::{CliError, FileFormat};
+use super::{CliError, FileFormat, OperatorArg};
 use crate::config::Settings;
-use crate::domain::{NewDncEntry, Permission, PhoneNumber, SkillId};
+use crate::domain::{NewDncEntry, Permission, PhoneNumber, SkillId, check_dnc_scope};
 use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct DncArgs {
-    /// The security user to act as (needs dnc:write); recorded in the audit events.
-    #[arg(
-        long = "as",
-        global = true,
-        env = "CALLBACKD_OPERATOR",
-        value_name = "USER"
-    )]
-    pub operator: Option<String>,
+    /// Needs dnc:write; recorded in the audit events.
+    #[command(flatten)]
+    pub operator: OperatorArg,
     #[command(subcommand)]
     pub command: DncCommand,
 }
@@ -70,7 +65,7 @@ where
 }
 
 pub async fn run(store: &Store, settings: &Settings, args: DncArgs) -> Result<(), CliError> {
-    let user = operator(store, args.operator.as_deref()).await?;
+    let user = operator(store, args.operator.name.as_deref()).await?;
     user_may(&user, Permission::DncWrite)?;
     let DncCommand::Import { file, format } = args.command;
     let progress = Progress::on_stderr();
@@ -86,23 +81,8 @@ pub async fn run(store: &Store, settings: &Settings, args: DncArgs) -> Result<()
             CliError::Invalid(format!("{}: record {}: {e}", file.display(), i + 1))
         };
         let phone = PhoneNumber::parse(&record.phone_number, region).map_err(|e| at(&e))?;
-        match record.skill_id {
-            Some(skill) if !user.may_use_skill(skill) => {
-                return Err(refused_user(format!(
-                    "record {}: security user `{}` may not use skill {skill}",
-                    i + 1,
-                    user.name
-                )));
-            }
-            None if user.skills.is_some() => {
-                return Err(refused_user(format!(
-                    "record {}: security user `{}` is restricted to some skills and may not list a number for every skill",
-                    i + 1,
-                    user.name
-                )));
-            }
-            _ => {}
-        }
+        check_dnc_scope(&user, record.skill_id)
+            .map_err(|e| refused_user(format!("record {}: {e}", i + 1)))?;
         entries.push(
             NewDncEntry::new(
                 phone,

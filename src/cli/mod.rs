@@ -153,8 +153,9 @@ pub struct ImportArgs {
     pub format: Option<FileFormat>,
 }
 
+/// `--as USER`, shared by the operator commands.
 #[derive(Debug, Args)]
-pub struct CallbacksArgs {
+pub struct OperatorArg {
     /// The security user to act as: its permissions and skills apply, and it is recorded
     /// as the actor of every change.
     #[arg(
@@ -163,7 +164,13 @@ pub struct CallbacksArgs {
         env = "CALLBACKD_OPERATOR",
         value_name = "USER"
     )]
-    pub operator: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CallbacksArgs {
+    #[command(flatten)]
+    pub operator: OperatorArg,
     /// Print JSON (the API's shapes) instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

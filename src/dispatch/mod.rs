@@ -244,10 +244,7 @@ impl Dispatcher {
                     },
                     Admission::Hold(gate) => {
                         if paced_since.is_none() {
-                            crate::instruments::held(match gate {
-                                Gate::Skill(_) => "skill",
-                                Gate::Agent(_) => "agent",
-                            });
+                            crate::instruments::held(gate.kind());
                             tracing::info!(callback_id = %callback.id, %gate, "held by pacing");
                         }
                         holds.push((callback.id, gate));
@@ -286,17 +283,13 @@ impl Dispatcher {
             )
             .await;
 
-        let mut confirmed = Vec::new();
         let mut sent = Vec::new();
         let mut undeliverable = Vec::new();
         let mut unconfirmed = 0;
         for (publication, outcome) in publications.iter().zip(outcomes) {
             let id = publication.confirmed.id;
             match outcome {
-                PublishOutcome::Confirmed => {
-                    confirmed.push(publication.confirmed);
-                    sent.push(publication);
-                }
+                PublishOutcome::Confirmed => sent.push(publication),
                 PublishOutcome::Returned { reply_code, reply_text } => undeliverable.push(Undeliverable {
                     id,
                     failure: Failure::Returned,
@@ -321,6 +314,7 @@ impl Dispatcher {
         if unconfirmed > 0 {
             self.broker.report_broken();
         }
+        let confirmed: Vec<Confirmed> = sent.iter().map(|p| p.confirmed).collect();
 
         let dispatched = claim.mark_dispatched(&confirmed, &self.instance).await?;
         let retries = claim
@@ -342,10 +336,10 @@ impl Dispatcher {
             };
             let route = publication.confirmed.route;
             // Time held by pacing is reported apart from the dispatcher's own lateness.
-            let held_ms = publication.paced_since.map_or(0.0, |since| {
-                (row.dispatched_at - since).num_microseconds().unwrap_or(0) as f64 / 1000.0
-            });
-            if publication.paced_since.is_some() {
+            let mut held_ms = 0.0;
+            if let Some(since) = publication.paced_since {
+                held_ms =
+                    (row.dispatched_at - since).num_microseconds().unwrap_or(0) as f64 / 1000.0;
                 crate::instruments::paced(publication.skill_id.get(), held_ms / 1000.0);
             }
             let lateness_ms = (row.lateness_ms - held_ms).max(0.0);

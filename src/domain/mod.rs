@@ -41,7 +41,7 @@ pub use slots::{
     SLOT_SEARCH, SLOTS_MAX, Slot, SlotPolicy, SlotPolicyError, nearest_free, replan_full,
     slot_full_message,
 };
-pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression};
+pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression, check_dnc_scope};
 pub use window::{
     CallingHours, CallingHoursError, CallingHoursJson, DispatchWindow, Opening, dispatch_window,
     opening,

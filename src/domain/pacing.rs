@@ -28,6 +28,14 @@ impl Gate {
         }
     }
 
+    /// The metric label: `skill` or `agent`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Skill(_) => "skill",
+            Self::Agent(_) => "agent",
+        }
+    }
+
     pub fn decode(stored: i64) -> Result<Self, IdError> {
         if stored < 0 {
             AgentId::new(-stored).map(Self::Agent)

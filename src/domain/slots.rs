@@ -172,8 +172,13 @@ impl super::Skill {
     /// The slot an instant falls in, when the skill has slots: read in the skill's zone
     /// (else `default_zone`), where its calling hours and staffing are.
     pub fn slot_at(&self, at: DateTime<Utc>, default_zone: Tz) -> Option<Slot> {
-        let zone = self.time_zone.unwrap_or(default_zone);
+        let zone = self.slot_zone(default_zone);
         self.policy.slots.as_ref().map(|p| p.slot_at(at, zone))
+    }
+
+    /// The zone its slots are cut in: its own, else `default_zone`.
+    pub fn slot_zone(&self, default_zone: Tz) -> Tz {
+        self.time_zone.unwrap_or(default_zone)
     }
 }
 
@@ -192,7 +197,7 @@ pub fn replan_full(
     default_zone: Tz,
     nearest: bool,
 ) -> Result<super::NewCallback, super::RequestError> {
-    let zone = skill.time_zone.unwrap_or(default_zone);
+    let zone = skill.slot_zone(default_zone);
     let Some(wanted) = callback.slot else {
         return Ok(callback);
     };

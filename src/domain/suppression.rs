@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{PhoneNumber, SkillId, TextField, TextFieldError};
+use super::{PhoneNumber, SecurityUser, SkillId, TextField, TextFieldError};
 
 /// A do-not-call entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,22 @@ impl NewDncEntry {
             reason,
             expires_at,
         })
+    }
+}
+
+/// Who may change the list for a scope (`None`: every skill): a user restricted to some
+/// skills, only for those.
+pub fn check_dnc_scope(user: &SecurityUser, skill: Option<SkillId>) -> Result<(), String> {
+    match skill {
+        Some(skill) if !user.may_use_skill(skill) => Err(format!(
+            "security user `{}` may not use skill {skill}",
+            user.name
+        )),
+        None if user.skills.is_some() => Err(format!(
+            "security user `{}` is restricted to some skills and may not list a number for every skill; give skillId",
+            user.name
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -17,6 +17,23 @@ use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{Callback, CallbackId, CallbackState, Route, Skill, Suppression};
 
+/// What a [`Due`] row holds (read by `due_from_row`): the callback `c` with its skill, its
+/// do-not-call match and `paced_at` — a `SELECT … FROM … JOIN` the claims complete with
+/// their `WHERE`.
+macro_rules! due_select {
+    () => {
+        concat!(
+            "SELECT ",
+            skill_columns!(),
+            ", ",
+            callback_columns!(),
+            ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
+               FROM callbacks c JOIN skills s ON s.id = c.skill_id",
+            dnc_match!("c.phone_number", "c.skill_id")
+        )
+    };
+}
+
 /// The channel the `callbacks_notify_due` trigger notifies.
 const DUE_CHANNEL: &str = "callbackd_due";
 
@@ -137,13 +154,8 @@ pub const DISPATCHER_PLANNER: [(&str, &str); 3] = [
 /// batch is full. `$1`: the batch size.
 pub const CLAIM_DUE: &str = concat!(
     "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
-         LEFT JOIN LATERAL (SELECT ",
-    skill_columns!(),
-    ", ",
-    callback_columns!(),
-    ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
-           FROM callbacks c JOIN skills s ON s.id = c.skill_id",
-    dnc_match!("c.phone_number", "c.skill_id"),
+         LEFT JOIN LATERAL (",
+    due_select!(),
     " WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
              AND (c.expires_at IS NULL OR c.expires_at > now())
            ORDER BY c.due_at

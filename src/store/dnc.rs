@@ -2,9 +2,8 @@
 //! the create and the dispatcher share (`dnc_match!`).
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use sqlx::Row;
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
 
 use super::{Store, StoreError};
 use crate::domain::{DncEntry, NewDncEntry, PhoneNumber, SkillId, Suppression};
@@ -83,10 +82,10 @@ impl Store {
         entry: &NewDncEntry,
         actor: &str,
     ) -> Result<(DncEntry, Listed), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let listed = put(&mut tx, entry, actor).await?;
-        tx.commit().await?;
-        Ok(listed)
+        let rows = write_entries(&self.pool, &[entry], actor, false).await?;
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("the listing returned no row".into()))
     }
 
     /// Lists many numbers in one transaction (all or nothing), each with an audit event, a
@@ -108,36 +107,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut written = 0;
         for slice in unique.chunks(1000) {
-            let phones: Vec<&str> = slice.iter().map(|e| e.phone_number.as_str()).collect();
-            let skills: Vec<Option<i64>> =
-                slice.iter().map(|e| e.skill_id.map(SkillId::get)).collect();
-            let reasons: Vec<&str> = slice.iter().map(|e| e.reason.as_str()).collect();
-            let expiries: Vec<Option<DateTime<Utc>>> = slice.iter().map(|e| e.expires_at).collect();
-            sqlx::query(
-                "WITH listed AS (
-                    INSERT INTO dnc_entries (phone_number, skill_id, reason, expires_at, created_by)
-                    SELECT * , $5 FROM unnest($1::text[], $2::bigint[], $3::text[],
-                                              $4::timestamptz[])
-                    ON CONFLICT (phone_number, (COALESCE(skill_id, 0))) DO UPDATE
-                       SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
-                           updated_at = now()
-                    RETURNING phone_number, skill_id, reason, expires_at, (xmax = 0) AS inserted
-                 )
-                 INSERT INTO dnc_events (phone_number, skill_id, actor, kind, details)
-                 SELECT phone_number, skill_id, $5,
-                        CASE WHEN inserted THEN 'listed' ELSE 'updated' END,
-                        jsonb_build_object('reason', reason, 'expiresAt', expires_at,
-                                           'import', true)
-                 FROM listed",
-            )
-            .bind(&phones)
-            .bind(&skills)
-            .bind(&reasons)
-            .bind(&expiries)
-            .bind(actor)
-            .execute(&mut *tx)
-            .await
-            .map_err(foreign_key_is_unknown_skill)?;
+            write_entries(&mut *tx, slice, actor, true).await?;
             written += slice.len();
             progress(written);
         }
@@ -210,50 +180,60 @@ impl Store {
     }
 }
 
-async fn put(
-    tx: &mut Transaction<'static, Postgres>,
-    entry: &NewDncEntry,
+/// Lists numbers (or replaces their entries for the same scope) with an audit event each,
+/// in one statement; `import` is recorded in the events. A number may appear once per scope.
+async fn write_entries<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    entries: &[&NewDncEntry],
     actor: &str,
-) -> Result<(DncEntry, Listed), StoreError> {
+    import: bool,
+) -> Result<Vec<(DncEntry, Listed)>, StoreError> {
+    let phones: Vec<&str> = entries.iter().map(|e| e.phone_number.as_str()).collect();
+    let skills: Vec<Option<i64>> = entries
+        .iter()
+        .map(|e| e.skill_id.map(SkillId::get))
+        .collect();
+    let reasons: Vec<&str> = entries.iter().map(|e| e.reason.as_str()).collect();
+    let expiries: Vec<Option<DateTime<Utc>>> = entries.iter().map(|e| e.expires_at).collect();
     // `xmax = 0` tells an insert from an update of the same row.
-    let row = sqlx::query(
-        "INSERT INTO dnc_entries (phone_number, skill_id, reason, expires_at, created_by)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (phone_number, (COALESCE(skill_id, 0))) DO UPDATE
-            SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
-                updated_at = now()
-         RETURNING phone_number, skill_id, reason, expires_at, created_by, created_at,
-                   updated_at, (xmax = 0) AS inserted",
+    let rows = sqlx::query(
+        "WITH listed AS (
+            INSERT INTO dnc_entries (phone_number, skill_id, reason, expires_at, created_by)
+            SELECT *, $5 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[])
+            ON CONFLICT (phone_number, (COALESCE(skill_id, 0))) DO UPDATE
+               SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
+                   updated_at = now()
+            RETURNING phone_number, skill_id, reason, expires_at, created_by, created_at,
+                      updated_at, (xmax = 0) AS inserted
+         ), events AS (
+            INSERT INTO dnc_events (phone_number, skill_id, actor, kind, details)
+            SELECT phone_number, skill_id, $5,
+                   CASE WHEN inserted THEN 'listed' ELSE 'updated' END,
+                   jsonb_build_object('reason', reason, 'expiresAt', expires_at)
+                   || CASE WHEN $6 THEN jsonb_build_object('import', true) ELSE '{}' END
+            FROM listed
+         )
+         SELECT * FROM listed",
     )
-    .bind(entry.phone_number.as_str())
-    .bind(entry.skill_id.map(SkillId::get))
-    .bind(&entry.reason)
-    .bind(entry.expires_at)
+    .bind(&phones)
+    .bind(&skills)
+    .bind(&reasons)
+    .bind(&expiries)
     .bind(actor)
-    .fetch_one(&mut **tx)
+    .bind(import)
+    .fetch_all(executor)
     .await
     .map_err(foreign_key_is_unknown_skill)?;
-    let listed = if row.try_get::<bool, _>("inserted")? {
-        Listed::Created
-    } else {
-        Listed::Updated
-    };
-    let kind = match listed {
-        Listed::Created => "listed",
-        Listed::Updated => "updated",
-    };
-    sqlx::query(
-        "INSERT INTO dnc_events (phone_number, skill_id, actor, kind, details)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(entry.phone_number.as_str())
-    .bind(entry.skill_id.map(SkillId::get))
-    .bind(actor)
-    .bind(kind)
-    .bind(json!({ "reason": entry.reason, "expiresAt": entry.expires_at }))
-    .execute(&mut **tx)
-    .await?;
-    Ok((entry_from_row(&row)?, listed))
+    rows.iter()
+        .map(|row| {
+            let listed = if row.try_get::<bool, _>("inserted")? {
+                Listed::Created
+            } else {
+                Listed::Updated
+            };
+            Ok((entry_from_row(row)?, listed))
+        })
+        .collect()
 }
 
 /// An entry for a skill that does not exist breaks the foreign key: say so plainly.

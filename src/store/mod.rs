@@ -12,6 +12,7 @@ mod record;
 mod dnc;
 mod change;
 mod create;
+#[macro_use]
 mod dispatch;
 mod ingest;
 mod operator;

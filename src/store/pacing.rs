@@ -61,13 +61,8 @@ pub const GATE_READINGS: &str = "SELECT g.gate,
 /// many each): a walk of `callbacks_paced` per gate.
 pub const HELD: &str = concat!(
     "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS t(gate, n)
-     CROSS JOIN LATERAL (SELECT ",
-    skill_columns!(),
-    ", ",
-    callback_columns!(),
-    ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
-       FROM callbacks c JOIN skills s ON s.id = c.skill_id",
-    dnc_match!("c.phone_number", "c.skill_id"),
+     CROSS JOIN LATERAL (",
+    due_select!(),
     " WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
          AND c.due_at <= now()
          AND (c.expires_at IS NULL OR c.expires_at > now())

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::views::{CreateRequest, CreatedAnswer};
 use crate::api::AppState;
+use crate::api::availability::slots_with_bookings;
 use crate::api::error::{ApiError, ResultCode};
 use crate::api::extract::{Caller, JsonBody};
 use crate::domain::{
@@ -182,7 +183,6 @@ async fn book_in_slot(
     nearest: bool,
 ) -> Result<(Answer, Inserted), ApiError> {
     const TRIES: usize = 4;
-    let zone = skill.time_zone.unwrap_or(state.rules.default_time_zone);
     for _ in 0..TRIES {
         let Some(slot) = callback.slot else {
             break;
@@ -195,11 +195,7 @@ async fn book_in_slot(
                 let from = (slot.start - SLOT_SEARCH).max(now);
                 let to = slot.start + SLOT_SEARCH;
                 let policy = skill.policy.slots.as_ref().ok_or_else(ApiError::internal)?;
-                let around = policy.slots(from, to, zone, skill.policy.calling_hours.as_ref());
-                let booked = state
-                    .store
-                    .slot_bookings(skill.id, around.first().map_or(from, |s| s.start), to)
-                    .await?;
+                let (around, booked) = slots_with_bookings(state, skill, policy, from, to).await?;
                 callback = replan_full(
                     callback,
                     skill,
