@@ -133,6 +133,9 @@ impl Application {
                 broker_stop.cancel();
             });
         }
+        let cache_store = store.clone();
+        let cache_shutdown = shutdown.clone();
+        tracker.spawn(async move { cache_store.keep_cache(cache_shutdown).await });
         let mut scheduler =
             maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
 

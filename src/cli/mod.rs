@@ -117,7 +117,7 @@ pub enum UserCommand {
         #[arg(long = "skill", value_delimiter = ',')]
         skills: Vec<String>,
     },
-    /// Disable a security user: its token stops working at once.
+    /// Disable a security user: its token stops working on every daemon within milliseconds.
     Disable { name: String },
     /// List security users (never their tokens).
     List,

@@ -253,14 +253,14 @@ impl CreateInput {
 }
 
 impl CreateInput {
-    /// The number to look up on the do-not-call list, when it parses; whether it does is
-    /// judged again, in the spec's order, by [`plan_create`].
-    pub fn phone_number(&self, rules: &ScheduleRules) -> Option<PhoneNumber> {
+    /// The number, parsed once (libphonenumber's rules are the dearest CPU of a create): the
+    /// do-not-call look-up needs it before [`plan_create`], which reports a bad one in the
+    /// spec's order.
+    pub fn phone_number(&self, rules: &ScheduleRules) -> Result<PhoneNumber, PhoneNumberError> {
         PhoneNumber::parse(
             self.phone_number.as_deref().unwrap_or_default(),
             rules.default_region,
         )
-        .ok()
     }
 }
 
@@ -327,10 +327,12 @@ fn calling_window(
 }
 
 /// Plans a create: every rule after the look-up, in the spec's order (skill, agent,
-/// schedule date, phone number). `requested` is what [`CreateInput::requested`] read.
+/// schedule date, phone number). `requested` is what [`CreateInput::requested`] read,
+/// `phone` what [`CreateInput::phone_number`] parsed.
 pub fn plan_create(
     input: CreateInput,
     requested: Requested,
+    phone: Result<PhoneNumber, PhoneNumberError>,
     id: CallbackId,
     context: &CreateContext,
     rules: &ScheduleRules,
@@ -369,10 +371,7 @@ pub fn plan_create(
         })
         .transpose()?;
     let expires_at = expiry(asked_expiry, skill, due_at)?;
-    let phone_number = PhoneNumber::parse(
-        input.phone_number.as_deref().unwrap_or_default(),
-        rules.default_region,
-    )?;
+    let phone_number = phone?;
     let slot = skill.slot_at(due_at, rules.default_time_zone);
     if let Some(suppression) = &context.suppression {
         return Err(RequestError::DoNotCall(
@@ -576,7 +575,15 @@ mod tests {
 
     fn plan(input: CreateInput, context: &CreateContext) -> Result<NewCallback, RequestError> {
         let requested = input.requested()?;
-        plan_create(input, requested, CallbackId::generate(), context, &rules())
+        let phone = input.phone_number(&rules());
+        plan_create(
+            input,
+            requested,
+            phone,
+            CallbackId::generate(),
+            context,
+            &rules(),
+        )
     }
 
     fn context() -> CreateContext {

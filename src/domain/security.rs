@@ -124,7 +124,7 @@ impl fmt::Debug for Token {
 }
 
 /// What the store keeps of a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenHash(pub [u8; 32]);
 
 impl TokenHash {

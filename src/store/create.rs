@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::directory::{agent_from_row, skill_from_row};
 use super::{Store, StoreError};
-use crate::domain::{AgentId, CreateContext, NewCallback, PhoneNumber, SecurityUser, SkillId};
+use crate::domain::{
+    Agent, AgentId, CreateContext, NewCallback, PhoneNumber, SecurityUser, Skill, SkillId,
+};
 
 /// The `Idempotency-Key` of a create request and a digest of its body.
 #[derive(Debug, Clone)]
@@ -44,6 +46,14 @@ impl Store {
         agent: Option<AgentId>,
         phone: Option<&PhoneNumber>,
     ) -> Result<CreateContext, StoreError> {
+        let cached_agent = match agent {
+            None => Some(None),
+            Some(id) => self.cache.agent(id),
+        };
+        if let (Some(found), Some(agent)) = (self.cache.skill(skill), cached_agent) {
+            return self.create_context_with(skill, found, agent, phone).await;
+        }
+        let ticket = self.cache.ticket();
         let row = sqlx::query(concat!(
             "SELECT now() AS now, ",
             skill_columns!(),
@@ -62,7 +72,7 @@ impl Store {
         .await?;
         let skill_found: Option<i64> = row.try_get("s_id")?;
         let agent_found: Option<i64> = row.try_get("a_id")?;
-        Ok(CreateContext {
+        let context = CreateContext {
             now: row.try_get("now")?,
             skill: skill_found
                 .map(|_| skill_from_row(&row, "s_"))
@@ -70,6 +80,36 @@ impl Store {
             agent: agent_found
                 .map(|_| agent_from_row(&row, "a_"))
                 .transpose()?,
+            suppression: super::dnc::suppression_from_row(&row)?,
+        };
+        self.cache.keep_skill(ticket, skill, &context.skill);
+        if let Some(id) = agent {
+            self.cache.keep_agent(ticket, id, &context.agent);
+        }
+        Ok(context)
+    }
+
+    /// The rest of a create's context, the skill and agent being known: the database clock
+    /// and the do-not-call probe (too many numbers to hold in memory).
+    async fn create_context_with(
+        &self,
+        skill_id: SkillId,
+        skill: Option<Skill>,
+        agent: Option<Agent>,
+        phone: Option<&PhoneNumber>,
+    ) -> Result<CreateContext, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT now() AS now, dnc.dnc_skill_id, dnc.dnc_reason FROM (SELECT 1) AS one",
+            dnc_match!("$2", "$1")
+        ))
+        .bind(skill_id.get())
+        .bind(phone.map(PhoneNumber::as_str))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CreateContext {
+            now: row.try_get("now")?,
+            skill,
+            agent,
             suppression: super::dnc::suppression_from_row(&row)?,
         })
     }

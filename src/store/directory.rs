@@ -2,6 +2,7 @@ use chrono_tz::Tz;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
+use super::cache::Table;
 use super::{Store, StoreError};
 use crate::domain::{
     Agent, AgentId, CallingHours, CallingHoursJson, Skill, SkillId, SkillPacing, SkillPolicy,
@@ -58,15 +59,23 @@ const IMPORT_REPORT_EVERY: usize = 500;
 impl Store {
     pub async fn upsert_skill(&self, skill: &Skill) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        upsert_skill(&mut conn, skill).await
+        upsert_skill(&mut conn, skill).await?;
+        self.cache.invalidate(Some(Table::Skills));
+        Ok(())
     }
 
     pub async fn upsert_agent(&self, agent: &Agent) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        upsert_agent(&mut conn, agent).await
+        upsert_agent(&mut conn, agent).await?;
+        self.cache.invalidate(Some(Table::Agents));
+        Ok(())
     }
 
     pub async fn skill(&self, id: SkillId) -> Result<Option<Skill>, StoreError> {
+        if let Some(skill) = self.cache.skill(id) {
+            return Ok(skill);
+        }
+        let ticket = self.cache.ticket();
         let row = sqlx::query(concat!(
             "SELECT ",
             skill_columns!(),
@@ -75,7 +84,9 @@ impl Store {
         .bind(id.get())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| skill_from_row(&r, "s_")).transpose()
+        let skill = row.map(|r| skill_from_row(&r, "s_")).transpose()?;
+        self.cache.keep_skill(ticket, id, &skill);
+        Ok(skill)
     }
 
     /// Sets a skill's pacing limits only; `None` when the skill does not exist.
@@ -100,15 +111,22 @@ impl Store {
         .bind(limits.max_per_minute.map(|n| n as i32))
         .fetch_optional(&self.pool)
         .await?;
+        self.cache.invalidate(Some(Table::Skills));
         row.map(|r| skill_from_row(&r, "s_")).transpose()
     }
 
     pub async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
+        if let Some(agent) = self.cache.agent(id) {
+            return Ok(agent);
+        }
+        let ticket = self.cache.ticket();
         let row = sqlx::query("SELECT id, username, active FROM agents WHERE id = $1")
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| agent_from_row(&r, "")).transpose()
+        let agent = row.map(|r| agent_from_row(&r, "")).transpose()?;
+        self.cache.keep_agent(ticket, id, &agent);
+        Ok(agent)
     }
 
     /// Every skill, by id (the console's directory; at most `limit`).
@@ -169,6 +187,7 @@ impl Store {
         }
         written(done);
         tx.commit().await?;
+        self.cache.invalidate(None);
         Ok(ImportSummary {
             skills: skills.len(),
             agents: agents.len(),

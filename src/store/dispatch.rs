@@ -209,7 +209,7 @@ impl Store {
             true,
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self::on(pool))
     }
 
     pub async fn begin_claim(&self) -> Result<Claim, StoreError> {

@@ -10,6 +10,7 @@ mod directory;
 mod record;
 #[macro_use]
 mod dnc;
+mod cache;
 mod change;
 mod create;
 #[macro_use]
@@ -47,6 +48,9 @@ pub use sessions::Session;
 pub use slots::Booked;
 pub use timers::{Backlog, PacedSkill};
 pub use users::UserSummary;
+
+/// How long a daemon may serve a cached security user, skill or agent without reading it again.
+pub use cache::MAX_AGE as CACHE_MAX_AGE;
 
 /// The dispatcher's statements as it runs them, and its sessions' planner settings: for the
 /// benchmark suite, which times and `EXPLAIN`s them.
@@ -151,6 +155,17 @@ impl SessionLimits {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Security users and the directory, while [`Store::keep_cache`] runs (the daemon).
+    cache: std::sync::Arc<cache::Cache>,
+}
+
+impl Store {
+    fn on(pool: PgPool) -> Self {
+        Self {
+            pool,
+            cache: std::sync::Arc::new(cache::Cache::new()),
+        }
+    }
 }
 
 impl Store {
@@ -198,7 +213,7 @@ impl Store {
             false,
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self::on(pool))
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -64,7 +64,7 @@ impl Store {
             true,
         )
         .await?;
-        Ok(Self { pool })
+        Ok(Self::on(pool))
     }
 
     /// The security user named `name`, telling a disabled one from an unknown one.

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::cache::Table;
 use super::{Store, StoreError, is_unique_violation};
 use crate::domain::{Permission, SecurityUser, SkillId, TokenHash};
 
@@ -34,6 +35,7 @@ impl Store {
         .bind(&skills)
         .fetch_one(&self.pool)
         .await
+        .inspect(|_| self.cache.invalidate(Some(Table::SecurityUsers)))
         .map_err(|e| {
             if is_unique_violation(&e) {
                 StoreError::Conflict(format!("a security user named `{name}` already exists"))
@@ -51,6 +53,7 @@ impl Store {
         .bind(name)
         .execute(&self.pool)
         .await?;
+        self.cache.invalidate(Some(Table::SecurityUsers));
         Ok(done.rows_affected() == 1)
     }
 
@@ -80,6 +83,10 @@ impl Store {
         &self,
         token: &TokenHash,
     ) -> Result<Option<SecurityUser>, StoreError> {
+        if let Some(user) = self.cache.user(token) {
+            return Ok(Some(user));
+        }
+        let ticket = self.cache.ticket();
         let row = sqlx::query(
             "SELECT id, name, permissions, skill_ids FROM security_users
              WHERE token_sha256 = $1 AND disabled_at IS NULL",
@@ -87,7 +94,12 @@ impl Store {
         .bind(&token.0[..])
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        // Unknown tokens are not kept: anyone can send many.
+        if let Some(user) = &user {
+            self.cache.keep_user(ticket, token, user);
+        }
+        Ok(user)
     }
 }
 

@@ -100,14 +100,15 @@ impl TestApp {
         app
     }
 
-    /// Another daemon on the same database and exchange; returns once its `/readyz` says
-    /// ready (database and, when it dispatches, the broker).
-    pub async fn spawn_peer(&mut self, adjust: impl FnOnce(&mut Settings)) {
+    /// Another daemon on the same database and exchange; returns its base URL once its
+    /// `/readyz` says ready (database and, when it dispatches, the broker).
+    pub async fn spawn_peer(&mut self, adjust: impl FnOnce(&mut Settings)) -> String {
         let mut settings = self.settings.clone();
         settings.api.listen = "127.0.0.1:0".parse().expect("address");
         adjust(&mut settings);
         let app = Application::build(settings).await.expect("peer builds");
-        let readyz = format!("http://{}/readyz", app.local_addr());
+        let base = format!("http://{}", app.local_addr());
+        let readyz = format!("{base}/readyz");
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         self.peers.push(shutdown);
@@ -115,7 +116,7 @@ impl TestApp {
             if let Ok(r) = self.client.get(&readyz).send().await
                 && r.status() == StatusCode::OK
             {
-                return;
+                return base;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bulk;
+mod cache;
 mod cli;
 mod console;
 mod create;

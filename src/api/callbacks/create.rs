@@ -81,12 +81,13 @@ pub async fn create(
         .create_context(
             requested.skill_id,
             requested.target_agent_id,
-            phone.as_ref(),
+            phone.as_ref().ok(),
         )
         .await?;
     let callback = plan_create(
         input,
         requested,
+        phone,
         CallbackId::generate(),
         &context,
         &state.rules,
