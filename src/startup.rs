@@ -112,7 +112,9 @@ impl Application {
             )
         });
         if let Some(broker) = &broker {
-            let dispatcher_store = Store::for_dispatcher(&settings.database, workers).await?;
+            let dispatcher_store = Store::for_dispatcher(&settings.database, workers)
+                .await?
+                .sharing_cache_of(&store);
             let mut loops = tokio::task::JoinSet::new();
             for worker in 0..workers {
                 let dispatcher = Dispatcher::new(

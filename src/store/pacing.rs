@@ -16,7 +16,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::dispatch::{Claim, Due, due_from_row};
+use super::dispatch::{Claim, Due, claimed_from_row};
 use crate::domain::{CallbackId, Gate, GateReading, SkillId};
 
 /// The gates holding callbacks: a recursive skip scan of `callbacks_paced`, one probe per
@@ -159,7 +159,11 @@ impl Claim {
             .bind(&limits)
             .fetch_all(&mut *self.tx)
             .await?;
-        rows.iter().map(due_from_row).collect()
+        let claimed = rows
+            .iter()
+            .map(claimed_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_skills(claimed).await
     }
 
     /// Holds callbacks at the gate that stopped them (pending; out of the due walk). One
