@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Options;
 use crate::consumer::Consumer;
 use crate::infra::{Ctx, SKILL, db_now};
-use crate::profile::CpuSampler;
+use crate::profile::{CpuSampler, per_item};
 use crate::runs;
 
 /// A message as callbackd would publish it for a skill-routed callback: the same JSON fields,
@@ -137,6 +137,7 @@ pub async fn broker(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "seconds_to_confirm_all": confirmed.as_secs_f64(),
         "seconds_to_deliver_all": delivered.as_secs_f64(),
         "duplicates": seen.duplicates,
+        "cpu_us_per_item": per_item(&cpu, n, "message", None),
         "cpu": cpu,
     }))
 }
@@ -265,6 +266,7 @@ async fn claim_loop(
             "mark": per_batch(mark_t),
             "commit": per_batch(commit_t),
         },
+        "cpu_us_per_item": per_item(&cpu, rows, "row", None),
         "cpu": cpu,
     }))
 }
@@ -332,6 +334,7 @@ async fn single_row_creates(ctx: &Ctx, options: &Options) -> anyhow::Result<Valu
         "seconds": elapsed.as_secs_f64(),
         "creates_per_s": created as f64 / elapsed.as_secs_f64(),
         "latency_ms": crate::report::percentiles(latencies),
+        "cpu_us_per_item": per_item(&cpu, created, "create", None),
         "cpu": cpu,
     }))
 }
