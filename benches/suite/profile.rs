@@ -45,6 +45,8 @@ pub struct CpuSampler {
 struct CpuTotals {
     wall: Duration,
     by_group: BTreeMap<String, u64>,
+    /// Processes in no group, by command name: who else was busy.
+    others: BTreeMap<String, u64>,
     busy: u64,
     idle: u64,
 }
@@ -74,9 +76,18 @@ impl CpuSampler {
             json!(round2(seconds(totals.busy.saturating_sub(grouped)))),
         );
         groups.insert("idle".into(), json!(round2(seconds(totals.idle))));
+        let mut others: Vec<(&String, &u64)> =
+            totals.others.iter().filter(|(_, t)| **t >= 10).collect();
+        others.sort_by_key(|(_, t)| std::cmp::Reverse(**t));
+        let others: serde_json::Map<String, Value> = others
+            .into_iter()
+            .take(5)
+            .map(|(comm, t)| (comm.clone(), json!(round2(seconds(*t)))))
+            .collect();
         json!({
             "wall_seconds": round2(wall),
             "cpu_seconds": groups,
+            "other_processes_busiest": others,
             "busy_seconds": round2(seconds(totals.busy)),
             "cores_busy": round2(seconds(totals.busy) / wall),
         })
@@ -151,12 +162,18 @@ fn sample_until(watched: &[(&'static str, u32)], stop: &AtomicBool) -> CpuTotals
     }
     let (busy1, idle1) = machine_ticks();
     let mut by_group = BTreeMap::new();
+    let mut others = BTreeMap::new();
     for (group, base, latest) in seen.into_values() {
-        *by_group.entry(group).or_insert(0) += latest.saturating_sub(base);
+        let ticks = latest.saturating_sub(base);
+        match group.strip_prefix(OTHER_PREFIX) {
+            Some(comm) => *others.entry(comm.to_owned()).or_insert(0) += ticks,
+            None => *by_group.entry(group).or_insert(0) += ticks,
+        }
     }
     CpuTotals {
         wall: started.elapsed(),
         by_group,
+        others,
         busy: busy1.saturating_sub(busy0),
         idle: idle1.saturating_sub(idle0),
     }
@@ -180,7 +197,11 @@ fn machine_ticks() -> (u64, u64) {
     (busy, idle)
 }
 
-/// Processes of interest with their group and CPU ticks (user + system, all threads).
+/// Marks a process in no group (its command name follows), kept to name the busiest of them.
+const OTHER_PREFIX: &str = "\u{0}other:";
+
+/// Processes with their group (or [`OTHER_PREFIX`] and their command name) and CPU ticks
+/// (user + system, all threads).
 fn processes(watched: &[(&'static str, u32)], me: u32) -> Vec<(u32, String, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -203,7 +224,7 @@ fn processes(watched: &[(&'static str, u32)], me: u32) -> Vec<(u32, String, u64)
             match comm.trim() {
                 "postgres" => postgres_group(pid).to_owned(),
                 "beam.smp" | "erl_child_setup" | "epmd" | "inet_gethost" => "rabbitmq".to_owned(),
-                _ => continue,
+                other => format!("{OTHER_PREFIX}{other}"),
             }
         };
         if let Some(ticks) = cpu_ticks(pid) {

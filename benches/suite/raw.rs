@@ -142,8 +142,12 @@ pub async fn broker(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     }))
 }
 
-/// The bare claim: due rows in due order, locked, skipping locked ones.
-const CLAIM: &str = "SELECT c.* FROM callbacks c WHERE c.state = 'pending' AND c.due_at <= now()
+/// The bare claim: due rows in due order, locked, skipping locked ones. It names what the
+/// daemon's one due index (`callbacks_ready`: pending, not held by pacing) covers, so that it
+/// walks that index as the daemon's claim does; without `paced_at IS NULL` no index matches
+/// and every claim reads the whole table.
+const CLAIM: &str = "SELECT c.* FROM callbacks c
+     WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
      ORDER BY c.due_at LIMIT $1 FOR UPDATE SKIP LOCKED";
 
 /// The bare recording: one UPDATE from an array of ids.
