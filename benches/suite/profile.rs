@@ -379,8 +379,12 @@ impl Activity {
 fn statement_kind(query: &str) -> String {
     let q = query.split_whitespace().collect::<Vec<_>>().join(" ");
     let upper = q.to_uppercase();
-    let kind = if upper.contains("SKIP LOCKED") {
+    // The daemon's claim is longer than the 1,024 characters sampled: it is known by its
+    // opening (`SELECT now() AS now, claimed.* …`).
+    let kind = if upper.contains("SKIP LOCKED") || upper.contains("CLAIMED.*") {
         "claim (SELECT … FOR UPDATE SKIP LOCKED)"
+    } else if upper.starts_with("WITH RECURSIVE GATES") {
+        "held gates (pacing's scan of callbacks_paced)"
     } else if upper.starts_with("WITH DONE") {
         "mark dispatched (UPDATE … FROM unnest + events)"
     } else if upper.starts_with("WITH RETRY") {
