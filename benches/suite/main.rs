@@ -90,7 +90,7 @@ pub struct Options {
     #[arg(long, default_value_t = 200)]
     availability_requests: usize,
     /// The full-size run: --burst 1000000 --scale-pending 10000,1000000,5000000
-    /// --scale-dispatched 5000000 (about 25 minutes here).
+    /// --scale-dispatched 5000000 (about 30 minutes here).
     #[arg(long)]
     big: bool,
     /// Ingest: concurrent HTTP clients.
