@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Options;
 use crate::infra::{Ctx, Daemon, states};
-use crate::profile::{Activity, CpuSampler, counters_delta, pg_counters};
+use crate::profile::{Activity, CpuSampler, counters_delta, per_item, pg_counters};
 use crate::report::percentiles;
 
 struct ClientTally {
@@ -65,8 +65,8 @@ pub async fn run(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
 
     let pool = crate::infra::connect(&url, 1).await?;
     let before = pg_counters(&ctx.admin, &name).await?;
-    let cpu = CpuSampler::start(vec![("callbackd", daemon.pid)]);
     let activity = Activity::start(&ctx.db_url("postgres"), &name).await?;
+    let cpu = CpuSampler::start(vec![("callbackd", daemon.pid), activity.watched()]);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(options.ingest_seconds);
     let mut tasks = Vec::new();
@@ -132,6 +132,7 @@ pub async fn run(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "transport_errors": errors,
         "peak_rss_mib": rss,
         "states_after": states(&pool).await?,
+        "cpu_us_per_item": per_item(&cpu, created, "create", Some(("callbackd", "callbackd"))),
         "cpu": cpu,
         "pg_activity": activity,
         "pg_counters": counters_delta(&before, &after),

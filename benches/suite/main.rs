@@ -1,10 +1,12 @@
-//! callbackd's benchmark suite (issue 4): the machine's raw limits, callbackd's burst drain,
-//! steady lateness, claim cost at scale, ingest and memory, and a peer scheduler doing the
-//! same work, all in one run so that ratios survive a noisy, shared machine.
+//! callbackd's benchmark suite: the machine's raw limits, callbackd's burst drain, steady
+//! lateness (at two rates), claim cost at scale, ingest and memory, and two peer schedulers
+//! (graphile-worker, pg-boss) doing the same work, all in one run so that ratios survive a
+//! noisy, shared machine. Every section reports the CPU it cost per item of work
+//! (`cpu_us_per_item`: PostgreSQL, the scheduler, RabbitMQ, the bench, from `/proc`).
 //!
-//! Run it with `bash bench/run.sh [options]` (it installs the peer, then runs
-//! `cargo bench --bench suite -- [options]`); `--help` lists the options. It prints one table
-//! and writes `bench/results.json`.
+//! Run it with `bash bench/run.sh [options]` (it installs the peers, then runs
+//! `cargo bench --bench suite -- [options]`); `--help` lists the options. It prints its
+//! tables and writes `bench/results.json`.
 //!
 //! Everything it creates — databases `<run>_*`, exchanges and quorum queues `<run>.*` — is
 //! named after this run and removed at the end. The daemon under test is the real
@@ -30,6 +32,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::json;
 
 use crate::infra::Ctx;
+use crate::peer::{Peer, PgBossSetting};
 use crate::report::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,7 +43,11 @@ enum Section {
     Steady,
     Scale,
     Ingest,
-    Peer,
+    /// graphile-worker's burst and steady.
+    #[value(alias = "peer")]
+    Graphile,
+    /// pg-boss's burst and steady, at its default polling interval and at its best settings.
+    Pgboss,
 }
 
 /// callbackd benchmark suite. Defaults finish in under 10 minutes on a 2-core machine.
@@ -51,14 +58,18 @@ pub struct Options {
     /// database's message and row counts).
     #[arg(long, default_value_t = 100_000)]
     burst: u64,
-    /// Jobs in the peer's burst drain (default: the same as --burst, at most 50000, so that
-    /// the defaults finish in under 10 minutes; its rate is compared, not its time).
+    /// Jobs in the peers' burst drains (default: the same as --burst, at most 50000, so that
+    /// the defaults finish in under 10 minutes; their rates are compared, not their times).
     #[arg(long)]
     peer_burst: Option<u64>,
     /// Steady lateness: callbacks maturing per second.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
-    /// Steady lateness: for how many seconds.
+    /// Steady lateness at a higher rate too (callbacks maturing per second; 0 leaves it out).
+    /// The peers run at --rate only.
+    #[arg(long, default_value_t = 5000)]
+    high_rate: u64,
+    /// Steady lateness: for how many seconds (each rate).
     #[arg(long, default_value_t = 30)]
     seconds: u64,
     /// Scale: pending callbacks (spread over the next year) at each step, ascending.
@@ -79,7 +90,7 @@ pub struct Options {
     #[arg(long, default_value_t = 200)]
     availability_requests: usize,
     /// The full-size run: --burst 1000000 --scale-pending 10000,1000000,5000000
-    /// --scale-dispatched 5000000 (about 25 minutes here).
+    /// --scale-dispatched 5000000 (about 30 minutes here).
     #[arg(long)]
     big: bool,
     /// Ingest: concurrent HTTP clients.
@@ -107,7 +118,7 @@ pub struct Options {
     /// Run only these sections (comma-separated); ratios need their reference sections.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Section>,
-    /// Leave out the peer (graphile-worker needs Node and bench/peer/node_modules).
+    /// Leave out both peers (they need Node and bench/peer/node_modules).
     #[arg(long)]
     no_peer: bool,
     /// A seconds-long run with tiny sizes, to check that every section works.
@@ -137,6 +148,7 @@ impl Options {
         if self.smoke {
             self.burst = 2_000;
             self.rate = 200;
+            self.high_rate = self.high_rate.min(1000);
             self.seconds = 3;
             self.scale_pending = vec![1_000, 10_000];
             self.scale_dispatched = 10_000;
@@ -152,7 +164,7 @@ impl Options {
 
     fn runs(&self, section: Section) -> bool {
         (self.only.is_empty() || self.only.contains(&section))
-            && !(section == Section::Peer && self.no_peer)
+            && !(matches!(section, Section::Graphile | Section::Pgboss) && self.no_peer)
     }
 
     fn peer_burst(&self) -> u64 {
@@ -172,6 +184,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let ctx = Ctx::new(&options).await?;
+    profile::set_run(&ctx.run);
     eprintln!("bench: run {} — logs in {}", ctx.run, ctx.out_dir.display());
     let mut report = Report::new(&options, &ctx).await;
 
@@ -232,9 +245,48 @@ async fn sections(ctx: &Ctx, options: &Options, report: &mut Report) -> anyhow::
         "raw_database_again",
         raw::database_again(ctx, options)
     );
-    section!(Section::Peer, "peer_burst", peer::burst(ctx, options));
-    section!(Section::Steady, "steady", runs::steady(ctx, options));
-    section!(Section::Peer, "peer_steady", peer::steady(ctx, options));
+    section!(
+        Section::Graphile,
+        "graphile_burst",
+        peer::burst(ctx, options, Peer::Graphile)
+    );
+    section!(
+        Section::Pgboss,
+        "pgboss_burst_tuned",
+        peer::burst(ctx, options, Peer::PgBoss(PgBossSetting::Tuned))
+    );
+    section!(
+        Section::Pgboss,
+        "pgboss_burst_default",
+        peer::burst(ctx, options, Peer::PgBoss(PgBossSetting::Default))
+    );
+    section!(
+        Section::Steady,
+        "steady",
+        runs::steady(ctx, options, options.rate, "steady")
+    );
+    if options.high_rate > 0 {
+        section!(
+            Section::Steady,
+            "steady_high",
+            runs::steady(ctx, options, options.high_rate, "steady_high")
+        );
+    }
+    section!(
+        Section::Graphile,
+        "graphile_steady",
+        peer::steady(ctx, options, Peer::Graphile)
+    );
+    section!(
+        Section::Pgboss,
+        "pgboss_steady_tuned",
+        peer::steady(ctx, options, Peer::PgBoss(PgBossSetting::Tuned))
+    );
+    section!(
+        Section::Pgboss,
+        "pgboss_steady_default",
+        peer::steady(ctx, options, Peer::PgBoss(PgBossSetting::Default))
+    );
     section!(Section::Ingest, "ingest", ingest::run(ctx, options));
     section!(Section::Scale, "scale", scale::run(ctx, options));
     if failed.is_empty() {

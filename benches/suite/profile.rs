@@ -1,7 +1,8 @@
 //! A `perf`-free profile of a phase: CPU seconds by process group from `/proc` (callbackd,
-//! the peer, PostgreSQL, RabbitMQ, this bench, everything else — the other tenants), what
-//! the run's database sessions are doing from `pg_stat_activity` sampled every 10 ms, and
-//! PostgreSQL's counters (commits, tuples, WAL) before and after.
+//! the peer, PostgreSQL, RabbitMQ, this bench, everything else — the other tenants), the same
+//! as CPU microseconds per item of work ([`per_item`]), what the run's database sessions are
+//! doing from `pg_stat_activity` sampled every 10 ms, and PostgreSQL's counters (commits,
+//! tuples, WAL) before and after.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +18,23 @@ use tokio_util::sync::CancellationToken;
 const TICKS: f64 = 100.0;
 const CPU_EVERY: Duration = Duration::from_millis(200);
 const ACTIVITY_EVERY: Duration = Duration::from_millis(10);
+/// The group of this bench process (the load generator and the consumer).
+pub const BENCH_GROUP: &str = "bench (load generator, consumer)";
+/// PostgreSQL backends (and autovacuum workers) of databases that are not this run's: other
+/// tenants of the server, and the bench's admin connection. Kept out of the `postgres` group,
+/// which holds the run's backends and the server's shared processes (WAL writer,
+/// checkpointer, background writer).
+pub const OTHER_DATABASES_GROUP: &str = "postgres (other databases)";
+static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the run, whose databases are `<run>_*`: their backends count as `postgres`.
+pub fn set_run(run: &str) {
+    let _ = RUN.set(run.to_owned());
+}
+
+/// The group of the PostgreSQL backend serving the activity sampler: the bench's cost, not
+/// the workload's, so kept out of the `postgres` group.
+pub const SAMPLER_BACKEND_GROUP: &str = "postgres backend of the bench's activity sampler";
 
 pub struct CpuSampler {
     stop: Arc<AtomicBool>,
@@ -27,6 +45,8 @@ pub struct CpuSampler {
 struct CpuTotals {
     wall: Duration,
     by_group: BTreeMap<String, u64>,
+    /// Processes in no group, by command name: who else was busy.
+    others: BTreeMap<String, u64>,
     busy: u64,
     idle: u64,
 }
@@ -56,12 +76,63 @@ impl CpuSampler {
             json!(round2(seconds(totals.busy.saturating_sub(grouped)))),
         );
         groups.insert("idle".into(), json!(round2(seconds(totals.idle))));
+        let mut others: Vec<(&String, &u64)> =
+            totals.others.iter().filter(|(_, t)| **t >= 10).collect();
+        others.sort_by_key(|(_, t)| std::cmp::Reverse(**t));
+        let others: serde_json::Map<String, Value> = others
+            .into_iter()
+            .take(5)
+            .map(|(comm, t)| (comm.clone(), json!(round2(seconds(*t)))))
+            .collect();
         json!({
             "wall_seconds": round2(wall),
             "cpu_seconds": groups,
+            "other_processes_busiest": others,
+            "busy_seconds": round2(seconds(totals.busy)),
             "cores_busy": round2(seconds(totals.busy) / wall),
         })
     }
+}
+
+/// CPU microseconds per item of work (a message, row, create, callback or job) over a phase,
+/// from a [`CpuSampler::stop`] result: `postgres` (the backends and autovacuum workers of
+/// the run's databases, and the server's shared processes: WAL writer, checkpointer,
+/// background writer), the scheduler under test if any (`scheduler` =
+/// its group label in the sampler and its key here: `callbackd` or `node`), `rabbitmq`,
+/// `bench` (this process, plus the backend of its activity sampler), `other_processes`
+/// (other tenants of the machine, including PostgreSQL backends of other databases), and
+/// `machine_busy` (all busy CPU time, from /proc/stat).
+/// The figures are as fine as the kernel's 10 ms ticks over the phase.
+pub fn per_item(cpu: &Value, items: u64, item: &str, scheduler: Option<(&str, &str)>) -> Value {
+    let seconds = |group: &str| cpu["cpu_seconds"][group].as_f64();
+    let per = |s: Option<f64>| {
+        s.filter(|_| items > 0)
+            .map(|s| (s * 1e6 / items as f64 * 10.0).round() / 10.0)
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("item".into(), json!(item));
+    out.insert("items".into(), json!(items));
+    out.insert(
+        "postgres".into(),
+        json!(per(seconds("postgres").or(Some(0.0)))),
+    );
+    if let Some((group, key)) = scheduler {
+        out.insert(key.into(), json!(per(seconds(group).or(Some(0.0)))));
+    }
+    out.insert(
+        "rabbitmq".into(),
+        json!(per(seconds("rabbitmq").or(Some(0.0)))),
+    );
+    let bench = seconds(BENCH_GROUP).unwrap_or(0.0) + seconds(SAMPLER_BACKEND_GROUP).unwrap_or(0.0);
+    out.insert("bench".into(), json!(per(Some(bench))));
+    let other =
+        seconds("other processes").unwrap_or(0.0) + seconds(OTHER_DATABASES_GROUP).unwrap_or(0.0);
+    out.insert("other_processes".into(), json!(per(Some(other))));
+    out.insert(
+        "machine_busy".into(),
+        json!(per(cpu["busy_seconds"].as_f64())),
+    );
+    Value::Object(out)
 }
 
 fn round2(x: f64) -> f64 {
@@ -91,12 +162,18 @@ fn sample_until(watched: &[(&'static str, u32)], stop: &AtomicBool) -> CpuTotals
     }
     let (busy1, idle1) = machine_ticks();
     let mut by_group = BTreeMap::new();
+    let mut others = BTreeMap::new();
     for (group, base, latest) in seen.into_values() {
-        *by_group.entry(group).or_insert(0) += latest.saturating_sub(base);
+        let ticks = latest.saturating_sub(base);
+        match group.strip_prefix(OTHER_PREFIX) {
+            Some(comm) => *others.entry(comm.to_owned()).or_insert(0) += ticks,
+            None => *by_group.entry(group).or_insert(0) += ticks,
+        }
     }
     CpuTotals {
         wall: started.elapsed(),
         by_group,
+        others,
         busy: busy1.saturating_sub(busy0),
         idle: idle1.saturating_sub(idle0),
     }
@@ -120,7 +197,11 @@ fn machine_ticks() -> (u64, u64) {
     (busy, idle)
 }
 
-/// Processes of interest with their group and CPU ticks (user + system, all threads).
+/// Marks a process in no group (its command name follows), kept to name the busiest of them.
+const OTHER_PREFIX: &str = "\u{0}other:";
+
+/// Processes with their group (or [`OTHER_PREFIX`] and their command name) and CPU ticks
+/// (user + system, all threads).
 fn processes(watched: &[(&'static str, u32)], me: u32) -> Vec<(u32, String, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -137,13 +218,13 @@ fn processes(watched: &[(&'static str, u32)], me: u32) -> Vec<(u32, String, u64)
         let group = if let Some((label, _)) = watched.iter().find(|(_, p)| *p == pid) {
             (*label).to_owned()
         } else if pid == me {
-            "bench (load generator, consumer)".to_owned()
+            BENCH_GROUP.to_owned()
         } else {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             match comm.trim() {
-                "postgres" => "postgres".to_owned(),
+                "postgres" => postgres_group(pid).to_owned(),
                 "beam.smp" | "erl_child_setup" | "epmd" | "inet_gethost" => "rabbitmq".to_owned(),
-                _ => continue,
+                other => format!("{OTHER_PREFIX}{other}"),
             }
         };
         if let Some(ticks) = cpu_ticks(pid) {
@@ -151,6 +232,31 @@ fn processes(watched: &[(&'static str, u32)], me: u32) -> Vec<(u32, String, u64)
         }
     }
     out
+}
+
+/// `postgres`, or [`OTHER_DATABASES_GROUP`] for a backend or autovacuum worker of a database
+/// that is not the run's, read from the process title ("postgres: 15/main: USER DATABASE
+/// HOST(PORT) STATE", "… autovacuum worker DATABASE").
+fn postgres_group(pid: u32) -> &'static str {
+    let Some(run) = RUN.get() else {
+        return "postgres";
+    };
+    let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let title = String::from_utf8_lossy(&title).replace('\0', " ");
+    let words: Vec<&str> = title.split_whitespace().collect();
+    let client = words
+        .iter()
+        .position(|w| *w == "[local]" || (w.contains('(') && w.ends_with(')')))
+        .filter(|&i| i >= 1)
+        .map(|i| words[i - 1]);
+    let autovacuum = words
+        .windows(3)
+        .find(|w| w[0] == "autovacuum" && w[1] == "worker")
+        .map(|w| w[2]);
+    match client.or(autovacuum) {
+        Some(database) if !database.starts_with(run.as_str()) => OTHER_DATABASES_GROUP,
+        _ => "postgres",
+    }
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -166,6 +272,9 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// Samples what the sessions of one database are doing.
 pub struct Activity {
+    /// The PostgreSQL backend serving the sampler (give it to the [`CpuSampler`] as
+    /// [`SAMPLER_BACKEND_GROUP`], so that its queries are not counted as the workload's).
+    pub backend_pid: u32,
     cancel: CancellationToken,
     handle: tokio::task::JoinHandle<anyhow::Result<Value>>,
 }
@@ -175,6 +284,9 @@ impl Activity {
         let mut conn = PgConnection::connect(server_db_url)
             .await
             .context("connecting the activity sampler")?;
+        let backend_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await?;
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let database = database.to_owned();
@@ -241,7 +353,16 @@ impl Activity {
                 "sessions_per_sample": shares,
             }))
         });
-        Ok(Self { cancel, handle })
+        Ok(Self {
+            backend_pid: backend_pid.unsigned_abs(),
+            cancel,
+            handle,
+        })
+    }
+
+    /// The sampler's backend, labelled for a [`CpuSampler`].
+    pub fn watched(&self) -> (&'static str, u32) {
+        (SAMPLER_BACKEND_GROUP, self.backend_pid)
     }
 
     pub async fn stop(self) -> Value {
@@ -258,8 +379,12 @@ impl Activity {
 fn statement_kind(query: &str) -> String {
     let q = query.split_whitespace().collect::<Vec<_>>().join(" ");
     let upper = q.to_uppercase();
-    let kind = if upper.contains("SKIP LOCKED") {
+    // The daemon's claim is longer than the 1,024 characters sampled: it is known by its
+    // opening (`SELECT now() AS now, claimed.* …`).
+    let kind = if upper.contains("SKIP LOCKED") || upper.contains("CLAIMED.*") {
         "claim (SELECT … FOR UPDATE SKIP LOCKED)"
+    } else if upper.starts_with("WITH RECURSIVE GATES") {
+        "held gates (pacing's scan of callbacks_paced)"
     } else if upper.starts_with("WITH DONE") {
         "mark dispatched (UPDATE … FROM unnest + events)"
     } else if upper.starts_with("WITH RETRY") {

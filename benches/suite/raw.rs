@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Options;
 use crate::consumer::Consumer;
 use crate::infra::{Ctx, SKILL, db_now};
-use crate::profile::CpuSampler;
+use crate::profile::{CpuSampler, per_item};
 use crate::runs;
 
 /// A message as callbackd would publish it for a skill-routed callback: the same JSON fields,
@@ -137,12 +137,17 @@ pub async fn broker(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "seconds_to_confirm_all": confirmed.as_secs_f64(),
         "seconds_to_deliver_all": delivered.as_secs_f64(),
         "duplicates": seen.duplicates,
+        "cpu_us_per_item": per_item(&cpu, n, "message", None),
         "cpu": cpu,
     }))
 }
 
-/// The bare claim: due rows in due order, locked, skipping locked ones.
-const CLAIM: &str = "SELECT c.* FROM callbacks c WHERE c.state = 'pending' AND c.due_at <= now()
+/// The bare claim: due rows in due order, locked, skipping locked ones. It names what the
+/// daemon's one due index (`callbacks_ready`: pending, not held by pacing) covers, so that it
+/// walks that index as the daemon's claim does; without `paced_at IS NULL` no index matches
+/// and every claim reads the whole table.
+const CLAIM: &str = "SELECT c.* FROM callbacks c
+     WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
      ORDER BY c.due_at LIMIT $1 FOR UPDATE SKIP LOCKED";
 
 /// The bare recording: one UPDATE from an array of ids.
@@ -265,6 +270,7 @@ async fn claim_loop(
             "mark": per_batch(mark_t),
             "commit": per_batch(commit_t),
         },
+        "cpu_us_per_item": per_item(&cpu, rows, "row", None),
         "cpu": cpu,
     }))
 }
@@ -332,6 +338,7 @@ async fn single_row_creates(ctx: &Ctx, options: &Options) -> anyhow::Result<Valu
         "seconds": elapsed.as_secs_f64(),
         "creates_per_s": created as f64 / elapsed.as_secs_f64(),
         "latency_ms": crate::report::percentiles(latencies),
+        "cpu_us_per_item": per_item(&cpu, created, "create", None),
         "cpu": cpu,
     }))
 }

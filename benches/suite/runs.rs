@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::Options;
 use crate::consumer::Consumer;
 use crate::infra::{Ctx, Daemon, SKILL, db_now, states};
-use crate::profile::{Activity, CpuSampler, counters_delta, pg_counters};
+use crate::profile::{Activity, CpuSampler, counters_delta, per_item, pg_counters};
 use crate::report::percentiles;
 
 /// Rows per INSERT statement when loading.
@@ -67,7 +67,7 @@ pub async fn burst(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     let activity = Activity::start(&ctx.db_url("postgres"), &db.name).await?;
 
     let daemon = Daemon::spawn(ctx, options, &db.url, &exchange, "burst")?;
-    let cpu = CpuSampler::start(vec![("callbackd", daemon.pid)]);
+    let cpu = CpuSampler::start(vec![("callbackd", daemon.pid), activity.watched()]);
     let waited = consumer
         .wait_for(n, Duration::from_secs(300 + n / 500))
         .await;
@@ -97,6 +97,7 @@ pub async fn burst(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "duplicates": seen.duplicates,
         "states_after": states(&db.pool).await?,
         "passes": dispatch_passes(&db.pool).await?,
+        "cpu_us_per_item": per_item(&cpu, n, "callback", Some(("callbackd", "callbackd"))),
         "cpu": cpu,
         "pg_activity": activity,
         "pg_counters": counters_delta(&before, &after),
@@ -106,24 +107,34 @@ pub async fn burst(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     Ok(result)
 }
 
-/// (4) Steady lateness: R callbacks maturing per second for T seconds, inserted ahead of time
-/// while the daemon runs; lateness = arrival at the consumer − `dueAt` from the body.
-pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
-    let total = options.rate * options.seconds;
+/// Seconds between loading a steady run's rows and the first one maturing: enough to load
+/// them (about 60,000 rows a second here) with room to spare.
+pub fn head_start(rows: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(3_000 + i64::try_from(rows / 60).unwrap_or(i64::MAX))
+}
+
+/// (4) Steady lateness: `rate` callbacks maturing per second for T seconds, inserted ahead of
+/// time while the daemon runs; lateness = arrival at the consumer − `dueAt` from the body.
+/// `label` names its database, queue and log.
+pub async fn steady(ctx: &Ctx, options: &Options, rate: u64, label: &str) -> anyhow::Result<Value> {
+    let total = rate * options.seconds;
     crate::infra::checkpoint(ctx).await?;
-    let db = ctx.fresh_db("steady").await?;
+    let db = ctx.fresh_db(label).await?;
     let exchange = ctx.declare_exchange("callbacks").await?;
-    let mut consumer = Consumer::start(ctx, &exchange, "steady").await?;
-    let mut daemon = Daemon::spawn(ctx, options, &db.url, &exchange, "steady")?;
+    let mut consumer = Consumer::start(ctx, &exchange, label).await?;
+    let mut daemon = Daemon::spawn(ctx, options, &db.url, &exchange, label)?;
     daemon.wait_ready(Duration::from_secs(30)).await?;
-    let start = db_now(&db.pool).await? + chrono::Duration::seconds(3);
-    insert_spread(&db.pool, total, start, 1.0 / options.rate as f64).await?;
+    let start = db_now(&db.pool).await? + head_start(total);
+    insert_spread(&db.pool, total, start, 1.0 / rate as f64).await?;
     if db_now(&db.pool).await? >= start {
-        bail!("loading {total} callbacks took longer than the 3 s head start");
+        bail!(
+            "loading {total} callbacks took longer than the {} ms head start",
+            head_start(total).num_milliseconds()
+        );
     }
     let before = pg_counters(&ctx.admin, &db.name).await?;
-    let cpu = CpuSampler::start(vec![("callbackd", daemon.pid)]);
     let activity = Activity::start(&ctx.db_url("postgres"), &db.name).await?;
+    let cpu = CpuSampler::start(vec![("callbackd", daemon.pid), activity.watched()]);
     let waited = consumer
         .wait_for(total, Duration::from_secs(options.seconds + 63))
         .await;
@@ -135,7 +146,7 @@ pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
     daemon.stop()?;
     let after = pg_counters(&ctx.admin, &db.name).await?;
     let result = json!({
-        "rate_per_s": options.rate,
+        "rate_per_s": rate,
         "seconds": options.seconds,
         "callbacks": total,
         "lateness_ms": percentiles(seen.lateness_ms),
@@ -143,6 +154,7 @@ pub async fn steady(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
         "duplicates": seen.duplicates,
         "peak_rss_mib": rss,
         "passes": dispatch_passes(&db.pool).await?,
+        "cpu_us_per_item": per_item(&cpu, total, "callback", Some(("callbackd", "callbackd"))),
         "cpu": cpu,
         "pg_activity": activity,
         "pg_counters": counters_delta(&before, &after),
