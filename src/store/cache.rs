@@ -38,8 +38,10 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// and a caller could ask for many).
 const CAPACITY: usize = 10_000;
 
-/// How long the listener waits before connecting again after a failure.
-const RECONNECT_AFTER: Duration = Duration::from_millis(250);
+/// How long the listener waits before connecting again after a failure: doubling from the
+/// first to the last, so that an outage of the database is one warning, not one every pause.
+const RECONNECT_FIRST: Duration = Duration::from_millis(250);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// A table the cache holds entries of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +224,7 @@ impl Store {
     /// directory's notifications, and serves nothing from the cache while not listening.
     pub async fn keep_cache(&self, shutdown: CancellationToken) {
         let cache = &self.cache;
+        let mut pause = RECONNECT_FIRST;
         while !shutdown.is_cancelled() {
             let listened = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -230,13 +233,20 @@ impl Store {
             let mut listener = match listened {
                 Ok(listener) => listener,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for directory changes; reading the database on every request");
+                    if pause == RECONNECT_FIRST {
+                        tracing::warn!(error = %e, "cannot listen for directory changes; reading the database on every request until it can");
+                    } else {
+                        tracing::debug!(error = %e, "still cannot listen for directory changes");
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(RECONNECT_AFTER) => continue,
+                        _ = tokio::time::sleep(pause) => {},
                     }
+                    pause = (pause * 2).min(RECONNECT_MAX);
+                    continue;
                 }
             };
+            pause = RECONNECT_FIRST;
             // Subscribed: from here on every change notifies us.
             cache.set_live(true);
             tracing::debug!("directory cache live");
