@@ -21,7 +21,7 @@ use crate::domain::{Callback, CallbackId, CallbackState, Route, Skill, SkillId, 
 
 /// What a claimed row holds (read by `claimed_from_row`): the callback `c` with its
 /// do-not-call match and `paced_at` — a `SELECT … FROM …` the claims complete with their
-/// `WHERE`. The skills come from the cache ([`Claim::skills`]): a batch holds few skills,
+/// `WHERE`. The skills come from the cache (`Claim::with_skills`): a batch holds few skills,
 /// and reading one per row cost every callback a join and 17 columns to encode and decode.
 macro_rules! due_select {
     () => {

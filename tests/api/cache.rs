@@ -51,18 +51,23 @@ async fn elsewhere(app: &TestApp) -> Store {
         .expect("another store")
 }
 
-#[tokio::test]
-async fn a_disabled_token_is_refused_by_every_daemon_within_milliseconds() {
+/// Two daemons on one database, and a token `name` each has just cached (one request each).
+async fn pair_caching(name: &str) -> (TestApp, Vec<String>, String) {
     let mut app = TestApp::spawn().await;
     let peer = app.spawn_peer(|_| {}).await;
-    let bases = [app.base.clone(), peer];
-    let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
-    let token = app.token("script", &["all"], &[]).await;
-    let other = elsewhere(&app).await;
-
+    let bases = vec![app.base.clone(), peer];
+    let token = app.token(name, &["all"], &[]).await;
     for base in &bases {
         assert_eq!(status_as(&app, base, &token).await, StatusCode::OK);
     }
+    (app, bases, token)
+}
+
+#[tokio::test]
+async fn a_disabled_token_is_refused_by_every_daemon_within_milliseconds() {
+    let (app, bases, token) = pair_caching("script").await;
+    let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
+    let other = elsewhere(&app).await;
     assert!(other.disable_user("script").await.expect("disabled"));
     let took = refused_everywhere(&app, &bases, &token).await;
     assert!(
@@ -73,14 +78,8 @@ async fn a_disabled_token_is_refused_by_every_daemon_within_milliseconds() {
 
 #[tokio::test]
 async fn the_cli_disabling_a_user_takes_effect_on_every_daemon_within_a_second() {
-    let mut app = TestApp::spawn().await;
-    let peer = app.spawn_peer(|_| {}).await;
-    let bases = [app.base.clone(), peer];
+    let (app, bases, token) = pair_caching("leaver").await;
     let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
-    let token = app.token("leaver", &["all"], &[]).await;
-    for base in &bases {
-        assert_eq!(status_as(&app, base, &token).await, StatusCode::OK);
-    }
     let envs = app.child_env();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
