@@ -18,6 +18,9 @@ use crate::infra::{Ctx, Daemon, SKILL};
 use crate::report::percentiles;
 use crate::statements::{CLAIM, NEXT_DUE, dispatcher_connection};
 
+/// The due poll's pause (the dispatcher's, when another claim holds due callbacks), seconds.
+const POLL_PAUSE_S: f64 = 0.05;
+
 /// Pending rows due now at every step: what each timed claim finds.
 const DUE_ROWS: i64 = 100;
 const CHUNK: i64 = 250_000;
@@ -173,6 +176,7 @@ async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<V
         let t = Instant::now();
         sqlx::query(NEXT_DUE)
             .bind(claimed_at)
+            .bind(POLL_PAUSE_S)
             .fetch_one(&mut *conn)
             .await?;
         poll.push(ms(t.elapsed()));
@@ -190,6 +194,7 @@ async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<V
         let t = Instant::now();
         sqlx::query(NEXT_DUE)
             .bind(before_due)
+            .bind(POLL_PAUSE_S)
             .fetch_one(&mut *conn)
             .await?;
         poll_clear.push(ms(t.elapsed()));
@@ -225,7 +230,9 @@ async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<V
         conn,
         &format!(
             "EXPLAIN (ANALYZE, BUFFERS) {}",
-            NEXT_DUE.replace("$1", "now()")
+            NEXT_DUE
+                .replace("$1", "now()")
+                .replace("$2", &POLL_PAUSE_S.to_string())
         ),
     )
     .await?;
@@ -233,7 +240,9 @@ async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<V
         conn,
         &format!(
             "EXPLAIN (ANALYZE, BUFFERS) {}",
-            NEXT_DUE.replace("$1", &format!("'{}'::timestamptz", before_due.to_rfc3339()))
+            NEXT_DUE
+                .replace("$1", &format!("'{}'::timestamptz", before_due.to_rfc3339()))
+                .replace("$2", &POLL_PAUSE_S.to_string())
         ),
     )
     .await?;

@@ -142,7 +142,7 @@ impl Dispatcher {
     /// (it may die and release them), without spinning on them.
     async fn next_wake(&self, claimed_at: DateTime<Utc>) -> Duration {
         let poll = self.settings.dispatch.poll_interval();
-        match self.store.next_due(claimed_at).await {
+        match self.store.next_due(claimed_at, CONTENDED_PAUSE).await {
             Ok(next) => {
                 let mut sleep = next.next_in.unwrap_or(poll).min(poll);
                 if next.held_elsewhere {
