@@ -73,6 +73,7 @@ impl Default for Settings {
                 batch_size: 500,
                 workers: 2,
                 poll_interval_ms: 5_000,
+                gather_ms: 5,
                 publish_window: 256,
                 confirm_timeout_ms: 10_000,
                 retry_initial_ms: 1_000,

@@ -187,6 +187,8 @@ pub struct DispatchSettings {
     /// Dispatch loops in this daemon, each with its own claim transaction.
     pub workers: u32,
     pub poll_interval_ms: u64,
+    /// After a pass that emptied the due index, wait at least this long before the next.
+    pub gather_ms: u64,
     pub publish_window: usize,
     pub confirm_timeout_ms: u64,
     pub retry_initial_ms: u64,
@@ -316,6 +318,9 @@ impl DispatchSettings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
     }
+    pub fn gather(&self) -> Duration {
+        Duration::from_millis(self.gather_ms)
+    }
     pub fn confirm_timeout(&self) -> Duration {
         Duration::from_millis(self.confirm_timeout_ms)
     }
@@ -375,6 +380,18 @@ mod tests {
         assert!(err.contains("dispatch.confirm_timeout_ms"), "{err}");
         assert!(err.contains("idle limit"), "{err}");
         s.dispatch.confirm_timeout_ms = CONFIRM_TIMEOUT_MAX_MS;
+        s.validate().expect("at the bound");
+    }
+
+    #[test]
+    fn gather_is_at_most_a_second_and_may_be_zero() {
+        let mut s = Settings::default();
+        s.dispatch.gather_ms = 1_001;
+        let err = s.validate().expect_err("too long").to_string();
+        assert!(err.contains("dispatch.gather_ms"), "{err}");
+        s.dispatch.gather_ms = 0;
+        s.validate().expect("no gathering");
+        s.dispatch.gather_ms = 1_000;
         s.validate().expect("at the bound");
     }
 

@@ -121,6 +121,12 @@ impl Settings {
                 format!("{} is not in 1..=60000", d.poll_interval_ms),
             );
         }
+        if d.gather_ms > 1_000 {
+            return invalid(
+                "dispatch.gather_ms",
+                format!("{} is not in 0..=1000", d.gather_ms),
+            );
+        }
         if d.workers == 0 || d.workers > 16 {
             return invalid(
                 "dispatch.workers",

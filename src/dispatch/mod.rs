@@ -27,10 +27,6 @@ use crate::store::{
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// When due rows exist but others hold them, look again after this long.
 const CONTENDED_PAUSE: Duration = Duration::from_millis(50);
-/// After a partial batch, wait at least this long: callbacks maturing one by one (1,000/s)
-/// are then published ten at a time instead of each costing a pass of five statements, at
-/// the price of at most this much lateness. A notification still wakes the loop at once.
-const GATHER: Duration = Duration::from_millis(10);
 
 /// One dispatch loop. A daemon runs `dispatch.workers` of them on one broker channel, so
 /// that one batch's database work overlaps another's publishing; `SKIP LOCKED` keeps them
@@ -125,8 +121,9 @@ impl Dispatcher {
                 }
                 Ok(pass) => {
                     let wake = self.next_wake(pass.claimed_at).await;
-                    pass.paced_wake
-                        .map_or(wake, |paced| wake.min(paced.max(GATHER)))
+                    pass.paced_wake.map_or(wake, |paced| {
+                        wake.min(paced.max(self.settings.dispatch.gather()))
+                    })
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch pass failed");
@@ -148,7 +145,11 @@ impl Dispatcher {
                 if next.held_elsewhere {
                     sleep = sleep.min(CONTENDED_PAUSE);
                 }
-                sleep.max(GATHER)
+                // `dispatch.gather_ms`: callbacks maturing one by one (1,000/s) then go out
+                // a few per pass instead of each costing a pass of several statements, at
+                // the price of at most that much lateness. A notification still wakes the
+                // loop at once.
+                sleep.max(self.settings.dispatch.gather())
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the next due time");
