@@ -106,37 +106,56 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings)
-        .await
-        .context("starting callbackd")?;
+    // Listening before start-up: a stop that arrives while migrations run or the database
+    // is slow to answer ends the process cleanly instead of killing it by the signal.
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let signals = Signals::listen().context("listening for SIGTERM and SIGINT")?;
+    tokio::spawn(signals.cancel_on_signal(shutdown.clone()));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "callbackd starting");
+    let app = tokio::select! {
+        app = Application::build(settings) => app.context("starting callbackd")?,
+        () = shutdown.cancelled() => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
     app.run_until_stopped(shutdown).await?;
     Ok(())
 }
 
-/// SIGTERM (systemd) or SIGINT (a terminal) cancel the one shutdown token.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM (systemd) and SIGINT (a terminal), registered at once: a signal that arrives
+/// before [`Signals::cancel_on_signal`] first runs is kept, not lost.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    let _ = ctrl_c.await;
-                    shutdown.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    shutdown.cancel();
-    tracing::info!("shutdown requested");
+
+    /// Either signal cancels the one shutdown token.
+    async fn cancel_on_signal(mut self, shutdown: CancellationToken) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        tracing::info!("shutdown requested");
+    }
 }

@@ -11,6 +11,8 @@ use crate::support::consumer::Consumer;
 /// A `callbackd` child process dispatching for `app`'s database and exchange.
 pub struct Daemon {
     child: Child,
+    /// Its stderr (the JSON log), unless `TEST_LOG` sends it to the terminal.
+    log: Option<std::path::PathBuf>,
 }
 
 impl Daemon {
@@ -20,19 +22,36 @@ impl Daemon {
 
     /// Listening for HTTP on `listen`.
     pub fn start_on(app: &TestApp, name: &str, batch_size: u32, listen: &str) -> Self {
-        let log = std::env::var_os("TEST_LOG").is_some();
-        let child = Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+        command
             .envs(app.child_env())
             .env("CALLBACKD_API__LISTEN", listen)
             .env("CALLBACKD_DISPATCH__INSTANCE_NAME", name)
             .env("CALLBACKD_DISPATCH__BATCH_SIZE", batch_size.to_string())
-            .env("CALLBACKD_DISPATCH__SHUTDOWN_DEADLINE_MS", "5000")
+            .env("CALLBACKD_DISPATCH__SHUTDOWN_DEADLINE_MS", "5000");
+        Self::spawn(command, name)
+    }
+
+    /// Runs `command` (the daemon) with a JSON log kept in a file of its own, unless
+    /// `TEST_LOG` sends it to the terminal.
+    pub fn spawn(mut command: Command, name: &str) -> Self {
+        let log = (std::env::var_os("TEST_LOG").is_none()).then(|| {
+            std::env::temp_dir().join(format!(
+                "callbackd-{name}-{}.log",
+                uuid::Uuid::now_v7().simple()
+            ))
+        });
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("daemon log file")),
+            None => Stdio::inherit(),
+        };
+        let child = command
             .env("CALLBACKD_LOG__FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(if log { Stdio::inherit() } else { Stdio::null() })
+            .stderr(stderr)
             .spawn()
             .expect("callbackd starts");
-        Self { child }
+        Self { child, log }
     }
 
     pub fn kill9(&mut self) {
@@ -51,6 +70,12 @@ impl Daemon {
         assert!(sent.success());
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                if !status.success() {
+                    eprintln!(
+                        "callbackd exited with {status}; its log ends:\n{}",
+                        self.log_tail()
+                    );
+                }
                 return (status, started.elapsed());
             }
             assert!(
@@ -62,10 +87,51 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// A child started by the test itself, its log wherever the test sent it.
+    pub fn adopt(child: Child) -> Self {
+        Self { child, log: None }
+    }
+
+    /// The daemon's log so far ("" when it is not kept here).
+    fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
+
+    /// The last lines of the daemon's log, for a failure message.
+    fn log_tail(&self) -> String {
+        if self.log.is_none() {
+            return "(not kept here: TEST_LOG is set, or the test chose where it went)".into();
+        }
+        let text = self.log();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Waits until the log has a line with `message`.
+    async fn wait_for_log(&self, message: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !self.log().contains(message) {
+            assert!(
+                started.elapsed() < timeout,
+                "no {message:?} in the log within {timeout:?}: {}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = &self.log {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -137,22 +203,20 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
     let ids: HashSet<String> = app.insert_due(4000, None).await.into_iter().collect();
 
     let mut daemon = Daemon::start(&app, "graceful", 100);
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // Stopped by what the database has recorded, not by what the consumer has read: a
+    // consumer slowed by a busy machine can lag the daemon by the whole burst.
     let started = Instant::now();
-    while seen.len() < 500 && started.elapsed() < Duration::from_secs(20) {
-        if let Some(m) = consumer.next(Duration::from_millis(100)).await {
-            *seen.entry(m.callback_id()).or_default() += 1;
-        }
+    let dispatched = || async { app.states().await.get("dispatched").copied().unwrap_or(0) };
+    while dispatched().await < 500 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (status, took) = daemon.terminate();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     assert!(status.success(), "exit status {status}");
     assert!(
         took < Duration::from_secs(5),
         "stopped in {took:?}, deadline 5 s"
     );
-    while let Some(m) = consumer.next(Duration::from_millis(500)).await {
-        *seen.entry(m.callback_id()).or_default() += 1;
-    }
     // What it published it also recorded: the dispatched rows are exactly those delivered.
     let dispatched: HashSet<String> =
         sqlx::query_scalar("SELECT id::text FROM callbacks WHERE state = 'dispatched'")
@@ -161,6 +225,23 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
             .expect("dispatched ids")
             .into_iter()
             .collect();
+    assert!(
+        dispatched.len() >= 500 && dispatched.len() < ids.len(),
+        "the stop came mid-burst ({} of {} dispatched)",
+        dispatched.len(),
+        ids.len()
+    );
+    receive_all(
+        &mut consumer,
+        &mut seen,
+        &dispatched,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Anything published but not recorded would arrive now.
+    while let Some(m) = consumer.next(Duration::from_millis(500)).await {
+        *seen.entry(m.callback_id()).or_default() += 1;
+    }
     let delivered: HashSet<String> = seen.keys().cloned().collect();
     let unrecorded = delivered.difference(&dispatched).count();
     let undelivered = dispatched.difference(&delivered).count();
@@ -188,6 +269,42 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
     assert_eq!(duplicates, 0, "a graceful stop causes no duplicate");
 }
 
+/// A stop that arrives while start-up still waits for the database ends the process cleanly
+/// (exit 0, and the log says so), not by the signal.
+#[tokio::test]
+async fn sigterm_during_start_up_exits_zero() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        return; // the test reads the daemon's log from its file
+    }
+    // A server that accepts connections and never answers: start-up waits on it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let url = format!(
+        "postgres://postgres@{}/callbackd",
+        silent.local_addr().expect("addr")
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+    command
+        .env("CALLBACKD_DATABASE__URL", url)
+        .env("CALLBACKD_API__LISTEN", "127.0.0.1:0");
+    let mut daemon = Daemon::spawn(command, "starting");
+    daemon
+        .wait_for_log("callbackd starting", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        daemon.child.try_wait().expect("try_wait").is_none(),
+        "still starting: {}",
+        daemon.log_tail()
+    );
+
+    let (status, took) = daemon.terminate();
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    let log = daemon.log();
+    assert!(log.contains("stopped during start-up"), "{log}");
+    assert!(!log.contains("callbackd serving HTTP"), "{log}");
+}
+
 /// systemd's side of the notify protocol: a datagram socket the daemon reports to.
 #[tokio::test]
 async fn reports_ready_status_watchdog_and_stopping_to_systemd() {
@@ -212,9 +329,7 @@ async fn reports_ready_status_watchdog_and_stopping_to_systemd() {
         .env("WATCHDOG_USEC", "1000000")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut daemon = Daemon {
-        child: command.spawn().expect("starts"),
-    };
+    let mut daemon = Daemon::adopt(command.spawn().expect("starts"));
 
     let mut seen: Vec<String> = Vec::new();
     let mut buf = [0u8; 4096];
@@ -259,8 +374,8 @@ async fn tokens_never_appear_in_the_logs_even_at_debug_level() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         listener.local_addr().expect("addr").port()
     };
-    let mut daemon = Daemon {
-        child: Command::new(env!("CARGO_BIN_EXE_callbackd"))
+    let mut daemon = Daemon::adopt(
+        Command::new(env!("CARGO_BIN_EXE_callbackd"))
             .env(
                 "CALLBACKD_DATABASE__URL",
                 app.settings.database.url.expose(),
@@ -273,7 +388,7 @@ async fn tokens_never_appear_in_the_logs_even_at_debug_level() {
             .stderr(log)
             .spawn()
             .expect("starts"),
-    };
+    );
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut up = false;
@@ -349,7 +464,7 @@ async fn sigterm_still_stops_the_daemon_when_its_log_pipe_is_closed() {
     let _ = std::io::Read::read(&mut stderr, &mut first);
     drop(stderr);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut daemon = Daemon { child };
+    let mut daemon = Daemon::adopt(child);
     let (status, took) = daemon.terminate();
     assert!(status.success(), "{status}");
     assert!(took < Duration::from_secs(10), "stopped in {took:?}");
