@@ -185,10 +185,11 @@ impl Store {
         let candidates = settings.candidates()?;
         let primary = primary::first(&candidates).await;
         let options = candidates[primary].clone();
+        let within = settings.acquire_timeout();
         if settings.create_if_missing {
-            create_database_if_missing(&options).await?;
+            create_database_if_missing(&options, within).await?;
         }
-        let mut migrations = options.connect().await?;
+        let mut migrations = connect_once(&options, within).await?;
         MIGRATOR.run(&mut migrations).await?;
         migrations.close().await?;
         let limited = |options: PgConnectOptions| match limits {
@@ -284,11 +285,37 @@ pub(crate) fn application_name(role: Option<&str>) -> String {
     }
 }
 
-async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
+/// One connection of start-up's own, bounded like the pool's (`database.acquire_timeout_ms`):
+/// a server that accepts and never answers, or a network that drops the packets, fails
+/// start-up with an error that says so (systemd then restarts the daemon) instead of holding
+/// it. The work done on the connection is not bounded: a migration may take long.
+async fn connect_once(
+    options: &PgConnectOptions,
+    within: std::time::Duration,
+) -> Result<sqlx::PgConnection, StoreError> {
+    match tokio::time::timeout(within, options.connect()).await {
+        Ok(connected) => Ok(connected?),
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "{}:{} did not answer within {} ms (database.acquire_timeout_ms)",
+                options.get_host(),
+                options.get_port(),
+                within.as_millis()
+            ),
+        ))
+        .into()),
+    }
+}
+
+async fn create_database_if_missing(
+    options: &PgConnectOptions,
+    within: std::time::Duration,
+) -> Result<(), StoreError> {
     let Some(name) = options.get_database().map(str::to_owned) else {
         return Ok(());
     };
-    let mut admin = options.clone().database("postgres").connect().await?;
+    let mut admin = connect_once(&options.clone().database("postgres"), within).await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)

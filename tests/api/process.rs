@@ -285,6 +285,7 @@ async fn sigterm_during_start_up_exits_zero() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
     command
         .env("CALLBACKD_DATABASE__URL", url)
+        .env("CALLBACKD_DATABASE__ACQUIRE_TIMEOUT_MS", "60000")
         .env("CALLBACKD_API__LISTEN", "127.0.0.1:0");
     let mut daemon = Daemon::spawn(command, "starting");
     daemon
@@ -303,6 +304,49 @@ async fn sigterm_during_start_up_exits_zero() {
     let log = daemon.log();
     assert!(log.contains("stopped during start-up"), "{log}");
     assert!(!log.contains("callbackd serving HTTP"), "{log}");
+}
+
+/// A database that accepts the connection and never answers fails start-up after
+/// `database.acquire_timeout_ms`, with a log line that names the setting; it does not hold
+/// the daemon (and systemd's restart) forever.
+#[tokio::test]
+async fn a_database_that_never_answers_fails_start_up_in_time() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        return; // the test reads the daemon's log from its file
+    }
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let url = format!(
+        "postgres://postgres@{}/callbackd",
+        silent.local_addr().expect("addr")
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
+    command
+        .env("CALLBACKD_DATABASE__URL", url)
+        .env("CALLBACKD_DATABASE__ACQUIRE_TIMEOUT_MS", "1000")
+        .env("CALLBACKD_API__LISTEN", "127.0.0.1:0");
+    let started = Instant::now();
+    let mut daemon = Daemon::spawn(command, "no-answer");
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still starting after 20 s: {}",
+            daemon.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "a failed start exits non-zero");
+    assert!(
+        status.code().is_some(),
+        "it exits, not killed by a signal: {status}"
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("did not answer within 1000 ms (database.acquire_timeout_ms)"),
+        "{log}"
+    );
 }
 
 /// systemd's side of the notify protocol: a datagram socket the daemon reports to.
