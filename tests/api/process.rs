@@ -34,8 +34,18 @@ impl Daemon {
 
     /// Runs `command` (the daemon) with a JSON log kept in a file of its own, unless
     /// `TEST_LOG` sends it to the terminal.
-    pub fn spawn(mut command: Command, name: &str) -> Self {
-        let log = (std::env::var_os("TEST_LOG").is_none()).then(|| {
+    pub fn spawn(command: Command, name: &str) -> Self {
+        Self::spawn_logging(command, name, std::env::var_os("TEST_LOG").is_none())
+    }
+
+    /// As [`Daemon::spawn`], the log kept in its file whatever `TEST_LOG` says: for tests
+    /// that read it.
+    pub fn spawn_keeping_log(command: Command, name: &str) -> Self {
+        Self::spawn_logging(command, name, true)
+    }
+
+    fn spawn_logging(mut command: Command, name: &str, keep: bool) -> Self {
+        let log = keep.then(|| {
             std::env::temp_dir().join(format!(
                 "callbackd-{name}-{}.log",
                 uuid::Uuid::now_v7().simple()
@@ -269,14 +279,12 @@ async fn sigterm_mid_burst_exits_zero_promptly_and_strands_nothing() {
     assert_eq!(duplicates, 0, "a graceful stop causes no duplicate");
 }
 
-/// A stop that arrives while start-up still waits for the database ends the process cleanly
-/// (exit 0, and the log says so), not by the signal.
-#[tokio::test]
-async fn sigterm_during_start_up_exits_zero() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        return; // the test reads the daemon's log from its file
-    }
-    // A server that accepts connections and never answers: start-up waits on it.
+/// A daemon whose database is a server that accepts connections and never answers (the
+/// listener, which the caller keeps open), waiting up to `acquire_timeout_ms` for it.
+fn start_against_silent_database(
+    name: &str,
+    acquire_timeout_ms: u32,
+) -> (std::net::TcpListener, Daemon) {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
     let url = format!(
         "postgres://postgres@{}/callbackd",
@@ -285,9 +293,19 @@ async fn sigterm_during_start_up_exits_zero() {
     let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
     command
         .env("CALLBACKD_DATABASE__URL", url)
-        .env("CALLBACKD_DATABASE__ACQUIRE_TIMEOUT_MS", "60000")
+        .env(
+            "CALLBACKD_DATABASE__ACQUIRE_TIMEOUT_MS",
+            acquire_timeout_ms.to_string(),
+        )
         .env("CALLBACKD_API__LISTEN", "127.0.0.1:0");
-    let mut daemon = Daemon::spawn(command, "starting");
+    (silent, Daemon::spawn_keeping_log(command, name))
+}
+
+/// A stop that arrives while start-up still waits for the database ends the process cleanly
+/// (exit 0, and the log says so), not by the signal.
+#[tokio::test]
+async fn sigterm_during_start_up_exits_zero() {
+    let (_silent, mut daemon) = start_against_silent_database("starting", 60_000);
     daemon
         .wait_for_log("callbackd starting", Duration::from_secs(30))
         .await;
@@ -311,21 +329,8 @@ async fn sigterm_during_start_up_exits_zero() {
 /// the daemon (and systemd's restart) forever.
 #[tokio::test]
 async fn a_database_that_never_answers_fails_start_up_in_time() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        return; // the test reads the daemon's log from its file
-    }
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-    let url = format!(
-        "postgres://postgres@{}/callbackd",
-        silent.local_addr().expect("addr")
-    );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
-    command
-        .env("CALLBACKD_DATABASE__URL", url)
-        .env("CALLBACKD_DATABASE__ACQUIRE_TIMEOUT_MS", "1000")
-        .env("CALLBACKD_API__LISTEN", "127.0.0.1:0");
     let started = Instant::now();
-    let mut daemon = Daemon::spawn(command, "no-answer");
+    let (_silent, mut daemon) = start_against_silent_database("no-answer", 1_000);
     let status = loop {
         if let Some(status) = daemon.child.try_wait().expect("try_wait") {
             break status;
