@@ -78,26 +78,33 @@ impl Daemon {
             .status()
             .expect("kill runs");
         assert!(sent.success());
+        let status = self.wait_for_exit(Duration::from_secs(30), "did not stop after SIGTERM");
+        if !status.success() {
+            eprintln!(
+                "callbackd exited with {status}; its log ends:\n{}",
+                self.log_tail()
+            );
+        }
+        (status, started.elapsed())
+    }
+
+    /// The exit status, once the process has ended; fails with `failure` and the log's end
+    /// when it has not within `within`.
+    fn wait_for_exit(&mut self, within: Duration, failure: &str) -> ExitStatus {
+        let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                if !status.success() {
-                    eprintln!(
-                        "callbackd exited with {status}; its log ends:\n{}",
-                        self.log_tail()
-                    );
-                }
-                return (status, started.elapsed());
+                return status;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "did not stop after SIGTERM"
+                started.elapsed() < within,
+                "{failure} within {within:?}: {}",
+                self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
 
-impl Daemon {
     /// A child started by the test itself, its log wherever the test sent it.
     pub fn adopt(child: Child) -> Self {
         Self { child, log: None }
@@ -327,21 +334,10 @@ async fn sigterm_during_start_up_exits_zero() {
 /// A database that accepts the connection and never answers fails start-up after
 /// `database.acquire_timeout_ms`, with a log line that names the setting; it does not hold
 /// the daemon (and systemd's restart) forever.
-#[tokio::test]
-async fn a_database_that_never_answers_fails_start_up_in_time() {
-    let started = Instant::now();
+#[test]
+fn a_database_that_never_answers_fails_start_up_in_time() {
     let (_silent, mut daemon) = start_against_silent_database("no-answer", 1_000);
-    let status = loop {
-        if let Some(status) = daemon.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "still starting after 20 s: {}",
-            daemon.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = daemon.wait_for_exit(Duration::from_secs(20), "start-up did not fail");
     assert!(!status.success(), "a failed start exits non-zero");
     assert!(
         status.code().is_some(),
