@@ -3,15 +3,16 @@
 
 pub mod amqp;
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
+pub mod http;
 pub mod instruments;
 pub mod liveness;
 pub mod maintenance;
-pub mod outcomes;
 pub mod startup;
 pub mod store;
 pub mod systemd;

@@ -16,12 +16,13 @@ use tokio_util::task::TaskTracker;
 use std::sync::Arc;
 
 use crate::amqp::{Broker, Incoming, OutcomeHandler};
-use crate::api::{AppState, router};
+use crate::api::AppState;
+use crate::app::App;
 use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::liveness::Progress;
 use crate::store::{Store, StoreError};
-use crate::{maintenance, outcomes, systemd};
+use crate::{app, maintenance, systemd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,7 +44,7 @@ fn outcome_handler(store: Store, settings: Settings) -> OutcomeHandler {
     let shared = Arc::new((store, settings));
     Arc::new(move |message: Incoming| {
         let shared = shared.clone();
-        Box::pin(async move { outcomes::handle_message(&message, &shared.0, &shared.1).await })
+        Box::pin(async move { app::handle_message(&message, &shared.0, &shared.1).await })
     })
 }
 
@@ -141,19 +142,19 @@ impl Application {
         let mut scheduler =
             maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
 
-        let state = AppState::new(
+        let app = App::serving(
             store.clone(),
             broker.clone(),
             &settings,
             &tracker,
             broker.is_some().then(|| progress.clone()),
         );
-        let app = router(state, &settings.api);
+        let routes = crate::http::router(AppState::new(app, &settings.api), &settings.api);
         let addr = listener.local_addr().unwrap_or(settings.api.listen);
         let http_shutdown = shutdown.clone();
         let api_settings = settings.api.clone();
         let http = tracker.spawn(async move {
-            crate::api::serve(listener, app, &api_settings, http_shutdown.clone())
+            crate::http::serve(listener, routes, &api_settings, http_shutdown.clone())
                 .await
                 .inspect_err(|_| http_shutdown.cancel())
         });

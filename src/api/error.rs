@@ -139,6 +139,25 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A use case's refusal, as HTTP: the one mapping from the application layer's errors.
+impl From<crate::app::AppError> for ApiError {
+    fn from(err: crate::app::AppError) -> Self {
+        use crate::app::AppError;
+        let code = err.code();
+        match err {
+            AppError::Denied(message) => Self::forbidden(message),
+            e @ AppError::NoSuchCallback(_) => Self::not_found(e.to_string()),
+            e @ AppError::NotPending { .. } => Self::conflict(e.to_string()),
+            AppError::Refused(e) => e.into(),
+            AppError::Invalid { message, .. } => Self::invalid(code, message),
+            AppError::Malformed(message) => Self::bad_request(message),
+            AppError::Conflict(message) => Self::conflict(message),
+            AppError::SlotFull(start) => StoreError::SlotFull(start).into(),
+            AppError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A request the domain refused: 422 with the result code its rule names.
 impl From<crate::domain::RequestError> for ApiError {
     fn from(err: crate::domain::RequestError) -> Self {

@@ -19,25 +19,11 @@ pub struct Caller(pub SecurityUser);
 
 impl Caller {
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.0.has(permission) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "security user `{}` lacks the permission `{permission}`",
-                self.0.name
-            )))
-        }
+        Ok(crate::app::require(&self.0, permission)?)
     }
 
     pub fn require_skill(&self, skill: SkillId) -> Result<(), ApiError> {
-        if self.0.may_use_skill(skill) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "security user `{}` may not use skill {skill}",
-                self.0.name
-            )))
-        }
+        Ok(crate::app::require_skill(&self.0, skill)?)
     }
 }
 
@@ -82,11 +68,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let read = tokio::time::timeout(state.body_read_timeout, Bytes::from_request(req, state));
+        let read = tokio::time::timeout(
+            state.http.body_read_timeout,
+            Bytes::from_request(req, state),
+        );
         let bytes = read.await.map_err(|_| {
             ApiError::request_timeout(format!(
                 "the request body did not arrive within api.body_read_timeout_ms ({} ms)",
-                state.body_read_timeout.as_millis()
+                state.http.body_read_timeout.as_millis()
             ))
         })?;
         let bytes = bytes.map_err(|rejection| {
@@ -96,7 +85,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     super::ResultCode::Default,
                     format!(
                         "the request body is larger than the {} bytes allowed",
-                        state.max_body_bytes
+                        state.http.max_body_bytes
                     ),
                 )
             } else {

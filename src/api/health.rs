@@ -98,11 +98,11 @@ pub async fn healthz() -> Json<Liveness> {
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    let backlog = if state.backlog_count.due() {
+    let backlog = if state.http.backlog_count.due() {
         crate::instruments::Backlog::Count
     } else {
         crate::instruments::Backlog::Keep {
-            database_up: state.database_probe.is_up(&state.store).await,
+            database_up: state.http.database_probe.is_up(&state.store).await,
         }
     };
     let body = crate::instruments::render(&state.store, state.broker.as_ref(), backlog).await;
@@ -126,7 +126,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = if state.database_probe.is_up(&state.store).await {
+    let database = if state.http.database_probe.is_up(&state.store).await {
         "up"
     } else {
         "down"

@@ -1,7 +1,7 @@
 //! HTTP: the routes, the shared state, request logging. Handlers parse into domain types,
 //! call the store, and answer with the spec's result codes.
 
-pub(crate) mod availability;
+mod availability;
 pub mod callbacks;
 mod directory;
 mod dnc;
@@ -9,43 +9,34 @@ mod error;
 pub mod extract;
 mod health;
 mod openapi;
-mod serve;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tokio::sync::Semaphore;
-use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::{ApiError, ResultCode};
 pub use openapi::ApiDoc;
-pub use serve::serve;
 
-use crate::amqp::Broker;
-use crate::config::{ApiSettings, Settings};
-use crate::domain::ScheduleRules;
-use crate::store::{CreateQueue, Store};
+use crate::app::App;
+use crate::config::ApiSettings;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: the application and the API's own limits. Cheap to clone;
+/// derefs to [`App`].
 #[derive(Clone)]
 pub struct AppState {
-    inner: Arc<Inner>,
+    app: App,
+    pub http: Arc<Http>,
 }
 
-pub struct Inner {
-    pub settings: Settings,
-    pub store: Store,
-    /// Creates, written in groups (group commit).
-    pub creates: CreateQueue,
-    /// `None` when this daemon runs no dispatcher.
-    pub broker: Option<Broker>,
-    pub rules: ScheduleRules,
+/// The API's limits and its health readings.
+pub struct Http {
     pub max_body_bytes: usize,
     pub default_page_size: u32,
     pub max_page_size: u32,
@@ -56,26 +47,7 @@ pub struct Inner {
     pub backlog_count: Throttle,
     /// `/readyz`'s reading of the database.
     pub database_probe: health::DatabaseProbe,
-    /// The console overview's callbacks per state, and when they were counted: counting
-    /// scans the table, so viewers share one count every few seconds.
-    pub state_counts: tokio::sync::Mutex<Option<(Instant, Figures)>>,
-    /// The console's load chart, for the same reason: the last one counted, with its key.
-    pub load_chart: tokio::sync::Mutex<Option<(Instant, LoadKey, LoadCounts)>>,
-    /// The dispatch workers' liveness and recent lateness, when this daemon dispatches.
-    pub progress: Option<crate::liveness::Progress>,
 }
-
-/// What a load chart counted: its first hour, its end, and the skills.
-pub type LoadKey = (
-    chrono::DateTime<chrono::Utc>,
-    chrono::DateTime<chrono::Utc>,
-    Option<Vec<crate::domain::SkillId>>,
-);
-/// Pending callbacks per hour and skill.
-pub type LoadCounts = Vec<(chrono::DateTime<chrono::Utc>, crate::domain::SkillId, i64)>;
-
-/// The overview's figures: callbacks per state, and the backlog.
-pub type Figures = (Vec<(String, i64)>, crate::store::Backlog);
 
 /// Scrapes closer together than this reuse the last backlog count: counting scans the
 /// pending part of the due index (~0.6 s with 5M pending), and several Prometheus servers
@@ -110,46 +82,38 @@ impl Throttle {
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl FromRef<AppState> for App {
+    fn from_ref(state: &AppState) -> App {
+        state.app.clone()
     }
 }
 
 impl AppState {
-    /// `tracker` runs the group-commit writers, so a graceful stop waits for the creates
-    /// they hold.
-    pub fn new(
-        store: Store,
-        broker: Option<Broker>,
-        settings: &Settings,
-        tracker: &tokio_util::task::TaskTracker,
-        progress: Option<crate::liveness::Progress>,
-    ) -> Self {
+    pub fn new(app: App, settings: &ApiSettings) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                settings: settings.clone(),
-                creates: CreateQueue::start(store.clone(), tracker),
-                store,
-                broker,
-                rules: settings.schedule_rules(),
-                max_body_bytes: settings.api.max_body_bytes,
-                default_page_size: settings.api.default_page_size,
-                max_page_size: settings.api.max_page_size,
-                body_read_timeout: settings.api.body_read_timeout(),
-                requests: Arc::new(Semaphore::new(settings.api.max_concurrent_requests)),
+            app,
+            http: Arc::new(Http {
+                max_body_bytes: settings.max_body_bytes,
+                default_page_size: settings.default_page_size,
+                max_page_size: settings.max_page_size,
+                body_read_timeout: settings.body_read_timeout(),
+                requests: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
                 backlog_count: Throttle::new(BACKLOG_COUNT_EVERY),
                 database_probe: health::DatabaseProbe::default(),
-                state_counts: tokio::sync::Mutex::new(None),
-                load_chart: tokio::sync::Mutex::new(None),
-                progress,
             }),
         }
     }
 }
 
-pub fn router(state: AppState, settings: &ApiSettings) -> Router {
-    let request_timeout = settings.request_timeout();
+/// The API's routes: `/v1`, health, metrics and the OpenAPI document. The HTTP server
+/// (`crate::http`) mounts them beside the console under the shared layers.
+pub fn routes(state: &AppState) -> Router<AppState> {
     // The API proper counts against `max_concurrent_requests`; health checks and metrics
     // do not, so that a busy daemon still answers its supervisor.
     let v1 = Router::new()
@@ -193,23 +157,6 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .merge(v1)
-        .merge(crate::console::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn(move |request, next| {
-            time_limit(request_timeout, request, next)
-        }))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ResultCode::Default,
-                "internal error; the daemon's log has the details",
-            )
-            .into_response()
-        }))
-        .with_state(state)
 }
 
 /// Past `api.max_concurrent_requests` a request is refused at once rather than queued:
@@ -219,7 +166,7 @@ async fn limit_concurrency(
     request: Request,
     next: Next,
 ) -> Response {
-    let Ok(_permit) = state.requests.clone().try_acquire_owned() else {
+    let Ok(_permit) = state.http.requests.clone().try_acquire_owned() else {
         let mut response = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ResultCode::Default,
@@ -235,70 +182,6 @@ async fn limit_concurrency(
         return response;
     };
     next.run(request).await
-}
-
-/// `api.request_timeout_ms` for the whole request, answered like every other error. The
-/// request's own log event (`log_request`, inside) is lost with it, hence a warning here.
-async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            let timeout_ms = limit.as_millis();
-            // No headers: they carry the bearer token.
-            tracing::warn!(%method, %path, timeout_ms, "request timed out");
-            ApiError::request_timeout(format!(
-                "the request took longer than api.request_timeout_ms ({timeout_ms} ms)"
-            ))
-            .into_response()
-        }
-    }
-}
-
-async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(format!(
-        "no such endpoint: {} {}",
-        request.method(),
-        request.uri().path()
-    ))
-}
-
-async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ResultCode::Default,
-        format!(
-            "{} is not allowed on {}",
-            request.method(),
-            request.uri().path()
-        ),
-    )
-}
-
-/// One log event per request. Never logs headers: they carry the bearer token.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let status = response.status();
-    let result = response
-        .extensions()
-        .get::<ResultCode>()
-        .copied()
-        .unwrap_or(if status.is_success() {
-            ResultCode::Success
-        } else {
-            ResultCode::Default
-        });
-    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    if status.is_server_error() {
-        tracing::warn!(%method, %path, status = status.as_u16(), result = result.as_str(), latency_ms, "request");
-    } else {
-        tracing::info!(%method, %path, status = status.as_u16(), result = result.as_str(), latency_ms, "request");
-    }
-    response
 }
 
 #[cfg(test)]

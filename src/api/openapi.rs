@@ -422,7 +422,7 @@ pub struct AgentBody {
 }
 
 /// The body of `POST /v1/callbacks/{id}/outcomes` (read into
-/// [`crate::outcomes::OutcomeReport`]): what a dialer reports for one attempt.
+/// [`crate::app::OutcomeReport`]): what a dialer reports for one attempt.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[allow(dead_code)]
@@ -496,7 +496,7 @@ mod tests {
             "attempt": 1, "outcome": "reschedule", "scheduleDate": "2030-01-15T14:30:00"
         });
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
-        serde_json::from_value::<crate::outcomes::OutcomeReport>(outcome).expect("real outcome");
+        serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
         for (name, fields) in [("SkillBody", 17), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]

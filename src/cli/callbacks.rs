@@ -6,12 +6,13 @@ use serde::Serialize;
 use super::output::{Table, emit, emit_json, opt_time, time};
 use super::{CallbacksArgs, CallbacksCommand, CliError};
 use crate::api::callbacks::views::{CallbackView, EventView};
+use crate::app::{self, App, Why};
 use crate::config::Settings;
 use crate::domain::{
     AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, ResultCode,
-    SecurityUser, SkillId, check_reason, plan_change,
+    SecurityUser, SkillId,
 };
-use crate::store::{CallbackChange, CallbackFilter, Operator, Store};
+use crate::store::{CallbackFilter, Operator, Store};
 
 /// A list holds at most this many callbacks.
 const LIST_MAX: u32 = 10_000;
@@ -36,13 +37,8 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
                 )));
             }
             let skill_id = skill.as_deref().map(parse_id::<SkillId>).transpose()?;
-            if let Some(skill) = skill_id
-                && !user.may_use_skill(skill)
-            {
-                return Err(refused_user(format!(
-                    "security user `{}` may not use skill {skill}",
-                    user.name
-                )));
+            if let Some(skill) = skill_id {
+                app::require_skill(&user, skill)?;
             }
             let filter = CallbackFilter {
                 state: state
@@ -121,11 +117,9 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
             ))
         }
         CallbacksCommand::Cancel { id, reason } => {
-            user_may(&user, Permission::CallbacksCancel)?;
             let id = parse_id::<CallbackId>(&id)?;
-            let reason = check_reason(Some(&reason), true)?;
-            let locked = pending_callback(store, &user, id, "cancelled").await?;
-            let cancelled = locked.cancel(&user.name, reason.as_deref()).await?;
+            let app = App::for_command(store.clone(), settings);
+            let cancelled = app::cancel(&app, &user, id, Why::required(Some(&reason))).await?;
             show_one(cancelled, args.json)
         }
         CallbacksCommand::Reschedule {
@@ -134,27 +128,15 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
             time_zone,
             reason,
         } => {
-            user_may(&user, Permission::CallbacksUpdate)?;
             let id = parse_id::<CallbackId>(&id)?;
-            let reason = check_reason(reason.as_deref(), false)?;
             let input = ChangeInput {
                 schedule_date: Some(at),
                 time_zone,
                 ..ChangeInput::default()
             };
-            let target = input.requested()?;
-            let locked = pending_callback(store, &user, id, "changed").await?;
-            let mut changes = plan_change(
-                input,
-                target,
-                None,
-                &locked.record,
-                &locked.skill,
-                locked.now,
-                &settings.schedule_rules(),
-            )?;
-            changes.reason = reason;
-            let updated = locked.apply(&changes, &user.name).await?;
+            let app = App::for_command(store.clone(), settings);
+            let updated =
+                app::change(&app, &user, id, input, Why::optional(reason.as_deref())).await?;
             show_one(updated, args.json)
         }
     }
@@ -200,45 +182,12 @@ pub(super) fn refused_user(message: String) -> CliError {
 
 /// The API's permission check and its wording.
 pub(super) fn user_may(user: &SecurityUser, permission: Permission) -> Result<(), CliError> {
-    if user.has(permission) {
-        Ok(())
-    } else {
-        Err(refused_user(format!(
-            "security user `{}` lacks the permission `{permission}`",
-            user.name
-        )))
-    }
+    Ok(app::require(user, permission)?)
 }
 
 /// Absent, or of a skill the user may not use: the same answer, as in the API.
 fn no_such_callback(id: CallbackId) -> CliError {
-    CliError::Refused {
-        code: ResultCode::Default.as_str(),
-        message: format!("callback {id} does not exist"),
-    }
-}
-
-/// Locks a pending callback the user may see, for a change.
-async fn pending_callback(
-    store: &Store,
-    user: &SecurityUser,
-    id: CallbackId,
-    verb: &str,
-) -> Result<CallbackChange, CliError> {
-    let locked = match store.begin_change(id).await? {
-        Some(locked) if user.may_use_skill(locked.record.skill_id) => locked,
-        _ => return Err(no_such_callback(id)),
-    };
-    if locked.record.state != CallbackState::Pending {
-        return Err(CliError::Refused {
-            code: ResultCode::Default.as_str(),
-            message: format!(
-                "callback {id} is {}; only pending callbacks can be {verb}",
-                locked.record.state
-            ),
-        });
-    }
-    Ok(locked)
+    app::AppError::NoSuchCallback(id).into()
 }
 
 fn parse_id<T>(raw: &str) -> Result<T, CliError>

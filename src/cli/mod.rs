@@ -286,6 +286,20 @@ impl From<RequestError> for CliError {
     }
 }
 
+/// A use case's refusal, with the API's result code and wording; the store's failures as
+/// they are.
+impl From<crate::app::AppError> for CliError {
+    fn from(e: crate::app::AppError) -> Self {
+        match e {
+            crate::app::AppError::Store(e) => Self::Store(e),
+            e => Self::Refused {
+                code: e.code().as_str(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {

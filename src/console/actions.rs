@@ -9,12 +9,9 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Viewer;
-use crate::api::AppState;
-use crate::domain::{
-    CallbackId, CallbackState, ChangeInput, Permission, RawId, check_reason, plan_change,
-};
-
-use super::layout::{check_csrf, forbidden, form, page};
+use super::layout::{check_csrf, failure, form, page};
+use crate::app::{self, App, AppError, Why};
+use crate::domain::{CallbackId, ChangeInput, RawId};
 
 #[derive(Deserialize)]
 pub struct CancelForm {
@@ -25,7 +22,7 @@ pub struct CancelForm {
 }
 
 pub async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     body: Bytes,
@@ -37,45 +34,12 @@ pub async fn cancel(
     if let Err(r) = check_csrf(&viewer, &sent.csrf) {
         return r.into_response();
     }
-    if !viewer.may(Permission::CallbacksCancel) {
-        return forbidden("this security user may not cancel callbacks");
-    }
     let Ok(id) = id.parse::<CallbackId>() else {
         return (StatusCode::NOT_FOUND, "no such callback").into_response();
     };
-    let reason = match check_reason(Some(&sent.reason), true) {
-        Ok(reason) => reason,
-        Err(e) => {
-            return refused_page(
-                &viewer,
-                id,
-                "Not cancelled",
-                e.code().as_str(),
-                &e.to_string(),
-            );
-        }
-    };
-    let change = match state.store.begin_change(id).await {
-        Ok(Some(change)) if viewer.user.may_use_skill(change.record.skill_id) => change,
-        Ok(_) => return (StatusCode::NOT_FOUND, "no such callback").into_response(),
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
-    };
-    if change.record.state != CallbackState::Pending {
-        let state_now = change.record.state;
-        return refused_page(
-            &viewer,
-            id,
-            "Not cancelled",
-            "Default",
-            &format!("the callback is {state_now}; only pending callbacks can be cancelled"),
-        );
-    }
-    match change.cancel(&viewer.user.name, reason.as_deref()).await {
-        Ok(_) => {
-            tracing::info!(callback_id = %id, security_user = %viewer.user.name, "callback cancelled (console)");
-            Redirect::to(&format!("/console/callbacks/{id}")).into_response()
-        }
-        Err(e) => crate::api::ApiError::from(e).into_response(),
+    match app::cancel(&state, &viewer.user, id, Why::required(Some(&sent.reason))).await {
+        Ok(_) => Redirect::to(&format!("/console/callbacks/{id}")).into_response(),
+        Err(e) => refused(&viewer, id, "Not cancelled", e),
     }
 }
 
@@ -89,6 +53,21 @@ pub struct ChangeForm {
     when: Option<String>,
     #[serde(default, rename = "targetAgentId")]
     target_agent_id: Option<String>,
+}
+
+/// A use case's refusal on one callback: a rule it broke gets the refusal page, an absent
+/// callback 404, anything else its plain answer.
+fn refused(viewer: &Viewer, id: CallbackId, title: &str, e: AppError) -> Response {
+    match e {
+        AppError::NoSuchCallback(_) => (StatusCode::NOT_FOUND, "no such callback").into_response(),
+        e @ (AppError::Refused(_)
+        | AppError::Invalid { .. }
+        | AppError::NotPending { .. }
+        | AppError::SlotFull(_)) => {
+            refused_page(viewer, id, title, e.code().as_str(), &e.to_string())
+        }
+        e => failure(e),
+    }
 }
 
 /// A refused action: its result code and message, and the way back.
@@ -115,7 +94,7 @@ fn refused_page(
 }
 
 pub async fn reschedule(
-    state: State<AppState>,
+    state: State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     body: Bytes,
@@ -124,7 +103,7 @@ pub async fn reschedule(
 }
 
 pub async fn reassign(
-    state: State<AppState>,
+    state: State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     body: Bytes,
@@ -134,7 +113,7 @@ pub async fn reassign(
 
 /// Reschedule or reassign one pending callback, through the same rules as `PATCH`.
 async fn change(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     id: String,
     body: Bytes,
@@ -146,9 +125,6 @@ async fn change(
     };
     if let Err(r) = check_csrf(&viewer, &sent.csrf) {
         return r.into_response();
-    }
-    if !viewer.may(Permission::CallbacksUpdate) {
-        return forbidden("this security user may not change callbacks");
     }
     let Ok(id) = id.parse::<CallbackId>() else {
         return (StatusCode::NOT_FOUND, "no such callback").into_response();
@@ -169,52 +145,16 @@ async fn change(
             ..ChangeInput::default()
         }
     };
-    let reason = match check_reason(Some(&sent.reason), false) {
-        Ok(reason) => reason,
-        Err(e) => return refused_page(&viewer, id, title, e.code().as_str(), &e.to_string()),
-    };
-    let target = match input.requested() {
-        Ok(target) => target,
-        Err(e) => return refused_page(&viewer, id, title, e.code().as_str(), &e.to_string()),
-    };
-    let mut locked = match state.store.begin_change(id).await {
-        Ok(Some(change)) if viewer.user.may_use_skill(change.record.skill_id) => change,
-        Ok(_) => return (StatusCode::NOT_FOUND, "no such callback").into_response(),
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
-    };
-    if locked.record.state != CallbackState::Pending {
-        let now = locked.record.state;
-        return refused_page(
-            &viewer,
-            id,
-            title,
-            "Default",
-            &format!("the callback is {now}; only pending callbacks can be changed"),
-        );
-    }
-    let agent = match target {
-        Some(Some(agent_id)) => match locked.agent(agent_id).await {
-            Ok(agent) => agent,
-            Err(e) => return crate::api::ApiError::from(e).into_response(),
-        },
-        _ => None,
-    };
-    let planned = plan_change(
+    match app::change(
+        &state,
+        &viewer.user,
+        id,
         input,
-        target,
-        agent.as_ref(),
-        &locked.record,
-        &locked.skill,
-        locked.now,
-        &state.rules,
-    );
-    let mut changes = match planned {
-        Ok(changes) => changes,
-        Err(e) => return refused_page(&viewer, id, title, e.code().as_str(), &e.to_string()),
-    };
-    changes.reason = reason;
-    match locked.apply(&changes, &viewer.user.name).await {
+        Why::optional(Some(&sent.reason)),
+    )
+    .await
+    {
         Ok(_) => Redirect::to(&format!("/console/callbacks/{id}")).into_response(),
-        Err(e) => crate::api::ApiError::from(e).into_response(),
+        Err(e) => refused(&viewer, id, title, e),
     }
 }

@@ -10,11 +10,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Viewer;
-use super::layout::{check_csrf, forbidden, form, page};
-use crate::api::AppState;
-use crate::api::callbacks::run_bulk;
-use crate::api::callbacks::views::{BulkAction, BulkAnswer, BulkFilter, BulkRequest};
-use crate::api::extract::Caller;
+use super::layout::{check_csrf, failure, forbidden, form, page, status_of};
+use crate::app::{self, App, AppError, BulkAction, BulkChange, BulkReport};
 use crate::domain::{Permission, RawId};
 
 /// The selection, carried from the list to the form and back.
@@ -116,7 +113,7 @@ pub struct SelectionFields {
     due_before: Option<String>,
 }
 
-pub async fn bulk(State(state): State<AppState>, viewer: Viewer, body: Bytes) -> Response {
+pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Response {
     let sent: BulkForm = match form(&body) {
         Ok(f) => f,
         Err(r) => return r.into_response(),
@@ -138,34 +135,37 @@ pub async fn bulk(State(state): State<AppState>, viewer: Viewer, body: Bytes) ->
         due_before: sent.selection.due_before.clone(),
     };
     let confirmed = sent.confirm.as_deref() == Some("yes");
-    let request = BulkRequest {
-        filter: BulkFilter {
-            state: Some("pending".into()),
-            skill_id: non_empty(&selection.skill_id),
-            agent_id: None,
-            due_before: non_empty(&selection.due_before),
-            due_after: non_empty(&selection.due_after),
-        },
+    let skill_id = non_empty(&selection.skill_id);
+    let due_before = non_empty(&selection.due_before);
+    let due_after = non_empty(&selection.due_after);
+    let request = BulkChange {
         action,
-        reason: sent.reason.clone(),
+        selection: app::Selection {
+            state: Some("pending"),
+            skill_id: skill_id.as_deref(),
+            agent_id: None,
+            due_before: due_before.as_deref(),
+            due_after: due_after.as_deref(),
+        },
+        reason: sent.reason.as_deref(),
         schedule_date: non_empty(&sent.when),
         time_zone: None,
         target_agent_id: (action == BulkAction::Reassign)
             .then(|| Some(RawId(sent.target_agent_id.clone().unwrap_or_default()))),
         dry_run: !confirmed,
     };
-    let caller = Caller(viewer.user.clone());
-    let answer: BulkAnswer = match run_bulk(&state, &caller, request).await {
+    let answer: BulkReport = match app::change_many(&state, &viewer.user, request).await {
         Ok(answer) => answer,
+        Err(e @ AppError::Store(_)) => return failure(e),
         Err(e) => {
             return (
-                e.status,
+                status_of(&e),
                 page(
                     "Not changed",
                     Some(&viewer),
                     html! {
                         h1 { "Not changed" }
-                        p.error role="alert" { (e.code.as_str()) ": " (e.message) }
+                        p.error role="alert" { (e.code().as_str()) ": " (e.to_string()) }
                         p { a href="/console/callbacks" { "Back to the callbacks" } }
                     },
                 ),

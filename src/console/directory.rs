@@ -10,14 +10,14 @@ use serde::Deserialize;
 
 use super::Viewer;
 use super::layout::{Refused, check_csrf, forbidden, form, page};
-use crate::api::AppState;
+use crate::app::App;
 use crate::domain::{AgentId, Permission, SkillId};
 
 /// Rows shown per table.
 const LIMIT: i64 = 500;
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
-pub async fn directory(State(state): State<AppState>, viewer: Viewer) -> Response {
+pub async fn directory(State(state): State<App>, viewer: Viewer) -> Response {
     if !viewer.may(Permission::DirectoryRead) {
         return forbidden("this security user may not read the directory");
     }
@@ -26,7 +26,7 @@ pub async fn directory(State(state): State<AppState>, viewer: Viewer) -> Respons
         state.store.agents(LIMIT).await,
     ) {
         (Ok(s), Ok(a)) => (s, a),
-        (Err(e), _) | (_, Err(e)) => return crate::api::ApiError::from(e).into_response(),
+        (Err(e), _) | (_, Err(e)) => return super::layout::failure(e),
     };
     let skills: Vec<_> = skills
         .into_iter()
@@ -111,7 +111,7 @@ fn writable(viewer: &Viewer, body: &Bytes) -> Result<bool, Refused> {
 }
 
 pub async fn skill_active(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     body: Bytes,
@@ -137,12 +137,12 @@ pub async fn skill_active(
     };
     match result {
         Ok(()) => Redirect::to("/console/directory").into_response(),
-        Err(e) => crate::api::ApiError::from(e).into_response(),
+        Err(e) => super::layout::failure(e),
     }
 }
 
 pub async fn agent_active(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     body: Bytes,
@@ -164,6 +164,6 @@ pub async fn agent_active(
     };
     match result {
         Ok(()) => Redirect::to("/console/directory").into_response(),
-        Err(e) => crate::api::ApiError::from(e).into_response(),
+        Err(e) => super::layout::failure(e),
     }
 }

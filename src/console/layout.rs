@@ -8,6 +8,8 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::Viewer;
+use crate::app::AppError;
+use crate::store::StoreError;
 
 pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<String> {
     Html(
@@ -82,4 +84,41 @@ pub(super) fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
             "the form is stale or forged (CSRF token); reload the page".into(),
         ))
     }
+}
+
+/// The status a use case's failure answers with, as the API's.
+pub(super) fn status_of(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Denied(_) => StatusCode::FORBIDDEN,
+        AppError::NoSuchCallback(_) => StatusCode::NOT_FOUND,
+        AppError::NotPending { .. } | AppError::Conflict(_) => StatusCode::CONFLICT,
+        AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+        AppError::Refused(_) | AppError::Invalid { .. } | AppError::SlotFull(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A use case's failure where the page has no better place for it: a refusal in plain
+/// words with its status, the database away (503), or a fault (500, logged, not shown).
+pub(super) fn failure(err: impl Into<AppError>) -> Response {
+    let e = err.into();
+    let status = status_of(&e);
+    let message = match &e {
+        AppError::Store(StoreError::Unavailable(cause)) => {
+            tracing::warn!(error = %cause, "database unavailable");
+            "the database is unavailable; retry later".to_owned()
+        }
+        AppError::Store(cause) => {
+            tracing::error!(error = %cause, "store error");
+            "internal error; the daemon's log has the details".to_owned()
+        }
+        AppError::Refused(_) | AppError::Invalid { .. } | AppError::SlotFull(_) => {
+            format!("{}: {e}", e.code().as_str())
+        }
+        _ => e.to_string(),
+    };
+    Refused(status, message).into_response()
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::Viewer;
 use super::layout::page;
-use crate::api::AppState;
+use crate::app::App;
 use crate::domain::{Opening, Permission, SkillId, contact_zone, opening};
 
 const WIDTH: f64 = 1000.0;
@@ -32,7 +32,7 @@ pub struct LoadParams {
 }
 
 pub async fn load(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Query(params): Query<LoadParams>,
 ) -> Response {
@@ -67,7 +67,7 @@ pub async fn load(
                     *cached = Some((std::time::Instant::now(), key, rows.clone()));
                     rows
                 }
-                Err(e) => return crate::api::ApiError::from(e).into_response(),
+                Err(e) => return super::layout::failure(e),
             },
         }
     };

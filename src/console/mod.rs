@@ -21,14 +21,14 @@ mod session;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::api::AppState;
+use crate::app::App;
 use crate::domain::{Permission, SecurityUser, TokenHash};
 
 /// The session cookie.
@@ -39,7 +39,12 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router() -> Router<AppState> {
+/// The console's routes, for any router state the application can be taken from.
+pub fn router<S>() -> Router<S>
+where
+    App: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
@@ -161,10 +166,15 @@ impl IntoResponse for SignIn {
     }
 }
 
-impl FromRequestParts<AppState> for Viewer {
+impl<S> FromRequestParts<S> for Viewer
+where
+    App: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let state = App::from_ref(state);
         let page = parts.method == axum::http::Method::GET;
         let Some(token) = session_token(&parts.headers) else {
             return Err(SignIn(page).into_response());
@@ -175,7 +185,7 @@ impl FromRequestParts<AppState> for Viewer {
                 csrf: session.csrf,
             }),
             Ok(None) => Err(SignIn(page).into_response()),
-            Err(e) => Err(crate::api::ApiError::from(e).into_response()),
+            Err(e) => Err(layout::failure(e)),
         }
     }
 }

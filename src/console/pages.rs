@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Viewer;
-use crate::api::AppState;
+use crate::app::App;
 use crate::domain::{Callback, CallbackId, CallbackState, Permission, PhoneNumber, SkillId};
 use crate::store::CallbackFilter;
 
@@ -34,7 +34,7 @@ pub async fn overview(viewer: Viewer) -> Html<String> {
 }
 
 /// The overview's figures, refreshed in place every few seconds.
-pub async fn figures(State(state): State<AppState>, _viewer: Viewer) -> Response {
+pub async fn figures(State(state): State<App>, _viewer: Viewer) -> Response {
     let figures = {
         let mut cached = state.state_counts.lock().await;
         match cached.as_ref() {
@@ -159,7 +159,7 @@ fn position(after: Option<&str>) -> Option<(DateTime<Utc>, CallbackId)> {
 }
 
 pub async fn callbacks(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Query(params): Query<ListParams>,
 ) -> Response {
@@ -197,7 +197,7 @@ pub async fn callbacks(
     };
     let mut rows = match state.store.list_callbacks(&filter).await {
         Ok(rows) => rows,
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+        Err(e) => return super::layout::failure(e),
     };
     let next = (rows.len() > PAGE as usize).then(|| {
         rows.truncate(PAGE as usize);
@@ -287,7 +287,7 @@ fn visible(viewer: &Viewer, callback: Option<Callback>) -> Option<Callback> {
 }
 
 pub async fn callback(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Response {
@@ -299,14 +299,14 @@ pub async fn callback(
     };
     let callback = match state.store.callback(id).await {
         Ok(c) => visible(&viewer, c),
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+        Err(e) => return super::layout::failure(e),
     };
     let Some(c) = callback else {
         return (StatusCode::NOT_FOUND, "no such callback").into_response();
     };
     let events = match state.store.events(id, None, 200).await {
         Ok(events) => events,
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+        Err(e) => return super::layout::failure(e),
     };
     let zone = c.time_zone.map_or("—".to_owned(), |z| z.name().to_owned());
     let can_cancel = viewer.may(Permission::CallbacksCancel) && c.state == CallbackState::Pending;

@@ -8,7 +8,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{SESSION_LIFETIME, Viewer, over_https, session_cookie, session_token};
-use crate::api::AppState;
+use crate::app::App;
 use crate::domain::{Token, TokenHash};
 
 use super::layout::{check_csrf, form, page};
@@ -40,7 +40,7 @@ pub async fn login_form() -> Html<String> {
     login_page(None)
 }
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(State(state): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(LoginForm { token }) = form::<LoginForm>(&body) else {
         return (StatusCode::BAD_REQUEST, login_page(Some("Enter a token."))).into_response();
     };
@@ -53,7 +53,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Byte
             )
                 .into_response();
         }
-        Err(e) => return crate::api::ApiError::from(e).into_response(),
+        Err(e) => return super::layout::failure(e),
     };
     let session = Token::generate();
     let csrf = Token::generate();
@@ -62,7 +62,7 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Byte
         .create_session(&session.hash(), &user, csrf.expose(), SESSION_LIFETIME)
         .await
     {
-        return crate::api::ApiError::from(e).into_response();
+        return super::layout::failure(e);
     }
     tracing::info!(security_user = %user.name, "console sign-in");
     (
@@ -82,7 +82,7 @@ pub struct CsrfForm {
 }
 
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     request_headers: HeaderMap,
     body: Bytes,
@@ -97,7 +97,7 @@ pub async fn logout(
     if let Some(token) = session_token(&request_headers)
         && let Err(e) = state.store.end_session(&TokenHash::of(&token)).await
     {
-        return crate::api::ApiError::from(e).into_response();
+        return super::layout::failure(e);
     }
     (
         [(

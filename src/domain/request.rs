@@ -434,6 +434,18 @@ pub struct Changes {
     pub slot: Option<super::Slot>,
 }
 
+impl Changes {
+    /// Whether applying these to `old` would change anything: a change to what a callback
+    /// already has is not written (no update, no event).
+    pub fn alters(&self, old: &super::Callback) -> bool {
+        self.schedule
+            .is_some_and(|s| s != (old.scheduled_for, old.due_at, old.time_zone))
+            || self.notes.as_ref().is_some_and(|n| *n != old.notes)
+            || self.target_agent.is_some_and(|t| t != old.target_agent_id)
+            || self.expires_at.is_some_and(|e| Some(e) != old.expires_at)
+    }
+}
+
 impl ChangeInput {
     /// The first rules: something to change, a time zone only with a date, text, and the
     /// target agent id (to look up). `Some(None)`: route to the skill.

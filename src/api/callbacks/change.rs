@@ -3,20 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::read::Selection;
 use super::views::{
-    BulkAction, BulkAnswer, BulkRefusal, BulkRequest, CallbackView, CancelQuery, OutcomeAnswer,
-    UpdateRequest,
+    BulkAnswer, BulkRefusal, BulkRequest, CallbackView, CancelQuery, OutcomeAnswer, UpdateRequest,
 };
-use super::{locked_callback, require_pending};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ResultCode};
 use crate::api::extract::{Caller, JsonBody, PathParam, QueryParams};
-use crate::domain::{
-    CallbackId, CallbackState, ChangeInput, Decision, Permission, check_reason, plan_change,
-};
-use crate::outcomes::{self, Applied, OutcomeError, OutcomeReport};
-use crate::store::CallbackFilter;
+use crate::app::{self, Applied, OutcomeReport, Selection, Why};
+use crate::domain::{CallbackId, ChangeInput};
 
 /// `PATCH /v1/callbacks/{id}`: reschedule, change notes or target while pending.
 #[utoipa::path(
@@ -44,33 +38,8 @@ pub async fn update(
     PathParam(id): PathParam<CallbackId>,
     body: JsonBody<UpdateRequest>,
 ) -> Result<Json<CallbackView>, ApiError> {
-    caller.require(Permission::CallbacksUpdate)?;
     let input = ChangeInput::from(body.value);
-    let target_agent = input.requested()?;
-    let mut change = locked_callback(&state, &caller, id).await?;
-    require_pending(&change.record, "changed")?;
-    let agent = match target_agent {
-        Some(Some(agent_id)) => change.agent(agent_id).await?,
-        _ => None,
-    };
-    let changes = plan_change(
-        input,
-        target_agent,
-        agent.as_ref(),
-        &change.record,
-        &change.skill,
-        change.now,
-        &state.rules,
-    )?;
-    let updated = change.apply(&changes, &caller.0.name).await?;
-    tracing::info!(
-        callback_id = %id,
-        skill_id = updated.skill_id.get(),
-        route = updated.route().kind(),
-        due_at = %updated.due_at.to_rfc3339(),
-        security_user = %caller.0.name,
-        "callback updated"
-    );
+    let updated = app::change(&state, &caller.0, id, input, Why::optional(None)).await?;
     Ok(Json(updated.into()))
 }
 
@@ -100,37 +69,7 @@ pub async fn outcome(
     PathParam(id): PathParam<CallbackId>,
     body: JsonBody<OutcomeReport>,
 ) -> Result<Json<OutcomeAnswer>, ApiError> {
-    caller.require(Permission::CallbacksUpdate)?;
-    let report = body.value;
-    if report.callback_id.is_some_and(|body_id| body_id != id) {
-        return Err(ApiError::unprocessable(format!(
-            "callbackId in the body is not {id}"
-        )));
-    }
-    if report
-        .schema
-        .as_deref()
-        .is_some_and(|s| s != outcomes::SCHEMA)
-    {
-        return Err(ApiError::unprocessable(format!(
-            "schema must be \"{}\"",
-            outcomes::SCHEMA
-        )));
-    }
-    let change = locked_callback(&state, &caller, id).await?;
-    let applied = outcomes::apply(change, &report, &state.settings, "http", &caller.0.name)
-        .await
-        .map_err(|e| match e {
-            OutcomeError::Store(e) => e.into(),
-            OutcomeError::ScheduleDate(e) => ApiError::invalid(ResultCode::InvalidScheduleDate, e),
-            OutcomeError::MissingScheduleDate => ApiError::invalid(
-                ResultCode::InvalidScheduleDate,
-                "reschedule needs a scheduleDate",
-            ),
-            OutcomeError::Attempt(e) => ApiError::unprocessable(format!("attempt: {e}")),
-            other => ApiError::unprocessable(other.to_string()),
-        })?;
-    match applied {
+    match app::report_outcome(&state, &caller.0, id, &body.value).await? {
         Applied::Duplicate => Ok(Json(OutcomeAnswer {
             result: ResultCode::Success,
             applied: false,
@@ -138,13 +77,6 @@ pub async fn outcome(
             message: Some("this outcome was already reported for this attempt".into()),
             callback: None,
         })),
-        Applied::Done {
-            decision: Decision::Ignore(reason),
-            ..
-        } => Err(ApiError::conflict(format!(
-            "outcome {} for attempt {} not applied: {reason}",
-            report.outcome, report.attempt
-        ))),
         Applied::Done { record, .. } => Ok(Json(OutcomeAnswer {
             result: ResultCode::Success,
             applied: true,
@@ -180,20 +112,9 @@ pub async fn cancel(
     PathParam(id): PathParam<CallbackId>,
     QueryParams(q): QueryParams<CancelQuery>,
 ) -> Result<Json<CallbackView>, ApiError> {
-    caller.require(Permission::CallbacksCancel)?;
-    let reason = check_reason(q.reason.as_deref(), false)?;
-    let change = locked_callback(&state, &caller, id).await?;
-    require_pending(&change.record, "cancelled")?;
-    let cancelled = change.cancel(&caller.0.name, reason.as_deref()).await?;
-    tracing::info!(callback_id = %id, skill_id = cancelled.skill_id.get(), security_user = %caller.0.name, "callback cancelled");
+    let cancelled = app::cancel(&state, &caller.0, id, Why::optional(q.reason.as_deref())).await?;
     Ok(Json(cancelled.into()))
 }
-
-/// Callbacks one bulk change may select at most: a larger selection is refused (narrow the
-/// filter), so that one request stays within the request time limit.
-const BULK_MAX: u32 = 10_000;
-/// Refusals listed in a bulk answer at most.
-const BULK_REFUSALS_SHOWN: usize = 20;
 
 /// `POST /v1/callbacks/bulk`: cancel, reschedule or reassign every pending callback a
 /// filter selects, each in its own transaction with its own event (carrying the reason),
@@ -219,155 +140,41 @@ pub async fn bulk(
     caller: Caller,
     body: JsonBody<BulkRequest>,
 ) -> Result<Json<BulkAnswer>, ApiError> {
-    run_bulk(&state, &caller, body.value).await.map(Json)
-}
-
-/// A bulk change for `caller` (the API's and the console's).
-pub async fn run_bulk(
-    state: &AppState,
-    caller: &Caller,
-    req: BulkRequest,
-) -> Result<BulkAnswer, ApiError> {
-    caller.require(match req.action {
-        BulkAction::Cancel => Permission::CallbacksCancel,
-        BulkAction::Reschedule | BulkAction::Reassign => Permission::CallbacksUpdate,
-    })?;
-    let reason = check_reason(req.reason.as_deref(), true)?;
-    let change = match req.action {
-        BulkAction::Cancel => None,
-        BulkAction::Reschedule => Some(ChangeInput {
-            schedule_date: Some(
-                req.schedule_date
-                    .clone()
-                    .ok_or_else(|| ApiError::unprocessable("reschedule needs a scheduleDate"))?,
-            ),
-            time_zone: req.time_zone.clone(),
-            ..ChangeInput::default()
-        }),
-        BulkAction::Reassign => Some(ChangeInput {
-            target_agent_id: Some(req.target_agent_id.clone().ok_or_else(|| {
-                ApiError::unprocessable("reassign needs a targetAgentId (\"\" or null: the skill)")
-            })?),
-            ..ChangeInput::default()
-        }),
-    };
-    // The first rules (a bad agent id, a time zone without a date) fail every callback alike.
-    let target_agent = change.as_ref().map(ChangeInput::requested).transpose()?;
-    let selection = Selection {
-        state: req.filter.state.as_deref(),
-        skill_id: req.filter.skill_id.as_deref(),
-        agent_id: req.filter.agent_id.as_deref(),
-        due_before: req.filter.due_before.as_deref(),
-        due_after: req.filter.due_after.as_deref(),
-    };
-    let selected = state
-        .store
-        .list_callbacks(&CallbackFilter {
-            limit: BULK_MAX + 1,
-            ..selection.filter(caller)?
-        })
-        .await?;
-    if selected.len() > BULK_MAX as usize {
-        return Err(ApiError::unprocessable(format!(
-            "the filter selects more than {BULK_MAX} callbacks; narrow it (by skill, agent or due range)"
-        )));
-    }
-    let matched = selected.len();
-    let pending: Vec<CallbackId> = selected
-        .iter()
-        .filter(|c| c.state == CallbackState::Pending)
-        .map(|c| c.id)
-        .collect();
-    if req.dry_run {
-        return Ok(BulkAnswer {
-            result: ResultCode::Success,
-            dry_run: true,
-            matched,
-            changed: pending.len(),
-            skipped: matched - pending.len(),
-            refused: Vec::new(),
-        });
-    }
-    let mut changed = 0;
-    let mut refused = Vec::new();
-    let mut refused_count = 0;
-    for id in pending {
-        let outcome = bulk_one(
-            state,
-            caller,
-            id,
-            change.as_ref(),
-            target_agent.flatten(),
-            &reason,
-        )
-        .await;
-        match outcome {
-            Ok(true) => changed += 1,
-            // No longer pending (dispatched or changed meanwhile): skipped.
-            Ok(false) => {}
-            Err(e) if e.status.is_client_error() => {
-                refused_count += 1;
-                if refused.len() < BULK_REFUSALS_SHOWN {
-                    refused.push(BulkRefusal {
-                        callback_id: id,
-                        result: e.code,
-                        message: e.message,
-                    });
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    tracing::info!(matched, changed, refused = refused_count, security_user = %caller.0.name, "bulk change");
-    Ok(BulkAnswer {
+    let req = body.value;
+    let report = app::change_many(
+        &state,
+        &caller.0,
+        app::BulkChange {
+            action: req.action.into(),
+            selection: Selection {
+                state: req.filter.state.as_deref(),
+                skill_id: req.filter.skill_id.as_deref(),
+                agent_id: req.filter.agent_id.as_deref(),
+                due_before: req.filter.due_before.as_deref(),
+                due_after: req.filter.due_after.as_deref(),
+            },
+            reason: req.reason.as_deref(),
+            schedule_date: req.schedule_date,
+            time_zone: req.time_zone,
+            target_agent_id: req.target_agent_id,
+            dry_run: req.dry_run,
+        },
+    )
+    .await?;
+    Ok(Json(BulkAnswer {
         result: ResultCode::Success,
-        dry_run: false,
-        matched,
-        changed,
-        skipped: matched - changed,
-        refused,
-    })
-}
-
-/// One callback of a bulk change, under its row lock: `Ok(false)` when it is no longer
-/// pending.
-async fn bulk_one(
-    state: &AppState,
-    caller: &Caller,
-    id: CallbackId,
-    change: Option<&ChangeInput>,
-    target_agent: Option<Option<crate::domain::AgentId>>,
-    reason: &Option<String>,
-) -> Result<bool, ApiError> {
-    let mut locked = match locked_callback(state, caller, id).await {
-        Ok(locked) => locked,
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    if locked.record.state != CallbackState::Pending {
-        return Ok(false);
-    }
-    match change {
-        None => {
-            locked.cancel(&caller.0.name, reason.as_deref()).await?;
-        }
-        Some(input) => {
-            let agent = match target_agent {
-                Some(Some(agent_id)) => locked.agent(agent_id).await?,
-                _ => None,
-            };
-            let mut changes = plan_change(
-                input.clone(),
-                target_agent,
-                agent.as_ref(),
-                &locked.record,
-                &locked.skill,
-                locked.now,
-                &state.rules,
-            )?;
-            changes.reason = reason.clone();
-            locked.apply(&changes, &caller.0.name).await?;
-        }
-    }
-    Ok(true)
+        dry_run: report.dry_run,
+        matched: report.matched,
+        changed: report.changed,
+        skipped: report.skipped,
+        refused: report
+            .refused
+            .into_iter()
+            .map(|r| BulkRefusal {
+                callback_id: r.callback_id,
+                result: r.result,
+                message: r.message,
+            })
+            .collect(),
+    }))
 }

@@ -14,16 +14,10 @@ pub use read::*;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Caller;
-use crate::domain::{Callback, CallbackId, CallbackState};
-use crate::store::CallbackChange;
+use crate::app::AppError;
+use crate::domain::{Callback, CallbackId};
 
-/// The answer for a callback that is absent, or of a skill the caller may not use: a 403
-/// would confirm that it exists.
-fn no_such_callback(id: CallbackId) -> ApiError {
-    ApiError::not_found(format!("callback {id} does not exist"))
-}
-
-/// Reads a callback the caller may see; 404 otherwise.
+/// Reads a callback the caller may see; 404 otherwise (a 403 would confirm that it exists).
 async fn visible_callback(
     state: &AppState,
     caller: &Caller,
@@ -34,43 +28,20 @@ async fn visible_callback(
         .callback(id)
         .await?
         .filter(|r| caller.0.may_use_skill(r.skill_id))
-        .ok_or_else(|| no_such_callback(id))?;
+        .ok_or(AppError::NoSuchCallback(id))?;
     Ok(record)
-}
-
-/// Locks a callback the caller may see for a change (PATCH, DELETE, outcome); 404 otherwise.
-async fn locked_callback(
-    state: &AppState,
-    caller: &Caller,
-    id: CallbackId,
-) -> Result<CallbackChange, ApiError> {
-    match state.store.begin_change(id).await? {
-        Some(change) if caller.0.may_use_skill(change.record.skill_id) => Ok(change),
-        _ => Err(no_such_callback(id)),
-    }
 }
 
 /// `limit`, or the default page size; out of range is 400.
 fn page_size(state: &AppState, limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(state.default_page_size);
-    if limit == 0 || limit > state.max_page_size {
+    let limit = limit.unwrap_or(state.http.default_page_size);
+    if limit == 0 || limit > state.http.max_page_size {
         return Err(ApiError::bad_request(format!(
             "limit {limit} is out of range 1..={}",
-            state.max_page_size
+            state.http.max_page_size
         )));
     }
     Ok(limit)
-}
-
-fn require_pending(record: &Callback, verb: &str) -> Result<(), ApiError> {
-    if record.state == CallbackState::Pending {
-        Ok(())
-    } else {
-        Err(ApiError::conflict(format!(
-            "callback {} is {}; only pending callbacks can be {verb}",
-            record.id, record.state
-        )))
-    }
 }
 
 #[cfg(test)]

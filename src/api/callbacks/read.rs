@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Datelike, Utc};
+use chrono::Datelike;
 
 use super::views::{
     CallbackPage, CallbackView, EventList, EventView, EventsQuery, ListCursor, ListQuery,
@@ -11,7 +11,8 @@ use super::{page_size, visible_callback};
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::api::extract::{Caller, PathParam, QueryParams};
-use crate::domain::{CallbackId, Permission, SkillId};
+use crate::app::Selection;
+use crate::domain::{CallbackId, Permission};
 use crate::store::CallbackFilter;
 
 /// `GET /v1/callbacks/{id}`.
@@ -91,62 +92,6 @@ pub async fn events(
     }))
 }
 
-/// The filters of a list, or of a bulk change, as sent.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Selection<'a> {
-    pub state: Option<&'a str>,
-    pub skill_id: Option<&'a str>,
-    pub agent_id: Option<&'a str>,
-    pub due_before: Option<&'a str>,
-    pub due_after: Option<&'a str>,
-}
-
-impl Selection<'_> {
-    /// The store's filter, within the skills the caller may use (naming another skill is
-    /// 403; a bad value is 400 naming it).
-    pub(super) fn filter(&self, caller: &Caller) -> Result<CallbackFilter, ApiError> {
-        let bad = |e: String| ApiError::bad_request(e);
-        let skill_id = self
-            .skill_id
-            .map(str::parse::<SkillId>)
-            .transpose()
-            .map_err(|e| bad(e.to_string()))?;
-        if let Some(skill) = skill_id {
-            caller.require_skill(skill)?;
-        }
-        Ok(CallbackFilter {
-            state: self.state.map(str::parse).transpose().map_err(bad)?,
-            skill_id,
-            agent_id: self
-                .agent_id
-                .map(str::parse)
-                .transpose()
-                .map_err(|e: crate::domain::IdError| bad(e.to_string()))?,
-            due_before: parse_time("dueBefore", self.due_before)?,
-            due_after: parse_time("dueAfter", self.due_after)?,
-            allowed_skills: caller.0.skills.clone(),
-            after: None,
-            limit: 0,
-            phone_number: None,
-            last_name_prefix: None,
-        })
-    }
-}
-
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    value
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::bad_request(format!(
-                        "{name} `{v}` is not an RFC 3339 date-time such as 2026-11-25T14:30:00Z"
-                    ))
-                })
-        })
-        .transpose()
-}
-
 /// `GET /v1/callbacks`: ordered by due time, keyset-paginated with `cursor`.
 #[utoipa::path(
     get,
@@ -192,7 +137,7 @@ pub async fn list(
             .transpose()?,
         // One extra row tells whether there is a next page.
         limit: limit + 1,
-        ..selection.filter(&caller)?
+        ..selection.filter(&caller.0)?
     };
     let mut records = state.store.list_callbacks(&filter).await?;
     let next_cursor = if records.len() > limit as usize {

@@ -385,6 +385,16 @@ pub enum BulkAction {
     Reassign,
 }
 
+impl From<BulkAction> for crate::app::BulkAction {
+    fn from(action: BulkAction) -> Self {
+        match action {
+            BulkAction::Cancel => Self::Cancel,
+            BulkAction::Reschedule => Self::Reschedule,
+            BulkAction::Reassign => Self::Reassign,
+        }
+    }
+}
+
 /// The callbacks a bulk change selects: the list's filters.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -3,12 +3,12 @@
 
 use serde::Deserialize;
 
+use super::{App, AppError, require};
 pub use crate::amqp::{Incoming, Verdict};
 use crate::config::Settings;
-use crate::domain::Callback;
 use crate::domain::{
-    CallbackId, Current, Decision, OutcomeKind, check_attempt, contact_zone, decide,
-    resolve_schedule_date,
+    Callback, CallbackId, Current, Decision, OutcomeKind, Permission, ResultCode, SecurityUser,
+    check_attempt, contact_zone, decide, resolve_schedule_date,
 };
 use crate::store::{CallbackChange, StoreError};
 
@@ -56,8 +56,56 @@ pub enum Applied {
     Duplicate,
 }
 
+/// An outcome reported over HTTP by `user`, for callback `id` (which the body, when it names
+/// one, must agree with). Recorded but not applied — an old attempt, a state it does not
+/// apply to — is [`AppError::Conflict`]; a repeat is [`Applied::Duplicate`].
+pub async fn report_outcome(
+    app: &App,
+    user: &SecurityUser,
+    id: CallbackId,
+    report: &OutcomeReport,
+) -> Result<Applied, AppError> {
+    require(user, Permission::CallbacksUpdate)?;
+    if report.callback_id.is_some_and(|body_id| body_id != id) {
+        return Err(AppError::unacceptable(format!(
+            "callbackId in the body is not {id}"
+        )));
+    }
+    if report.schema.as_deref().is_some_and(|s| s != SCHEMA) {
+        return Err(AppError::unacceptable(format!(
+            "schema must be \"{SCHEMA}\""
+        )));
+    }
+    let change = super::change::locked(app, user, id).await?;
+    let applied = apply(change, report, &app.settings, "http", &user.name)
+        .await
+        .map_err(|e| match e {
+            OutcomeError::Store(e) => e.into(),
+            OutcomeError::ScheduleDate(e) => {
+                AppError::invalid(ResultCode::InvalidScheduleDate, e.to_string())
+            }
+            OutcomeError::MissingScheduleDate => AppError::invalid(
+                ResultCode::InvalidScheduleDate,
+                "reschedule needs a scheduleDate",
+            ),
+            OutcomeError::Attempt(e) => AppError::unacceptable(format!("attempt: {e}")),
+            other => AppError::unacceptable(other.to_string()),
+        })?;
+    if let Applied::Done {
+        decision: Decision::Ignore(reason),
+        ..
+    } = &applied
+    {
+        return Err(AppError::Conflict(format!(
+            "outcome {} for attempt {} not applied: {reason}",
+            report.outcome, report.attempt
+        )));
+    }
+    Ok(applied)
+}
+
 /// Applies `report` to the locked callback in `change`, once.
-pub async fn apply(
+async fn apply(
     mut change: CallbackChange,
     report: &OutcomeReport,
     settings: &Settings,

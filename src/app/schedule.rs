@@ -1,0 +1,197 @@
+//! Scheduling a callback: the spec's checks in their order (`domain::plan_create`), then the
+//! write — grouped with concurrent creates, or into its slot for a skill with slots — and an
+//! idempotent replay for a repeated key.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{App, AppError, Creates, require, require_skill};
+use crate::domain::{
+    CallbackId, CreateInput, NewCallback, Permission, ResultCode, SLOT_SEARCH, SecurityUser, Skill,
+    Slot, SlotPolicy, plan_create, replan_full,
+};
+use crate::store::{Booked, IdempotencyKey, Inserted, NewCreate, StoreError};
+
+/// The answer to a successful create: stored with its idempotency key and replayed as is.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    pub result: ResultCode,
+    pub callback_id: CallbackId,
+    pub due_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a create did.
+#[derive(Debug)]
+pub enum Created {
+    /// Stored as pending.
+    New(Receipt),
+    /// A repeat of an earlier request with the same key and body: its answer, unchanged.
+    Replayed(serde_json::Value),
+}
+
+/// Schedules a callback for `user`. `nearest`: a full slot moves the create to the nearest
+/// free one instead of refusing it.
+pub async fn schedule(
+    app: &App,
+    user: &SecurityUser,
+    input: CreateInput,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<Created, AppError> {
+    require(user, Permission::CallbacksCreate)?;
+    let nearest = input.nearest_slot;
+    let requested = input.requested()?;
+    require_skill(user, requested.skill_id)?;
+    let phone = input.phone_number(&app.rules);
+    let context = app
+        .store
+        .create_context(
+            requested.skill_id,
+            requested.target_agent_id,
+            phone.as_ref().ok(),
+        )
+        .await?;
+    let callback = plan_create(
+        input,
+        requested,
+        phone,
+        CallbackId::generate(),
+        &context,
+        &app.rules,
+    )?;
+    let route = callback.route().kind();
+    let skill_id = callback.skill_id;
+    let key = idempotency.as_ref().map(|k| k.key.clone());
+    let (receipt, inserted) = match (&callback.slot, &context.skill) {
+        (Some(_), Some(skill)) => {
+            book_in_slot(app, callback, skill, user, idempotency, nearest).await?
+        }
+        (Some(_), None) => {
+            return Err(AppError::Store(StoreError::Corrupt(format!(
+                "callback {} has a slot but no skill",
+                callback.id
+            ))));
+        }
+        (None, _) => {
+            let (create, receipt) = new_create(callback, user, idempotency)?;
+            let inserted = match &app.creates {
+                Creates::Grouped(queue) => queue.insert(create).await?,
+                Creates::Direct => app.store.insert_callback(&create).await?,
+            };
+            (receipt, inserted)
+        }
+    };
+    match inserted {
+        Inserted::Created => {
+            crate::instruments::created(route);
+            tracing::info!(
+                callback_id = %receipt.callback_id,
+                skill_id = skill_id.get(),
+                route,
+                due_at = %receipt.due_at.to_rfc3339(),
+                security_user = %user.name,
+                result = "Success",
+                "callback created"
+            );
+            Ok(Created::New(receipt))
+        }
+        Inserted::Replayed(first) => Ok(Created::Replayed(first)),
+        Inserted::KeyReused => Err(AppError::unacceptable(format!(
+            "Idempotency-Key `{}` was already used with a different request body",
+            key.unwrap_or_default()
+        ))),
+    }
+}
+
+/// The create to store, and the receipt it gets (stored with an idempotency key).
+fn new_create(
+    callback: NewCallback,
+    user: &SecurityUser,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<(NewCreate, Receipt), AppError> {
+    let receipt = Receipt {
+        result: ResultCode::Success,
+        callback_id: callback.id,
+        due_at: callback.due_at,
+        expires_at: callback.expires_at,
+    };
+    let response = serde_json::to_value(&receipt).map_err(|e| {
+        AppError::Store(StoreError::Corrupt(format!(
+            "cannot encode the create answer: {e}"
+        )))
+    })?;
+    let create = NewCreate {
+        callback,
+        actor: user.clone(),
+        idempotency,
+        response,
+    };
+    Ok((create, receipt))
+}
+
+/// Stores a create of a skill with slots, in its slot. A full slot is refused with the
+/// nearest free ones, or (`slotPolicy: nearest`) the create moves to the nearest free one;
+/// another create may fill that one first, so a few tries are made.
+async fn book_in_slot(
+    app: &App,
+    mut callback: NewCallback,
+    skill: &Skill,
+    user: &SecurityUser,
+    idempotency: Option<IdempotencyKey>,
+    nearest: bool,
+) -> Result<(Receipt, Inserted), AppError> {
+    const TRIES: usize = 4;
+    let Some(policy) = skill.policy.slots.as_ref() else {
+        return Err(AppError::Store(StoreError::Corrupt(format!(
+            "skill {} lost its slots while booking",
+            skill.id
+        ))));
+    };
+    for _ in 0..TRIES {
+        let Some(slot) = callback.slot else {
+            break;
+        };
+        let (create, receipt) = new_create(callback.clone(), user, idempotency.clone())?;
+        match app.store.insert_in_slot(&create, &slot).await? {
+            Booked::Done(inserted) => return Ok((receipt, inserted)),
+            Booked::Full => {
+                let now = Utc::now();
+                let from = (slot.start - SLOT_SEARCH).max(now);
+                let to = slot.start + SLOT_SEARCH;
+                let (around, booked) = slots_with_bookings(app, skill, policy, from, to).await?;
+                callback = replan_full(
+                    callback,
+                    skill,
+                    &around,
+                    |start| booked.get(&start).copied().unwrap_or(0),
+                    now,
+                    app.rules.default_time_zone,
+                    nearest,
+                )?;
+            }
+        }
+    }
+    Err(AppError::invalid(
+        ResultCode::InvalidScheduleDate,
+        "scheduleDate: the nearest free slots filled up while booking; try again",
+    ))
+}
+
+/// A skill's slots starting in `[from, to)` within its calling hours, with how many each
+/// already holds: one range read of `slot_bookings`.
+pub async fn slots_with_bookings(
+    app: &App,
+    skill: &Skill,
+    policy: &SlotPolicy,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Vec<Slot>, HashMap<DateTime<Utc>, u32>), AppError> {
+    let zone = skill.slot_zone(app.rules.default_time_zone);
+    let slots = policy.slots(from, to, zone, skill.policy.calling_hours.as_ref());
+    let first = slots.first().map_or(from, |s| s.start);
+    let booked = app.store.slot_bookings(skill.id, first, to).await?;
+    Ok((slots, booked))
+}

@@ -1,0 +1,108 @@
+//! The HTTP server both deliveries share: one listener (`serve`), one router that mounts the
+//! API and the console side by side under the same layers — a time limit, a body limit, one
+//! log event per request, and a panic caught as a 500 in the API's shape.
+
+mod serve;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use serve::serve;
+
+use crate::api::{ApiError, AppState, ResultCode};
+use crate::config::ApiSettings;
+
+/// Every route the daemon answers.
+pub fn router(state: AppState, settings: &ApiSettings) -> Router {
+    let request_timeout = settings.request_timeout();
+    let max_body_bytes = state.http.max_body_bytes;
+    Router::new()
+        .merge(crate::api::routes(&state))
+        .merge(crate::console::router::<AppState>())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(move |request, next| {
+            time_limit(request_timeout, request, next)
+        }))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ResultCode::Default,
+                "internal error; the daemon's log has the details",
+            )
+            .into_response()
+        }))
+        .with_state(state)
+}
+
+/// `api.request_timeout_ms` for the whole request, answered like every other error. The
+/// request's own log event (`log_request`, inside) is lost with it, hence a warning here.
+async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let timeout_ms = limit.as_millis();
+            // No headers: they carry the bearer token.
+            tracing::warn!(%method, %path, timeout_ms, "request timed out");
+            ApiError::request_timeout(format!(
+                "the request took longer than api.request_timeout_ms ({timeout_ms} ms)"
+            ))
+            .into_response()
+        }
+    }
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no such endpoint: {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ResultCode::Default,
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// One log event per request. Never logs headers: they carry the bearer token.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let result = response
+        .extensions()
+        .get::<ResultCode>()
+        .copied()
+        .unwrap_or(if status.is_success() {
+            ResultCode::Success
+        } else {
+            ResultCode::Default
+        });
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    if status.is_server_error() {
+        tracing::warn!(%method, %path, status = status.as_u16(), result = result.as_str(), latency_ms, "request");
+    } else {
+        tracing::info!(%method, %path, status = status.as_u16(), result = result.as_str(), latency_ms, "request");
+    }
+    response
+}
