@@ -150,3 +150,417 @@ fn wake(pacer: &Pacer, now: DateTime<Utc>) -> Option<Duration> {
         (a, b) => a.or(b),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration as Span;
+
+    use super::*;
+    use crate::domain::{
+        AgentId, Callback, CallbackState, CallingHours, Direction, GateReading, MediaType,
+        PhoneNumber, Skill, SkillPolicy, Suppression,
+    };
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("rfc3339")
+            .with_timezone(&Utc)
+    }
+
+    /// Wednesday 15:00 UTC.
+    fn wednesday_afternoon() -> DateTime<Utc> {
+        utc("2026-11-25T15:00:00Z")
+    }
+
+    fn weekdays() -> CallingHours {
+        serde_json::from_value(serde_json::json!({
+            "mon": ["08:00-21:00"], "tue": ["08:00-21:00"], "wed": ["08:00-21:00"],
+            "thu": ["08:00-21:00"], "fri": ["08:00-21:00"]
+        }))
+        .expect("valid hours")
+    }
+
+    fn skill(id: i64, policy: SkillPolicy) -> Skill {
+        Skill {
+            id: SkillId::new(id).expect("id"),
+            name: format!("skill {id}"),
+            media_type: MediaType::Phone,
+            direction: Direction::Outbound,
+            active: true,
+            time_zone: None,
+            policy,
+        }
+    }
+
+    fn capped(id: i64, max_in_flight: u32) -> Skill {
+        skill(
+            id,
+            SkillPolicy {
+                max_in_flight: Some(max_in_flight),
+                ..SkillPolicy::default()
+            },
+        )
+    }
+
+    fn due(skill: &Skill, due_at: DateTime<Utc>) -> Due {
+        Due {
+            callback: Callback {
+                id: CallbackId::generate(),
+                state: CallbackState::Pending,
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                phone_number: PhoneNumber::from_stored("+442079460958".into()),
+                skill_id: skill.id,
+                target_agent_id: None,
+                notes: String::new(),
+                time_zone: None,
+                scheduled_for: due_at,
+                due_at,
+                attempt: 0,
+                dispatched_at: None,
+                last_error: None,
+                created_by: "test".into(),
+                created_at: due_at,
+                updated_at: due_at,
+                expires_at: None,
+                dial_failures: 0,
+                last_outcome: None,
+                fallback_due_at: None,
+                fell_back_at: None,
+            },
+            skill: skill.clone(),
+            suppression: None,
+            paced_since: None,
+        }
+    }
+
+    /// `n` callbacks of `skill`, due a minute apart, oldest first.
+    fn batch(skill: &Skill, n: i64, now: DateTime<Utc>) -> Vec<Due> {
+        (0..n)
+            .map(|i| due(skill, now - Span::minutes(n - i)))
+            .collect()
+    }
+
+    fn reading(in_flight: u32, max_in_flight: Option<u32>) -> GateReading {
+        GateReading {
+            locked: true,
+            in_flight,
+            max_in_flight,
+            max_per_minute: None,
+            next_at: None,
+        }
+    }
+
+    fn gate(skill: &Skill) -> Gate {
+        Gate::Skill(skill.id)
+    }
+
+    fn planner() -> Planner {
+        Planner::new(Tz::UTC, PacingDefaults::default())
+    }
+
+    fn ids<'a>(dues: impl IntoIterator<Item = &'a Due>) -> Vec<CallbackId> {
+        dues.into_iter().map(|d| d.callback.id).collect()
+    }
+
+    #[test]
+    fn due_inside_calling_hours_is_published() {
+        let now = wednesday_afternoon();
+        let sales = skill(
+            1,
+            SkillPolicy {
+                calling_hours: Some(weekdays()),
+                ..SkillPolicy::default()
+            },
+        );
+        let candidates = vec![due(&sales, now - Span::seconds(1))];
+        let plan = planner().plan(&candidates, Pacer::new(now, []), now);
+        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates));
+        assert!(plan.hold().is_empty() && plan.defer.is_empty() && plan.end.is_empty());
+        assert!(plan.rate_updates.is_empty());
+        assert_eq!(plan.wake, None);
+    }
+
+    #[test]
+    fn due_outside_calling_hours_is_deferred_to_the_next_opening_without_taking_room() {
+        // Wednesday 22:00 UTC: closed until Thursday 08:00.
+        let now = utc("2026-11-25T22:00:00Z");
+        let paced = skill(
+            1,
+            SkillPolicy {
+                calling_hours: Some(weekdays()),
+                max_per_minute: Some(60),
+                ..SkillPolicy::default()
+            },
+        );
+        let candidates = vec![due(&paced, now - Span::minutes(5))];
+        let pacer = Pacer::new(
+            now,
+            [(
+                gate(&paced),
+                GateReading {
+                    max_per_minute: Some(60),
+                    ..reading(0, None)
+                },
+            )],
+        );
+        let plan = planner().plan(&candidates, pacer, now);
+        assert!(plan.publish.is_empty() && plan.end.is_empty() && plan.hold().is_empty());
+        let [deferral] = plan.defer.as_slice() else {
+            panic!("one deferral: {plan:?}");
+        };
+        assert_eq!(deferral.id, candidates[0].callback.id);
+        assert_eq!(deferral.until, utc("2026-11-26T08:00:00Z"));
+        assert!(
+            deferral
+                .reason
+                .starts_with("outside the calling hours of skill 1"),
+            "{}",
+            deferral.reason
+        );
+        assert!(
+            plan.rate_updates.is_empty(),
+            "a deferred callback uses none of its skill's rate"
+        );
+    }
+
+    #[test]
+    fn one_that_would_expire_before_the_hours_open_or_whose_hours_never_open_is_ended() {
+        // The claim never takes a callback already past its expiry; the plan ends the ones
+        // that would pass it while waiting for the hours to open.
+        let now = utc("2026-11-25T22:00:00Z");
+        let evenings = skill(
+            1,
+            SkillPolicy {
+                calling_hours: Some(weekdays()),
+                ..SkillPolicy::default()
+            },
+        );
+        let never = skill(
+            2,
+            SkillPolicy {
+                calling_hours: Some(CallingHours::default()),
+                ..SkillPolicy::default()
+            },
+        );
+        let mut expiring = due(&evenings, now - Span::minutes(2));
+        expiring.callback.expires_at = Some(utc("2026-11-26T07:59:00Z"));
+        let candidates = vec![expiring, due(&never, now - Span::minutes(1))];
+        let plan = planner().plan(&candidates, Pacer::new(now, []), now);
+        assert!(plan.publish.is_empty() && plan.defer.is_empty() && plan.hold().is_empty());
+        let ended: Vec<(CallbackId, CallbackState)> =
+            plan.end.iter().map(|e| (e.id, e.state)).collect();
+        assert_eq!(
+            ended,
+            [
+                (candidates[0].callback.id, CallbackState::Expired),
+                (candidates[1].callback.id, CallbackState::Failed),
+            ]
+        );
+        assert!(
+            plan.end[0].reason.contains("expires before"),
+            "{}",
+            plan.end[0].reason
+        );
+    }
+
+    #[test]
+    fn a_suppressed_number_is_ended_and_leaves_its_gate_room_to_the_next() {
+        let now = wednesday_afternoon();
+        let sales = capped(1, 1);
+        let mut candidates = batch(&sales, 2, now);
+        candidates[0].suppression = Some(Suppression {
+            skill_id: None,
+            reason: "asked not to be called".into(),
+        });
+        let pacer = Pacer::new(now, [(gate(&sales), reading(0, Some(1)))]);
+        let plan = planner().plan(&candidates, pacer, now);
+        let [ending] = plan.end.as_slice() else {
+            panic!("one ending: {plan:?}");
+        };
+        assert_eq!(ending.id, candidates[0].callback.id);
+        assert_eq!(ending.state, CallbackState::Suppressed);
+        assert!(
+            ending.reason.contains("do-not-call") && ending.reason.contains("asked not to"),
+            "{}",
+            ending.reason
+        );
+        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates[1..]));
+        assert!(plan.hold().is_empty());
+    }
+
+    #[test]
+    fn a_full_gate_holds_its_callbacks_and_names_only_the_newly_held() {
+        let now = wednesday_afternoon();
+        let sales = capped(1, 5);
+        let mut candidates = batch(&sales, 2, now);
+        candidates[0].paced_since = Some(now - Span::minutes(10));
+        let pacer = Pacer::new(now, [(gate(&sales), reading(5, Some(5)))]);
+        let plan = planner().plan(&candidates, pacer, now);
+        assert!(plan.publish.is_empty() && plan.defer.is_empty() && plan.end.is_empty());
+        let mut held = plan.hold().to_vec();
+        held.sort();
+        let mut expected: Vec<_> = candidates
+            .iter()
+            .map(|d| (d.callback.id, gate(&sales)))
+            .collect();
+        expected.sort();
+        assert_eq!(held, expected);
+        assert_eq!(
+            plan.newly_held(),
+            [(candidates[1].callback.id, gate(&sales))],
+            "the one held before is not counted again"
+        );
+    }
+
+    #[test]
+    fn a_gate_with_room_for_k_publishes_the_oldest_k_in_due_order_and_holds_the_rest() {
+        let now = wednesday_afternoon();
+        let sales = capped(1, 5);
+        let candidates = batch(&sales, 5, now);
+        let pacer = Pacer::new(now, [(gate(&sales), reading(3, Some(5)))]);
+        let plan = planner().plan(&candidates, pacer, now);
+        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates[..2]));
+        let held: Vec<CallbackId> = plan.hold().iter().map(|(id, _)| *id).collect();
+        assert_eq!(held, ids(&candidates[2..]));
+        assert!(plan.hold().iter().all(|(_, g)| *g == gate(&sales)));
+        assert_eq!(plan.newly_held().len(), 3);
+        assert_eq!(plan.wake, None);
+    }
+
+    #[test]
+    fn a_gate_another_claim_holds_leaves_its_callbacks_for_the_next_pass() {
+        let now = wednesday_afternoon();
+        let sales = capped(1, 5);
+        let candidates = batch(&sales, 2, now);
+        let pacer = Pacer::new(
+            now,
+            [(
+                gate(&sales),
+                GateReading {
+                    locked: false,
+                    ..reading(0, None)
+                },
+            )],
+        );
+        let plan = planner().plan(&candidates, pacer, now);
+        assert!(plan.publish.is_empty() && plan.hold().is_empty());
+        assert!(plan.defer.is_empty() && plan.end.is_empty());
+        assert_eq!(plan.wake, Some(CONTENDED_PAUSE));
+    }
+
+    #[test]
+    fn a_rate_paced_gate_spaces_publications_and_wakes_the_pass_for_the_next() {
+        let now = wednesday_afternoon();
+        let paced = skill(
+            1,
+            SkillPolicy {
+                max_per_minute: Some(60),
+                ..SkillPolicy::default()
+            },
+        );
+        let candidates = batch(&paced, 3, now);
+        let pacer = Pacer::new(
+            now,
+            [(
+                gate(&paced),
+                GateReading {
+                    max_per_minute: Some(60),
+                    next_at: Some(now),
+                    ..reading(0, None)
+                },
+            )],
+        );
+        let plan = planner().plan(&candidates, pacer, now);
+        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates[..1]));
+        assert_eq!(plan.hold().len(), 2);
+        assert_eq!(plan.rate_updates, [(paced.id, now + Span::seconds(1))]);
+        assert_eq!(plan.wake, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_mixed_batch_sorts_each_callback_into_its_own_list() {
+        let now = wednesday_afternoon();
+        let open = skill(1, SkillPolicy::default());
+        let saturdays = skill(
+            2,
+            SkillPolicy {
+                calling_hours: Some(
+                    serde_json::from_value(serde_json::json!({"sat": ["09:00-17:00"]}))
+                        .expect("valid hours"),
+                ),
+                ..SkillPolicy::default()
+            },
+        );
+        let one_at_a_time = capped(3, 1);
+        let agent = AgentId::new(7).expect("id");
+        let at = |minutes| now - Span::minutes(minutes);
+
+        let publish_a = due(&open, at(6));
+        let defer_b = due(&saturdays, at(5));
+        let publish_c = due(&one_at_a_time, at(4));
+        let mut end_d = due(&open, at(3));
+        end_d.suppression = Some(Suppression {
+            skill_id: Some(open.id),
+            reason: String::new(),
+        });
+        let hold_e = due(&one_at_a_time, at(2));
+        let mut hold_f = due(&open, at(1));
+        hold_f.callback.target_agent_id = Some(agent);
+        let candidates = vec![publish_a, defer_b, publish_c, end_d, hold_e, hold_f];
+
+        let planner = Planner::new(
+            Tz::UTC,
+            PacingDefaults {
+                agent_max_in_flight: Some(1),
+                ..PacingDefaults::default()
+            },
+        );
+        let pacer = Pacer::new(
+            now,
+            [
+                (gate(&one_at_a_time), reading(0, Some(1))),
+                (Gate::Agent(agent), reading(1, Some(1))),
+            ],
+        );
+        let plan = planner.plan(&candidates, pacer, now);
+        let id = |i: usize| candidates[i].callback.id;
+        assert_eq!(ids(plan.publish.iter().copied()), [id(0), id(2)]);
+        let deferred: Vec<_> = plan.defer.iter().map(|d| (d.id, d.until)).collect();
+        assert_eq!(deferred, [(id(1), utc("2026-11-28T09:00:00Z"))]);
+        let ended: Vec<_> = plan.end.iter().map(|e| (e.id, e.state)).collect();
+        assert_eq!(ended, [(id(3), CallbackState::Suppressed)]);
+        assert_eq!(
+            plan.hold(),
+            [(id(4), gate(&one_at_a_time)), (id(5), Gate::Agent(agent))]
+        );
+        assert_eq!(plan.newly_held(), plan.hold());
+        assert!(plan.rate_updates.is_empty());
+        assert_eq!(plan.wake, None);
+    }
+
+    #[test]
+    fn held_callbacks_are_taken_up_to_each_gates_room_and_at_most_a_batch() {
+        let now = wednesday_afternoon();
+        let [roomy, full, contended, unlimited] =
+            [1, 2, 3, 4].map(|id| Gate::Skill(SkillId::new(id).expect("id")));
+        let pacer = Pacer::new(
+            now,
+            [
+                (roomy, reading(2, Some(5))),
+                (full, reading(5, Some(5))),
+                (
+                    contended,
+                    GateReading {
+                        locked: false,
+                        ..reading(0, Some(5))
+                    },
+                ),
+                (unlimited, reading(0, None)),
+            ],
+        );
+        let held = [roomy, full, contended, unlimited];
+        assert_eq!(takes(&held, &pacer, 10), [(roomy, 3), (unlimited, 10)]);
+        assert_eq!(takes(&held, &pacer, 2), [(roomy, 2), (unlimited, 2)]);
+    }
+}
