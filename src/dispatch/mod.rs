@@ -1,5 +1,6 @@
-//! The dispatch loop: wait until something is due, claim a batch, publish it with confirms,
-//! record what the broker took, commit. See `ARCHITECTURE.md` for why claims are
+//! The dispatch loop: wait until something is due, claim a batch, plan it (`plan`: what to
+//! publish, hold, defer or end), publish with confirms, record what the broker took, commit.
+//! See `ARCHITECTURE.md` for why claims are
 //! transaction-held row locks rather than leases.
 
 pub mod message;
