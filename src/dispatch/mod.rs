@@ -1,8 +1,10 @@
-//! The dispatch loop: wait until something is due, claim a batch, publish it with confirms,
-//! record what the broker took, commit. See `ARCHITECTURE.md` for why claims are
+//! The dispatch loop: wait until something is due, claim a batch, plan it (`plan`: what to
+//! publish, hold, defer or end), publish with confirms, record what the broker took, commit.
+//! See `ARCHITECTURE.md` for why claims are
 //! transaction-held row locks rather than leases.
 
 pub mod message;
+mod plan;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,18 +12,16 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 
 use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{
-    Admission, Callback, DispatchWindow, Gate, LifecycleDefaults, Pacer, PacingDefaults, Route,
-    Skill, SkillId, dispatch_window, gates_of,
-};
+use crate::domain::{Callback, Gate, LifecycleDefaults, Pacer, Route, Skill, SkillId};
 use crate::liveness::Progress;
 use crate::store::{
-    Claim, Confirmed, Deferral, Due, DueListener, Ending, Failure, Store, StoreError, Undeliverable,
+    Claim, Confirmed, DispatchedRow, Due, DueListener, Failure, RetryRow, Store, StoreError,
+    Undeliverable,
 };
+use plan::{Plan, Planner};
 
 /// After a failed pass (database down), wait this long before the next.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -36,9 +36,8 @@ pub struct Dispatcher {
     store: Store,
     broker: Broker,
     settings: Settings,
-    default_zone: Tz,
+    planner: Planner,
     lifecycle: LifecycleDefaults,
-    pacing: PacingDefaults,
     instance: String,
     progress: Progress,
 }
@@ -62,16 +61,17 @@ impl Dispatcher {
         progress: Progress,
     ) -> Self {
         let instance = settings.dispatch.instance();
-        let default_zone = settings.schedule.default_time_zone.0;
+        let planner = Planner::new(
+            settings.schedule.default_time_zone.0,
+            settings.pacing.defaults(),
+        );
         let lifecycle = settings.lifecycle.defaults();
-        let pacing = settings.pacing.defaults();
         Self {
-            pacing,
             worker,
             store,
             broker,
             settings,
-            default_zone,
+            planner,
             lifecycle,
             instance,
             progress,
@@ -158,15 +158,6 @@ impl Dispatcher {
         }
     }
 
-    /// The gates a callback's publication must pass.
-    fn gates(&self, due: &Due) -> Vec<Gate> {
-        gates_of(
-            &due.callback,
-            due.skill.policy.pacing(&self.pacing),
-            &self.pacing,
-        )
-    }
-
     /// Reads the gates this claim touches (those of the due callbacks, and those holding
     /// callbacks) and adds the held callbacks their room lets go. Returns every candidate,
     /// oldest due first, and the pacer that admits them. Without pacing, no statement.
@@ -179,102 +170,82 @@ impl Dispatcher {
         let held_gates = claim.held_gates().await?;
         let mut wanted: BTreeSet<Gate> = held_gates.iter().copied().collect();
         for due in &ready {
-            wanted.extend(self.gates(due));
+            wanted.extend(self.planner.gates(due));
         }
         if wanted.is_empty() {
             return Ok((ready, Pacer::new(now, [])));
         }
         let wanted: Vec<Gate> = wanted.into_iter().collect();
         let readings = claim
-            .read_gates(&wanted, self.pacing.agent_max_in_flight)
+            .read_gates(&wanted, self.planner.pacing.agent_max_in_flight)
             .await?;
         let pacer = Pacer::new(now, readings);
-        let batch = self.settings.dispatch.batch_size;
-        let takes: Vec<(Gate, u32)> = held_gates
-            .iter()
-            .map(|gate| (*gate, pacer.room(*gate).unwrap_or(batch).min(batch)))
-            .filter(|(_, room)| *room > 0)
-            .collect();
+        let takes = plan::takes(&held_gates, &pacer, self.settings.dispatch.batch_size);
         let mut candidates = claim.held(&takes).await?;
         candidates.extend(ready);
         candidates.sort_by_key(|due| due.callback.due_at);
         Ok((candidates, pacer))
     }
 
-    /// Claims one batch, publishes it, records the outcome and commits.
+    /// Claims one batch, plans it, publishes what the plan says, records the outcome and
+    /// commits.
     #[tracing::instrument(skip_all, fields(worker = self.worker))]
     async fn pass(&self, publisher: &Publisher) -> Result<Pass, StoreError> {
         let mut claim = self.store.begin_claim().await?;
         let (now, ready) = claim.due(self.settings.dispatch.batch_size).await?;
         let claimed = ready.len();
-        let (candidates, mut pacer) = self.pace(&mut claim, now, ready).await?;
+        let (candidates, pacer) = self.pace(&mut claim, now, ready).await?;
+        let plan = self.planner.plan(&candidates, pacer, now);
+        let pass = Pass {
+            claimed,
+            claimed_at: now,
+            paced_wake: plan.wake,
+        };
         if candidates.is_empty() {
             claim.commit().await?;
-            return Ok(Pass {
-                claimed,
-                claimed_at: now,
-                paced_wake: pacing_wake(&pacer, now),
-            });
+            return Ok(pass);
         }
-        let mut publications = Vec::with_capacity(candidates.len());
-        let mut deferrals = Vec::new();
-        let mut endings = Vec::new();
-        let mut holds = Vec::new();
-        for due in &candidates {
-            let Due {
-                callback,
-                skill,
-                suppression,
-                paced_since,
-            } = due;
-            match dispatch_window(
-                callback,
-                skill,
-                suppression.as_ref(),
-                now,
-                self.default_zone,
-            ) {
-                DispatchWindow::Publish => match pacer.admit(&self.gates(due)) {
-                    Admission::Go => match self.publication(callback, skill, *paced_since) {
-                        Ok(publication) => publications.push(publication),
-                        // Serialising plain strings and numbers cannot fail; if it ever does,
-                        // the callback stays pending and the log says which.
-                        Err(e) => {
-                            tracing::error!(callback_id = %callback.id, error = %e, "cannot encode message")
-                        }
-                    },
-                    Admission::Hold(gate) => {
-                        if paced_since.is_none() {
-                            crate::instruments::held(gate.kind());
-                            tracing::info!(callback_id = %callback.id, %gate, "held by pacing");
-                        }
-                        holds.push((callback.id, gate));
-                    }
-                    Admission::Wait => {}
-                },
-                DispatchWindow::Defer { until, reason } => deferrals.push(Deferral {
-                    id: callback.id,
-                    until,
-                    reason,
-                }),
-                DispatchWindow::End { state, reason } => endings.push(Ending {
-                    id: callback.id,
-                    state,
-                    reason,
-                }),
+        self.record_plan(&mut claim, &plan).await?;
+        report_plan(&plan);
+        let publications = self.publications(&plan.publish);
+        let delivery = self.publish(publisher, &publications).await;
+        let (dispatched, retries) = self.record_delivery(claim, &delivery).await?;
+        self.report_delivery(&delivery, &dispatched, &retries);
+        Ok(pass)
+    }
+
+    /// Records what the plan decided before anything is published: holds, rate times,
+    /// deferrals and endings.
+    async fn record_plan(&self, claim: &mut Claim, plan: &Plan<'_>) -> Result<(), StoreError> {
+        claim.hold(plan.hold()).await?;
+        claim.set_pace(&plan.rate_updates).await?;
+        claim.defer(&plan.defer, &self.instance).await?;
+        claim.end_unsent(&plan.end, &self.instance).await
+    }
+
+    /// The publications of the callbacks the plan publishes.
+    fn publications(&self, planned: &[&Due]) -> Vec<Publication> {
+        let mut publications = Vec::with_capacity(planned.len());
+        for due in planned {
+            match self.publication(&due.callback, &due.skill, due.paced_since) {
+                Ok(publication) => publications.push(publication),
+                // Serialising plain strings and numbers cannot fail; if it ever does, the
+                // callback stays pending and the log says which.
+                Err(e) => {
+                    tracing::error!(callback_id = %due.callback.id, error = %e, "cannot encode message")
+                }
             }
         }
-        claim.hold(&holds).await?;
-        claim.set_pace(&pacer.rate_updates()).await?;
-        claim.defer(&deferrals, &self.instance).await?;
-        claim.end_unsent(&endings, &self.instance).await?;
-        for d in &deferrals {
-            tracing::info!(callback_id = %d.id, until = %d.until.to_rfc3339(), reason = %d.reason, "deferred");
-        }
-        for e in &endings {
-            crate::instruments::ended_unsent(e.state.as_str());
-            tracing::warn!(callback_id = %e.id, state = %e.state, reason = %e.reason, "not dispatched");
-        }
+        publications
+    }
+
+    /// Publishes the batch and sorts the broker's answers: confirmed, not taken (to retry),
+    /// or unknown (left pending; the link is reported broken).
+    async fn publish<'p>(
+        &self,
+        publisher: &Publisher,
+        publications: &'p [Publication],
+    ) -> Delivery<'p> {
         let messages: Vec<&OutgoingMessage> = publications.iter().map(|p| &p.message).collect();
         let outcomes = publisher
             .publish_all(
@@ -315,12 +286,24 @@ impl Dispatcher {
         if unconfirmed > 0 {
             self.broker.report_broken();
         }
-        let confirmed: Vec<Confirmed> = sent.iter().map(|p| p.confirmed).collect();
+        Delivery {
+            sent,
+            undeliverable,
+        }
+    }
 
+    /// Records what the broker took (dispatched) and what it did not (due again after a
+    /// backoff), and commits the claim.
+    async fn record_delivery(
+        &self,
+        mut claim: Claim,
+        delivery: &Delivery<'_>,
+    ) -> Result<(Vec<DispatchedRow>, Vec<RetryRow>), StoreError> {
+        let confirmed: Vec<Confirmed> = delivery.sent.iter().map(|p| p.confirmed).collect();
         let dispatched = claim.mark_dispatched(&confirmed, &self.instance).await?;
         let retries = claim
             .mark_undeliverable(
-                &undeliverable,
+                &delivery.undeliverable,
                 &self.instance,
                 Duration::from_millis(self.settings.dispatch.retry_initial_ms),
                 Duration::from_millis(self.settings.dispatch.retry_max_ms),
@@ -331,8 +314,18 @@ impl Dispatcher {
                 "recording the batch failed after the broker confirmed it; those callbacks will be published again with the same message id");
             return Err(e);
         }
-        for row in &dispatched {
-            let Some(publication) = sent.get(row.index) else {
+        Ok((dispatched, retries))
+    }
+
+    /// Metrics, log lines and liveness for a committed batch.
+    fn report_delivery(
+        &self,
+        delivery: &Delivery<'_>,
+        dispatched: &[DispatchedRow],
+        retries: &[RetryRow],
+    ) {
+        for row in dispatched {
+            let Some(publication) = delivery.sent.get(row.index) else {
                 continue;
             };
             let route = publication.confirmed.route;
@@ -351,8 +344,8 @@ impl Dispatcher {
                 lateness_ms = lateness_ms.round() as i64, held_ms = held_ms.round() as i64,
                 "dispatched");
         }
-        for row in &retries {
-            let Some(failed) = undeliverable.get(row.index) else {
+        for row in retries {
+            let Some(failed) = delivery.undeliverable.get(row.index) else {
                 continue;
             };
             crate::instruments::not_dispatched(failed.failure.as_str());
@@ -361,11 +354,6 @@ impl Dispatcher {
                 retry_at = %row.retry_at.to_rfc3339(), "not dispatched; will retry");
         }
         self.progress.add_dispatched(dispatched.len());
-        Ok(Pass {
-            claimed,
-            claimed_at: now,
-            paced_wake: pacing_wake(&pacer, now),
-        })
     }
 
     /// The callback's next publication: its message, and the clocks it starts once
@@ -403,14 +391,26 @@ struct Publication {
     paced_since: Option<DateTime<Utc>>,
 }
 
-/// When pacing wants the next pass: at the next rate-paced room, or after a short pause if
-/// another claim held a gate (it commits within a batch's time).
-fn pacing_wake(pacer: &Pacer, now: DateTime<Utc>) -> Option<Duration> {
-    let rate = pacer.next_rate_at().and_then(|at| (at - now).to_std().ok());
-    let contended = pacer.contended().then_some(CONTENDED_PAUSE);
-    match (rate, contended) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// What the broker did with a batch's publications.
+struct Delivery<'p> {
+    /// Confirmed, to be recorded dispatched.
+    sent: Vec<&'p Publication>,
+    /// Returned or nacked, to be retried.
+    undeliverable: Vec<Undeliverable>,
+}
+
+/// Metrics and log lines for what a plan held, deferred and ended.
+fn report_plan(plan: &Plan<'_>) {
+    for (id, gate) in plan.newly_held() {
+        crate::instruments::held(gate.kind());
+        tracing::info!(callback_id = %id, %gate, "held by pacing");
+    }
+    for d in &plan.defer {
+        tracing::info!(callback_id = %d.id, until = %d.until.to_rfc3339(), reason = %d.reason, "deferred");
+    }
+    for e in &plan.end {
+        crate::instruments::ended_unsent(e.state.as_str());
+        tracing::warn!(callback_id = %e.id, state = %e.state, reason = %e.reason, "not dispatched");
     }
 }
 
