@@ -1,5 +1,5 @@
 //! What a request to schedule or change a callback may ask, decided without I/O: the rules
-//! of `../shared/spec/schedule-callback.md` in the spec's order of result codes. The handler
+//! of `docs/spec/schedule-callback.md` in the spec's order of result codes. The handler
 //! reads the ids ([`CreateInput::requested`]), looks the skill and agent up, then plans
 //! ([`plan_create`], [`plan_change`]); the error says which result code the caller gets.
 
