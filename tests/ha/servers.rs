@@ -7,11 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A port nobody listens on now (taken and released at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+fn free_port() -> u16 {
+    testkit::free_port().expect("a free port")
 }
 
 fn run(program: &str, args: &[&str]) -> std::process::Output {
