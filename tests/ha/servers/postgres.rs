@@ -14,30 +14,9 @@ pub struct TlsPostgres {
 impl TlsPostgres {
     /// `cert` and `key` are PEM files of the server's certificate (chain) and key.
     pub fn start(cert: &Path, key: &Path) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("callbackd-pg-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).expect("pg dir");
-        run(
-            "chown",
-            &["postgres:postgres", dir.to_str().expect("utf-8")],
-        );
+        let dir = postgres_dir("callbackd-pg");
         let data = dir.join("data");
-        let out = as_postgres(
-            "initdb",
-            &[
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-D",
-                data.to_str().expect("utf-8"),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        initdb(&data);
         for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
             std::fs::copy(from, data.join(to)).expect("copy cert");
             run(
@@ -107,33 +86,10 @@ pub struct PgPair {
 
 impl PgPair {
     pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "callbackd-pgpair-{}",
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::create_dir_all(&dir).expect("pair dir");
-        run(
-            "chown",
-            &["postgres:postgres", dir.to_str().expect("utf-8")],
-        );
+        let dir = postgres_dir("callbackd-pgpair");
         let (primary_port, replica_port) = (free_port(), free_port());
         let primary = dir.join("primary");
-        let out = as_postgres(
-            "initdb",
-            &[
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-D",
-                primary.to_str().expect("utf-8"),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        initdb(&primary);
         append(
             &primary.join("postgresql.conf"),
             &format!(
@@ -224,4 +180,35 @@ impl Drop for PgPair {
         self.pg_ctl("replica", "stop");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A new directory `<prefix>-<uuid>` under the temporary directory, owned by `postgres`.
+fn postgres_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("pg dir");
+    run(
+        "chown",
+        &["postgres:postgres", dir.to_str().expect("utf-8")],
+    );
+    dir
+}
+
+/// A new cluster in `data`, trusting local connections, its superuser `postgres`.
+fn initdb(data: &Path) {
+    let out = as_postgres(
+        "initdb",
+        &[
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-D",
+            data.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -124,28 +124,30 @@ impl RabbitNode {
 
     /// What `rabbitmqctl` prints, for reading the cluster's state.
     pub fn ctl_output(&self, args: &[&str]) -> String {
-        Command::new("rabbitmqctl")
-            .arg("-n")
-            .arg(&self.node)
-            .arg("-q")
-            .args(args)
-            .env("HOME", self.dir.join("home"))
+        self.rabbitmqctl(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     }
 
     pub fn ctl(&self, args: &[&str]) -> bool {
-        Command::new("rabbitmqctl")
-            .arg("-n")
-            .arg(&self.node)
-            .arg("-q")
-            .args(args)
-            .env("HOME", self.dir.join("home"))
+        self.rabbitmqctl(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// `rabbitmqctl` for this node, quiet.
+    fn rabbitmqctl(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("rabbitmqctl");
+        command
+            .arg("-n")
+            .arg(&self.node)
+            .arg("-q")
+            .args(args)
+            .env("HOME", self.dir.join("home"));
+        command
     }
 }
 
