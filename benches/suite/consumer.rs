@@ -10,10 +10,11 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
+use testkit::broker::{QueueSpec, consume_bound};
 use tokio::sync::watch;
 
 use crate::infra::{Ctx, lock};
@@ -66,42 +67,24 @@ impl Consumer {
             AMQPValue::LongString("quorum".into()),
         );
         channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                arguments,
-            )
-            .await
-            .with_context(|| format!("declaring quorum queue {queue}"))?;
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                exchange.into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .with_context(|| format!("binding {queue} to {exchange}"))?;
-        channel
             .basic_qos(5000, BasicQosOptions::default())
             .await
             .context("basic.qos")?;
-        let mut deliveries = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "bench-dialer".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        let spec = QueueSpec {
+            name: &queue,
+            options: QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        };
+        let consume = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let mut deliveries = consume_bound(&channel, exchange, "#", spec, "bench-dialer", consume)
             .await
-            .with_context(|| format!("consuming {queue}"))?;
+            .with_context(|| format!("declaring {queue}, binding it to {exchange}, consuming"))?;
         let tally = Arc::new(Mutex::new(Tally::default()));
         let (tx, count) = watch::channel(0u64);
         let task_tally = tally.clone();

@@ -1,22 +1,22 @@
 //! What every section needs: fresh databases with callbackd's schema, the run's exchanges,
 //! the real `callbackd` binary as a child process, and cleaning all of it up afterwards.
+//! The broker set-up, the CLI runner and the child process are the test kit's
+//! (`tests/kit`), shared with the integration tests.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Executor, PgPool};
 
 use crate::Options;
 
-pub const CALLBACKD: &str = env!("CARGO_BIN_EXE_callbackd");
 pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 /// The outbound phone skill every bench callback uses.
 pub const SKILL: i64 = 101;
@@ -111,11 +111,8 @@ impl Ctx {
 
     /// Runs a `callbackd` command (migrate, user add, import) against `db_url`; its stdout.
     pub async fn callbackd(&self, db_url: &str, args: &[&str]) -> anyhow::Result<String> {
-        let mut command = Command::new(CALLBACKD);
-        command
-            .args(args)
-            .env("CALLBACKD_DATABASE__URL", db_url)
-            .env("CALLBACKD_LOG__FORMAT", "json");
+        let mut command = testkit::cli::command();
+        command.args(args).env("CALLBACKD_DATABASE__URL", db_url);
         let what = format!("callbackd {}", args.join(" "));
         let output = tokio::task::spawn_blocking(move || command.output())
             .await?
@@ -134,16 +131,7 @@ impl Ctx {
     pub async fn declare_exchange(&self, suffix: &str) -> anyhow::Result<String> {
         let name = format!("{}.{suffix}", self.run);
         let channel = self.amqp.create_channel().await?;
-        channel
-            .exchange_declare(
-                name.as_str().into(),
-                lapin::ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        testkit::broker::declare_exchange_on(&channel, &name)
             .await
             .with_context(|| format!("declaring exchange {name}"))?;
         let _ = channel.close(200, "done".into()).await;
@@ -224,18 +212,12 @@ pub async fn connect(url: &str, max: u32) -> anyhow::Result<PgPool> {
         .with_context(|| format!("connecting to {url}"))
 }
 
-/// A port nobody listens on now (the daemon binds it a moment later).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// The real `callbackd` daemon as a child process, with its own database, the run's exchange
 /// and no queues of its own; its log (JSON) goes to the run's log directory. It runs on its
 /// built-in defaults (those `config/callbackd.toml` documents) plus these variables, so that
 /// a config file edited ahead of the binary cannot stop it.
 pub struct Daemon {
-    child: Child,
+    process: testkit::daemon::Daemon,
     pub pid: u32,
     pub port: u16,
     pub started: Instant,
@@ -249,10 +231,12 @@ impl Daemon {
         exchange: &str,
         label: &str,
     ) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        // A port nobody listens on now: the daemon binds it a moment later.
+        let port = testkit::free_port().context("finding a free port")?;
         let log = ctx.log_file(&format!("callbackd-{label}"))?;
         let started = Instant::now();
-        let child = Command::new(CALLBACKD)
+        let mut command = Command::new(testkit::cli::callbackd_bin());
+        command
             .env("CALLBACKD_DATABASE__URL", db_url)
             .env("CALLBACKD_AMQP__EXCHANGE", exchange)
             .env("CALLBACKD_AMQP__QUEUES", "[]")
@@ -269,15 +253,12 @@ impl Daemon {
                 "CALLBACKD_DISPATCH__PUBLISH_WINDOW",
                 options.window.to_string(),
             )
-            .env("CALLBACKD_LOG__FORMAT", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {CALLBACKD}"))?;
+            .stdin(Stdio::null());
+        let process = testkit::daemon::Daemon::spawn_with_log(command, log)
+            .with_context(|| format!("starting {}", testkit::cli::callbackd_bin().display()))?;
         Ok(Self {
-            pid: child.id(),
-            child,
+            pid: process.pid(),
+            process,
             port,
             started,
         })
@@ -292,7 +273,7 @@ impl Daemon {
         let client = reqwest::Client::new();
         let url = format!("{}/readyz", self.base_url());
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.process.try_wait()? {
                 bail!("callbackd exited during start-up: {status}");
             }
             if let Ok(r) = client.get(&url).send().await
@@ -314,34 +295,8 @@ impl Daemon {
 
     /// SIGTERM, then up to 15 s for the soft stop; SIGKILL after that.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        terminate(&mut self.child, Duration::from_secs(15))
+        Ok(self.process.stop(Duration::from_secs(15))?)
     }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<()> {
-    if child.try_wait()?.is_some() {
-        return Ok(());
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let started = Instant::now();
-    while started.elapsed() < grace {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill()?;
-    child.wait()?;
-    Ok(())
 }
 
 /// VmHWM of a live process, in MiB.

@@ -26,7 +26,7 @@ use sqlx::PgPool;
 
 use crate::Options;
 use crate::consumer::Consumer;
-use crate::infra::{Ctx, MANIFEST_DIR, SKILL, connect, db_now, peak_rss_mib, terminate};
+use crate::infra::{Ctx, MANIFEST_DIR, SKILL, connect, db_now, peak_rss_mib};
 use crate::profile::{Activity, CpuSampler, counters_delta, per_item, pg_counters};
 use crate::report::percentiles;
 
@@ -335,7 +335,10 @@ impl Worker {
     }
 
     fn stop(mut self) -> anyhow::Result<()> {
-        terminate(&mut self.child, Duration::from_secs(10))
+        Ok(testkit::daemon::stop(
+            &mut self.child,
+            Duration::from_secs(10),
+        )?)
     }
 }
 

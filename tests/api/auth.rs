@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 /// Every authenticated endpoint, with a body where it takes one.
 fn endpoints(callback: &str) -> Vec<(Method, String, Option<Value>)> {

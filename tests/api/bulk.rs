@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 async fn bulk(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::POST, "/v1/callbacks/bulk", Some(token), Some(&body))

@@ -8,7 +8,7 @@ use callbackd::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 /// A refusal this soon after the change can only come from its notification: an entry
 /// read just before the change would otherwise be served for a whole second.

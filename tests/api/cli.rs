@@ -5,7 +5,7 @@ use std::process::Command;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 fn callbackd(db_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 #[tokio::test]
 async fn a_console_session_is_a_strict_cookie_and_ends_when_its_user_is_disabled() {

@@ -8,10 +8,10 @@ use lapin::types::AMQPValue;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::support::consumer::Consumer;
+use testkit::prelude::*;
+use testkit::tap::Consumer;
 
-fn header(m: &crate::support::consumer::Received, name: &str) -> Option<AMQPValue> {
+fn header(m: &testkit::tap::Received, name: &str) -> Option<AMQPValue> {
     m.properties
         .headers()
         .as_ref()
@@ -38,7 +38,7 @@ async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
 
     let received = consumer.take(3, Duration::from_secs(10)).await;
     assert_eq!(received.len(), 3);
-    let by_id: HashMap<String, &crate::support::consumer::Received> =
+    let by_id: HashMap<String, &testkit::tap::Received> =
         received.iter().map(|m| (m.callback_id(), m)).collect();
     app.wait_dispatched(3).await;
 
@@ -405,7 +405,7 @@ async fn metrics_count_dispatches_lateness_backlog_and_links() {
         .expect("a free port")
         .port();
     let _daemon =
-        crate::process::Daemon::start_on(&app, "metrics", 100, &format!("127.0.0.1:{port}"));
+        testkit::daemon::Daemon::start_on(&app, "metrics", 100, &format!("127.0.0.1:{port}"));
     let base = format!("http://127.0.0.1:{port}");
     let mut ready = false;
     for _ in 0..200 {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::support::consumer::Consumer;
+use testkit::prelude::*;
+use testkit::tap::Consumer;
 
 const NUMBER: &str = "+442079460958";
 const OTHER: &str = "+14155552671";
@@ -305,7 +305,7 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
         ),
     )
     .expect("csv");
-    let out = crate::operator::run(
+    let out = testkit::cli::run(
         &app,
         &[
             "dnc",
@@ -315,7 +315,7 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
             "compliance",
         ],
     );
-    assert!(out.status.success(), "{}", crate::operator::stderr(&out));
+    assert!(out.status.success(), "{}", testkit::cli::stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("listed 2 numbers as do-not-call"));
     let (_, number) = app
         .call(
@@ -345,7 +345,7 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
         .fetch_one(&app.pool)
         .await
         .expect("count");
-    let out = crate::operator::run(
+    let out = testkit::cli::run(
         &app,
         &[
             "dnc",
@@ -357,9 +357,9 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
     );
     assert!(!out.status.success());
     assert!(
-        crate::operator::stderr(&out).contains("record 2"),
+        testkit::cli::stderr(&out).contains("record 2"),
         "{}",
-        crate::operator::stderr(&out)
+        testkit::cli::stderr(&out)
     );
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM dnc_entries")
         .fetch_one(&app.pool)
@@ -368,7 +368,7 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
     assert_eq!(after, before);
     // A user without dnc:write is refused.
     app.token("clerk", &["callbacks:create"], &[]).await;
-    let out = crate::operator::run(
+    let out = testkit::cli::run(
         &app,
         &[
             "dnc",
@@ -379,6 +379,6 @@ async fn the_cli_imports_a_csv_all_or_nothing_as_a_named_user() {
         ],
     );
     assert!(!out.status.success());
-    assert!(crate::operator::stderr(&out).contains("dnc:write"));
+    assert!(testkit::cli::stderr(&out).contains("dnc:write"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,9 +17,9 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::process::Daemon;
-use crate::support::consumer::Consumer;
+use testkit::daemon::Daemon;
+use testkit::prelude::*;
+use testkit::tap::Consumer;
 
 fn run(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -314,7 +314,7 @@ async fn database_restarted_under_load_answers_503_and_delivers_every_accepted_c
 async fn outcome_reported_while_the_database_is_down_is_applied_when_it_returns() {
     let app = TestApp::spawn_dispatching_with(|s| s.amqp.outcomes_delivery_limit = 1).await;
     let mut consumer = Consumer::bind(&app.exchange, "#").await;
-    let id = crate::lifecycle::dispatched(&app, &mut consumer, &crate::lifecycle::due_now()).await;
+    let id = testkit::tap::dispatched(&app, &mut consumer, &testkit::fixtures::due_now()).await;
     let down_for = Duration::from_secs(8);
     {
         let _outage = DatabaseOutage::begin();

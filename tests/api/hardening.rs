@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 /// Creates pile up behind a database that takes 0.6 s per statement; the request limit is
 /// 1 s. Those still queued when their caller was answered 408 must never be written: the

@@ -6,12 +6,9 @@ use chrono::{Datelike, Days, NaiveDate, Utc, Weekday};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-use crate::support::consumer::Consumer;
-
-pub fn due_now() -> Value {
-    with("scheduleDate", json!(in_(chrono::Duration::zero())))
-}
+use testkit::fixtures::due_now;
+use testkit::prelude::*;
+use testkit::tap::{Consumer, dispatched};
 
 /// Due now, on the seeded skill without a time zone (whose rules the tests change).
 fn due_now_on_plain_skill() -> Value {
@@ -25,18 +22,6 @@ fn kinds(events: &[Value]) -> Vec<String> {
         .iter()
         .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-/// Creates a callback due now and waits for its publication; returns its id.
-pub async fn dispatched(app: &TestApp, consumer: &mut Consumer, body: &Value) -> String {
-    let id = app.create_ok(body).await;
-    let m = consumer
-        .next(Duration::from_secs(10))
-        .await
-        .expect("published");
-    assert_eq!(m.callback_id(), id);
-    app.wait_state(&id, "dispatched", 5).await;
-    id
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, valid_body};
+use testkit::prelude::{TestApp, valid_body};
 
 fn addr(app: &TestApp) -> String {
     app.base.trim_start_matches("http://").to_owned()

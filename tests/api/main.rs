@@ -1,4 +1,6 @@
 //! HTTP API tests against the real PostgreSQL: each test spawns the app on a fresh database.
+//! What they share (the spawned app, fixtures, the broker tap, the daemon as a process, the
+//! CLI runner) is the test kit, `tests/kit`.
 
 mod auth;
 mod bulk;
@@ -11,7 +13,6 @@ mod dispatch;
 mod dnc;
 mod faults;
 mod hardening;
-mod helpers;
 mod lifecycle;
 mod limits;
 mod maintenance;
@@ -24,4 +25,3 @@ mod pacing;
 mod process;
 mod slots;
 mod status;
-mod support;

@@ -1,6 +1,6 @@
 //! The maintenance jobs' work: retention purge and backlog figures.
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 async fn age(app: &TestApp, ids: &[String], state: &str, age: &str) {
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -109,7 +109,7 @@ async fn outcome_deadline_ends_callbacks_that_wait_for_an_outcome_forever() {
 async fn publication_sets_the_outcome_deadline_from_the_skill_or_the_default() {
     let app =
         TestApp::spawn_dispatching_with(|s| s.lifecycle.outcome_deadline_seconds = 7200).await;
-    let mut consumer = crate::support::consumer::Consumer::bind(&app.exchange, "#").await;
+    let mut consumer = testkit::tap::Consumer::bind(&app.exchange, "#").await;
     let default_id = app
         .create_ok(&with(
             "scheduleDate",

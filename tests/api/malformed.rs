@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 #[tokio::test]
 async fn malformed_bodies_get_a_4xx_with_a_result_code_and_leave_the_tables_unchanged() {

@@ -4,7 +4,7 @@ use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 #[tokio::test]
 async fn get_unknown_callback_is_404_with_a_result_code() {

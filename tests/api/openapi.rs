@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
 const ROUTES: [(&str, &str); 21] = [

@@ -2,26 +2,13 @@
 //! as a named security user.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
 
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
-use crate::helpers::*;
-
-/// The binary pointed at this test's database, exchange and queues.
-pub fn callbackd(app: &TestApp) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_callbackd"));
-    command
-        .envs(app.child_env())
-        .env("CALLBACKD_LOG__FORMAT", "json")
-        .env_remove("CALLBACKD_OPERATOR");
-    command
-}
-
-pub fn run(app: &TestApp, args: &[&str]) -> Output {
-    callbackd(app).args(args).output().expect("runs")
-}
+use testkit::cli::{callbackd, run, stderr};
+use testkit::fixtures::schedule;
+use testkit::prelude::*;
 
 /// Runs a command that must succeed; answers its stdout as JSON.
 fn json(app: &TestApp, args: &[&str]) -> Value {
@@ -34,19 +21,8 @@ fn json(app: &TestApp, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn keys(value: &Value) -> BTreeSet<String> {
     value.as_object().expect("object").keys().cloned().collect()
-}
-
-/// A callback of `skill` due in `hours`.
-pub async fn schedule(app: &TestApp, skill: i64, hours: i64) -> String {
-    let mut body = with("skillId", skill.into());
-    body["scheduleDate"] = in_(Duration::hours(hours)).into();
-    app.create_ok(&body).await
 }
 
 #[tokio::test]

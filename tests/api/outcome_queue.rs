@@ -8,9 +8,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::lifecycle::{dispatched, due_now};
-use crate::support::consumer::Consumer;
+use testkit::fixtures::due_now;
+use testkit::prelude::*;
+use testkit::tap::Consumer;
+use testkit::tap::dispatched;
 
 fn outcome(id: &str, attempt: i64, outcome: &str) -> Vec<u8> {
     json!({"schema": "callbackd.outcome.v1", "callbackId": id, "attempt": attempt, "outcome": outcome})

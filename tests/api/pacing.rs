@@ -10,8 +10,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::*;
-use crate::support::consumer::Consumer;
+use testkit::prelude::*;
+use testkit::tap::Consumer;
 
 /// Callbacks of `skill` published and without a final outcome.
 async fn in_flight(app: &TestApp, skill: i64) -> i64 {

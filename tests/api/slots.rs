@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, DurationRound, SecondsFormat, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use testkit::prelude::*;
 
 /// A 15-minute slot start two days ahead (London is a whole number of hours off UTC, so
 /// UTC quarter hours are its slots too).

@@ -5,8 +5,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::*;
-use crate::operator::{callbackd, run, schedule, stderr};
+use testkit::cli::{callbackd, run, stderr};
+use testkit::fixtures::schedule;
+use testkit::prelude::*;
 
 #[tokio::test]
 async fn status_is_healthy_with_a_dispatching_daemon_and_names_each_problem() {

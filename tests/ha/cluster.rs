@@ -117,7 +117,7 @@ async fn a_broker_node_lost_mid_burst_and_another_lost_and_returned_lose_nothing
     settings.dispatch.confirm_timeout_ms = 5000;
     let app = Application::build(settings.clone()).await.expect("builds");
     let store = app.store().clone();
-    crate::support::seed_skill(&store).await;
+    testkit::fixtures::seed_skill(&store).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
         .connect(settings.database.url.expose())

@@ -38,7 +38,7 @@ async fn the_primary_killed_under_load_and_the_replica_promoted_loses_nothing() 
     let app = Application::build(settings.clone()).await.expect("builds");
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
-    crate::support::seed_skill(&store).await;
+    testkit::fixtures::seed_skill(&store).await;
     let token = callbackd::cli::add_user(&store, "failover", &["all".into()], &[])
         .await
         .expect("user")
@@ -47,7 +47,7 @@ async fn the_primary_killed_under_load_and_the_replica_promoted_loses_nothing() 
 
     // The dialer: every publication, by publication id.
     let (dialer, mut deliveries) =
-        crate::support::dialer(AMQP, &settings.amqp.exchange, "failover-dialer").await;
+        testkit::broker::dialer(AMQP, &settings.amqp.exchange, "failover-dialer").await;
     let seen: Arc<Mutex<HashMap<String, (usize, Instant)>>> = Arc::default();
     let tally = seen.clone();
     tokio::spawn(async move {

@@ -10,5 +10,4 @@ mod cluster;
 mod failover;
 mod pki;
 mod servers;
-mod support;
 mod tls;

@@ -206,7 +206,7 @@ async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
         .expect("builds over TLS");
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
-    crate::support::seed_skill(&store).await;
+    testkit::fixtures::seed_skill(&store).await;
     let token = callbackd::cli::add_user(&store, "tls", &["all".into()], &[])
         .await
         .expect("user")
@@ -214,7 +214,7 @@ async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
         .to_owned();
 
     // A dialer on the same node (its plain listener), bound before anything is published.
-    let (dialer, mut deliveries) = crate::support::dialer(
+    let (dialer, mut deliveries) = testkit::broker::dialer(
         &format!("amqp://guest:guest@127.0.0.1:{}/%2f", rabbit.port),
         &settings.amqp.exchange,
         "tls-dialer",

@@ -1,17 +1,19 @@
-//! A real AMQP consumer standing in for a dialer: its own exclusive queue, bound to the
-//! test's exchange with a pattern, acknowledging what it receives.
+//! The broker tap: a real AMQP consumer standing in for a dialer, its own queue bound to the
+//! test's exchange with a pattern, acknowledging what it receives and checking every
+//! publication's ids.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::helpers::AMQP_URL;
+use crate::app::TestApp;
+use crate::broker::{AMQP_URL, QueueSpec, consume_bound};
 
 pub struct Received {
     pub routing_key: String,
@@ -53,12 +55,16 @@ pub struct Consumer {
 impl Consumer {
     /// Binds a fresh exclusive queue to `exchange` with `pattern` and starts consuming.
     pub async fn bind(exchange: &str, pattern: &str) -> Self {
-        let options = QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..Default::default()
+        let queue = QueueSpec {
+            name: "",
+            options: QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            arguments: FieldTable::default(),
         };
-        Self::bind_queue(exchange, "", pattern, options, FieldTable::default()).await
+        Self::bind_queue(exchange, pattern, queue).await
     }
 
     /// A durable queue named `queue` (declared with `arguments`, e.g. a length limit), bound
@@ -69,47 +75,32 @@ impl Consumer {
         pattern: &str,
         arguments: FieldTable,
     ) -> Self {
-        let options = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
+        let queue = QueueSpec {
+            name: queue,
+            options: QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
         };
-        Self::bind_queue(exchange, queue, pattern, options, arguments).await
+        Self::bind_queue(exchange, pattern, queue).await
     }
 
-    async fn bind_queue(
-        exchange: &str,
-        queue: &str,
-        pattern: &str,
-        options: QueueDeclareOptions,
-        arguments: FieldTable,
-    ) -> Self {
+    async fn bind_queue(exchange: &str, pattern: &str, queue: QueueSpec<'_>) -> Self {
         let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
             .await
             .expect("consumer connects");
         let channel = connection.create_channel().await.expect("channel");
-        let queue = channel
-            .queue_declare(queue.into(), options, arguments)
-            .await
-            .expect("queue declared");
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                pattern.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue bound");
-        let mut deliveries = channel
-            .basic_consume(
-                queue.name().clone(),
-                "test-dialer".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let mut deliveries = consume_bound(
+            &channel,
+            exchange,
+            pattern,
+            queue,
+            "test-dialer",
+            BasicConsumeOptions::default(),
+        )
+        .await
+        .expect("queue bound and consumed");
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(Ok(delivery)) = deliveries.next().await {
@@ -207,4 +198,16 @@ impl Tally {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Creates a callback due now and waits for its publication; returns its id.
+pub async fn dispatched(app: &TestApp, consumer: &mut Consumer, body: &Value) -> String {
+    let id = app.create_ok(body).await;
+    let m = consumer
+        .next(Duration::from_secs(10))
+        .await
+        .expect("published");
+    assert_eq!(m.callback_id(), id);
+    app.wait_state(&id, "dispatched", 5).await;
+    id
 }
