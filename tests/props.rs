@@ -3,6 +3,7 @@
 //! what they accept means what it says (a printed instant reads back as itself).
 //!
 //! Bounded: a few hundred cases per property (`PROPTEST_CASES` overrides).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use callbackd::domain::{
     CallingHours, CallingHoursJson, PhoneNumber, ScheduleDateError, ScheduleRules,

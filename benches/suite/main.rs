@@ -11,6 +11,7 @@
 //! Everything it creates — databases `<run>_*`, exchanges and quorum queues `<run>.*` — is
 //! named after this run and removed at the end. The daemon under test is the real
 //! `callbackd` binary, run as a child process, so its peak RSS can be read from `/proc`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod consumer;
 mod infra;

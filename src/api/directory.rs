@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam};
+use crate::app;
 use crate::domain::{
     Agent, AgentId, AgentInput, CallingHoursJson, Permission, Skill, SkillId, SkillInput,
 };
@@ -116,14 +117,7 @@ pub async fn put_skill(
     PathParam(id): PathParam<SkillId>,
     body: JsonBody<SkillInput>,
 ) -> Result<Json<SkillView>, ApiError> {
-    caller.require(Permission::DirectoryWrite)?;
-    caller.require_skill(id)?;
-    let skill = body
-        .value
-        .into_skill(Some(id))
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    state.store.upsert_skill(&skill).await?;
-    tracing::info!(skill_id = id.get(), active = skill.active, security_user = %caller.0.name, "skill stored");
+    let skill = app::directory::put_skill(&state, &caller.0, id, body.value).await?;
     Ok(Json(skill.into()))
 }
 
@@ -166,23 +160,11 @@ pub async fn put_capacity(
     PathParam(id): PathParam<SkillId>,
     body: JsonBody<CapacityBody>,
 ) -> Result<Json<SkillView>, ApiError> {
-    caller.require(Permission::DirectoryWrite)?;
-    caller.require_skill(id)?;
-    let body = body.value;
     let limits = crate::domain::SkillPacing {
-        max_in_flight: body.max_in_flight,
-        max_per_minute: body.max_per_minute,
+        max_in_flight: body.value.max_in_flight,
+        max_per_minute: body.value.max_per_minute,
     };
-    limits
-        .check()
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let skill = state
-        .store
-        .set_capacity(id, limits)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("skill {id} does not exist")))?;
-    tracing::info!(skill_id = id.get(), max_in_flight = body.max_in_flight,
-        max_per_minute = body.max_per_minute, security_user = %caller.0.name, "skill capacity set");
+    let skill = app::directory::set_capacity(&state, &caller.0, id, limits).await?;
     Ok(Json(skill.into()))
 }
 
@@ -230,7 +212,7 @@ pub async fn get_skill(
         (status = 200, description = "Success: the stored agent", body = AgentView),
         (status = 400, description = "Default: the id is not a positive integer, or malformed JSON"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks directory:write"),
+        (status = 403, description = "InvalidSecurityUser: lacks directory:write, or is restricted to some skills (agents serve every skill)"),
         (status = 422, description = "Default: unknown field, wrong type, id mismatch, text too long"),
     )
 )]
@@ -240,13 +222,7 @@ pub async fn put_agent(
     PathParam(id): PathParam<AgentId>,
     body: JsonBody<AgentInput>,
 ) -> Result<Json<AgentView>, ApiError> {
-    caller.require(Permission::DirectoryWrite)?;
-    let agent = body
-        .value
-        .into_agent(Some(id))
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    state.store.upsert_agent(&agent).await?;
-    tracing::info!(agent_id = id.get(), active = agent.active, security_user = %caller.0.name, "agent stored");
+    let agent = app::directory::put_agent(&state, &caller.0, id, body.value).await?;
     Ok(Json(agent.into()))
 }
 

@@ -12,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParam, QueryParams};
-use crate::domain::{DncEntry, NewDncEntry, Permission, PhoneNumber, SkillId, check_dnc_scope};
+use crate::app;
+use crate::domain::{DncEntry, Permission, PhoneNumber, SkillId};
 use crate::store::{DncEvent, Listed};
 
 /// `PUT /v1/dnc/{phone}`: what to list the number for.
@@ -109,13 +110,7 @@ pub struct DncRemoveQuery {
 }
 
 fn phone(raw: &str, state: &AppState) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(raw, state.rules.default_region)
-        .map_err(|e| ApiError::invalid(crate::domain::ResultCode::InvalidPhoneNumber, e))
-}
-
-/// A user restricted to some skills may list numbers for those skills only.
-fn require_scope(caller: &Caller, skill: Option<SkillId>) -> Result<(), ApiError> {
-    check_dnc_scope(&caller.0, skill).map_err(ApiError::forbidden)
+    Ok(app::dnc::read_number(state, raw)?)
 }
 
 /// `PUT /v1/dnc/{phone}`: lists a number (or replaces its entry for the same scope).
@@ -143,19 +138,20 @@ pub async fn put_dnc(
     PathParam(raw): PathParam<String>,
     body: JsonBody<DncBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::DncWrite)?;
-    let number = phone(&raw, &state)?;
     let body = body.value;
-    require_scope(&caller, body.skill_id)?;
+    let (stored, listed) = app::dnc::list_number(
+        &state,
+        &caller.0,
+        &raw,
+        body.skill_id,
+        body.reason,
+        body.expires_at,
+    )
+    .await?;
     let now = Utc::now();
-    let entry = NewDncEntry::new(number, body.skill_id, body.reason, body.expires_at, now)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let (stored, listed) = state.store.dnc_put(&entry, &caller.0.name).await?;
-    tracing::info!(phone_number = %entry.phone_number, skill_id = entry.skill_id.map(SkillId::get),
-        security_user = %caller.0.name, "number listed as do-not-call");
     let status = match listed {
         Listed::Created => StatusCode::CREATED,
-        Listed::Updated => StatusCode::OK,
+        Listed::Updated | Listed::Unchanged => StatusCode::OK,
     };
     Ok((status, Json(DncEntryView::new(stored, now))).into_response())
 }
@@ -227,24 +223,6 @@ pub async fn delete_dnc(
     PathParam(raw): PathParam<String>,
     QueryParams(q): QueryParams<DncRemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::DncWrite)?;
-    let number = phone(&raw, &state)?;
-    require_scope(&caller, q.skill_id)?;
-    let reason = crate::domain::check_reason(q.reason.as_deref(), false)?;
-    if state
-        .store
-        .dnc_remove(&number, q.skill_id, &caller.0.name, reason.as_deref())
-        .await?
-    {
-        tracing::info!(phone_number = %number, skill_id = q.skill_id.map(SkillId::get),
-            security_user = %caller.0.name, "number removed from the do-not-call list");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!(
-            "{number} has no do-not-call entry for {}",
-            q.skill_id
-                .map(|s| format!("skill {s}"))
-                .unwrap_or_else(|| "every skill".into())
-        )))
-    }
+    app::dnc::remove_number(&state, &caller.0, &raw, q.skill_id, q.reason.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -147,6 +147,7 @@ impl From<crate::app::AppError> for ApiError {
         match err {
             AppError::Denied(message) => Self::forbidden(message),
             e @ AppError::NoSuchCallback(_) => Self::not_found(e.to_string()),
+            AppError::NotFound(message) => Self::not_found(message),
             e @ AppError::NotPending { .. } => Self::conflict(e.to_string()),
             AppError::Refused(e) => e.into(),
             AppError::Invalid { message, .. } => Self::invalid(code, message),

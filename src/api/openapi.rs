@@ -24,7 +24,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::{ErrorBody, ResultCode};
 use super::{callbacks, directory, health};
-use crate::domain::{CallbackState, Direction, MediaType, OutcomeKind};
+use crate::domain::{Direction, MediaType, OutcomeKind};
 
 /// The name of the bearer-token security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -304,9 +304,7 @@ fn string_enum(values: impl IntoIterator<Item = &'static str>) -> ObjectBuilder 
         .enum_values(Some(values))
 }
 
-pub fn callback_state_schema() -> Schema {
-    string_enum(CallbackState::ALL.map(CallbackState::as_str)).into()
-}
+pub use crate::wire::callback_state_schema;
 
 pub fn media_type_schema() -> Schema {
     string_enum(MediaType::ALL.map(MediaType::as_str)).into()

@@ -17,6 +17,9 @@ pub enum AppError {
     /// not confirm that it exists.
     #[error("callback {0} does not exist")]
     NoSuchCallback(CallbackId),
+    /// Something else the request names does not exist (a skill, an agent, an entry).
+    #[error("{0}")]
+    NotFound(String),
     /// Only a pending callback can be changed or cancelled.
     #[error("callback {id} is {state}; only pending callbacks can be {verb}")]
     NotPending {
@@ -65,6 +68,7 @@ impl AppError {
             Self::Invalid { code, .. } => *code,
             Self::SlotFull(_) => ResultCode::InvalidScheduleDate,
             Self::NoSuchCallback(_)
+            | Self::NotFound(_)
             | Self::NotPending { .. }
             | Self::Malformed(_)
             | Self::Conflict(_)

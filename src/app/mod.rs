@@ -10,10 +10,13 @@
 //! **Architecture invariant:** a delivery module never writes through `store` itself.
 
 mod change;
+pub mod directory;
+pub mod dnc;
 mod error;
 mod outcome;
 mod schedule;
 mod selection;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Instant;

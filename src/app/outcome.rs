@@ -156,7 +156,11 @@ async fn apply(
         return Ok(Applied::Duplicate);
     }
     let record = change
-        .apply_outcome(report.attempt, report.outcome, &decision, actor)
+        .apply_outcome(
+            report.outcome,
+            &decision.write(report.attempt, report.outcome),
+            actor,
+        )
         .await?;
     crate::instruments::outcome(report.outcome.as_str(), applied);
     match &decision {

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use super::output::{Table, emit, emit_json, opt_time, time};
 use super::{CallbacksArgs, CallbacksCommand, CliError};
-use crate::api::callbacks::views::{CallbackView, EventView};
 use crate::app::{self, App, Why};
 use crate::config::Settings;
 use crate::domain::{
@@ -13,6 +12,7 @@ use crate::domain::{
     SecurityUser, SkillId,
 };
 use crate::store::{CallbackFilter, Operator, Store};
+use crate::wire::{CallbackView, EventView};
 
 /// A list holds at most this many callbacks.
 const LIST_MAX: u32 = 10_000;
@@ -108,7 +108,12 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
             }
             let mut history = Table::new(&["AT", "ACTOR", "EVENT", "DETAILS"]);
             for e in events {
-                history.row(vec![time(e.at), e.actor, e.kind, e.details.to_string()]);
+                history.row(vec![
+                    time(e.at),
+                    e.actor,
+                    e.kind.to_string(),
+                    e.details.to_string(),
+                ]);
             }
             emit(&format!(
                 "{}\n{}",

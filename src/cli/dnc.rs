@@ -11,6 +11,7 @@ use super::callbacks::{operator, refused_user, user_may};
 use super::import::read_records;
 use super::output::Progress;
 use super::{CliError, FileFormat, OperatorArg};
+use crate::app::{self, App};
 use crate::config::Settings;
 use crate::domain::{NewDncEntry, Permission, PhoneNumber, SkillId, check_dnc_scope};
 use crate::store::Store;
@@ -96,9 +97,8 @@ pub async fn run(store: &Store, settings: &Settings, args: DncArgs) -> Result<()
     }
     progress.done();
     progress.phase("writing", entries.len());
-    let written = store
-        .dnc_import(&entries, &user.name, |n| progress.set(n))
-        .await?;
+    let app = App::for_command(store.clone(), settings);
+    let written = app::dnc::import(&app, &user, &entries, |n| progress.set(n)).await?;
     progress.done();
     let noun = if written == 1 { "number" } else { "numbers" };
     println!("listed {written} {noun} as do-not-call");

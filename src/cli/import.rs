@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::output::Progress;
 use super::{CliError, DirectoryKind, FileFormat, ImportArgs};
+use crate::app::directory;
 use crate::domain::{AgentInput, SkillInput};
 use crate::store::Store;
 
@@ -96,17 +97,13 @@ pub async fn import(store: &Store, args: &ImportArgs) -> Result<usize, CliError>
             let records = read_records::<SkillInput>(path, args.format)?;
             let skills = validate(records, path, &progress, |s| s.into_skill(None))?;
             progress.phase("writing", skills.len());
-            store
-                .import_directory_reporting(&skills, &[], |n| progress.set(n))
-                .await?
+            directory::import(store, &skills, &[], |n| progress.set(n)).await?
         }
         DirectoryKind::Agents => {
             let records = read_records::<AgentInput>(path, args.format)?;
             let agents = validate(records, path, &progress, |a| a.into_agent(None))?;
             progress.phase("writing", agents.len());
-            store
-                .import_directory_reporting(&[], &agents, |n| progress.set(n))
-                .await?
+            directory::import(store, &[], &agents, |n| progress.set(n)).await?
         }
     };
     progress.done();

@@ -119,6 +119,10 @@ pub enum UserCommand {
     },
     /// Disable a security user: its token stops working on every daemon within milliseconds.
     Disable { name: String },
+    /// Enable a disabled security user again, with the token it had.
+    Enable { name: String },
+    /// Give a security user a new token (printed once); the old one stops working at once.
+    RotateToken { name: String },
     /// List security users (never their tokens).
     List,
 }

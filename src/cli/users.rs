@@ -1,6 +1,7 @@
 //! `callbackd user`: security users (API bearer tokens).
 
 use super::{CliError, UserCommand};
+use crate::app::{AppError, users};
 use crate::domain::{Permission, SkillId, Token};
 use crate::store::Store;
 
@@ -32,12 +33,6 @@ pub async fn add_user(
     permissions: &[String],
     skills: &[String],
 ) -> Result<Token, CliError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(CliError::Invalid(format!(
-            "`{name}` is not a usable user name (1-100 printable characters)"
-        )));
-    }
     let permissions = parse_permissions(permissions)?;
     let skills: Vec<SkillId> = skills
         .iter()
@@ -46,12 +41,8 @@ pub async fn add_user(
                 .map_err(|e: crate::domain::IdError| CliError::Invalid(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
-    let token = Token::generate();
     let allowed = (!skills.is_empty()).then_some(skills.as_slice());
-    store
-        .add_user(name, &token.hash(), &permissions, allowed)
-        .await?;
-    Ok(token)
+    Ok(users::add(store, name, &permissions, allowed).await?)
 }
 
 /// Runs a `user` subcommand. `list` prints one tab-separated line per user (for scripts).
@@ -63,16 +54,26 @@ pub async fn run(store: &Store, command: UserCommand) -> Result<(), CliError> {
             skills,
         } => {
             let token = add_user(store, &name, &permissions, &skills).await?;
-            eprintln!("security user `{name}` created; its token (shown only now):");
+            eprintln!(
+                "security user `{}` created; its token (shown only now):",
+                name.trim()
+            );
             println!("{}", token.expose());
         }
         UserCommand::Disable { name } => {
-            if !store.disable_user(&name).await? {
-                return Err(CliError::Invalid(format!(
-                    "no enabled security user named `{name}`"
-                )));
-            }
+            users::disable(store, &name).await.map_err(invalid)?;
             println!("security user `{name}` disabled");
+        }
+        UserCommand::Enable { name } => {
+            users::enable(store, &name).await.map_err(invalid)?;
+            println!("security user `{name}` enabled");
+        }
+        UserCommand::RotateToken { name } => {
+            let token = users::rotate_token(store, &name).await.map_err(invalid)?;
+            eprintln!(
+                "security user `{name}` has a new token (shown only now); the old one no longer works:"
+            );
+            println!("{}", token.expose());
         }
         UserCommand::List => {
             for u in store.list_users().await? {
@@ -96,4 +97,12 @@ pub async fn run(store: &Store, command: UserCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The operator named a user that is not there: the command line's fault.
+fn invalid(e: AppError) -> CliError {
+    match e {
+        AppError::NotFound(message) => CliError::Invalid(message),
+        e => e.into(),
+    }
 }

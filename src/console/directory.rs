@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::Viewer;
 use super::layout::{Refused, check_csrf, forbidden, form, page};
-use crate::app::App;
+use crate::app::{self, App};
 use crate::domain::{AgentId, Permission, SkillId};
 
 /// Rows shown per table.
@@ -97,16 +97,10 @@ pub struct ActiveForm {
     active: bool,
 }
 
-/// Checks the form and the permission: the new `active` value.
+/// Checks the form: the new `active` value.
 fn writable(viewer: &Viewer, body: &Bytes) -> Result<bool, Refused> {
     let sent: ActiveForm = form(body)?;
     check_csrf(viewer, &sent.csrf)?;
-    if !viewer.may(Permission::DirectoryWrite) {
-        return Err(Refused(
-            StatusCode::FORBIDDEN,
-            "this security user may not change the directory".into(),
-        ));
-    }
     Ok(sent.active)
 }
 
@@ -120,22 +114,10 @@ pub async fn skill_active(
         Ok(active) => active,
         Err(r) => return r.into_response(),
     };
-    let Some(id) = id
-        .parse::<SkillId>()
-        .ok()
-        .filter(|id| viewer.user.may_use_skill(*id))
-    else {
+    let Ok(id) = id.parse::<SkillId>() else {
         return (StatusCode::NOT_FOUND, "no such skill").into_response();
     };
-    let result = match state.store.skill(id).await {
-        Ok(Some(mut skill)) => {
-            skill.active = active;
-            state.store.upsert_skill(&skill).await
-        }
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such skill").into_response(),
-        Err(e) => Err(e),
-    };
-    match result {
+    match app::directory::set_skill_active(&state, &viewer.user, id, active).await {
         Ok(()) => Redirect::to("/console/directory").into_response(),
         Err(e) => super::layout::failure(e),
     }
@@ -154,15 +136,7 @@ pub async fn agent_active(
     let Ok(id) = id.parse::<AgentId>() else {
         return (StatusCode::NOT_FOUND, "no such agent").into_response();
     };
-    let result = match state.store.agent(id).await {
-        Ok(Some(mut agent)) => {
-            agent.active = active;
-            state.store.upsert_agent(&agent).await
-        }
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such agent").into_response(),
-        Err(e) => Err(e),
-    };
-    match result {
+    match app::directory::set_agent_active(&state, &viewer.user, id, active).await {
         Ok(()) => Redirect::to("/console/directory").into_response(),
         Err(e) => super::layout::failure(e),
     }

@@ -90,7 +90,7 @@ pub(super) fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
 pub(super) fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::Denied(_) => StatusCode::FORBIDDEN,
-        AppError::NoSuchCallback(_) => StatusCode::NOT_FOUND,
+        AppError::NoSuchCallback(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
         AppError::NotPending { .. } | AppError::Conflict(_) => StatusCode::CONFLICT,
         AppError::Malformed(_) => StatusCode::BAD_REQUEST,
         AppError::Refused(_) | AppError::Invalid { .. } | AppError::SlotFull(_) => {

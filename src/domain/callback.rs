@@ -42,6 +42,19 @@ impl CallbackState {
         Self::Suppressed,
     ];
 
+    /// The states a callback never leaves: only these are purged after retention.
+    pub const TERMINAL: [CallbackState; 5] = [
+        Self::Completed,
+        Self::Failed,
+        Self::Expired,
+        Self::Cancelled,
+        Self::Suppressed,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        Self::TERMINAL.contains(&self)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",

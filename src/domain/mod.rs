@@ -5,6 +5,7 @@
 
 mod callback;
 mod directory;
+mod history;
 mod ids;
 mod lifecycle;
 mod pacing;
@@ -21,6 +22,7 @@ pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
     SkillPolicy,
 };
+pub use history::{Event, EventKind, OutcomeWrite, cancelled_event, created_events, updated_event};
 pub use ids::{AgentId, CallbackId, IdError, SkillId};
 pub use lifecycle::{
     AttemptError, Current, Decision, LifecycleDefaults, OutcomeKind, RetryPolicy, check_attempt,
@@ -29,8 +31,9 @@ pub use lifecycle::{
 pub use pacing::{Admission, Gate, GateReading, Pacer, PacingDefaults, SkillPacing, gates_of};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use request::{
-    ChangeInput, Changes, CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode,
-    WindowPolicy, check_reason, check_target_agent, plan_change, plan_create,
+    ChangeInput, ChangedFields, Changes, CreateContext, CreateInput, RawId, RequestError,
+    Requested, ResultCode, WindowPolicy, check_reason, check_target_agent, plan_change,
+    plan_create,
 };
 pub use schedule::{
     DateError, ScheduleDateError, ScheduleRules, contact_zone, parse_time_zone,

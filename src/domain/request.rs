@@ -434,15 +434,51 @@ pub struct Changes {
     pub slot: Option<super::Slot>,
 }
 
+/// A pending callback's changeable fields after a change: each changed one, or as it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangedFields<'a> {
+    pub scheduled_for: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub time_zone: Option<Tz>,
+    pub notes: &'a str,
+    pub target_agent: Option<AgentId>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 impl Changes {
+    /// `old`'s fields with these changes applied.
+    pub fn applied_to<'a>(&'a self, old: &'a super::Callback) -> ChangedFields<'a> {
+        let (scheduled_for, due_at, time_zone) =
+            self.schedule
+                .unwrap_or((old.scheduled_for, old.due_at, old.time_zone));
+        ChangedFields {
+            scheduled_for,
+            due_at,
+            time_zone,
+            notes: self.notes.as_deref().unwrap_or(&old.notes),
+            target_agent: self.target_agent.unwrap_or(old.target_agent_id),
+            expires_at: self.expires_at.or(old.expires_at),
+        }
+    }
+
     /// Whether applying these to `old` would change anything: a change to what a callback
     /// already has is not written (no update, no event).
     pub fn alters(&self, old: &super::Callback) -> bool {
-        self.schedule
-            .is_some_and(|s| s != (old.scheduled_for, old.due_at, old.time_zone))
-            || self.notes.as_ref().is_some_and(|n| *n != old.notes)
-            || self.target_agent.is_some_and(|t| t != old.target_agent_id)
-            || self.expires_at.is_some_and(|e| Some(e) != old.expires_at)
+        self.applied_to(old) != ChangedFields::of(old)
+    }
+}
+
+impl<'a> ChangedFields<'a> {
+    /// A callback's changeable fields as they are.
+    pub fn of(c: &'a super::Callback) -> Self {
+        Self {
+            scheduled_for: c.scheduled_for,
+            due_at: c.due_at,
+            time_zone: c.time_zone,
+            notes: &c.notes,
+            target_agent: c.target_agent_id,
+            expires_at: c.expires_at,
+        }
     }
 }
 

@@ -82,6 +82,18 @@ pub struct SecurityUser {
 }
 
 impl SecurityUser {
+    /// A usable name: 1 to 100 printable characters, without the blanks around it.
+    pub fn check_name(name: &str) -> Result<&str, String> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            Err(format!(
+                "`{name}` is not a usable user name (1-100 printable characters)"
+            ))
+        } else {
+            Ok(name)
+        }
+    }
+
     pub fn has(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
             // Whoever may write the directory may read it.

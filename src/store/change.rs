@@ -2,15 +2,14 @@
 //! change writes its event in the same transaction.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::directory::{agent_from_row, skill_from_row};
 use super::record::callback_from_row;
 use super::{Store, StoreError};
 use crate::domain::{
-    Agent, AgentId, Callback, CallbackId, CallbackState, Changes, Decision, OutcomeKind, Skill,
-    Slot,
+    Agent, AgentId, Callback, CallbackId, Changes, Event, OutcomeKind, OutcomeWrite, Skill, Slot,
+    cancelled_event, updated_event,
 };
 
 impl Store {
@@ -65,37 +64,8 @@ impl CallbackChange {
             self.move_to_slot(slot).await?;
         }
         let old = &self.record;
-        let (scheduled_for, due_at, time_zone) =
-            changes
-                .schedule
-                .unwrap_or((old.scheduled_for, old.due_at, old.time_zone));
-        let notes = changes.notes.as_deref().unwrap_or(&old.notes);
-        let target = changes.target_agent.unwrap_or(old.target_agent_id);
-        let expires_at = changes.expires_at.or(old.expires_at);
-
-        let mut diff = serde_json::Map::new();
-        let mut note = |field: &str, from: Value, to: Value| {
-            if from != to {
-                diff.insert(field.to_owned(), json!({ "from": from, "to": to }));
-            }
-        };
-        note(
-            "scheduledFor",
-            json!(old.scheduled_for),
-            json!(scheduled_for),
-        );
-        note("dueAt", json!(old.due_at), json!(due_at));
-        note(
-            "timeZone",
-            json!(old.time_zone.map(|t| t.name())),
-            json!(time_zone.map(|t| t.name())),
-        );
-        note("notes", json!(old.notes), json!(notes));
-        note("targetAgentId", json!(old.target_agent_id), json!(target));
-        note("expiresAt", json!(old.expires_at), json!(expires_at));
-        if let Some(reason) = &changes.reason {
-            diff.insert("reason".into(), json!(reason));
-        }
+        let new = changes.applied_to(old);
+        let event = updated_event(old, changes);
 
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
@@ -105,16 +75,16 @@ impl CallbackChange {
             callback_columns!()
         ))
         .bind(old.id.as_uuid())
-        .bind(scheduled_for)
-        .bind(due_at)
-        .bind(time_zone.map(|tz| tz.name()))
-        .bind(notes)
-        .bind(target.map(AgentId::get))
-        .bind(expires_at)
+        .bind(new.scheduled_for)
+        .bind(new.due_at)
+        .bind(new.time_zone.map(|tz| tz.name()))
+        .bind(new.notes)
+        .bind(new.target_agent.map(AgentId::get))
+        .bind(new.expires_at)
         .fetch_one(&mut *self.tx)
         .await?;
         let updated = callback_from_row(&row)?;
-        insert_event(&mut self.tx, old.id, actor, "updated", &Value::Object(diff)).await?;
+        insert_event(&mut self.tx, old.id, actor, &event).await?;
         self.tx.commit().await?;
         Ok(updated)
     }
@@ -142,74 +112,26 @@ impl CallbackChange {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Applies a decided outcome (or records why it was ignored) and commits.
+    /// Writes a decided outcome (or records why it was ignored) and commits.
     pub async fn apply_outcome(
         mut self,
-        attempt: i32,
         outcome: OutcomeKind,
-        decision: &Decision,
+        write: &OutcomeWrite,
         actor: &str,
     ) -> Result<Callback, StoreError> {
-        let (state, due_at, dial_failures, error, kind, mut details) = match decision {
-            Decision::Ignore(reason) => {
-                let details = json!({ "attempt": attempt, "outcome": outcome, "reason": reason });
-                insert_event(
-                    &mut self.tx,
-                    self.record.id,
-                    actor,
-                    "outcome_ignored",
-                    &details,
-                )
-                .await?;
+        let (state, due_at, dial_failures, error, event) = match write {
+            OutcomeWrite::Ignored(event) => {
+                insert_event(&mut self.tx, self.record.id, actor, event).await?;
                 self.tx.commit().await?;
                 return Ok(self.record);
             }
-            Decision::Accept => (
-                CallbackState::Accepted,
-                None,
-                None,
-                None,
-                "accepted",
-                json!({}),
-            ),
-            Decision::Complete => (
-                CallbackState::Completed,
-                None,
-                None,
-                None,
-                "completed",
-                json!({}),
-            ),
-            Decision::Retry {
+            OutcomeWrite::Applied {
+                state,
                 due_at,
                 dial_failures,
-            } => (
-                CallbackState::Pending,
-                Some(*due_at),
-                Some(*dial_failures),
-                None,
-                "retry_scheduled",
-                json!({ "dueAt": due_at, "unansweredAttempts": dial_failures }),
-            ),
-            Decision::Fail {
-                reason,
-                dial_failures,
-            } => (
-                CallbackState::Failed,
-                None,
-                *dial_failures,
-                Some(reason.clone()),
-                "failed",
-                json!({ "reason": reason }),
-            ),
-            Decision::Reschedule { due_at } => (
-                CallbackState::Pending,
-                Some(*due_at),
-                None,
-                None,
-                "rescheduled",
-                json!({ "dueAt": due_at }),
-            ),
+                error,
+                event,
+            } => (state, due_at, dial_failures, error, event),
         };
         let row = sqlx::query(concat!(
             "UPDATE callbacks c SET state = $2, due_at = COALESCE($3, c.due_at),
@@ -228,11 +150,7 @@ impl CallbackChange {
         .fetch_one(&mut *self.tx)
         .await?;
         let updated = callback_from_row(&row)?;
-        if let Value::Object(map) = &mut details {
-            map.insert("attempt".into(), json!(attempt));
-            map.insert("outcome".into(), json!(outcome));
-        }
-        insert_event(&mut self.tx, self.record.id, actor, kind, &details).await?;
+        insert_event(&mut self.tx, self.record.id, actor, event).await?;
         self.tx.commit().await?;
         Ok(updated)
     }
@@ -280,30 +198,27 @@ impl CallbackChange {
         .fetch_one(&mut *self.tx)
         .await?;
         let cancelled = callback_from_row(&row)?;
-        let mut details = json!({ "from": self.record.state });
-        if let (Some(reason), Value::Object(map)) = (reason, &mut details) {
-            map.insert("reason".into(), json!(reason));
-        }
-        insert_event(&mut self.tx, self.record.id, actor, "cancelled", &details).await?;
+        let event = cancelled_event(self.record.state, reason);
+        insert_event(&mut self.tx, self.record.id, actor, &event).await?;
         self.tx.commit().await?;
         Ok(cancelled)
     }
 }
 
+/// Records one event of a change, in the change's transaction.
 async fn insert_event(
     tx: &mut Transaction<'static, Postgres>,
     id: CallbackId,
     actor: &str,
-    kind: &str,
-    details: &Value,
+    event: &Event,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO callback_events (callback_id, actor, kind, details) VALUES ($1, $2, $3, $4)",
     )
     .bind(id.as_uuid())
     .bind(actor)
-    .bind(kind)
-    .bind(details)
+    .bind(event.kind.as_str())
+    .bind(&event.details)
     .execute(&mut **tx)
     .await?;
     Ok(())

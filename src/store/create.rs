@@ -2,7 +2,7 @@
 //! that writes creates with their events and idempotency keys, and idempotent replays.
 //! [`CreateQueue`](super::CreateQueue) gathers concurrent creates for it.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -10,6 +10,7 @@ use super::directory::{agent_from_row, skill_from_row};
 use super::{Store, StoreError};
 use crate::domain::{
     Agent, AgentId, CreateContext, NewCallback, PhoneNumber, SecurityUser, Skill, SkillId,
+    created_events,
 };
 
 /// The `Idempotency-Key` of a create request and a digest of its body.
@@ -232,10 +233,10 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
                 .map(|k| k.request_sha256.to_vec()),
         );
         responses.push(create.response.clone());
-        for (kind, details) in create_events(c) {
+        for event in created_events(c) {
             event_ids.push(c.id.as_uuid());
-            event_kinds.push(kind);
-            event_details.push(details);
+            event_kinds.push(event.kind.as_str());
+            event_details.push(event.details);
         }
     }
     let stored: Vec<Uuid> = sqlx::query_scalar(
@@ -297,26 +298,4 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
     .fetch_all(executor)
     .await?;
     Ok(stored.into_iter().collect())
-}
-
-/// A create's events: `created`, and `deferred` when calling hours moved its due time.
-fn create_events(callback: &NewCallback) -> Vec<(&'static str, Value)> {
-    let mut events = vec![(
-        "created",
-        json!({
-            "skillId": callback.skill_id,
-            "targetAgentId": callback.target_agent_id,
-            "route": callback.route().kind(),
-            "scheduledFor": callback.scheduled_for,
-            "dueAt": callback.due_at,
-            "expiresAt": callback.expires_at,
-        }),
-    )];
-    if let Some(reason) = &callback.deferred_because {
-        events.push((
-            "deferred",
-            json!({ "from": callback.scheduled_for, "to": callback.due_at, "reason": reason }),
-        ));
-    }
-    events
 }

@@ -115,6 +115,30 @@ impl Store {
         row.map(|r| skill_from_row(&r, "s_")).transpose()
     }
 
+    /// Activates or deactivates a skill, leaving the rest of it as it is (a concurrent change
+    /// to its other fields is not overwritten). False when there is no such skill.
+    pub async fn set_skill_active(&self, id: SkillId, active: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE skills SET active = $2, updated_at = now() WHERE id = $1")
+            .bind(id.get())
+            .bind(active)
+            .execute(&self.pool)
+            .await?;
+        self.cache.invalidate(Some(Table::Skills));
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Activates or deactivates an agent, leaving its username as it is. False when there
+    /// is no such agent.
+    pub async fn set_agent_active(&self, id: AgentId, active: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE agents SET active = $2, updated_at = now() WHERE id = $1")
+            .bind(id.get())
+            .bind(active)
+            .execute(&self.pool)
+            .await?;
+        self.cache.invalidate(Some(Table::Agents));
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn agent(&self, id: AgentId) -> Result<Option<Agent>, StoreError> {
         if let Some(agent) = self.cache.agent(id) {
             return Ok(agent);

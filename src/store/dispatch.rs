@@ -17,7 +17,9 @@ use super::directory::skill_from_row;
 use super::record::callback_from_row;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
-use crate::domain::{Callback, CallbackId, CallbackState, Route, Skill, SkillId, Suppression};
+use crate::domain::{
+    Callback, CallbackId, CallbackState, EventKind, Route, Skill, SkillId, Suppression,
+};
 
 /// What a claimed row holds (read by `claimed_from_row`): the callback `c` with its
 /// do-not-call match and `paced_at` — a `SELECT … FROM …` the claims complete with their
@@ -84,7 +86,15 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The event kind, and the metric label.
+    /// The event it writes.
+    pub fn event(self) -> EventKind {
+        match self {
+            Self::Returned => EventKind::Returned,
+            Self::Nacked => EventKind::Nacked,
+        }
+    }
+
+    /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Returned => "returned",
@@ -392,7 +402,7 @@ impl Claim {
                 RETURNING c.id, d.until, d.reason
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, 'dispatcher', 'deferred',
+             SELECT id, 'dispatcher', $5::text,
                     jsonb_build_object('to', until, 'reason', reason, 'instance', $4::text)
              FROM moved",
         )
@@ -400,6 +410,7 @@ impl Claim {
         .bind(&until)
         .bind(&reasons)
         .bind(instance)
+        .bind(EventKind::Deferred.as_str())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -412,17 +423,28 @@ impl Claim {
         }
         let ids: Vec<Uuid> = ended.iter().map(|e| e.id.as_uuid()).collect();
         let states: Vec<&str> = ended.iter().map(|e| e.state.as_str()).collect();
+        let kinds = ended
+            .iter()
+            .map(|e| {
+                EventKind::ending_in(e.state)
+                    .map(EventKind::as_str)
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("callback {} cannot end as {}", e.id, e.state))
+                    })
+            })
+            .collect::<Result<Vec<&str>, StoreError>>()?;
         let reasons: Vec<&str> = ended.iter().map(|e| e.reason.as_str()).collect();
         sqlx::query(
             "WITH ended AS (
                 UPDATE callbacks c SET state = e.state, last_error = e.reason,
                     updated_at = clock_timestamp(), paced_at = NULL, paced_gate = NULL
-                FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(id, state, reason)
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[])
+                     AS e(id, state, reason, kind)
                 WHERE c.id = e.id
-                RETURNING c.id, e.state, e.reason
+                RETURNING c.id, e.kind, e.reason
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, 'dispatcher', state,
+             SELECT id, 'dispatcher', kind,
                     jsonb_build_object('reason', reason, 'instance', $4::text)
              FROM ended",
         )
@@ -430,6 +452,7 @@ impl Claim {
         .bind(&states)
         .bind(&reasons)
         .bind(instance)
+        .bind(&kinds)
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -468,7 +491,7 @@ impl Claim {
                 RETURNING c.id, c.attempt, c.due_at, c.dispatched_at, d.routing_key, d.n
              ), events AS (
                 INSERT INTO callback_events (callback_id, at, actor, kind, details)
-                SELECT id, dispatched_at, 'dispatcher', 'dispatched',
+                SELECT id, dispatched_at, 'dispatcher', $6::text,
                        jsonb_build_object('attempt', attempt, 'routingKey', routing_key,
                                           'instance', $2::text)
                 FROM done
@@ -482,6 +505,7 @@ impl Claim {
         .bind(&fallback_seconds)
         .bind(&deadline_seconds)
         .bind(&routing_keys)
+        .bind(EventKind::Dispatched.as_str())
         .fetch_all(&mut *self.tx)
         .await?;
         rows.iter()
@@ -509,7 +533,7 @@ impl Claim {
             return Ok(Vec::new());
         }
         let ids: Vec<Uuid> = failed.iter().map(|f| f.id.as_uuid()).collect();
-        let kinds: Vec<&str> = failed.iter().map(|f| f.failure.as_str()).collect();
+        let kinds: Vec<&str> = failed.iter().map(|f| f.failure.event().as_str()).collect();
         let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
         let rows = sqlx::query(
             "WITH retry AS (

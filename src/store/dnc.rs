@@ -73,6 +73,8 @@ pub struct DncEvent {
 pub enum Listed {
     Created,
     Updated,
+    /// The entry already said the same: nothing written, no event.
+    Unchanged,
 }
 
 impl Store {
@@ -83,9 +85,20 @@ impl Store {
         actor: &str,
     ) -> Result<(DncEntry, Listed), StoreError> {
         let rows = write_entries(&self.pool, &[entry], actor, false).await?;
-        rows.into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Corrupt("the listing returned no row".into()))
+        if let Some(written) = rows.into_iter().next() {
+            return Ok(written);
+        }
+        let row = sqlx::query(
+            "SELECT phone_number, skill_id, reason, expires_at, created_by, created_at, updated_at
+             FROM dnc_entries
+             WHERE phone_number = $1 AND COALESCE(skill_id, 0) = COALESCE($2, 0)",
+        )
+        .bind(entry.phone_number.as_str())
+        .bind(entry.skill_id.map(SkillId::get))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::Conflict("the entry was removed while it was listed".into()))?;
+        Ok((entry_from_row(&row)?, Listed::Unchanged))
     }
 
     /// Lists many numbers in one transaction (all or nothing), each with an audit event, a
@@ -159,8 +172,11 @@ impl Store {
         .map(entry_from_row)
         .collect::<Result<Vec<_>, _>>()?;
         let events = sqlx::query(
-            "SELECT at, actor, kind, skill_id, details FROM dnc_events
-             WHERE phone_number = $1 ORDER BY id DESC LIMIT 100",
+            // The latest hundred, oldest first, as every history reads.
+            "SELECT at, actor, kind, skill_id, details FROM (
+                SELECT id, at, actor, kind, skill_id, details FROM dnc_events
+                WHERE phone_number = $1 ORDER BY id DESC LIMIT 100
+             ) latest ORDER BY id",
         )
         .bind(phone.as_str())
         .fetch_all(&self.pool)
@@ -203,13 +219,17 @@ async fn write_entries<'e, E: sqlx::PgExecutor<'e>>(
             ON CONFLICT (phone_number, (COALESCE(skill_id, 0))) DO UPDATE
                SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
                    updated_at = now()
+               -- An entry that already says the same is not written: no update, no event.
+               WHERE (dnc_entries.reason, dnc_entries.expires_at)
+                     IS DISTINCT FROM (EXCLUDED.reason, EXCLUDED.expires_at)
             RETURNING phone_number, skill_id, reason, expires_at, created_by, created_at,
                       updated_at, (xmax = 0) AS inserted
          ), events AS (
             INSERT INTO dnc_events (phone_number, skill_id, actor, kind, details)
             SELECT phone_number, skill_id, $5,
                    CASE WHEN inserted THEN 'listed' ELSE 'updated' END,
-                   jsonb_build_object('reason', reason, 'expiresAt', expires_at)
+                   jsonb_build_object('reason', reason, 'expiresAt',
+                       (to_jsonb(expires_at AT TIME ZONE 'UTC') #>> '{}') || 'Z')
                    || CASE WHEN $6 THEN jsonb_build_object('import', true) ELSE '{}' END
             FROM listed
          )

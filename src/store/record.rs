@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{AgentId, Callback, CallbackId, PhoneNumber, SkillId};
+use crate::domain::{AgentId, Callback, CallbackId, EventKind, PhoneNumber, SkillId};
 
 /// The callback columns [`CallbackRow`] reads, for the table aliased `c`.
 macro_rules! callback_columns {
@@ -101,6 +101,7 @@ pub struct EventRecord {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: EventKind,
     pub details: Value,
 }

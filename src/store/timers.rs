@@ -8,6 +8,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::domain::{CallbackState, EventKind};
 
 /// Rows a timer statement changes at most at once: each slice is its own short transaction,
 /// and rows another daemon's timer (or a dispatcher) holds are skipped, not waited for.
@@ -90,11 +91,12 @@ impl Store {
         })
     }
 
-    /// Deletes terminal callbacks (completed, failed, expired, cancelled) unchanged for
+    /// Deletes terminal callbacks (`CallbackState::TERMINAL`) unchanged for
     /// `retention_days` (events go with them), in slices so that no single transaction holds
     /// many locks. A callback still waiting (pending, dispatched, accepted) is never deleted.
     /// Returns how many went.
     pub async fn purge_terminal(&self, retention_days: u32) -> Result<u64, StoreError> {
+        let terminal: Vec<&str> = CallbackState::TERMINAL.map(CallbackState::as_str).to_vec();
         let mut total = 0;
         loop {
             // Events have no foreign key (it cost every event row a look-up): they go here.
@@ -102,7 +104,7 @@ impl Store {
                 "WITH gone AS (
                     DELETE FROM callbacks WHERE id IN (
                         SELECT id FROM callbacks
-                        WHERE state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed')
+                        WHERE state = ANY($2::text[])
                           AND updated_at < now() - make_interval(days => $1)
                         LIMIT 5000
                         FOR UPDATE SKIP LOCKED)
@@ -113,6 +115,7 @@ impl Store {
                  SELECT count(*) FROM gone",
             )
             .bind(i32::try_from(retention_days).unwrap_or(i32::MAX))
+            .bind(&terminal)
             .fetch_one(&self.pool)
             .await?;
             let done = u64::try_from(done).unwrap_or_default();
@@ -139,21 +142,23 @@ impl Store {
                 RETURNING c.id, c.target_agent_id, c.skill_id, c.attempt
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, 'timer', 'agent_fallback',
+             SELECT id, 'timer', $2::text,
                     jsonb_build_object('fromAgentId', target_agent_id, 'toSkillId', skill_id,
                                        'notAcceptedAttempt', attempt)
              FROM moved",
+            EventKind::AgentFallback,
         )
         .await
     }
 
-    /// Runs a timer statement (`$1`: the slice size) until a slice changes fewer rows than
-    /// that. Returns how many rows it changed in all.
-    async fn in_slices(&self, statement: &'static str) -> Result<u64, StoreError> {
+    /// Runs a timer statement (`$1`: the slice size, `$2`: the kind of event it writes)
+    /// until a slice changes fewer rows than that. Returns how many rows it changed in all.
+    async fn in_slices(&self, statement: &'static str, kind: EventKind) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let done = sqlx::query(statement)
                 .bind(TIMER_SLICE)
+                .bind(kind.as_str())
                 .execute(&self.pool)
                 .await?;
             total += done.rows_affected();
@@ -182,10 +187,11 @@ impl Store {
                 RETURNING c.id, c.attempt, c.dispatched_at, c.outcome_due_at
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, 'timer', 'outcome_deadline',
+             SELECT id, 'timer', $2::text,
                     jsonb_build_object('attempt', attempt, 'dispatchedAt', dispatched_at,
                                        'deadline', outcome_due_at)
              FROM ended",
+            EventKind::OutcomeDeadline,
         )
         .await
     }
@@ -207,8 +213,9 @@ impl Store {
                 RETURNING c.id, c.expires_at, c.state
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, 'timer', 'expired', jsonb_build_object('expiresAt', expires_at)
+             SELECT id, 'timer', $2::text, jsonb_build_object('expiresAt', expires_at)
              FROM gone",
+            EventKind::Expired,
         )
         .await
     }

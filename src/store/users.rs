@@ -57,6 +57,29 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    pub async fn enable_user(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE security_users SET disabled_at = NULL WHERE name = $1 AND disabled_at IS NOT NULL",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        self.cache.invalidate(Some(Table::SecurityUsers));
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a user's token (the old one stops working on every daemon within
+    /// milliseconds). False when there is no such user.
+    pub async fn replace_token(&self, name: &str, token: &TokenHash) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE security_users SET token_sha256 = $2 WHERE name = $1")
+            .bind(name)
+            .bind(&token.0[..])
+            .execute(&self.pool)
+            .await?;
+        self.cache.invalidate(Some(Table::SecurityUsers));
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, permissions, skill_ids, created_at, disabled_at

@@ -150,3 +150,35 @@ async fn calling_hours_that_never_open_are_refused() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
 }
+
+/// Agents serve every skill: a user restricted to some skills may not rename or deactivate
+/// one, even with `directory:write`; an unrestricted user may.
+#[tokio::test]
+async fn only_a_user_of_every_skill_may_change_agents() {
+    let app = TestApp::spawn().await;
+    let restricted = app
+        .token("ny-directory", &["directory:write"], &[SKILL_NEW_YORK])
+        .await;
+    let path = format!("/v1/agents/{AGENT}");
+    let body = json!({"username": "hijacked", "active": false});
+    let (status, answer) = app
+        .call(Method::PUT, &path, Some(&restricted), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["result"], "InvalidSecurityUser");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("restricted")),
+        "{answer}"
+    );
+    let (_, stored) = app.call(Method::GET, &path, Some(&app.admin), None).await;
+    assert_eq!(stored["active"], true, "unchanged: {stored}");
+    assert_ne!(stored["username"], "hijacked");
+
+    let (status, answer) = app
+        .call(Method::PUT, &path, Some(&app.admin), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["active"], false);
+}

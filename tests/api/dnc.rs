@@ -69,7 +69,24 @@ async fn entries_are_listed_read_and_removed_with_an_audit_trail_and_their_own_p
     assert_eq!(
         kinds,
         ["listed", "updated", "listed"],
-        "newest first: {number}"
+        "oldest first, as every history: {number}"
+    );
+    // The same entry again writes nothing: no update, no event.
+    let (status, again) = list(&app, NUMBER, json!({ "reason": "asked twice" })).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["reason"], "asked twice");
+    let (_, unchanged) = app
+        .call(
+            Method::GET,
+            &format!("/v1/dnc/{NUMBER}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        unchanged["events"].as_array().map(Vec::len),
+        Some(3),
+        "{unchanged}"
     );
 
     // Their own permissions: callbacks and directory rights do not reach the list.
@@ -170,8 +187,10 @@ async fn entries_are_listed_read_and_removed_with_an_audit_trail_and_their_own_p
         Some(1),
         "the skill's entry stays"
     );
-    assert_eq!(number["events"][0]["kind"], "removed");
-    assert_eq!(number["events"][0]["details"]["reason"], "consent given");
+    let events = number["events"].as_array().expect("events");
+    let last = events.last().expect("an event");
+    assert_eq!(last["kind"], "removed", "the newest last: {number}");
+    assert_eq!(last["details"]["reason"], "consent given");
 }
 
 #[tokio::test]

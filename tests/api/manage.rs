@@ -187,6 +187,38 @@ async fn reschedule_changes_due_time_and_records_who_when_what() {
     );
 }
 
+/// A change to what the callback already has is answered with the callback as it is, and
+/// writes nothing: no update, no `updated` event.
+#[tokio::test]
+async fn a_change_that_changes_nothing_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let id = app.create_ok(&valid_body()).await;
+    let before = app.get_callback(&id).await;
+    let same = json!({
+        "scheduleDate": before["scheduledFor"],
+        "notes": before["notes"],
+        "targetAgentId": before["targetAgentId"],
+    });
+    let (status, answer) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/callbacks/{id}"),
+            Some(&app.admin),
+            Some(&same),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["dueAt"], before["dueAt"]);
+    assert_eq!(answer["updatedAt"], before["updatedAt"], "not written");
+    let kinds: Vec<String> = app
+        .events(&id)
+        .await
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(kinds, ["created"]);
+}
+
 #[tokio::test]
 async fn patch_changes_target_and_validates_like_create() {
     let app = TestApp::spawn().await;

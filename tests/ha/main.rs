@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo test --test ha -- --ignored --test-threads=1 --nocapture
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod cluster;
 mod failover;

@@ -1,16 +1,32 @@
-//! JSON as callbackd accepts it on every input (HTTP bodies, outcome messages): one JSON
-//! object, each key at most once, at every depth.
+//! JSON as callbackd speaks it. In: what it accepts on every input (HTTP bodies, outcome
+//! messages) — one JSON object, each key at most once, at every depth. Out: a callback and
+//! its history as API clients and operators see them (`callback.rs`).
 //!
 //! serde alone accepts more: a struct deserialises from an *array* (positions mapped onto
 //! fields), and `serde_json` keeps the last of two equal keys. Either lets a body mean
 //! something other than what its sender saw, so both are refused here, before any field is
 //! read, with a message in the API's own words (never a Rust type name).
 
+mod callback;
+
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+pub use callback::{CallbackView, EventView};
+
+/// A callback's state in the OpenAPI document: one of the state names.
+pub fn callback_state_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            crate::domain::CallbackState::ALL.map(crate::domain::CallbackState::as_str),
+        ))
+        .into()
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {

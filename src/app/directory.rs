@@ -1,0 +1,122 @@
+//! The directory callbacks are routed by: skills (with their policy and capacity) and agents.
+//! Agents serve every skill, so only a user free of skill restrictions may change them.
+
+use super::{App, AppError, require, require_skill};
+use crate::domain::{
+    Agent, AgentId, AgentInput, Permission, SecurityUser, Skill, SkillId, SkillInput, SkillPacing,
+};
+use crate::store::{ImportSummary, Store};
+
+/// Creates or replaces a skill.
+pub async fn put_skill(
+    app: &App,
+    user: &SecurityUser,
+    id: SkillId,
+    input: SkillInput,
+) -> Result<Skill, AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_skill(user, id)?;
+    let skill = input
+        .into_skill(Some(id))
+        .map_err(|e| AppError::unacceptable(e.to_string()))?;
+    app.store.upsert_skill(&skill).await?;
+    tracing::info!(skill_id = id.get(), active = skill.active, security_user = %user.name, "skill stored");
+    Ok(skill)
+}
+
+/// Replaces a skill's pacing limits only; every daemon applies them from its next pass.
+pub async fn set_capacity(
+    app: &App,
+    user: &SecurityUser,
+    id: SkillId,
+    limits: SkillPacing,
+) -> Result<Skill, AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_skill(user, id)?;
+    limits
+        .check()
+        .map_err(|e| AppError::unacceptable(e.to_string()))?;
+    let skill = app
+        .store
+        .set_capacity(id, limits)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("skill {id} does not exist")))?;
+    tracing::info!(skill_id = id.get(), max_in_flight = limits.max_in_flight,
+        max_per_minute = limits.max_per_minute, security_user = %user.name, "skill capacity set");
+    Ok(skill)
+}
+
+/// Activates or deactivates a skill.
+pub async fn set_skill_active(
+    app: &App,
+    user: &SecurityUser,
+    id: SkillId,
+    active: bool,
+) -> Result<(), AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    if !user.may_use_skill(id) || !app.store.set_skill_active(id, active).await? {
+        return Err(AppError::NotFound(format!("skill {id} does not exist")));
+    }
+    tracing::info!(skill_id = id.get(), active, security_user = %user.name, "skill stored");
+    Ok(())
+}
+
+/// Creates or replaces an agent.
+pub async fn put_agent(
+    app: &App,
+    user: &SecurityUser,
+    id: AgentId,
+    input: AgentInput,
+) -> Result<Agent, AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_every_skill(user)?;
+    let agent = input
+        .into_agent(Some(id))
+        .map_err(|e| AppError::unacceptable(e.to_string()))?;
+    app.store.upsert_agent(&agent).await?;
+    tracing::info!(agent_id = id.get(), active = agent.active, security_user = %user.name, "agent stored");
+    Ok(agent)
+}
+
+/// Activates or deactivates an agent.
+pub async fn set_agent_active(
+    app: &App,
+    user: &SecurityUser,
+    id: AgentId,
+    active: bool,
+) -> Result<(), AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_every_skill(user)?;
+    if !app.store.set_agent_active(id, active).await? {
+        return Err(AppError::NotFound(format!("agent {id} does not exist")));
+    }
+    tracing::info!(agent_id = id.get(), active, security_user = %user.name, "agent stored");
+    Ok(())
+}
+
+/// Stores a validated directory file in one transaction (the operator's `import`, which
+/// needs nothing but the database); `written` hears how many rows are stored so far.
+pub async fn import(
+    store: &Store,
+    skills: &[Skill],
+    agents: &[Agent],
+    written: impl FnMut(usize),
+) -> Result<ImportSummary, AppError> {
+    // The operator's command reports what it stored; a log line would only repeat it.
+    Ok(store
+        .import_directory_reporting(skills, agents, written)
+        .await?)
+}
+
+/// An agent takes callbacks of every skill it is routed, so a user restricted to some skills
+/// may not rename or deactivate one.
+fn require_every_skill(user: &SecurityUser) -> Result<(), AppError> {
+    if user.skills.is_none() {
+        Ok(())
+    } else {
+        Err(AppError::Denied(format!(
+            "security user `{}` is restricted to some skills; only a user of every skill may change agents",
+            user.name
+        )))
+    }
+}

@@ -1,0 +1,111 @@
+//! A callback as callbackd shows it in JSON — to API clients and to operators (`callbackd
+//! callbacks … --json`) alike — and the entries of its history.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::{AgentId, Callback, CallbackId, CallbackState, EventKind, SkillId};
+use crate::store::EventRecord;
+
+/// A callback as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackView {
+    #[schema(value_type = String, format = Uuid)]
+    callback_id: CallbackId,
+    #[schema(schema_with = super::callback_state_schema)]
+    state: CallbackState,
+    first_name: String,
+    last_name: String,
+    /// E.164.
+    phone_number: String,
+    #[schema(value_type = i64, minimum = 1)]
+    skill_id: SkillId,
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    target_agent_id: Option<AgentId>,
+    /// `agent` or `skill`.
+    #[schema(example = "skill")]
+    route: &'static str,
+    /// `agent.<id>` or `skill.<id>`.
+    routing_key: String,
+    notes: String,
+    time_zone: Option<&'static str>,
+    scheduled_for: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    attempt: i32,
+    dispatched_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    /// Unanswered attempts so far (no_answer, busy).
+    unanswered_attempts: i32,
+    last_outcome: Option<String>,
+    /// When the callback is next due to be published, if it still will be.
+    next_due_at: Option<DateTime<Utc>>,
+    /// While waiting for the target agent: when it falls back to the skill.
+    agent_fallback_at: Option<DateTime<Utc>>,
+    fell_back_at: Option<DateTime<Utc>>,
+}
+
+impl From<Callback> for CallbackView {
+    fn from(r: Callback) -> Self {
+        let route = r.route();
+        Self {
+            callback_id: r.id,
+            state: r.state,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            phone_number: r.phone_number.as_str().to_owned(),
+            skill_id: r.skill_id,
+            target_agent_id: r.target_agent_id,
+            route: route.kind(),
+            routing_key: route.routing_key(),
+            notes: r.notes,
+            time_zone: r.time_zone.map(|tz| tz.name()),
+            scheduled_for: r.scheduled_for,
+            due_at: r.due_at,
+            attempt: r.attempt,
+            dispatched_at: r.dispatched_at,
+            last_error: r.last_error,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            expires_at: r.expires_at,
+            unanswered_attempts: r.dial_failures,
+            last_outcome: r.last_outcome,
+            next_due_at: (r.state == CallbackState::Pending).then_some(r.due_at),
+            agent_fallback_at: r.fallback_due_at,
+            fell_back_at: r.fell_back_at,
+        }
+    }
+}
+
+/// One change in a callback's history.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    id: i64,
+    at: DateTime<Utc>,
+    /// The security user, or the daemon instance.
+    actor: String,
+    /// `created`, `updated`, `cancelled`, `dispatched`, `deferred`, …
+    #[schema(value_type = String)]
+    kind: EventKind,
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            kind: e.kind,
+            details: e.details,
+        }
+    }
+}
