@@ -501,3 +501,48 @@ async fn the_token_form_can_be_switched_off() {
         .expect("post");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn oidc_with_permissions_from_a_linked_user() {
+    let idp = provider().await;
+    let issuer = idp.lock().expect("provider").issuer.clone();
+    let app = TestApp::spawn_with(|s| {
+        with_oidc(s, &issuer);
+        s.console.oidc.groups.clear();
+        s.console.oidc.permissions_from = callbackd::config::PermissionSource::User;
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let t = Test { app, idp, client };
+    // The groups claim counts for nothing here: only a link does.
+    let begun = t.begin().await;
+    t.plan(Plan::person("jane-sub", &["supervisors"]));
+    let r = t.back(Some(&begun.cookie), &begun.state).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    t.app.token("ops-jane", &["callbacks:read"], &[]).await;
+    callbackd::cli::user(
+        &t.app.store,
+        &t.app.settings,
+        callbackd::cli::UserCommand::Link {
+            name: "ops-jane".into(),
+            subject: "jane-sub".into(),
+        },
+    )
+    .await
+    .expect("linked");
+    let begun = t.begin().await;
+    let r = t.back(Some(&begun.cookie), &begun.state).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = set_cookie(&r, "callbackd_console").expect("a session");
+    let page = t.page(&session, "/console/").await;
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("Signed in as ops-jane")
+    );
+}
