@@ -75,7 +75,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::User(user) => {
             let store = Store::connect(&settings.database).await?;
-            cli::user(&store, user).await?;
+            cli::user(&store, &settings, user).await?;
         }
         Command::Import(args) => {
             let store = Store::connect(&settings.database).await?;

@@ -70,6 +70,11 @@ pub async fn start(
                         Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
                         Err(e) => tracing::warn!(error = %e, "retention purge failed"),
                     }
+                    // Console sessions past their end, and sign-ins never finished.
+                    match store.purge_expired_sessions().await {
+                        Ok(deleted) => tracing::info!(deleted, "expired console sessions purged"),
+                        Err(e) => tracing::warn!(error = %e, "console session purge failed"),
+                    }
                 })
             },
         )?)

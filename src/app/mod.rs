@@ -1,5 +1,5 @@
 //! The application layer: one function per use case — schedule, change, cancel, bulk change,
-//! report an outcome — each owning its whole sequence (permission, lock, visibility, state
+//! report an outcome, sign in to the console — each owning its whole sequence (permission, lock, visibility, state
 //! check, the `domain` decision, the write with its event, the log line, the metric) and
 //! answering with a typed [`AppError`].
 //!
@@ -13,9 +13,11 @@ mod change;
 pub mod directory;
 pub mod dnc;
 mod error;
+pub mod oidc;
 mod outcome;
 mod schedule;
 mod selection;
+pub mod sessions;
 pub mod users;
 
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct Inner {
     pub broker: Option<Broker>,
     /// The dispatch workers' liveness and recent lateness, when this daemon dispatches.
     pub progress: Option<crate::liveness::Progress>,
+    /// Console sign-in through the identity provider, when `console.oidc` is enabled.
+    pub oidc: Option<oidc::Oidc>,
     /// The console overview's callbacks per state, and when they were counted: counting
     /// scans the table, so viewers share one count every few seconds.
     pub state_counts: tokio::sync::Mutex<Option<(Instant, Figures)>>,
@@ -116,6 +120,11 @@ impl App {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 rules: settings.schedule_rules(),
+                oidc: settings
+                    .console
+                    .oidc
+                    .enabled
+                    .then(|| oidc::Oidc::new(&settings.console.oidc)),
                 store,
                 creates,
                 broker,

@@ -125,6 +125,15 @@ pub enum UserCommand {
     RotateToken { name: String },
     /// List security users (never their tokens).
     List,
+    /// Link a security user to a person at the console's identity provider (console.oidc,
+    /// with permissions_from = "user"): signing in as that person gives this user's
+    /// permissions and skills.
+    Link {
+        name: String,
+        /// The person's `sub` claim at the issuer of console.oidc.issuer.
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,7 +1,11 @@
-//! `callbackd user`: security users (API bearer tokens).
+//! `callbackd user`: security users (API bearer tokens, or a link to a person at the
+//! console's identity provider).
 
 use super::{CliError, UserCommand};
+use crate::app::App;
+use crate::app::sessions::SignInError;
 use crate::app::{AppError, users};
+use crate::config::Settings;
 use crate::domain::{Permission, SkillId, Token};
 use crate::store::Store;
 
@@ -46,8 +50,21 @@ pub async fn add_user(
 }
 
 /// Runs a `user` subcommand. `list` prints one tab-separated line per user (for scripts).
-pub async fn run(store: &Store, command: UserCommand) -> Result<(), CliError> {
+pub async fn run(store: &Store, settings: &Settings, command: UserCommand) -> Result<(), CliError> {
     match command {
+        UserCommand::Link { name, subject } => {
+            let app = App::for_command(store.clone(), settings);
+            match crate::app::sessions::link_user(&app, &name, &subject).await {
+                Ok(true) => println!("security user `{name}` linked to subject `{subject}`"),
+                Ok(false) => {
+                    return Err(CliError::Invalid(format!(
+                        "no security user named `{name}`"
+                    )));
+                }
+                Err(SignInError::Store(e)) => return Err(e.into()),
+                Err(e) => return Err(CliError::Invalid(e.to_string())),
+            }
+        }
         UserCommand::Add {
             name,
             permissions,

@@ -88,6 +88,22 @@ impl Default for Settings {
                 purge: "0 30 3 * * *".into(),
                 retention_days: 30,
             },
+            console: ConsoleSettings {
+                token_sign_in: true,
+                oidc: OidcSettings {
+                    enabled: false,
+                    issuer: String::new(),
+                    client_id: String::new(),
+                    client_secret: Secret::default(),
+                    redirect_url: String::new(),
+                    scopes: vec!["profile".into(), "email".into()],
+                    provider_name: "your organisation".into(),
+                    permissions_from: PermissionSource::Claims,
+                    groups_claim: "groups".into(),
+                    name_claim: "preferred_username".into(),
+                    groups: Vec::new(),
+                },
+            },
             log: LogSettings {
                 format: LogFormat::Auto,
                 filter: "info,sqlx::postgres::notice=warn,tokio_cron_scheduler=warn".into(),
@@ -139,5 +155,15 @@ impl Default for MaintenanceSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Settings::default().log
+    }
+}
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Settings::default().console
+    }
+}
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Settings::default().console.oidc
     }
 }

@@ -7,7 +7,7 @@ mod defaults;
 mod validate;
 pub mod values;
 
-pub use values::{Cron, Region, SecretUrl, TimeZone};
+pub use values::{Cron, Region, Secret, SecretUrl, TimeZone};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,66 @@ pub struct Settings {
     pub lifecycle: LifecycleSettings,
     pub pacing: PacingSettings,
     pub maintenance: MaintenanceSettings,
+    pub console: ConsoleSettings,
     pub log: LogSettings,
+}
+
+/// How supervisors sign in to the console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// The form that takes a security user's API token. Organisations that sign people in
+    /// through their identity provider switch it off.
+    pub token_sign_in: bool,
+    pub oidc: OidcSettings,
+}
+
+/// Sign-in through an OpenID Connect provider (authorization code with PKCE).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    pub enabled: bool,
+    /// The provider's issuer URL; its discovery document is read from
+    /// `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Empty for a public client.
+    pub client_secret: Secret,
+    /// Where the provider sends the browser back: this daemon's `/console/oidc/callback`, as
+    /// registered with the provider.
+    pub redirect_url: String,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// The text of the sign-in button ("Sign in with …").
+    pub provider_name: String,
+    /// Where a person's permissions and skills come from: `claims` (the groups claim mapped
+    /// by `groups`) or `user` (the security user linked to the person's subject).
+    pub permissions_from: PermissionSource,
+    /// The claim holding the person's groups or roles (a dotted path reaches into objects,
+    /// `realm_access.roles`); a string or a list of strings.
+    pub groups_claim: String,
+    /// The claim whose value names the person in the console and the security users.
+    pub name_claim: String,
+    /// What each group grants; a person gets the union of their groups' grants.
+    pub groups: Vec<GroupGrantSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionSource {
+    Claims,
+    User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupGrantSettings {
+    pub group: String,
+    /// Permission names, as `callbackd user add --permission` takes them, or `all`.
+    pub permissions: Vec<String>,
+    /// Absent: every skill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,6 +349,49 @@ impl Settings {
     }
 }
 
+impl OidcSettings {
+    /// The group grants as `domain` reads them (checked by `validate`: an unknown
+    /// permission or skill id never gets here).
+    pub fn claim_mapping(&self) -> crate::domain::ClaimMapping {
+        crate::domain::ClaimMapping::new(
+            self.groups
+                .iter()
+                .filter_map(|g| g.to_domain().ok())
+                .collect(),
+        )
+    }
+}
+
+impl GroupGrantSettings {
+    pub(super) fn to_domain(&self) -> Result<crate::domain::GroupGrant, String> {
+        let permissions = if self.permissions.iter().any(|p| p == "all") {
+            crate::domain::Permission::ALL.to_vec()
+        } else {
+            self.permissions
+                .iter()
+                .map(|p| {
+                    p.parse()
+                        .map_err(|e: crate::domain::PermissionError| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let skills = self
+            .skills
+            .as_ref()
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| crate::domain::SkillId::new(*id).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        Ok(crate::domain::GroupGrant {
+            group: self.group.clone(),
+            permissions,
+            skills,
+        })
+    }
+}
+
 impl LifecycleSettings {
     /// The defaults a skill's own rules override (`domain::SkillPolicy`).
     pub fn defaults(&self) -> crate::domain::LifecycleDefaults {
@@ -381,6 +483,76 @@ mod tests {
         assert!(err.contains("idle limit"), "{err}");
         s.dispatch.confirm_timeout_ms = CONFIRM_TIMEOUT_MAX_MS;
         s.validate().expect("at the bound");
+    }
+
+    fn oidc_settings() -> Settings {
+        let mut s = Settings::default();
+        let o = &mut s.console.oidc;
+        o.enabled = true;
+        o.issuer = "https://login.example.com/realms/contact".into();
+        o.client_id = "callbackd".into();
+        o.redirect_url = "https://callbackd.example.com/console/oidc/callback".into();
+        o.groups = vec![GroupGrantSettings {
+            group: "supervisors".into(),
+            permissions: vec!["callbacks:read".into(), "callbacks:cancel".into()],
+            skills: Some(vec![101]),
+        }];
+        s
+    }
+
+    #[test]
+    fn oidc_settings_are_checked_naming_the_setting() {
+        oidc_settings().validate().expect("valid");
+        type Breaks = fn(&mut Settings);
+        let cases: [(&str, Breaks); 7] = [
+            ("console.oidc.issuer", |s| {
+                s.console.oidc.issuer = "login.example.com".into()
+            }),
+            ("console.oidc.issuer", |s| {
+                s.console.oidc.issuer = "http://login.example.com".into()
+            }),
+            ("console.oidc.client_id", |s| {
+                s.console.oidc.client_id = " ".into()
+            }),
+            ("console.oidc.redirect_url", |s| {
+                s.console.oidc.redirect_url = "https://callbackd.example.com/elsewhere".into()
+            }),
+            ("console.oidc.groups", |s| {
+                s.console.oidc.groups[0].permissions = vec!["callbacks:destroy".into()]
+            }),
+            ("console.oidc.groups", |s| s.console.oidc.groups.clear()),
+            ("console.token_sign_in", |s| {
+                s.console.oidc.enabled = false;
+                s.console.token_sign_in = false;
+            }),
+        ];
+        for (setting, break_it) in cases {
+            let mut s = oidc_settings();
+            break_it(&mut s);
+            let err = s.validate().expect_err(setting).to_string();
+            assert!(err.contains(setting), "{setting}: {err}");
+        }
+        // A provider on this host may speak plain http (a test provider).
+        let mut s = oidc_settings();
+        s.console.oidc.issuer = "http://localhost:9000".into();
+        s.console.oidc.redirect_url = "http://127.0.0.1:8080/console/oidc/callback".into();
+        s.validate().expect("loopback http");
+        // Linked users need no group grants.
+        s.console.oidc.groups.clear();
+        s.console.oidc.permissions_from = PermissionSource::User;
+        s.validate().expect("linked users");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type.
+    fn the_client_secret_comes_from_the_environment_and_never_prints() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CALLBACKD_CONSOLE__OIDC__CLIENT_SECRET", "hunter2");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.console.oidc.client_secret.expose(), "hunter2");
+            assert!(!format!("{s:?}").contains("hunter2"));
+            Ok(())
+        });
     }
 
     #[test]

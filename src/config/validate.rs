@@ -195,7 +195,83 @@ impl Settings {
         if m.retention_days == 0 {
             return invalid("maintenance.retention_days", "must be at least 1".into());
         }
+        self.console.validate()
+    }
+}
+
+impl ConsoleSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, problem: String| Err(ConfigError::Invalid { setting, problem });
+        let o = &self.oidc;
+        if !o.enabled {
+            if !self.token_sign_in {
+                return invalid(
+                    "console.token_sign_in",
+                    "nobody could sign in to the console: switch console.oidc.enabled on first"
+                        .into(),
+                );
+            }
+            return Ok(());
+        }
+        if let Err(problem) = provider_url(&o.issuer) {
+            return invalid("console.oidc.issuer", problem);
+        }
+        if o.client_id.trim().is_empty() {
+            return invalid("console.oidc.client_id", "must be set".into());
+        }
+        match provider_url(&o.redirect_url) {
+            Err(problem) => return invalid("console.oidc.redirect_url", problem),
+            Ok(url) if url.path() != "/console/oidc/callback" || url.query().is_some() => {
+                return invalid(
+                    "console.oidc.redirect_url",
+                    format!(
+                        "`{}` must be this daemon's /console/oidc/callback (https://<host>/console/oidc/callback)",
+                        o.redirect_url
+                    ),
+                );
+            }
+            Ok(_) => {}
+        }
+        if o.groups_claim.trim().is_empty() || o.name_claim.trim().is_empty() {
+            return invalid(
+                "console.oidc.groups_claim",
+                "console.oidc.groups_claim and console.oidc.name_claim must be set".into(),
+            );
+        }
+        for grant in &o.groups {
+            if let Err(problem) = grant.to_domain() {
+                return invalid(
+                    "console.oidc.groups",
+                    format!("group `{}`: {problem}", grant.group),
+                );
+            }
+        }
+        if o.permissions_from == PermissionSource::Claims && o.groups.is_empty() {
+            return invalid(
+                "console.oidc.groups",
+                "permissions come from claims (console.oidc.permissions_from = \"claims\") but no group grants any".into(),
+            );
+        }
         Ok(())
+    }
+}
+
+/// An identity provider's URL: https, or http on this host only (a test provider), since
+/// codes and tokens travel over it.
+fn provider_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|e| format!("`{value}` is not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(format!(
+            "`{value}` must be an https:// URL (http:// only on this host)"
+        )),
     }
 }
 

@@ -6,6 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 
 use super::Viewer;
 use crate::app::AppError;
@@ -74,9 +75,10 @@ pub(super) fn forbidden(message: &str) -> Response {
     Refused(StatusCode::FORBIDDEN, message.to_owned()).into_response()
 }
 
-/// The form's CSRF token must be the session's.
+/// The form's CSRF token must be the session's; compared in constant time, so that the
+/// answer's timing tells nothing about how much of a guess was right.
 pub(super) fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
-    if !sent.is_empty() && sent == viewer.csrf {
+    if !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(viewer.csrf.as_bytes())) {
         Ok(())
     } else {
         Err(Refused(

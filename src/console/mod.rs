@@ -4,7 +4,8 @@
 //! has: the server renders it with the same types and permissions as the API, and there is
 //! no second API to keep in step.
 //!
-//! Sign-in exchanges a security user's token for a session cookie (`HttpOnly`,
+//! Sign-in — through the organisation's OpenID Connect provider, or with a security user's
+//! token (a fallback that can be switched off) — gives a session cookie (`HttpOnly`,
 //! `SameSite=Strict`, `Secure` behind HTTPS, 8 hours; ended by sign-out or by disabling the
 //! user). Every state-changing form carries the session's CSRF token. A strict
 //! Content-Security-Policy allows only the daemon's own scripts and styles; tokens never
@@ -33,8 +34,8 @@ use crate::domain::{Permission, SecurityUser, TokenHash};
 
 /// The session cookie.
 const COOKIE: &str = "callbackd_console";
-/// How long a sign-in lasts.
-const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+/// The cookie that binds a sign-in at the identity provider to the browser that began it.
+const OIDC_COOKIE: &str = "callbackd_oidc";
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -54,6 +55,8 @@ where
             get(session::login_form).post(session::login),
         )
         .route("/console/logout", post(session::logout))
+        .route("/console/oidc/start", get(session::oidc_start))
+        .route("/console/oidc/callback", get(session::oidc_callback))
         .route("/console/load", get(load::load))
         .route("/console/bulk", get(bulk::bulk_form).post(bulk::bulk))
         .route("/console/directory", get(directory::directory))
@@ -79,7 +82,8 @@ where
         .layer(middleware::from_fn(security_headers))
 }
 
-/// Every console answer: the CSP, no framing, no sniffing, no caching of pages.
+/// Every console answer: the CSP, no framing, no sniffing, no referrer to other sites, no
+/// caching of pages.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -92,9 +96,12 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Nothing to other sites; `same-origin` rather than `no-referrer` so that a browser
+    // without fetch metadata still sends its real `Origin` with the sign-in form (under
+    // `no-referrer` it sends `Origin: null`), which the login-CSRF check reads.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers
         .entry(header::CACHE_CONTROL)
@@ -143,13 +150,19 @@ impl Viewer {
 
 /// The session token in the request's cookie.
 fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+/// The value of the request's cookie `name` (an empty one counts as none: that is how a
+/// cookie is cleared).
+fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(key, value)| *key == name && !value.is_empty())
         .map(|(_, value)| value.to_owned())
 }
 

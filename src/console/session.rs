@@ -1,15 +1,20 @@
-//! Signing in (a security user's token for a session cookie) and out.
+//! Signing in and out: the sign-in page (a token form, a button for the identity provider,
+//! or both), the redirect to the provider and its return, and sign-out. The use cases are
+//! `app::sessions`; here they become cookies, redirects and pages.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{SESSION_LIFETIME, Viewer, over_https, session_cookie, session_token};
+use super::{OIDC_COOKIE, Viewer, cookie_value, over_https, session_cookie, session_token};
 use crate::app::App;
-use crate::domain::{Token, TokenHash};
+use crate::app::oidc::OidcError;
+use crate::app::sessions::{
+    self, ProviderReturn, SESSION_LIFETIME, SIGN_IN_LIFETIME, SignInError, Started,
+};
 
 use super::layout::{check_csrf, form, page};
 
@@ -18,7 +23,8 @@ pub struct LoginForm {
     token: String,
 }
 
-fn login_page(error: Option<&str>) -> Html<String> {
+fn login_page(state: &App, error: Option<&str>) -> Html<String> {
+    let console = &state.settings.console;
     page(
         "Sign in",
         None,
@@ -26,51 +32,218 @@ fn login_page(error: Option<&str>) -> Html<String> {
             div.login {
                 h1 { "callbackd console" }
                 @if let Some(error) = error { p.error role="alert" { (error) } }
-                form method="post" action="/console/login" {
-                    label for="token" { "Security user token" }
-                    input #token type="password" name="token" autocomplete="off" required;
-                    p { button type="submit" { "Sign in" } }
+                @if console.oidc.enabled {
+                    // A link, not a form: the CSP's form-action would refuse the redirect
+                    // to the provider.
+                    p { a.button #oidc href="/console/oidc/start" {
+                        "Sign in with " (console.oidc.provider_name)
+                    } }
+                }
+                @if console.token_sign_in {
+                    form method="post" action="/console/login" {
+                        label for="token" { "Security user token" }
+                        input #token type="password" name="token" autocomplete="off" required;
+                        p { button type="submit" { "Sign in" } }
+                    }
                 }
             }
         },
     )
 }
 
-pub async fn login_form() -> Html<String> {
-    login_page(None)
+pub async fn login_form(State(state): State<App>) -> Html<String> {
+    login_page(&state, None)
 }
 
 pub async fn login(State(state): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(LoginForm { token }) = form::<LoginForm>(&body) else {
-        return (StatusCode::BAD_REQUEST, login_page(Some("Enter a token."))).into_response();
-    };
-    let user = match state.store.authenticate(&TokenHash::of(token.trim())).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                login_page(Some("That token is unknown or disabled.")),
-            )
-                .into_response();
-        }
-        Err(e) => return super::layout::failure(e),
-    };
-    let session = Token::generate();
-    let csrf = Token::generate();
-    if let Err(e) = state
-        .store
-        .create_session(&session.hash(), &user, csrf.expose(), SESSION_LIFETIME)
-        .await
-    {
-        return super::layout::failure(e);
+    if !state.settings.console.token_sign_in {
+        return StatusCode::NOT_FOUND.into_response();
     }
-    tracing::info!(security_user = %user.name, "console sign-in");
+    // Login CSRF: another site must not sign a browser in as someone else.
+    if !same_origin(&headers) {
+        tracing::warn!(
+            method = "token",
+            reason = "cross-origin sign-in form",
+            "console sign-in refused"
+        );
+        return super::layout::forbidden("sign-in from another site is refused");
+    }
+    let Ok(LoginForm { token }) = form::<LoginForm>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            login_page(&state, Some("Enter a token.")),
+        )
+            .into_response();
+    };
+    match sessions::sign_in_with_token(&state, &token).await {
+        Ok(started) => (
+            [(header::SET_COOKIE, started_cookie(&started, &headers))],
+            Redirect::to("/console/"),
+        )
+            .into_response(),
+        Err(SignInError::UnknownToken) => (
+            StatusCode::UNAUTHORIZED,
+            login_page(&state, Some("That token is unknown or disabled.")),
+        )
+            .into_response(),
+        Err(SignInError::Store(e)) => super::layout::failure(e),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Whether the sign-in form came from this daemon's own pages. A browser's fetch metadata
+/// says so directly (`Sec-Fetch-Site: same-origin`); a browser without it sends `Origin`,
+/// which must name this daemon's host (`null` — an opaque or hidden origin — does not). A
+/// client that sends neither is not a browser another site can drive.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+fn started_cookie(started: &Started, headers: &HeaderMap) -> String {
+    session_cookie(
+        started.token.expose(),
+        over_https(headers),
+        SESSION_LIFETIME,
+    )
+}
+
+/// The short-lived cookie that binds a sign-in at the provider to this browser. `Lax`, so
+/// that the browser sends it when the provider (another site) sends it back; only to the
+/// callback's path.
+fn oidc_cookie(value: &str, secure: bool, max_age: std::time::Duration) -> String {
+    format!(
+        "{OIDC_COOKIE}={value}; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub async fn oidc_start(State(state): State<App>, headers: HeaderMap) -> Response {
+    match sessions::begin_oidc(&state).await {
+        Ok(begun) => (
+            [(
+                header::SET_COOKIE,
+                oidc_cookie(
+                    begun.browser.expose(),
+                    over_https(&headers),
+                    SIGN_IN_LIFETIME,
+                ),
+            )],
+            Redirect::to(&begun.url),
+        )
+            .into_response(),
+        Err(e) => oidc_refused(&state, &headers, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+}
+
+pub async fn oidc_callback(
+    State(state): State<App>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let browser = cookie_value(&headers, OIDC_COOKIE);
+    let back = ProviderReturn {
+        code: query.code,
+        state: query.state,
+        error: query.error,
+        iss: query.iss,
+    };
+    match sessions::sign_in_with_oidc(&state, browser.as_deref(), back).await {
+        // The session cookie is `SameSite=Strict`, and this answer ends a navigation that
+        // another site (the provider) started: a redirect from here would still count as
+        // cross-site and go without the cookie. A page that moves on by itself starts a
+        // same-site navigation, which carries it.
+        Ok(started) => {
+            let mut response = Html(
+                html! {
+                    (maud::DOCTYPE)
+                    html lang="en" {
+                        head {
+                            meta charset="utf-8";
+                            meta http-equiv="refresh" content="0;url=/console/";
+                            title { "Signed in · callbackd" }
+                        }
+                        body { p { "Signed in. " a href="/console/" { "Continue to the console" } } }
+                    }
+                }
+                .into_string(),
+            )
+            .into_response();
+            let cookies = response.headers_mut();
+            for cookie in [
+                started_cookie(&started, &headers),
+                oidc_cookie("", over_https(&headers), std::time::Duration::ZERO),
+            ] {
+                if let Ok(value) = cookie.parse() {
+                    cookies.append(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Err(e) => oidc_refused(&state, &headers, e),
+    }
+}
+
+/// A sign-in through the provider that did not succeed: the sign-in page with what went
+/// wrong in plain words (the details are in the log), and the binding cookie cleared.
+fn oidc_refused(state: &App, headers: &HeaderMap, e: SignInError) -> Response {
+    let said = e.to_string();
+    let (status, message) = match e {
+        SignInError::OidcOff => return StatusCode::NOT_FOUND.into_response(),
+        SignInError::Store(cause) => return super::layout::failure(cause),
+        SignInError::NoSignIn
+        | SignInError::StateMismatch
+        | SignInError::NoCode
+        | SignInError::WrongIssuer(_) => (
+            StatusCode::BAD_REQUEST,
+            "That sign-in expired or was not started in this browser; sign in again.".to_owned(),
+        ),
+        SignInError::ProviderRefused(_) => (
+            StatusCode::UNAUTHORIZED,
+            "The identity provider did not sign you in.".to_owned(),
+        ),
+        SignInError::Oidc(OidcError::Discovery { .. } | OidcError::Exchange(_)) => (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider cannot be reached; try again later.".to_owned(),
+        ),
+        SignInError::Oidc(_) => (
+            StatusCode::UNAUTHORIZED,
+            "The identity provider's answer could not be verified; sign in again.".to_owned(),
+        ),
+        SignInError::NotAllowed(_) => (
+            StatusCode::FORBIDDEN,
+            "You are signed in at the identity provider, but not allowed into this console."
+                .to_owned(),
+        ),
+        SignInError::TokenSignInOff | SignInError::UnknownToken => (StatusCode::UNAUTHORIZED, said),
+    };
     (
+        status,
         [(
             header::SET_COOKIE,
-            session_cookie(session.expose(), over_https(&headers), SESSION_LIFETIME),
+            oidc_cookie("", over_https(headers), std::time::Duration::ZERO),
         )],
-        Redirect::to("/console/"),
+        login_page(state, Some(&message)),
     )
         .into_response()
 }
@@ -95,10 +268,11 @@ pub async fn logout(
         return r.into_response();
     }
     if let Some(token) = session_token(&request_headers)
-        && let Err(e) = state.store.end_session(&TokenHash::of(&token)).await
+        && let Err(e) = sessions::sign_out(&state, &token).await
     {
         return super::layout::failure(e);
     }
+    tracing::info!(security_user = %viewer.user.name, "console sign-out");
     (
         [(
             header::SET_COOKIE,

@@ -4,6 +4,7 @@
 //! edge, and the rest of the daemon only ever handles the parsed types.
 
 mod callback;
+mod claims;
 mod directory;
 mod history;
 mod ids;
@@ -18,6 +19,7 @@ mod suppression;
 mod window;
 
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
+pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
 pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
     SkillPolicy,

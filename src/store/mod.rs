@@ -44,7 +44,7 @@ pub use ingest::CreateQueue;
 pub use operator::{DispatchingDaemon, Operator, SchemaState};
 pub use read::CallbackFilter;
 pub use record::EventRecord;
-pub use sessions::Session;
+pub use sessions::{PendingSignIn, Session};
 pub use slots::Booked;
 pub use timers::{Backlog, PacedSkill};
 pub use users::UserSummary;

@@ -1,4 +1,4 @@
-//! Console sessions, and the figures the console's overview shows.
+//! Console sessions, sign-ins through the identity provider in progress, and the figures the console's overview shows.
 
 use std::time::Duration;
 
@@ -13,6 +13,20 @@ pub struct Session {
     pub user: SecurityUser,
     /// The token every state-changing form must carry.
     pub csrf: String,
+}
+
+/// What a sign-in through the identity provider must find when the browser comes back.
+#[derive(Clone)]
+pub struct PendingSignIn {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+impl std::fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingSignIn(***)")
+    }
 }
 
 impl Store {
@@ -54,13 +68,68 @@ impl Store {
         }))
     }
 
-    /// Ends a session (sign-out), and any that expired.
+    /// Ends a session (sign-out).
     pub async fn end_session(&self, token: &TokenHash) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM console_sessions WHERE token_sha256 = $1 OR expires_at < now()")
+        sqlx::query("DELETE FROM console_sessions WHERE token_sha256 = $1")
             .bind(&token.0[..])
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Deletes expired sessions and abandoned sign-ins; returns how many sessions went.
+    pub async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        let sessions = sqlx::query("DELETE FROM console_sessions WHERE expires_at < now()")
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM console_sign_ins WHERE expires_at < now()")
+            .execute(&self.pool)
+            .await?;
+        Ok(sessions.rows_affected())
+    }
+
+    /// Keeps a sign-in through the identity provider until the browser comes back.
+    pub async fn begin_sign_in(
+        &self,
+        browser: &TokenHash,
+        pending: &PendingSignIn,
+        lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO console_sign_ins (browser_sha256, state, nonce, pkce_verifier, expires_at)
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        )
+        .bind(&browser.0[..])
+        .bind(&pending.state)
+        .bind(&pending.nonce)
+        .bind(&pending.pkce_verifier)
+        .bind(lifetime.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The browser's sign-in in progress, removed as it is read: each is used once.
+    pub async fn take_sign_in(
+        &self,
+        browser: &TokenHash,
+    ) -> Result<Option<PendingSignIn>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM console_sign_ins WHERE browser_sha256 = $1
+             RETURNING state, nonce, pkce_verifier, expires_at > now() AS live",
+        )
+        .bind(&browser.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if !row.try_get::<bool, _>("live")? {
+            return Ok(None);
+        }
+        Ok(Some(PendingSignIn {
+            state: row.try_get("state")?,
+            nonce: row.try_get("nonce")?,
+            pkce_verifier: row.try_get("pkce_verifier")?,
+        }))
     }
 
     /// Callbacks per state, for the overview (a scan of the table: the caller caches it).

@@ -3,7 +3,7 @@ use sqlx::Row;
 
 use super::cache::Table;
 use super::{Store, StoreError, is_unique_violation};
-use crate::domain::{Permission, SecurityUser, SkillId, TokenHash};
+use crate::domain::{Grant, Permission, SecurityUser, SkillId, TokenHash};
 
 /// A security user as `callbackd user list` shows it (never the token).
 #[derive(Debug, Clone)]
@@ -123,6 +123,96 @@ impl Store {
             self.cache.keep_user(ticket, token, user);
         }
         Ok(user)
+    }
+}
+
+impl Store {
+    /// The security user of a person at the identity provider, created at their first
+    /// sign-in and given `grant` (refreshed at every sign-in). `None` when that user is
+    /// disabled: a sign-in never enables a user again.
+    pub async fn upsert_oidc_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+        name: &str,
+        grant: &Grant,
+    ) -> Result<Option<SecurityUser>, StoreError> {
+        let permissions: Vec<&str> = grant.permissions.iter().map(|p| p.as_str()).collect();
+        let skills: Option<Vec<i64>> = grant
+            .skills
+            .as_ref()
+            .map(|s| s.iter().map(|id| id.get()).collect());
+        let row = sqlx::query(
+            "INSERT INTO security_users (name, oidc_issuer, oidc_subject, permissions, skill_ids)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (oidc_issuer, oidc_subject) DO UPDATE
+                SET name = EXCLUDED.name, permissions = EXCLUDED.permissions,
+                    skill_ids = EXCLUDED.skill_ids
+                WHERE security_users.disabled_at IS NULL
+             RETURNING id, name, permissions, skill_ids",
+        )
+        .bind(name)
+        .bind(issuer)
+        .bind(subject)
+        .bind(&permissions)
+        .bind(&skills)
+        .fetch_optional(&self.pool)
+        .await
+        .inspect(|_| self.cache.invalidate(Some(Table::SecurityUsers)))
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!("another security user is already named `{name}`"))
+            } else {
+                e.into()
+            }
+        })?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The enabled security user linked to a person at the identity provider.
+    pub async fn linked_user(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<SecurityUser>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, permissions, skill_ids FROM security_users
+             WHERE oidc_issuer = $1 AND oidc_subject = $2 AND disabled_at IS NULL",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Links a security user to a person at the identity provider; false when no user has
+    /// that name.
+    pub async fn link_user(
+        &self,
+        name: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE security_users SET oidc_issuer = $2, oidc_subject = $3 WHERE name = $1",
+        )
+        .bind(name)
+        .bind(issuer)
+        .bind(subject)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Conflict(format!(
+                    "subject `{subject}` is already linked to another security user"
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        self.cache.invalidate(Some(Table::SecurityUsers));
+        Ok(done.rows_affected() == 1)
     }
 }
 

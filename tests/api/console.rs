@@ -87,3 +87,77 @@ async fn a_console_session_is_a_strict_cookie_and_ends_when_its_user_is_disabled
         Some("/console/login")
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_form_posted_from_another_site_is_refused() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let post = |origin: String, site: Option<&'static str>| {
+        let client = client.clone();
+        let url = format!("{}/console/login", app.base);
+        let body = format!("token={}", app.admin);
+        async move {
+            let mut request = client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("origin", origin);
+            if let Some(site) = site {
+                request = request.header("sec-fetch-site", site);
+            }
+            request.body(body).send().await.expect("sign in")
+        }
+    };
+    for (origin, site) in [
+        ("https://evil.example", None),
+        ("null", None),
+        ("https://evil.example", Some("cross-site")),
+        // Another port of the same host is the same site, not the same origin.
+        ("http://127.0.0.1:1", Some("same-site")),
+    ] {
+        let r = post(origin.to_owned(), site).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin} {site:?}");
+        assert!(r.headers().get(SET_COOKIE).is_none(), "{origin}");
+    }
+    for site in [None, Some("same-origin")] {
+        let r = post(format!("http://{host}"), site).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{site:?}");
+    }
+}
+
+#[tokio::test]
+async fn expired_console_sessions_are_purged_at_sign_in() {
+    let app = TestApp::spawn().await;
+    let user: i64 = sqlx::query_scalar("SELECT id FROM security_users WHERE name = 'admin'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("admin");
+    sqlx::query(
+        "INSERT INTO console_sessions (token_sha256, security_user_id, csrf, expires_at)
+         VALUES (sha256('old'), $1, 'x', now() - interval '1 minute')",
+    )
+    .bind(user)
+    .execute(&app.pool)
+    .await
+    .expect("an expired session");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = client
+        .post(format!("{}/console/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", app.admin))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let left: Vec<bool> = sqlx::query_scalar("SELECT expires_at > now() FROM console_sessions")
+        .fetch_all(&app.pool)
+        .await
+        .expect("sessions");
+    assert_eq!(left, vec![true], "only the new session is left");
+}

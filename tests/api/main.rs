@@ -19,6 +19,7 @@ mod limits;
 mod maintenance;
 mod malformed;
 mod manage;
+mod oidc;
 mod openapi;
 mod operator;
 mod outcome_queue;
