@@ -14,6 +14,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export CALLBACKD_DATABASE__URL="postgres://postgres@127.0.0.1:5432/$db"
 export CALLBACKD_API__LISTEN="127.0.0.1:$port"
 export CALLBACKD_DISPATCH__ENABLED=false
+export CALLBACKD_DATABASE__CREATE_IF_MISSING=true
 export CALLBACKD_LOG__FORMAT=json
 export CALLBACKD_LOG__FILTER=warn
 bin=target/release/callbackd

@@ -103,11 +103,12 @@ impl Application {
         let broker_stop = CancellationToken::new();
         let broker = settings.dispatch.enabled.then(|| {
             let name = settings.dispatch.instance();
-            let handler = outcome_handler(store.clone(), settings.clone());
+            let handler = app::consumes_outcomes(&settings.amqp)
+                .then(|| outcome_handler(store.clone(), settings.clone()));
             Broker::spawn(
                 settings.amqp.clone(),
                 name,
-                Some(handler),
+                handler,
                 broker_stop.clone(),
                 &tracker,
             )

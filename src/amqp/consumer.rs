@@ -19,11 +19,12 @@ use crate::config::AmqpSettings;
 /// Longest pause between tries of an outcome while the database is unavailable.
 const RETRY_PAUSE_MAX: Duration = Duration::from_secs(10);
 
-pub(super) async fn start_outcome_consumer(
+/// Declares the outcomes queue and its dead-letter queue, whether or not this daemon
+/// consumes them: dialers' outcomes then wait there for a daemon that trusts them.
+pub(super) async fn declare_outcome_queues(
     connection: &Connection,
     settings: &AmqpSettings,
-    connection_name: &str,
-) -> Result<(Channel, lapin::Consumer), AmqpError> {
+) -> Result<(), AmqpError> {
     declare_queue(connection, &settings.dead_letter_queue, quorum_arguments()).await?;
     // A message the consumer rejects, or one delivered more than the limit (a consumer
     // that crashes on it every time), goes to the dead-letter queue instead of looping.
@@ -40,7 +41,14 @@ pub(super) async fn start_outcome_consumer(
         "x-delivery-limit".into(),
         AMQPValue::LongLongInt(i64::from(settings.outcomes_delivery_limit)),
     );
-    declare_queue(connection, &settings.outcomes_queue, arguments).await?;
+    declare_queue(connection, &settings.outcomes_queue, arguments).await
+}
+
+pub(super) async fn start_outcome_consumer(
+    connection: &Connection,
+    settings: &AmqpSettings,
+    connection_name: &str,
+) -> Result<(Channel, lapin::Consumer), AmqpError> {
     let channel = connection
         .create_channel()
         .await

@@ -12,7 +12,9 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::consumer::{OutcomeConsumer, consume_outcomes, start_outcome_consumer};
+use super::consumer::{
+    OutcomeConsumer, consume_outcomes, declare_outcome_queues, start_outcome_consumer,
+};
 use super::topology::declare_topology;
 use super::{AmqpError, OutcomeHandler, Publisher};
 use crate::config::{AmqpSettings, SecretUrl};
@@ -258,6 +260,9 @@ async fn connect(
         channel,
         exchange: settings.exchange.as_str().into(),
     };
+    if !settings.outcomes_queue.is_empty() {
+        declare_outcome_queues(&connection, settings).await?;
+    }
     if let Some(handler) = &parts.outcomes
         && !settings.outcomes_queue.is_empty()
     {

@@ -29,7 +29,8 @@ pub use change::{
 };
 pub use error::{AppError, require, require_skill};
 pub use outcome::{
-    Applied, OutcomeError, OutcomeReport, SCHEMA as OUTCOME_SCHEMA, handle_message, report_outcome,
+    Applied, OutcomeError, OutcomeReport, SCHEMA as OUTCOME_SCHEMA, consumes_outcomes,
+    handle_message, report_outcome,
 };
 pub use schedule::{Created, Receipt, schedule, slots_with_bookings};
 pub use selection::Selection;

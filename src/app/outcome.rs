@@ -175,6 +175,32 @@ async fn apply(
     })
 }
 
+/// Whether this daemon consumes the outcomes queue. Only trusted publishers may end a
+/// callback: the users named in `amqp.outcome_publishers`, or — when the operator set
+/// `amqp.outcome_publishers_open` — any broker user that may publish to the queue. With
+/// neither, the queue is left alone (its outcomes wait there) and a warning says why.
+pub fn consumes_outcomes(settings: &crate::config::AmqpSettings) -> bool {
+    if settings.outcomes_queue.is_empty() {
+        return false;
+    }
+    if !settings.outcome_publishers.is_empty() {
+        return true;
+    }
+    if settings.outcome_publishers_open {
+        tracing::warn!(
+            queue = %settings.outcomes_queue,
+            "amqp.outcome_publishers_open: any broker user that may publish to the outcomes queue can complete or fail any callback; name the dialers' users in amqp.outcome_publishers instead"
+        );
+        true
+    } else {
+        tracing::warn!(
+            queue = %settings.outcomes_queue,
+            "outcomes are not consumed: amqp.outcome_publishers names no dialer user (set it, or amqp.outcome_publishers_open = true to trust any publisher)"
+        );
+        false
+    }
+}
+
 /// Handles one message from the outcomes queue.
 pub async fn handle_message(
     message: &Incoming,

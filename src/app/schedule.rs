@@ -42,6 +42,16 @@ pub async fn schedule(
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Created, AppError> {
     require(user, Permission::CallbacksCreate)?;
+    // A retry of a create that was stored (its answer lost to a timeout, say) gets that
+    // answer, before any rule is judged again: the date may have passed or the number been
+    // listed since, and a refusal would have the client create it a second time.
+    if let Some(key) = &idempotency {
+        match app.store.idempotent_answer(user, key).await? {
+            Some(Inserted::Replayed(first)) => return Ok(Created::Replayed(first)),
+            Some(Inserted::KeyReused) => return Err(key_reused(&key.key)),
+            Some(Inserted::Created) | None => {}
+        }
+    }
     let nearest = input.nearest_slot;
     let requested = input.requested()?;
     require_skill(user, requested.skill_id)?;
@@ -99,11 +109,14 @@ pub async fn schedule(
             Ok(Created::New(receipt))
         }
         Inserted::Replayed(first) => Ok(Created::Replayed(first)),
-        Inserted::KeyReused => Err(AppError::unacceptable(format!(
-            "Idempotency-Key `{}` was already used with a different request body",
-            key.unwrap_or_default()
-        ))),
+        Inserted::KeyReused => Err(key_reused(&key.unwrap_or_default())),
     }
+}
+
+fn key_reused(key: &str) -> AppError {
+    AppError::unacceptable(format!(
+        "Idempotency-Key `{key}` was already used with a different request body"
+    ))
 }
 
 /// The create to store, and the receipt it gets (stored with an idempotency key).

@@ -24,7 +24,7 @@ impl Default for Settings {
             database: DatabaseSettings {
                 url: "postgres://postgres@127.0.0.1:5432/callbackd".into(),
                 urls: Vec::new(),
-                create_if_missing: true,
+                create_if_missing: false,
                 max_connections: 16,
                 acquire_timeout_ms: 3_000,
                 ca_file: None,
@@ -41,15 +41,13 @@ impl Default for Settings {
                 connect_timeout_ms: 5_000,
                 reconnect_initial_ms: 500,
                 reconnect_max_ms: 10_000,
-                queues: vec![QueueSettings {
-                    name: "callbackd.dialer".into(),
-                    bindings: vec!["#".into()],
-                }],
+                queues: Vec::new(),
                 outcomes_queue: "callbackd.outcomes".into(),
                 dead_letter_queue: "callbackd.outcomes.dead".into(),
                 outcomes_prefetch: 64,
                 outcomes_delivery_limit: 20,
                 outcome_publishers: Vec::new(),
+                outcome_publishers_open: false,
             },
             lifecycle: LifecycleSettings {
                 retry_backoff_seconds: vec![600, 1800, 7200],

@@ -192,8 +192,12 @@ pub struct AmqpSettings {
     /// Deliveries of one outcome message after which the broker dead-letters it.
     pub outcomes_delivery_limit: u32,
     /// RabbitMQ users whose outcome messages are applied (checked against the message's
-    /// `user_id`, which the broker verifies). Empty: any user that may publish to the queue.
+    /// `user_id`, which the broker verifies). Empty: the outcomes queue is not consumed,
+    /// unless `outcome_publishers_open` says any user that may publish to it is trusted.
     pub outcome_publishers: Vec<String>,
+    /// With no `outcome_publishers`: apply outcomes from any broker user that may publish to
+    /// the queue (any of them can then complete or fail any callback).
+    pub outcome_publishers_open: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

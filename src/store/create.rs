@@ -164,7 +164,9 @@ impl Store {
         write_creates(&self.pool, creates).await
     }
 
-    async fn idempotent_answer(
+    /// What an earlier request with this key answered: its stored answer when `key`'s body
+    /// digest is the same, [`Inserted::KeyReused`] when it differs; `None` for a new key.
+    pub async fn idempotent_answer(
         &self,
         actor: &SecurityUser,
         key: &IdempotencyKey,

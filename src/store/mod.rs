@@ -240,16 +240,23 @@ impl DatabaseSettings {
 
     /// The URL (with its `sslmode`), then the CA and client certificate files. Without an
     /// `sslmode`, a server on this host is reached without TLS (it would only cost: on the
-    /// bench machine a third of the dispatch rate) and any other as libpq does (`prefer`:
-    /// TLS when the server offers it, unverified; say `verify-full` to have it verified).
+    /// bench machine a third of the dispatch rate) and any other with `verify-full`: libpq's
+    /// own default, `prefer`, accepts any certificate and falls back to plain text, so a
+    /// remote URL written without thought would be neither private nor authenticated.
     fn options_for(&self, url: &crate::config::SecretUrl) -> Result<PgConnectOptions, StoreError> {
         let mut options = PgConnectOptions::from_str(url.expose())
             .map_err(StoreError::Url)?
             .application_name(&application_name(None));
-        let local = matches!(options.get_host(), "127.0.0.1" | "::1" | "localhost")
-            || options.get_host().starts_with('/');
-        if local && !url.expose().contains("sslmode=") && !url.expose().contains("ssl-mode=") {
-            options = options.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        let local = matches!(
+            options.get_host(),
+            "127.0.0.1" | "::1" | "[::1]" | "localhost"
+        ) || options.get_host().starts_with('/');
+        if !url.expose().contains("sslmode=") && !url.expose().contains("ssl-mode=") {
+            options = options.ssl_mode(if local {
+                sqlx::postgres::PgSslMode::Disable
+            } else {
+                sqlx::postgres::PgSslMode::VerifyFull
+            });
         }
         if let Some(ca) = &self.ca_file {
             options = options.ssl_root_cert(ca);
@@ -335,4 +342,49 @@ async fn create_database_if_missing(
 
 fn is_duplicate_database(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P04"))
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use sqlx::postgres::PgSslMode;
+
+    use crate::config::Settings;
+
+    fn mode(url: &str) -> PgSslMode {
+        let mut settings = Settings::default().database;
+        settings.url = url.to_owned().into();
+        let candidates = settings.candidates().expect("a valid URL");
+        candidates[0].get_ssl_mode()
+    }
+
+    #[test]
+    fn a_remote_server_is_verified_unless_the_url_says_otherwise() {
+        assert!(matches!(
+            mode("postgres://callbackd@db.example:5432/callbackd"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://callbackd@db.example/callbackd?sslmode=prefer"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://callbackd@db.example/callbackd?sslmode=disable"),
+            PgSslMode::Disable
+        ));
+    }
+
+    #[test]
+    fn a_server_on_this_host_is_reached_without_tls_unless_asked() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/callbackd",
+            "postgres://postgres@localhost/callbackd",
+            "postgres://postgres@[::1]/callbackd",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Disable), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://postgres@localhost/callbackd?sslmode=verify-full"),
+            PgSslMode::VerifyFull
+        ));
+    }
 }

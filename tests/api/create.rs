@@ -425,6 +425,58 @@ async fn repeated_request_with_the_same_idempotency_key_returns_the_first_answer
     assert_eq!(app.row_counts().await.0, 2);
 }
 
+/// A retry of a stored create (its answer lost, say, to a 408) gets the stored answer even
+/// when the create would now be refused: here its number was listed as do-not-call since.
+/// Judging it again would have the client create it a second time without the key.
+#[tokio::test]
+async fn a_retry_of_a_stored_create_is_answered_before_the_rules_are_judged_again() {
+    let app = TestApp::spawn().await;
+    let body = valid_body();
+    let send = |key: &'static str| {
+        let request = app
+            .client
+            .post(format!("{}/v1/callbacks", app.base))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("sent");
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let (status, answer) = read(response).await;
+            (status, answer, replayed)
+        }
+    };
+    let (status, first, _) = send("ivr-7781").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let phone = body["phoneNumber"]
+        .as_str()
+        .expect("phone")
+        .replace('+', "%2B");
+    let (status, listed) = app
+        .call(
+            Method::PUT,
+            &format!("/v1/dnc/{phone}"),
+            Some(&app.admin),
+            Some(&json!({ "reason": "asked after booking" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{listed}");
+
+    let (status, again, replayed) = send("ivr-7781").await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert!(replayed);
+    assert_eq!(again, first);
+    // A new create of the number is refused: the rule holds for what is not stored yet.
+    let (status, refused, _) = send("ivr-7782").await;
+    assert_result(
+        status,
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidPhoneNumber",
+    );
+    assert_eq!(app.row_counts().await.0, 1);
+}
+
 async fn futures_join<F>(futures: Vec<F>) -> Vec<F::Output>
 where
     F: std::future::Future + Send + 'static,

@@ -109,6 +109,32 @@ async fn outcomes_are_accepted_only_from_the_configured_publishers() {
     );
 }
 
+/// Shipped closed: with no `amqp.outcome_publishers` (and the open switch off) the outcomes
+/// queue is not consumed at all, so no broker user can end a callback; what was sent waits
+/// in the queue and is applied once a daemon trusts its publisher.
+#[tokio::test]
+async fn with_no_trusted_publisher_outcomes_wait_in_the_queue() {
+    let mut app = TestApp::spawn_dispatching_with(|s| {
+        s.amqp.outcome_publishers_open = false;
+    })
+    .await;
+    let mut consumer = Consumer::bind(&app.exchange, "#").await;
+    let id = dispatched(&app, &mut consumer, &due_now()).await;
+    app.publish_outcome_as(&outcome(&id, 1, "completed"), Some("guest"))
+        .await
+        .expect("published");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.get_callback(&id).await["state"], "dispatched");
+
+    // A second daemon that trusts `guest` takes it from the queue.
+    app.spawn_peer(|s| {
+        s.dispatch.enabled = true;
+        s.amqp.outcome_publishers = vec!["guest".into()];
+    })
+    .await;
+    app.wait_state(&id, "completed", 10).await;
+}
+
 #[tokio::test]
 async fn outcomes_from_users_not_listed_are_dead_lettered() {
     let app = TestApp::spawn_dispatching_with(|s| {

@@ -105,6 +105,7 @@ async fn a_broker_node_lost_mid_burst_and_another_lost_and_returned_lose_nothing
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
     settings.database.url = format!("postgres://postgres@127.0.0.1:5432/{db_name}").into();
+    settings.database.create_if_missing = true;
     settings.amqp.urls = nodes.iter().map(|n| n.amqp_url().into()).collect();
     settings.amqp.exchange = format!("callbackd.ha.{}", uuid::Uuid::now_v7().simple());
     settings.amqp.queues = vec![QueueSettings {

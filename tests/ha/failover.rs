@@ -32,6 +32,7 @@ async fn the_primary_killed_under_load_and_the_replica_promoted_loses_nothing() 
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
     settings.database.urls = vec![url(pair.primary_port).into(), url(pair.replica_port).into()];
+    settings.database.create_if_missing = true;
     settings.amqp.exchange = format!("callbackd.failover.{}", uuid::Uuid::now_v7().simple());
     settings.amqp.queues = Vec::new();
     settings.amqp.outcomes_queue = String::new();

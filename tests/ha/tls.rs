@@ -71,6 +71,7 @@ async fn database_tls_verify_full_connects_and_a_wrong_ca_or_host_is_refused_nam
     // verify-full with the configured CA: connected, and the session really is encrypted.
     let mut settings = Settings::default().database;
     settings.url = database_url("localhost", pg.port, "cbtls").into();
+    settings.create_if_missing = true;
     settings.ca_file = Some(pki.ca.clone());
     Store::connect(&settings)
         .await
@@ -197,6 +198,7 @@ async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
     settings.database.url = database_url("localhost", pg.port, "callbackd").into();
+    settings.database.create_if_missing = true;
     settings.database.ca_file = Some(pki.ca.clone());
     settings.amqp.url = format!("amqps://guest:guest@localhost:{}/%2f", rabbit.tls_port).into();
     settings.amqp.ca_file = Some(pki.ca.clone());

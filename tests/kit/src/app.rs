@@ -33,6 +33,7 @@ pub fn test_settings(db_name: &str) -> Settings {
     let mut settings = Settings::default();
     settings.api.listen = "127.0.0.1:0".parse().expect("address");
     settings.database.url = format!("{}/{db_name}", server_url()).into();
+    settings.database.create_if_missing = true;
     settings.database.max_connections = 5;
     settings.api.max_body_bytes = 16 * 1024;
     settings.amqp.exchange = format!("{db_name}.callbacks");
@@ -42,6 +43,8 @@ pub fn test_settings(db_name: &str) -> Settings {
     // queue while another declares it.
     settings.amqp.outcomes_queue = format!("{db_name}.outcomes");
     settings.amqp.dead_letter_queue = format!("{db_name}.outcomes.dead");
+    // Tests publish outcomes as the local broker's user, mostly without naming it.
+    settings.amqp.outcome_publishers_open = true;
     settings.amqp.reconnect_initial_ms = 100;
     settings.amqp.reconnect_max_ms = 1000;
     settings.dispatch.enabled = false;
@@ -152,7 +155,7 @@ impl TestApp {
 
     /// The environment that points a `callbackd` child process at this test's database,
     /// exchange and outcome queues (and declares no queues of its own).
-    pub fn child_env(&self) -> [(&'static str, String); 5] {
+    pub fn child_env(&self) -> [(&'static str, String); 6] {
         [
             (
                 "CALLBACKD_DATABASE__URL",
@@ -167,6 +170,10 @@ impl TestApp {
             (
                 "CALLBACKD_AMQP__DEAD_LETTER_QUEUE",
                 self.settings.amqp.dead_letter_queue.clone(),
+            ),
+            (
+                "CALLBACKD_AMQP__OUTCOME_PUBLISHERS_OPEN",
+                self.settings.amqp.outcome_publishers_open.to_string(),
             ),
         ]
     }
