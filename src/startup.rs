@@ -161,20 +161,22 @@ impl Application {
         });
         tracing::info!(listen = %addr, dispatcher = broker.is_some(), "callbackd serving HTTP");
 
-        // READY once migrations ran (done in build) and the broker is connected.
+        // READY once migrations ran (done in build) and HTTP serves: a start (and so a
+        // package upgrade's restart) never waits for the broker. Until it is connected the
+        // status and /readyz say so, callbacks are stored, and none is lost.
+        systemd::ready();
+        tracing::info!("callbackd ready");
         let mut ready_broker = broker.clone();
         let ready_shutdown = shutdown.clone();
         tracker.spawn(async move {
             if let Some(broker) = ready_broker.as_mut() {
-                systemd::status("serving HTTP; waiting for RabbitMQ");
+                systemd::status("ready; waiting for RabbitMQ");
                 tokio::select! {
                     _ = ready_shutdown.cancelled() => return,
                     _ = broker.wait_up() => {},
                 }
             }
-            systemd::ready();
             systemd::status("ready");
-            tracing::info!("callbackd ready");
         });
         tracker.spawn(systemd::watchdog(
             broker.is_some().then(|| progress.clone()),

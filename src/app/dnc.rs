@@ -31,7 +31,7 @@ pub async fn list_number(
     let entry = NewDncEntry::new(number, skill_id, reason, expires_at, Utc::now())
         .map_err(|e| AppError::unacceptable(e.to_string()))?;
     let (stored, listed) = app.store.dnc_put(&entry, &user.name).await?;
-    tracing::info!(phone_number = %entry.phone_number, skill_id = entry.skill_id.map(SkillId::get),
+    tracing::info!(phone_number = %entry.phone_number.masked(), skill_id = entry.skill_id.map(SkillId::get),
         security_user = %user.name, "number listed as do-not-call");
     Ok((stored, listed))
 }
@@ -60,7 +60,7 @@ pub async fn remove_number(
                 .unwrap_or_else(|| "every skill".into())
         )));
     }
-    tracing::info!(phone_number = %number, skill_id = skill_id.map(SkillId::get),
+    tracing::info!(phone_number = %number.masked(), skill_id = skill_id.map(SkillId::get),
         security_user = %user.name, "number removed from the do-not-call list");
     Ok(())
 }

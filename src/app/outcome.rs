@@ -28,6 +28,10 @@ pub struct OutcomeReport {
     /// With `reschedule`: when to call again (ISO 8601, like `scheduleDate` on create).
     #[serde(default)]
     pub schedule_date: Option<String>,
+    /// Fields this version does not know: ignored on the queue (a dialer may be newer),
+    /// refused over HTTP, where the OpenAPI document lists the fields.
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +70,11 @@ pub async fn report_outcome(
     report: &OutcomeReport,
 ) -> Result<Applied, AppError> {
     require(user, Permission::CallbacksUpdate)?;
+    if let Some(field) = report.unknown.keys().next() {
+        return Err(AppError::unacceptable(format!(
+            "unknown field `{field}`; expected one of schema, callbackId, attempt, outcome, scheduleDate"
+        )));
+    }
     if report.callback_id.is_some_and(|body_id| body_id != id) {
         return Err(AppError::unacceptable(format!(
             "callbackId in the body is not {id}"

@@ -186,6 +186,7 @@ impl From<&str> for Secret {
 
 /// The URL without its password.
 pub fn redact(url: &str) -> String {
+    let url = &redact_query_password(url);
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -198,9 +199,40 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// `password=…` in the query string (libpq takes one there too) as `password=***`.
+fn redact_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_query_string_never_prints() {
+        assert_eq!(
+            redact("postgres://callbackd@db/callbackd?sslmode=verify-full&password=s3cr3t"),
+            "postgres://callbackd@db/callbackd?sslmode=verify-full&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u:pw@db/x?Password=s3cr3t"),
+            "postgres://u:***@db/x?Password=***"
+        );
+        assert_eq!(
+            redact("postgres://db/x?sslmode=disable"),
+            "postgres://db/x?sslmode=disable"
+        );
+    }
 
     #[test]
     fn secrets_never_print() {

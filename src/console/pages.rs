@@ -33,8 +33,20 @@ pub async fn overview(viewer: Viewer) -> Html<String> {
     )
 }
 
-/// The overview's figures, refreshed in place every few seconds.
-pub async fn figures(State(state): State<App>, _viewer: Viewer) -> Response {
+/// The overview's figures, refreshed in place every few seconds. They count every skill's
+/// callbacks, so only a user who may read callbacks of every skill sees them.
+pub async fn figures(State(state): State<App>, viewer: Viewer) -> Response {
+    if !viewer.may(Permission::CallbacksRead) || viewer.user.skills.is_some() {
+        return Html(
+            html! {
+                p.muted #figures-withheld {
+                    "The overview counts every skill's callbacks: it needs a user who may read callbacks of every skill."
+                }
+            }
+            .into_string(),
+        )
+        .into_response();
+    }
     let figures = {
         let mut cached = state.state_counts.lock().await;
         match cached.as_ref() {

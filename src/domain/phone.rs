@@ -47,6 +47,21 @@ impl PhoneNumber {
         Self(e164)
     }
 
+    /// The number for a log line: its country code and last three digits, the rest
+    /// hidden (`+44*******958`). Logs are read more widely than the data they describe.
+    pub fn masked(&self) -> String {
+        let number = self.as_str();
+        let keep_head = number.len().min(3);
+        let keep_tail = number.len().saturating_sub(keep_head).min(3);
+        let hidden = number.len() - keep_head - keep_tail;
+        format!(
+            "{}{}{}",
+            &number[..keep_head],
+            "*".repeat(hidden),
+            &number[number.len() - keep_tail..]
+        )
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -68,6 +83,13 @@ mod tests {
         assert_eq!(p.as_str(), "+442079460958");
         let p = PhoneNumber::parse("+1 (415) 555-2671", Region::GB).expect("valid US number");
         assert_eq!(p.as_str(), "+14155552671");
+    }
+
+    #[test]
+    fn a_masked_number_shows_its_country_code_and_last_digits_only() {
+        let p = PhoneNumber::parse("+44 20 7946 0958", Region::US).expect("valid UK number");
+        assert_eq!(p.masked(), "+44*******958");
+        assert_eq!(p.masked().len(), p.as_str().len());
     }
 
     #[test]

@@ -190,7 +190,12 @@ impl Store {
             create_database_if_missing(&options, within).await?;
         }
         let mut migrations = connect_once(&options, within).await?;
+        let before = schema_version(&mut migrations).await?;
         MIGRATOR.run(&mut migrations).await?;
+        let after = schema_version(&mut migrations).await?;
+        if after != before {
+            tracing::info!(from = before, to = after, "migrations applied");
+        }
         migrations.close().await?;
         let limited = |options: PgConnectOptions| match limits {
             None => options,
@@ -310,6 +315,22 @@ async fn connect_once(
     }
 }
 
+/// The latest migration applied to the database (0 for a new one).
+async fn schema_version(connection: &mut sqlx::PgConnection) -> Result<i64, StoreError> {
+    // Two statements: one naming a table that does not exist would not even be planned.
+    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *connection)
+        .await?;
+    if !migrated {
+        return Ok(0);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(max(version), 0)::bigint FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(connection)
+    .await?)
+}
+
 async fn create_database_if_missing(
     options: &PgConnectOptions,
     within: std::time::Duration,
@@ -333,7 +354,10 @@ async fn create_database_if_missing(
             Err(e) if !is_unique_violation(&e) && !is_duplicate_database(&e) => {
                 return Err(e.into());
             }
-            _ => {}
+            Err(_) => {}
+            Ok(_) => {
+                tracing::info!(database = %name, "database created (database.create_if_missing)")
+            }
         }
     }
     admin.close().await?;

@@ -161,3 +161,60 @@ async fn expired_console_sessions_are_purged_at_sign_in() {
         .expect("sessions");
     assert_eq!(left, vec![true], "only the new session is left");
 }
+
+/// Signs `token`'s user in to the console; the session cookie (`name=value`).
+async fn session_of(app: &TestApp, token: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = client
+        .post(format!("{}/console/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    signed_in
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+/// The overview counts every skill's callbacks: a user restricted to some skills, or one
+/// who may not read callbacks, does not see them.
+#[tokio::test]
+async fn the_overview_figures_need_a_reader_of_every_skill() {
+    let app = TestApp::spawn().await;
+    app.create_ok(&valid_body()).await;
+    let figures = |session: String| {
+        let url = format!("{}/console/figures", app.base);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .expect("figures")
+                .text()
+                .await
+                .expect("body")
+        }
+    };
+    let everyone = app.token("lead", &["callbacks:read"], &[]).await;
+    let shown = figures(session_of(&app, &everyone).await).await;
+    assert!(shown.contains("data-state=\"pending\""), "{shown}");
+    for (name, permissions, skills) in [
+        ("local", &["callbacks:read"][..], &[SKILL_NEW_YORK][..]),
+        ("directory", &["directory:read"][..], &[][..]),
+    ] {
+        let token = app.token(name, permissions, skills).await;
+        let withheld = figures(session_of(&app, &token).await).await;
+        assert!(!withheld.contains("data-state"), "{name}: {withheld}");
+        assert!(withheld.contains("figures-withheld"), "{name}: {withheld}");
+    }
+}

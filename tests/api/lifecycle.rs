@@ -180,6 +180,20 @@ async fn reschedule_outcome_moves_the_due_time_and_validates_it() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "InvalidScheduleDate",
     );
+    // Over HTTP, a field the OpenAPI document does not list is refused (on the queue, a
+    // newer dialer's extra field is ignored).
+    let extra = json!({"attempt": 1, "outcome": "reschedule", "scheduledate": "tomorrow"});
+    let (status, body) = app
+        .call(reqwest::Method::POST, &path, Some(&app.admin), Some(&extra))
+        .await;
+    assert_result(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "Default");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`scheduledate`")),
+        "{body}"
+    );
+    assert_eq!(app.get_callback(&id).await["state"], "dispatched");
     let later = in_(chrono::Duration::hours(3));
     let good = json!({"attempt": 1, "outcome": "reschedule", "scheduleDate": later});
     let (status, body) = app
