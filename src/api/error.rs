@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// For a full slot: the starts of the nearest free ones.
     pub suggestions: Option<Vec<chrono::DateTime<chrono::Utc>>>,
+    /// For a 429: when to try again (`Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Every answer other than success.
@@ -52,6 +54,7 @@ impl ApiError {
             code,
             message: capped(message.into()),
             suggestions: None,
+            retry_after_secs: None,
         }
     }
 
@@ -146,6 +149,11 @@ impl From<crate::app::AppError> for ApiError {
         let code = err.code();
         match err {
             AppError::Denied(message) => Self::forbidden(message),
+            AppError::Unauthenticated(message) => Self::unauthenticated(message),
+            e @ AppError::TooMany { retry_after } => Self {
+                retry_after_secs: Some(retry_after.as_secs().max(1)),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.to_string())
+            },
             e @ AppError::NoSuchCallback(_) => Self::not_found(e.to_string()),
             AppError::NotFound(message) => Self::not_found(message),
             e @ AppError::NotPending { .. } => Self::conflict(e.to_string()),
@@ -187,6 +195,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::REQUEST_TIMEOUT {
             response

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{Permission, SecurityUser, SkillId, TokenHash};
+use crate::domain::{Permission, SecurityUser, SkillId};
 
 /// The authenticated caller: `Authorization: Bearer <token>` of an enabled security user.
 pub struct Caller(pub SecurityUser);
@@ -31,6 +31,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = crate::http::Peer::from_request_parts(parts, state)
+            .await
+            .unwrap_or(crate::http::Peer(None));
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthenticated(
                 "missing Authorization header; send `Authorization: Bearer <token>`",
@@ -47,11 +50,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthenticated("the Authorization header is not `Bearer <token>`")
             })?;
-        let user = state
-            .store
-            .authenticate(&TokenHash::of(token))
-            .await?
-            .ok_or_else(|| ApiError::unauthenticated("the token is unknown or disabled"))?;
+        let user = crate::app::authenticate(state, peer.0, token).await?;
         Ok(Caller(user))
     }
 }

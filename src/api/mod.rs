@@ -161,7 +161,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 
 /// Past `api.max_concurrent_requests` a request is refused at once rather than queued:
 /// a client can retry, while a queue would only make every request slower.
-async fn limit_concurrency(
+pub(crate) async fn limit_concurrency(
     State(state): State<AppState>,
     request: Request,
     next: Next,

@@ -10,6 +10,12 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// No usable credentials: a missing, unknown or disabled token (`InvalidSecurityUser`).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Too many attempts from one address; try again after `retry_after`.
+    #[error("too many token lookups from this address; retry in {} s", .retry_after.as_secs().max(1))]
+    TooMany { retry_after: std::time::Duration },
     /// The acting user lacks a permission or may not use a skill (`InvalidSecurityUser`).
     #[error("{0}")]
     Denied(String),
@@ -63,7 +69,7 @@ impl AppError {
     /// The result code a caller branches on.
     pub fn code(&self) -> ResultCode {
         match self {
-            Self::Denied(_) => ResultCode::InvalidSecurityUser,
+            Self::Denied(_) | Self::Unauthenticated(_) => ResultCode::InvalidSecurityUser,
             Self::Refused(e) => e.code(),
             Self::Invalid { code, .. } => *code,
             Self::SlotFull(_) => ResultCode::InvalidScheduleDate,
@@ -72,6 +78,7 @@ impl AppError {
             | Self::NotPending { .. }
             | Self::Malformed(_)
             | Self::Conflict(_)
+            | Self::TooMany { .. }
             | Self::Store(_) => ResultCode::Default,
         }
     }

@@ -13,6 +13,7 @@ mod change;
 pub mod directory;
 pub mod dnc;
 mod error;
+mod guard;
 pub mod oidc;
 mod outcome;
 mod schedule;
@@ -28,6 +29,7 @@ pub use change::{
     BULK_MAX, BulkAction, BulkChange, BulkRefusal, BulkReport, Why, cancel, change, change_many,
 };
 pub use error::{AppError, require, require_skill};
+pub use guard::{TokenLookups, authenticate};
 pub use outcome::{
     Applied, OutcomeError, OutcomeReport, SCHEMA as OUTCOME_SCHEMA, consumes_outcomes,
     handle_message, report_outcome,
@@ -53,6 +55,8 @@ pub struct Inner {
     pub rules: ScheduleRules,
     /// How creates are written.
     creates: Creates,
+    /// Token lookups per network address (`api.token_lookups_per_second`).
+    pub token_lookups: TokenLookups,
     /// `None` when this daemon runs no dispatcher (and in the CLI).
     pub broker: Option<Broker>,
     /// The dispatch workers' liveness and recent lateness, when this daemon dispatches.
@@ -121,6 +125,7 @@ impl App {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 rules: settings.schedule_rules(),
+                token_lookups: TokenLookups::new(settings.api.token_lookups_per_second),
                 oidc: settings
                     .console
                     .oidc

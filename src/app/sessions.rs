@@ -28,6 +28,8 @@ pub enum SignInError {
     OidcOff,
     #[error("the token is unknown or its user disabled")]
     UnknownToken,
+    #[error("too many sign-ins from this address; retry in {} s", .retry_after.as_secs().max(1))]
+    TooMany { retry_after: Duration },
     #[error("this browser has no sign-in in progress (expired, already used, or never started)")]
     NoSignIn,
     #[error("the state sent back does not match this browser's sign-in")]
@@ -73,17 +75,25 @@ pub struct ProviderReturn {
     pub iss: Option<String>,
 }
 
-/// Signs in with a security user's API token.
-pub async fn sign_in_with_token(app: &App, token: &str) -> Result<Started, SignInError> {
+/// Signs in with a security user's API token, sent from `peer` (the per-address limit on
+/// token lookups applies, as for the API).
+pub async fn sign_in_with_token(
+    app: &App,
+    peer: Option<std::net::IpAddr>,
+    token: &str,
+) -> Result<Started, SignInError> {
     let result = async {
         if !app.settings.console.token_sign_in {
             return Err(SignInError::TokenSignInOff);
         }
-        let user = app
-            .store
-            .authenticate(&TokenHash::of(token.trim()))
-            .await?
-            .ok_or(SignInError::UnknownToken)?;
+        let user = super::authenticate(app, peer, token.trim())
+            .await
+            .map_err(|e| match e {
+                super::AppError::Unauthenticated(_) => SignInError::UnknownToken,
+                super::AppError::TooMany { retry_after } => SignInError::TooMany { retry_after },
+                super::AppError::Store(e) => SignInError::Store(e),
+                other => SignInError::NotAllowed(other.to_string()),
+            })?;
         start(app, user, "token").await
     }
     .await;

@@ -17,6 +17,7 @@ impl Default for Settings {
                 max_page_size: 1000,
                 max_connections: 1024,
                 max_concurrent_requests: 256,
+                token_lookups_per_second: 50,
                 header_read_timeout_ms: 10_000,
                 body_read_timeout_ms: 5_000,
                 write_timeout_ms: 10_000,

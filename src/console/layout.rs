@@ -92,6 +92,8 @@ pub(super) fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
 pub(super) fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::Denied(_) => StatusCode::FORBIDDEN,
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::NoSuchCallback(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
         AppError::NotPending { .. } | AppError::Conflict(_) => StatusCode::CONFLICT,
         AppError::Malformed(_) => StatusCode::BAD_REQUEST,

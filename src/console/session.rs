@@ -55,7 +55,12 @@ pub async fn login_form(State(state): State<App>) -> Html<String> {
     login_page(&state, None)
 }
 
-pub async fn login(State(state): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn login(
+    State(state): State<App>,
+    peer: crate::http::Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !state.settings.console.token_sign_in {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -75,7 +80,7 @@ pub async fn login(State(state): State<App>, headers: HeaderMap, body: Bytes) ->
         )
             .into_response();
     };
-    match sessions::sign_in_with_token(&state, &token).await {
+    match sessions::sign_in_with_token(&state, peer.0, &token).await {
         Ok(started) => (
             [(header::SET_COOKIE, started_cookie(&started, &headers))],
             Redirect::to("/console/"),
@@ -84,6 +89,15 @@ pub async fn login(State(state): State<App>, headers: HeaderMap, body: Bytes) ->
         Err(SignInError::UnknownToken) => (
             StatusCode::UNAUTHORIZED,
             login_page(&state, Some("That token is unknown or disabled.")),
+        )
+            .into_response(),
+        Err(e @ SignInError::TooMany { retry_after }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(
+                header::RETRY_AFTER,
+                retry_after.as_secs().max(1).to_string(),
+            )],
+            login_page(&state, Some(&e.to_string())),
         )
             .into_response(),
         Err(SignInError::Store(e)) => super::layout::failure(e),
@@ -222,6 +236,7 @@ fn oidc_refused(state: &App, headers: &HeaderMap, e: SignInError) -> Response {
             StatusCode::UNAUTHORIZED,
             "The identity provider did not sign you in.".to_owned(),
         ),
+        SignInError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, said.clone()),
         SignInError::Oidc(OidcError::Discovery { .. } | OidcError::Exchange(_)) => (
             StatusCode::BAD_GATEWAY,
             "The identity provider cannot be reached; try again later.".to_owned(),

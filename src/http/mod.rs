@@ -15,6 +15,27 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use serve::serve;
 
+/// The address at the other end of the connection, when the server knows it. No proxy
+/// header is read: one that any client can send cannot key a limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 use crate::api::{ApiError, AppState, ResultCode};
 use crate::config::ApiSettings;
 
@@ -24,7 +45,13 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
     let max_body_bytes = state.http.max_body_bytes;
     Router::new()
         .merge(crate::api::routes(&state))
-        .merge(crate::console::router::<AppState>())
+        // The console counts against `api.max_concurrent_requests` like `/v1`.
+        .merge(
+            crate::console::router::<AppState>().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::api::limit_concurrency,
+            )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -35,6 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::config::ApiSettings;
 
@@ -84,7 +85,7 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -96,8 +97,17 @@ pub async fn serve(
         };
         tune(&stream);
         let io = ClientStream::new(stream, slot, write_timeout);
+        // Handlers may ask who is at the other end (`http::Peer`): the per-address limits.
+        let service = app
+            .clone()
+            .map_request(move |mut request: axum::extract::Request<_>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            });
         let connection =
-            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone()));
+            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

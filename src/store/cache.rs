@@ -37,6 +37,10 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Entries per table at most: a full table is emptied (ids that do not exist are cached too,
 /// and a caller could ask for many).
 const CAPACITY: usize = 10_000;
+/// Unknown tokens kept at most: a flood of different ones empties this shelf again and again
+/// (each then costs a lookup, bounded per address by the application's limit), and never
+/// pushes out the known users.
+const UNKNOWN_CAPACITY: usize = 1_000;
 
 /// How long the listener waits before connecting again after a failure: doubling from the
 /// first to the last, so that an outage of the database is one warning, not one every pause.
@@ -74,12 +78,19 @@ struct Entry<V> {
 /// One table's entries.
 struct Shelf<K, V> {
     entries: HashMap<K, Entry<V>>,
+    /// Past this many, the shelf is emptied and starts again.
+    capacity: usize,
 }
 
 impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
     fn new() -> Self {
+        Self::with_capacity(CAPACITY)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
         Self {
             entries: HashMap::new(),
+            capacity,
         }
     }
 
@@ -91,7 +102,7 @@ impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
     }
 
     fn put(&mut self, key: K, value: V) {
-        if self.entries.len() >= CAPACITY {
+        if self.entries.len() >= self.capacity {
             self.entries.clear();
         }
         self.entries.insert(
@@ -109,6 +120,8 @@ struct Entries {
     live: bool,
     generation: u64,
     users: Shelf<TokenHash, SecurityUser>,
+    /// Tokens found unknown: a repeat of one is not looked up again (briefly, as any entry).
+    unknown: Shelf<TokenHash, ()>,
     skills: Shelf<SkillId, Option<Skill>>,
     agents: Shelf<AgentId, Option<Agent>>,
 }
@@ -117,6 +130,7 @@ impl Entries {
     fn clear(&mut self) {
         self.generation += 1;
         self.users.entries.clear();
+        self.unknown.entries.clear();
         self.skills.entries.clear();
         self.agents.entries.clear();
     }
@@ -141,6 +155,7 @@ impl Cache {
                 live: false,
                 generation: 0,
                 users: Shelf::new(),
+                unknown: Shelf::with_capacity(UNKNOWN_CAPACITY),
                 skills: Shelf::new(),
                 agents: Shelf::new(),
             }),
@@ -183,6 +198,16 @@ impl Cache {
         });
     }
 
+    /// Whether `token` was found unknown within the last second.
+    pub(super) fn unknown(&self, token: &TokenHash) -> bool {
+        self.with(|e| Some(e.live && e.unknown.get(token).is_some()))
+            .unwrap_or(false)
+    }
+
+    pub(super) fn keep_unknown(&self, ticket: Option<Ticket>, token: &TokenHash) {
+        self.keep(ticket, |e| e.unknown.put(token.clone(), ()));
+    }
+
     pub(super) fn keep_user(&self, ticket: Option<Ticket>, token: &TokenHash, user: &SecurityUser) {
         self.keep(ticket, |e| e.users.put(token.clone(), user.clone()));
     }
@@ -201,7 +226,10 @@ impl Cache {
         self.with(|e| {
             e.generation += 1;
             match table {
-                Some(Table::SecurityUsers) => e.users.entries.clear(),
+                Some(Table::SecurityUsers) => {
+                    e.users.entries.clear();
+                    e.unknown.entries.clear();
+                }
                 Some(Table::Skills) => e.skills.entries.clear(),
                 Some(Table::Agents) => e.agents.entries.clear(),
                 None => e.clear(),

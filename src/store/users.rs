@@ -109,6 +109,9 @@ impl Store {
         if let Some(user) = self.cache.user(token) {
             return Ok(Some(user));
         }
+        if self.cache.unknown(token) {
+            return Ok(None);
+        }
         let ticket = self.cache.ticket();
         let row = sqlx::query(
             "SELECT id, name, permissions, skill_ids FROM security_users
@@ -118,11 +121,21 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let user = row.as_ref().map(user_from_row).transpose()?;
-        // Unknown tokens are not kept: anyone can send many.
-        if let Some(user) = &user {
-            self.cache.keep_user(ticket, token, user);
+        match &user {
+            Some(user) => self.cache.keep_user(ticket, token, user),
+            // On a shelf of their own, small: anyone can send many.
+            None => self.cache.keep_unknown(ticket, token),
         }
         Ok(user)
+    }
+
+    /// What the daemon holds of `token` (no database query): `Some(Some(user))` a known
+    /// token, `Some(None)` one found unknown within the last second, `None` nothing.
+    pub fn cached_user(&self, token: &TokenHash) -> Option<Option<SecurityUser>> {
+        if let Some(user) = self.cache.user(token) {
+            return Some(Some(user));
+        }
+        self.cache.unknown(token).then_some(None)
     }
 }
 

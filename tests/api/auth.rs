@@ -246,3 +246,59 @@ async fn restricted_user_gets_404_for_other_skills_callbacks_and_cannot_touch_th
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Tokens the daemon does not hold are looked up in the database at a bounded rate per
+/// address: past it, 429 with Retry-After and no query. A repeated unknown token is answered
+/// from the cache, and the limit recovers at its rate.
+#[tokio::test]
+async fn token_lookups_are_limited_per_address() {
+    let app = TestApp::spawn_with(|s| s.api.token_lookups_per_second = 1).await;
+    let (status, _) = app
+        .call(Method::GET, "/v1/callbacks", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let (status, body) = app
+            .call(
+                Method::GET,
+                "/v1/callbacks",
+                Some(&format!("cbd_guess{n}")),
+                None,
+            )
+            .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["result"], "Default", "{body}");
+        }
+        statuses.push(status);
+    }
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        refused >= 2,
+        "a burst of five lookups, then 429: {statuses:?}"
+    );
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    let response = app
+        .client
+        .get(format!("{}/v1/callbacks", app.base))
+        .bearer_auth("cbd_guess99")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    // The same unknown token again is answered from the cache (401, not counted).
+    let (status, _) = app
+        .call(Method::GET, "/v1/callbacks", Some("cbd_guess0"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The limit recovers at its rate: a second later, a lookup is allowed again.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status, _) = app
+        .call(Method::GET, "/v1/callbacks", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
