@@ -1,6 +1,6 @@
 //! Servers a test starts beside the machine's own, on ports of their own, and stops when
 //! dropped (even when the test fails): a PostgreSQL cluster with TLS, a RabbitMQ node with a
-//! TLS listener. See `../shared/notes/ha-on-one-machine.md` for what was found to work here.
+//! TLS listener. What they rely on: docs/development.md, "Extra servers on one machine".
 //!
 //! `postgres`: a cluster with TLS, a primary with a synchronous replica; `rabbit`: a node.
 
