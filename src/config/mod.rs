@@ -126,8 +126,8 @@ pub struct ApiSettings {
     pub max_connections: usize,
     /// `/v1` requests in progress at once; further ones are answered 503 at once.
     pub max_concurrent_requests: usize,
-    /// Token lookups in the database per second for one network address (bursts of five
-    /// seconds' worth); past it, 429. 0: no limit.
+    /// Failed token lookups per second for one network address (bursts of five seconds'
+    /// worth); past it, its tokens not in the cache are refused with 429. 0: no limit.
     pub token_lookups_per_second: u32,
     /// A client must finish sending a request's headers within this long (also the idle
     /// limit of a kept-alive connection between requests), else the connection is closed.

@@ -247,9 +247,9 @@ async fn restricted_user_gets_404_for_other_skills_callbacks_and_cannot_touch_th
     assert_eq!(status, StatusCode::OK);
 }
 
-/// Tokens the daemon does not hold are looked up in the database at a bounded rate per
-/// address: past it, 429 with Retry-After and no query. A repeated unknown token is answered
-/// from the cache, and the limit recovers at its rate.
+/// Failed token lookups are limited per address: past the budget, that address's tokens
+/// not in the cache get 429 with Retry-After and no query. A repeated unknown token is
+/// answered from the cache, and the budget recovers at its rate.
 #[tokio::test]
 async fn token_lookups_are_limited_per_address() {
     let app = TestApp::spawn_with(|s| s.api.token_lookups_per_second = 1).await;
