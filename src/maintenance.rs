@@ -1,5 +1,6 @@
 //! Periodic jobs on cron schedules (tokio-cron-scheduler): the backlog report, the timers
-//! and the retention purge. Each is a small unit; a failed run logs and waits for the next.
+//! and the retention purge (their use cases are `app::timers`). Each is a small unit; a
+//! failed run logs and waits for the next.
 //!
 //! A run that outlasts its period is not overlapped by the next one (it is skipped), and
 //! across daemons the statements take their rows with `SKIP LOCKED`, so instances sharing a
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
+use crate::app::timers;
 use crate::config::MaintenanceSettings;
 use crate::liveness::Progress;
 use crate::store::Store;
@@ -46,7 +48,7 @@ pub async fn start(
                 let running = timers_running.clone();
                 Box::pin(async move {
                     if let Some(_run) = running.start("timers") {
-                        run_timers(&store).await;
+                        timers::run(&store).await;
                     }
                 })
             },
@@ -63,17 +65,8 @@ pub async fn start(
                 let store = store.clone();
                 let running = purge_running.clone();
                 Box::pin(async move {
-                    let Some(_run) = running.start("retention purge") else {
-                        return;
-                    };
-                    match store.purge_terminal(retention_days).await {
-                        Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
-                        Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-                    }
-                    // Console sessions past their end, and sign-ins never finished.
-                    match store.purge_expired_sessions().await {
-                        Ok(deleted) => tracing::info!(deleted, "expired console sessions purged"),
-                        Err(e) => tracing::warn!(error = %e, "console session purge failed"),
+                    if let Some(_run) = running.start("retention purge") {
+                        timers::purge(&store, retention_days).await;
                     }
                 })
             },
@@ -106,38 +99,6 @@ impl Drop for RunGuard {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
-}
-
-/// Agent fallback of callbacks not accepted in time, expiry, and the outcome deadline.
-pub async fn run_timers(store: &Store) {
-    let fell_back = store.fall_back_unaccepted().await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "agent fallback failed");
-        0
-    });
-    if fell_back > 0 {
-        tracing::info!(
-            callbacks = fell_back,
-            "re-routed to their skill: not accepted by the target agent in time"
-        );
-    }
-    let expired = store.expire_overdue().await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "expiry failed");
-        0
-    });
-    if expired > 0 {
-        tracing::info!(callbacks = expired, "expired");
-    }
-    let unreported = store.end_without_outcome().await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "outcome deadline failed");
-        0
-    });
-    if unreported > 0 {
-        tracing::warn!(
-            callbacks = unreported,
-            "failed: no final outcome reported by the outcome deadline"
-        );
-    }
-    crate::instruments::timers(fell_back, expired, unreported);
 }
 
 /// Logs the backlog and shows it in systemd's status line.

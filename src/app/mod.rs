@@ -19,6 +19,7 @@ mod outcome;
 mod schedule;
 mod selection;
 pub mod sessions;
+pub mod timers;
 pub mod users;
 
 use std::sync::Arc;

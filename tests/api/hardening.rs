@@ -220,8 +220,8 @@ async fn timers_on_several_daemons_end_each_callback_once() {
     let (a, b) = (app.store.clone(), app.store.clone());
     let started = Instant::now();
     tokio::join!(
-        callbackd::maintenance::run_timers(&a),
-        callbackd::maintenance::run_timers(&b)
+        callbackd::app::timers::run(&a),
+        callbackd::app::timers::run(&b)
     );
     let took = started.elapsed();
     let states = app.states().await;

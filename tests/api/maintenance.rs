@@ -82,7 +82,7 @@ async fn outcome_deadline_ends_callbacks_that_wait_for_an_outcome_forever() {
         .await
         .expect("set up");
     }
-    callbackd::maintenance::run_timers(&app.store).await;
+    callbackd::app::timers::run(&app.store).await;
 
     for id in dispatched.iter().chain(&accepted) {
         let callback = app.get_callback(id).await;
@@ -100,7 +100,7 @@ async fn outcome_deadline_ends_callbacks_that_wait_for_an_outcome_forever() {
     }
     assert_eq!(app.get_callback(&in_time[0]).await["state"], "dispatched");
     // Run again: nothing more changes, and no second event.
-    callbackd::maintenance::run_timers(&app.store).await;
+    callbackd::app::timers::run(&app.store).await;
     assert_eq!(app.events(&accepted[0]).await.len(), 1);
 }
 
