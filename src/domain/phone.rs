@@ -8,10 +8,26 @@ use serde::Serialize;
 pub enum PhoneNumberError {
     #[error("phoneNumber is missing")]
     Missing,
-    #[error("phoneNumber `{0}` cannot be parsed as a phone number")]
-    Unparseable(String),
-    #[error("phoneNumber `{0}` is not a valid number for its country")]
-    Invalid(String),
+    #[error("phoneNumber `{input}` cannot be parsed as a phone number{}", read_as(.national_in))]
+    Unparseable {
+        input: String,
+        /// The region a national number was read in (`None`: given in international form).
+        national_in: Option<String>,
+    },
+    #[error("phoneNumber `{input}` is not a valid number for its country{}", read_as(.national_in))]
+    Invalid {
+        input: String,
+        national_in: Option<String>,
+    },
+}
+
+/// For a national number, which region it was read in, and how to say another.
+fn read_as(national_in: &Option<String>) -> String {
+    national_in.as_ref().map_or_else(String::new, |region| {
+        format!(
+            " (read as a national number of region {region}; give another country's number in international form, +<country code>…)"
+        )
+    })
 }
 
 /// A phone number that libphonenumber judged valid, kept in E.164 (`+442079460958`).
@@ -30,14 +46,31 @@ impl PhoneNumber {
         // The parser accepts a few hundred characters at most in practice; anything longer
         // is not a phone number and is not worth parsing.
         if trimmed.len() > 64 {
-            return Err(PhoneNumberError::Unparseable(
-                trimmed.chars().take(64).collect(),
-            ));
+            return Err(PhoneNumberError::Unparseable {
+                input: trimmed.chars().take(64).collect(),
+                national_in: None,
+            });
         }
-        let number = phonenumber::parse(Some(default_region), trimmed)
-            .map_err(|_| PhoneNumberError::Unparseable(trimmed.to_owned()))?;
+        let international = trimmed.starts_with('+');
+        let national_in = (!international).then(|| default_region.as_ref().to_owned());
+        // `+44 (0) 20 7946 0958`: the national trunk prefix in parentheses, as UK and many
+        // European numbers are printed, is not dialled from abroad: drop it.
+        let written = if international {
+            drop_trunk_prefix(trimmed)
+        } else {
+            trimmed.to_owned()
+        };
+        let number = phonenumber::parse(Some(default_region), &written).map_err(|_| {
+            PhoneNumberError::Unparseable {
+                input: trimmed.to_owned(),
+                national_in: national_in.clone(),
+            }
+        })?;
         if !phonenumber::is_valid(&number) {
-            return Err(PhoneNumberError::Invalid(trimmed.to_owned()));
+            return Err(PhoneNumberError::Invalid {
+                input: trimmed.to_owned(),
+                national_in,
+            });
         }
         Ok(Self(number.format().mode(Mode::E164).to_string()))
     }
@@ -67,6 +100,24 @@ impl PhoneNumber {
     }
 }
 
+/// An international number without a `(0)` — spaces allowed inside the parentheses — that
+/// follows its country code.
+fn drop_trunk_prefix(number: &str) -> String {
+    let compact: String = number.chars().filter(|c| !c.is_whitespace()).collect();
+    match compact.find("(0)") {
+        // Only right after the country code (1 to 3 digits after the `+`).
+        Some(at) => {
+            let code = &compact[1..at];
+            if (1..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_digit()) {
+                format!("{}{}", &compact[..at], &compact[at + 3..])
+            } else {
+                number.to_owned()
+            }
+        }
+        None => number.to_owned(),
+    }
+}
+
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -83,6 +134,39 @@ mod tests {
         assert_eq!(p.as_str(), "+442079460958");
         let p = PhoneNumber::parse("+1 (415) 555-2671", Region::GB).expect("valid US number");
         assert_eq!(p.as_str(), "+14155552671");
+    }
+
+    #[test]
+    fn the_trunk_prefix_in_parentheses_is_read_as_people_write_it() {
+        for written in [
+            "+44 (0) 20 7946 0958",
+            "+44(0)20 7946 0958",
+            "+44 ( 0 ) 2079460958",
+        ] {
+            let p = PhoneNumber::parse(written, Region::US).expect(written);
+            assert_eq!(p.as_str(), "+442079460958", "{written}");
+        }
+        // Not after the country code: left as written (and refused as libphonenumber says).
+        assert!(
+            PhoneNumberError::Invalid {
+                input: String::new(),
+                national_in: None
+            }
+            .to_string()
+            .ends_with("for its country")
+        );
+    }
+
+    #[test]
+    fn a_refused_national_number_names_the_region_it_was_read_in() {
+        let e = PhoneNumber::parse("020 7946 095", Region::US).expect_err("not a US number");
+        let message = e.to_string();
+        assert!(
+            message.contains("national number of region US"),
+            "{message}"
+        );
+        let e = PhoneNumber::parse("+1 415 555", Region::GB).expect_err("too short");
+        assert!(!e.to_string().contains("region"), "{e}");
     }
 
     #[test]

@@ -371,10 +371,27 @@ async fn phone_numbers_are_stored_as_e164_with_national_ones_read_in_the_default
         ("+44 20 7946 0958", "+442079460958"),
         ("(415) 555-2671", "+14155552671"),
         ("+1-415-555-2671", "+14155552671"),
+        // The national trunk prefix in parentheses, as UK numbers are printed.
+        ("+44 (0) 20 7946 0958", "+442079460958"),
     ] {
         let id = app.create_ok(&with("phoneNumber", json!(input))).await;
         assert_eq!(app.get_callback(&id).await["phoneNumber"], e164, "{input}");
     }
+    // A national number is read in the default region, and a refusal says which.
+    let (status, body) = app
+        .create(&with("phoneNumber", json!("020 7946 095")))
+        .await;
+    assert_result(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "InvalidPhoneNumber",
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("national number of region US"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
