@@ -4,22 +4,18 @@
 //! **Architecture invariant:** only `store` knows sqlx types; callers get domain types and
 //! [`StoreError`].
 
-#[macro_use]
-mod directory;
-#[macro_use]
-mod record;
-#[macro_use]
-mod dnc;
 mod cache;
 mod change;
 mod create;
-#[macro_use]
+mod directory;
 mod dispatch;
+mod dnc;
 mod ingest;
 mod operator;
 mod pacing;
 mod primary;
 mod read;
+mod record;
 mod sessions;
 mod slots;
 mod timers;
@@ -219,7 +215,9 @@ impl Store {
 
     /// Is the database answering? For `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -311,11 +309,12 @@ async fn create_database_if_missing(
         return Ok(());
     };
     let mut admin = connect_once(&options.clone().database("postgres"), within).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        &name
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
