@@ -2,10 +2,9 @@
 //! is, whether the schema is current, and which daemons are dispatching.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 
-use super::users::user_from_row;
+use super::users::UserRow;
 use super::{DISPATCH_ROLE, MIGRATOR, Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::SecurityUser;
@@ -69,18 +68,23 @@ impl Store {
 
     /// The security user named `name`, telling a disabled one from an unknown one.
     pub async fn operator(&self, name: &str) -> Result<Operator, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, permissions, skill_ids, disabled_at IS NOT NULL AS disabled
-             FROM security_users WHERE name = $1",
+        let row = sqlx::query!(
+            r#"SELECT id, name, permissions, skill_ids, disabled_at IS NOT NULL AS "disabled!"
+             FROM security_users WHERE name = $1"#,
+            name
         )
-        .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            None => Ok(Operator::Unknown),
-            Some(row) if row.try_get::<bool, _>("disabled")? => Ok(Operator::Disabled),
-            Some(row) => Ok(Operator::Enabled(user_from_row(&row)?)),
-        }
+        Ok(match row {
+            None => Operator::Unknown,
+            Some(row) if row.disabled => Operator::Disabled,
+            Some(row) => Operator::Enabled(SecurityUser::from(UserRow {
+                id: row.id,
+                name: row.name,
+                permissions: row.permissions,
+                skill_ids: row.skill_ids,
+            })),
+        })
     }
 
     pub async fn schema_state(&self) -> Result<SchemaState, StoreError> {
