@@ -2,14 +2,15 @@
 //! change writes its event in the same transaction.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
 
-use super::directory::{agent_from_row, skill_from_row};
-use super::record::callback_from_row;
+use super::directory::{AgentRow, SkillRow, SlotsByHour};
+use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::domain::{
-    Agent, AgentId, Callback, CallbackId, Changes, Event, OutcomeKind, OutcomeWrite, Skill, Slot,
-    cancelled_event, updated_event,
+    Agent, AgentId, Callback, CallbackId, CallingHoursJson, Changes, Event, OutcomeKind,
+    OutcomeWrite, Skill, Slot, cancelled_event, updated_event,
 };
 
 impl Store {
@@ -18,22 +19,78 @@ impl Store {
     /// dispatcher is publishing is seen in its final state.
     pub async fn begin_change(&self, id: CallbackId) -> Result<Option<CallbackChange>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(concat!(
-            "SELECT now() AS now, ",
-            skill_columns!(),
-            ", ",
-            callback_columns!(),
-            " FROM callbacks c JOIN skills s ON s.id = c.skill_id
-             WHERE c.id = $1 FOR UPDATE OF c"
-        ))
-        .bind(id.as_uuid())
+        let row = sqlx::query!(
+            r#"SELECT now() AS "now!",
+                    s.id AS s_id, s.name AS s_name, s.media_type AS s_media_type,
+                    s.direction AS s_direction, s.active AS s_active, s.time_zone AS s_time_zone,
+                    s.calling_hours AS "s_calling_hours: Json<CallingHoursJson>",
+                    s.retry_backoff_seconds AS s_retry_backoff_seconds,
+                    s.max_attempts AS s_max_attempts,
+                    s.agent_fallback_seconds AS s_agent_fallback_seconds,
+                    s.default_ttl_seconds AS s_default_ttl_seconds,
+                    s.outcome_deadline_seconds AS s_outcome_deadline_seconds,
+                    s.max_in_flight AS s_max_in_flight, s.max_per_minute AS s_max_per_minute,
+                    s.slot_minutes AS s_slot_minutes, s.slot_capacity AS s_slot_capacity,
+                    s.slot_capacity_by_hour AS "s_slot_capacity_by_hour: Json<SlotsByHour>",
+                    c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                    c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
+                    c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
+                    c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
+                    c.fell_back_at
+             FROM callbacks c JOIN skills s ON s.id = c.skill_id
+             WHERE c.id = $1 FOR UPDATE OF c"#,
+            id.as_uuid()
+        )
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let skill = SkillRow {
+            id: row.s_id,
+            name: row.s_name,
+            media_type: row.s_media_type,
+            direction: row.s_direction,
+            active: row.s_active,
+            time_zone: row.s_time_zone,
+            calling_hours: row.s_calling_hours,
+            retry_backoff_seconds: row.s_retry_backoff_seconds,
+            max_attempts: row.s_max_attempts,
+            agent_fallback_seconds: row.s_agent_fallback_seconds,
+            default_ttl_seconds: row.s_default_ttl_seconds,
+            outcome_deadline_seconds: row.s_outcome_deadline_seconds,
+            max_in_flight: row.s_max_in_flight,
+            max_per_minute: row.s_max_per_minute,
+            slot_minutes: row.s_slot_minutes,
+            slot_capacity: row.s_slot_capacity,
+            slot_capacity_by_hour: row.s_slot_capacity_by_hour,
+        };
+        let record = CallbackRow {
+            id: row.id,
+            state: row.state,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            phone_number: row.phone_number,
+            skill_id: row.skill_id,
+            target_agent_id: row.target_agent_id,
+            notes: row.notes,
+            time_zone: row.time_zone,
+            scheduled_for: row.scheduled_for,
+            due_at: row.due_at,
+            attempt: row.attempt,
+            dispatched_at: row.dispatched_at,
+            last_error: row.last_error,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            expires_at: row.expires_at,
+            dial_failures: row.dial_failures,
+            last_outcome: row.last_outcome,
+            fallback_due_at: row.fallback_due_at,
+            fell_back_at: row.fell_back_at,
+        };
         Ok(Some(CallbackChange {
-            now: row.try_get("now")?,
-            skill: skill_from_row(&row, "s_")?,
-            record: callback_from_row(&row)?,
+            now: row.now,
+            skill: skill.try_into()?,
+            record: record.try_into()?,
             tx,
         }))
     }
@@ -50,11 +107,14 @@ pub struct CallbackChange {
 
 impl CallbackChange {
     pub async fn agent(&mut self, id: AgentId) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query("SELECT id, username, active FROM agents WHERE id = $1")
-            .bind(id.get())
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        row.map(|r| agent_from_row(&r, "")).transpose()
+        let row = sqlx::query_as!(
+            AgentRow,
+            "SELECT id, username, active FROM agents WHERE id = $1",
+            id.get()
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(Agent::try_from).transpose()
     }
 
     /// Applies the changes, records who made them and commits. A callback held by pacing is
@@ -67,23 +127,28 @@ impl CallbackChange {
         let new = changes.applied_to(old);
         let event = updated_event(old, changes);
 
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as!(
+            CallbackRow,
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
                 target_agent_id = $6, expires_at = $7, updated_at = now(),
                 paced_at = NULL, paced_gate = NULL
-             WHERE c.id = $1 RETURNING ",
-            callback_columns!()
-        ))
-        .bind(old.id.as_uuid())
-        .bind(new.scheduled_for)
-        .bind(new.due_at)
-        .bind(new.time_zone.map(|tz| tz.name()))
-        .bind(new.notes)
-        .bind(new.target_agent.map(AgentId::get))
-        .bind(new.expires_at)
+             WHERE c.id = $1
+             RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
+                c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
+                c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
+                c.fell_back_at",
+            old.id.as_uuid(),
+            new.scheduled_for,
+            new.due_at,
+            new.time_zone.map(|tz| tz.name()),
+            new.notes,
+            new.target_agent.map(AgentId::get),
+            new.expires_at
+        )
         .fetch_one(&mut *self.tx)
         .await?;
-        let updated = callback_from_row(&row)?;
+        let updated = Callback::try_from(row)?;
         insert_event(&mut self.tx, old.id, actor, &event).await?;
         self.tx.commit().await?;
         Ok(updated)
@@ -98,15 +163,15 @@ impl CallbackChange {
         source: &str,
         applied: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "INSERT INTO callback_outcomes (callback_id, attempt, outcome, source, applied)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            self.record.id.as_uuid(),
+            attempt,
+            outcome.as_str(),
+            source,
+            applied
         )
-        .bind(self.record.id.as_uuid())
-        .bind(attempt)
-        .bind(outcome.as_str())
-        .bind(source)
-        .bind(applied)
         .execute(&mut *self.tx)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -133,23 +198,28 @@ impl CallbackChange {
                 event,
             } => (state, due_at, dial_failures, error, event),
         };
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as!(
+            CallbackRow,
             "UPDATE callbacks c SET state = $2, due_at = COALESCE($3, c.due_at),
                 dial_failures = COALESCE($4, c.dial_failures), last_outcome = $5,
                 last_error = COALESCE($6, c.last_error), fallback_due_at = NULL,
                 updated_at = now()
-             WHERE c.id = $1 RETURNING ",
-            callback_columns!()
-        ))
-        .bind(self.record.id.as_uuid())
-        .bind(state.as_str())
-        .bind(due_at)
-        .bind(dial_failures)
-        .bind(outcome.as_str())
-        .bind(error)
+             WHERE c.id = $1
+             RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
+                c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
+                c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
+                c.fell_back_at",
+            self.record.id.as_uuid(),
+            state.as_str(),
+            *due_at,
+            *dial_failures,
+            outcome.as_str(),
+            error.as_deref()
+        )
         .fetch_one(&mut *self.tx)
         .await?;
-        let updated = callback_from_row(&row)?;
+        let updated = Callback::try_from(row)?;
         insert_event(&mut self.tx, self.record.id, actor, event).await?;
         self.tx.commit().await?;
         Ok(updated)
@@ -158,11 +228,12 @@ impl CallbackChange {
     /// Takes a place in the new due time's slot and gives back the old one; a full slot
     /// is [`StoreError::SlotFull`] (and the change is dropped, so nothing is written).
     async fn move_to_slot(&mut self, slot: &Slot) -> Result<(), StoreError> {
-        let held: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT slot_start FROM callbacks WHERE id = $1")
-                .bind(self.record.id.as_uuid())
-                .fetch_one(&mut *self.tx)
-                .await?;
+        let held: Option<DateTime<Utc>> = sqlx::query_scalar!(
+            "SELECT slot_start FROM callbacks WHERE id = $1",
+            self.record.id.as_uuid()
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
         if held == Some(slot.start) {
             return Ok(());
         }
@@ -189,15 +260,20 @@ impl CallbackChange {
         reason: Option<&str>,
     ) -> Result<Callback, StoreError> {
         super::slots::release(&mut self.tx, self.record.id.as_uuid()).await?;
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as!(
+            CallbackRow,
             "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
-             WHERE c.id = $1 RETURNING ",
-            callback_columns!()
-        ))
-        .bind(self.record.id.as_uuid())
+             WHERE c.id = $1
+             RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
+                c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
+                c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
+                c.fell_back_at",
+            self.record.id.as_uuid()
+        )
         .fetch_one(&mut *self.tx)
         .await?;
-        let cancelled = callback_from_row(&row)?;
+        let cancelled = Callback::try_from(row)?;
         let event = cancelled_event(self.record.state, reason);
         insert_event(&mut self.tx, self.record.id, actor, &event).await?;
         self.tx.commit().await?;
@@ -212,13 +288,13 @@ async fn insert_event(
     actor: &str,
     event: &Event,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO callback_events (callback_id, actor, kind, details) VALUES ($1, $2, $3, $4)",
+        id.as_uuid(),
+        actor,
+        event.kind.as_str(),
+        &event.details
     )
-    .bind(id.as_uuid())
-    .bind(actor)
-    .bind(event.kind.as_str())
-    .bind(&event.details)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -2,15 +2,17 @@
 //! that writes creates with their events and idempotency keys, and idempotent replays.
 //! [`CreateQueue`](super::CreateQueue) gathers concurrent creates for it.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::directory::{agent_from_row, skill_from_row};
+use super::directory::{AgentRow, SkillRow, SlotsByHour};
+use super::dnc::DncMatch;
 use super::{Store, StoreError};
 use crate::domain::{
-    Agent, AgentId, CreateContext, NewCallback, PhoneNumber, SecurityUser, Skill, SkillId,
-    created_events,
+    Agent, AgentId, CallingHoursJson, CreateContext, NewCallback, PhoneNumber, SecurityUser, Skill,
+    SkillId, created_events,
 };
 
 /// The `Idempotency-Key` of a create request and a digest of its body.
@@ -55,33 +57,76 @@ impl Store {
             return self.create_context_with(skill, found, agent, phone).await;
         }
         let ticket = self.cache.ticket();
-        let row = sqlx::query(concat!(
-            "SELECT now() AS now, ",
-            skill_columns!(),
-            ",
-                    a.id AS a_id, a.username AS a_username, a.active AS a_active,
-                    dnc.dnc_skill_id, dnc.dnc_reason
+        // The skill's and the agent's columns are NULL when there is no such skill or agent.
+        let row = sqlx::query!(
+            r#"SELECT now() AS "now!",
+                    s.id AS "s_id?", s.name AS "s_name?", s.media_type AS "s_media_type?",
+                    s.direction AS "s_direction?", s.active AS "s_active?",
+                    s.time_zone AS "s_time_zone?",
+                    s.calling_hours AS "s_calling_hours?: Json<CallingHoursJson>",
+                    s.retry_backoff_seconds AS "s_retry_backoff_seconds?",
+                    s.max_attempts AS "s_max_attempts?",
+                    s.agent_fallback_seconds AS "s_agent_fallback_seconds?",
+                    s.default_ttl_seconds AS "s_default_ttl_seconds?",
+                    s.outcome_deadline_seconds AS "s_outcome_deadline_seconds?",
+                    s.max_in_flight AS "s_max_in_flight?", s.max_per_minute AS "s_max_per_minute?",
+                    s.slot_minutes AS "s_slot_minutes?", s.slot_capacity AS "s_slot_capacity?",
+                    s.slot_capacity_by_hour AS "s_slot_capacity_by_hour?: Json<SlotsByHour>",
+                    a.id AS "a_id?", a.username AS "a_username?", a.active AS "a_active?",
+                    dnc.dnc_skill_id AS "dnc_skill_id?", dnc.dnc_reason AS "dnc_reason?"
              FROM (SELECT 1) AS one
              LEFT JOIN skills s ON s.id = $1
-             LEFT JOIN agents a ON a.id = $2",
-            dnc_match!("$3", "$1")
-        ))
-        .bind(skill.get())
-        .bind(agent.map(AgentId::get))
-        .bind(phone.map(PhoneNumber::as_str))
+             LEFT JOIN agents a ON a.id = $2
+             LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, d.reason AS dnc_reason
+                FROM dnc_entries d
+                WHERE d.phone_number = $3 AND (d.skill_id IS NULL OR d.skill_id = $1)
+                  AND (d.expires_at IS NULL OR d.expires_at > now())
+                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true"#,
+            skill.get(),
+            agent.map(AgentId::get),
+            phone.map(PhoneNumber::as_str)
+        )
         .fetch_one(&self.pool)
         .await?;
-        let skill_found: Option<i64> = row.try_get("s_id")?;
-        let agent_found: Option<i64> = row.try_get("a_id")?;
+        let skill_row = match row.s_id {
+            None => None,
+            Some(id) => Some(SkillRow {
+                id,
+                name: joined(row.s_name, "skills.name")?,
+                media_type: joined(row.s_media_type, "skills.media_type")?,
+                direction: joined(row.s_direction, "skills.direction")?,
+                active: joined(row.s_active, "skills.active")?,
+                time_zone: row.s_time_zone,
+                calling_hours: row.s_calling_hours,
+                retry_backoff_seconds: row.s_retry_backoff_seconds,
+                max_attempts: row.s_max_attempts,
+                agent_fallback_seconds: row.s_agent_fallback_seconds,
+                default_ttl_seconds: row.s_default_ttl_seconds,
+                outcome_deadline_seconds: row.s_outcome_deadline_seconds,
+                max_in_flight: row.s_max_in_flight,
+                max_per_minute: row.s_max_per_minute,
+                slot_minutes: row.s_slot_minutes,
+                slot_capacity: row.s_slot_capacity,
+                slot_capacity_by_hour: row.s_slot_capacity_by_hour,
+            }),
+        };
+        let agent_row = match row.a_id {
+            None => None,
+            Some(id) => Some(AgentRow {
+                id,
+                username: joined(row.a_username, "agents.username")?,
+                active: joined(row.a_active, "agents.active")?,
+            }),
+        };
         let context = CreateContext {
-            now: row.try_get("now")?,
-            skill: skill_found
-                .map(|_| skill_from_row(&row, "s_"))
-                .transpose()?,
-            agent: agent_found
-                .map(|_| agent_from_row(&row, "a_"))
-                .transpose()?,
-            suppression: super::dnc::suppression_from_row(&row)?,
+            now: row.now,
+            skill: skill_row.map(Skill::try_from).transpose()?,
+            agent: agent_row.map(Agent::try_from).transpose()?,
+            suppression: DncMatch {
+                dnc_skill_id: row.dnc_skill_id,
+                dnc_reason: row.dnc_reason,
+            }
+            .suppression()?,
         };
         self.cache.keep_skill(ticket, skill, &context.skill);
         if let Some(id) = agent {
@@ -99,19 +144,29 @@ impl Store {
         agent: Option<Agent>,
         phone: Option<&PhoneNumber>,
     ) -> Result<CreateContext, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT now() AS now, dnc.dnc_skill_id, dnc.dnc_reason FROM (SELECT 1) AS one",
-            dnc_match!("$2", "$1")
-        ))
-        .bind(skill_id.get())
-        .bind(phone.map(PhoneNumber::as_str))
+        let row = sqlx::query!(
+            r#"SELECT now() AS "now!", dnc.dnc_skill_id AS "dnc_skill_id?",
+                    dnc.dnc_reason AS "dnc_reason?"
+             FROM (SELECT 1) AS one
+             LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, d.reason AS dnc_reason
+                FROM dnc_entries d
+                WHERE d.phone_number = $2 AND (d.skill_id IS NULL OR d.skill_id = $1)
+                  AND (d.expires_at IS NULL OR d.expires_at > now())
+                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true"#,
+            skill_id.get(),
+            phone.map(PhoneNumber::as_str)
+        )
         .fetch_one(&self.pool)
         .await?;
         Ok(CreateContext {
-            now: row.try_get("now")?,
+            now: row.now,
             skill,
             agent,
-            suppression: super::dnc::suppression_from_row(&row)?,
+            suppression: DncMatch {
+                dnc_skill_id: row.dnc_skill_id,
+                dnc_reason: row.dnc_reason,
+            }
+            .suppression()?,
         })
     }
 
@@ -171,18 +226,17 @@ impl Store {
         actor: &SecurityUser,
         key: &IdempotencyKey,
     ) -> Result<Option<Inserted>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query!(
             "SELECT request_sha256, response FROM idempotency_keys
              WHERE security_user_id = $1 AND key = $2",
+            actor.id,
+            &key.key
         )
-        .bind(actor.id)
-        .bind(&key.key)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let digest: Vec<u8> = row.try_get("request_sha256")?;
-        Ok(Some(if digest == key.request_sha256 {
-            Inserted::Replayed(row.try_get("response")?)
+        Ok(Some(if row.request_sha256 == key.request_sha256 {
+            Inserted::Replayed(row.response)
         } else {
             Inserted::KeyReused
         }))
@@ -241,8 +295,8 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
             event_details.push(event.details);
         }
     }
-    let stored: Vec<Uuid> = sqlx::query_scalar(
-        "WITH input AS (
+    let stored: Vec<Uuid> = sqlx::query_scalar!(
+        r#"WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
                 $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
                 $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
@@ -276,28 +330,33 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
             WHERE e.id IN (SELECT id FROM stored)
             ORDER BY e.n
          )
-         SELECT id FROM stored",
+         SELECT id AS "id!" FROM stored"#,
+        &ids,
+        &first_names as &[&str],
+        &last_names as &[&str],
+        &phones as &[&str],
+        &skills,
+        &agents as &[Option<i64>],
+        &notes as &[&str],
+        &zones as &[Option<&str>],
+        &scheduled,
+        &due,
+        &actors as &[&str],
+        &expires as &[Option<DateTime<Utc>>],
+        &users,
+        &keys as &[Option<&str>],
+        &digests as &[Option<Vec<u8>>],
+        &responses,
+        &event_ids,
+        &event_kinds as &[&str],
+        &event_details
     )
-    .bind(&ids)
-    .bind(&first_names)
-    .bind(&last_names)
-    .bind(&phones)
-    .bind(&skills)
-    .bind(&agents)
-    .bind(&notes)
-    .bind(&zones)
-    .bind(&scheduled)
-    .bind(&due)
-    .bind(&actors)
-    .bind(&expires)
-    .bind(&users)
-    .bind(&keys)
-    .bind(&digests)
-    .bind(&responses)
-    .bind(&event_ids)
-    .bind(&event_kinds)
-    .bind(&event_details)
     .fetch_all(executor)
     .await?;
     Ok(stored.into_iter().collect())
+}
+
+/// A column of a row an outer join found, which its table declares `NOT NULL`.
+fn joined<T>(value: Option<T>, column: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| StoreError::Corrupt(format!("{column} is NULL")))
 }

@@ -1,6 +1,6 @@
 use chrono_tz::Tz;
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
+use sqlx::types::Json;
 
 use super::cache::Table;
 use super::{Store, StoreError};
@@ -15,43 +15,6 @@ pub struct ImportSummary {
     pub skills: usize,
     pub agents: usize,
 }
-
-const UPSERT_SKILL: &str = "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
-       calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
-       default_ttl_seconds, outcome_deadline_seconds, max_in_flight, max_per_minute,
-       slot_minutes, slot_capacity, slot_capacity_by_hour)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
-       direction = EXCLUDED.direction, active = EXCLUDED.active, time_zone = EXCLUDED.time_zone,
-       calling_hours = EXCLUDED.calling_hours,
-       retry_backoff_seconds = EXCLUDED.retry_backoff_seconds,
-       max_attempts = EXCLUDED.max_attempts,
-       agent_fallback_seconds = EXCLUDED.agent_fallback_seconds,
-       default_ttl_seconds = EXCLUDED.default_ttl_seconds,
-       outcome_deadline_seconds = EXCLUDED.outcome_deadline_seconds,
-       max_in_flight = EXCLUDED.max_in_flight, max_per_minute = EXCLUDED.max_per_minute,
-       slot_minutes = EXCLUDED.slot_minutes, slot_capacity = EXCLUDED.slot_capacity,
-       slot_capacity_by_hour = EXCLUDED.slot_capacity_by_hour,
-       updated_at = now()";
-
-/// The skill columns `skill_from_row` reads, for a table aliased `s` and prefixed `s_`.
-macro_rules! skill_columns {
-    () => {
-        "s.id AS s_id, s.name AS s_name, s.media_type AS s_media_type, \
-         s.direction AS s_direction, s.active AS s_active, s.time_zone AS s_time_zone, \
-         s.calling_hours AS s_calling_hours, s.retry_backoff_seconds AS s_retry_backoff_seconds, \
-         s.max_attempts AS s_max_attempts, s.agent_fallback_seconds AS s_agent_fallback_seconds, \
-         s.default_ttl_seconds AS s_default_ttl_seconds, \
-         s.outcome_deadline_seconds AS s_outcome_deadline_seconds, \
-         s.max_in_flight AS s_max_in_flight, s.max_per_minute AS s_max_per_minute, \
-         s.slot_minutes AS s_slot_minutes, s.slot_capacity AS s_slot_capacity, \
-         s.slot_capacity_by_hour AS s_slot_capacity_by_hour"
-    };
-}
-
-const UPSERT_AGENT: &str = "INSERT INTO agents (id, username, active) VALUES ($1, $2, $3)
-     ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, active = EXCLUDED.active,
-       updated_at = now()";
 
 /// How often an import reports its progress, in records.
 const IMPORT_REPORT_EVERY: usize = 500;
@@ -76,15 +39,20 @@ impl Store {
             return Ok(skill);
         }
         let ticket = self.cache.ticket();
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            skill_columns!(),
-            " FROM skills s WHERE s.id = $1"
-        ))
-        .bind(id.get())
+        let row = sqlx::query_as!(
+            SkillRow,
+            r#"SELECT s.id, s.name, s.media_type, s.direction, s.active, s.time_zone,
+                    s.calling_hours AS "calling_hours: Json<CallingHoursJson>",
+                    s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
+                    s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
+                    s.max_per_minute, s.slot_minutes, s.slot_capacity,
+                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>"
+               FROM skills s WHERE s.id = $1"#,
+            id.get()
+        )
         .fetch_optional(&self.pool)
         .await?;
-        let skill = row.map(|r| skill_from_row(&r, "s_")).transpose()?;
+        let skill = row.map(Skill::try_from).transpose()?;
         self.cache.keep_skill(ticket, id, &skill);
         Ok(skill)
     }
@@ -97,32 +65,61 @@ impl Store {
     ) -> Result<Option<Skill>, StoreError> {
         // The notification wakes every daemon's dispatcher: held callbacks go out at once
         // when the limit was raised.
-        let row = sqlx::query(concat!(
-            "WITH s AS (
+        let row = sqlx::query!(
+            r#"WITH s AS (
                 UPDATE skills SET max_in_flight = $2, max_per_minute = $3, updated_at = now()
                 WHERE id = $1 RETURNING *
              )
-             SELECT ",
-            skill_columns!(),
-            ", pg_notify('callbackd_due', '')::text AS woken FROM s"
-        ))
-        .bind(id.get())
-        .bind(limits.max_in_flight.map(|n| n as i32))
-        .bind(limits.max_per_minute.map(|n| n as i32))
+             SELECT s.id AS "id!", s.name AS "name!", s.media_type AS "media_type!",
+                    s.direction AS "direction!", s.active AS "active!", s.time_zone,
+                    s.calling_hours AS "calling_hours: Json<CallingHoursJson>",
+                    s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
+                    s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
+                    s.max_per_minute, s.slot_minutes, s.slot_capacity,
+                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
+                    pg_notify('callbackd_due', '')::text AS woken
+             FROM s"#,
+            id.get(),
+            limits.max_in_flight.map(|n| n as i32),
+            limits.max_per_minute.map(|n| n as i32)
+        )
         .fetch_optional(&self.pool)
         .await?;
         self.cache.invalidate(Some(Table::Skills));
-        row.map(|r| skill_from_row(&r, "s_")).transpose()
+        row.map(|r| {
+            Skill::try_from(SkillRow {
+                id: r.id,
+                name: r.name,
+                media_type: r.media_type,
+                direction: r.direction,
+                active: r.active,
+                time_zone: r.time_zone,
+                calling_hours: r.calling_hours,
+                retry_backoff_seconds: r.retry_backoff_seconds,
+                max_attempts: r.max_attempts,
+                agent_fallback_seconds: r.agent_fallback_seconds,
+                default_ttl_seconds: r.default_ttl_seconds,
+                outcome_deadline_seconds: r.outcome_deadline_seconds,
+                max_in_flight: r.max_in_flight,
+                max_per_minute: r.max_per_minute,
+                slot_minutes: r.slot_minutes,
+                slot_capacity: r.slot_capacity,
+                slot_capacity_by_hour: r.slot_capacity_by_hour,
+            })
+        })
+        .transpose()
     }
 
     /// Activates or deactivates a skill, leaving the rest of it as it is (a concurrent change
     /// to its other fields is not overwritten). False when there is no such skill.
     pub async fn set_skill_active(&self, id: SkillId, active: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE skills SET active = $2, updated_at = now() WHERE id = $1")
-            .bind(id.get())
-            .bind(active)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query!(
+            "UPDATE skills SET active = $2, updated_at = now() WHERE id = $1",
+            id.get(),
+            active
+        )
+        .execute(&self.pool)
+        .await?;
         self.cache.invalidate(Some(Table::Skills));
         Ok(done.rows_affected() == 1)
     }
@@ -130,11 +127,13 @@ impl Store {
     /// Activates or deactivates an agent, leaving its username as it is. False when there
     /// is no such agent.
     pub async fn set_agent_active(&self, id: AgentId, active: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE agents SET active = $2, updated_at = now() WHERE id = $1")
-            .bind(id.get())
-            .bind(active)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query!(
+            "UPDATE agents SET active = $2, updated_at = now() WHERE id = $1",
+            id.get(),
+            active
+        )
+        .execute(&self.pool)
+        .await?;
         self.cache.invalidate(Some(Table::Agents));
         Ok(done.rows_affected() == 1)
     }
@@ -144,35 +143,46 @@ impl Store {
             return Ok(agent);
         }
         let ticket = self.cache.ticket();
-        let row = sqlx::query("SELECT id, username, active FROM agents WHERE id = $1")
-            .bind(id.get())
-            .fetch_optional(&self.pool)
-            .await?;
-        let agent = row.map(|r| agent_from_row(&r, "")).transpose()?;
+        let row = sqlx::query_as!(
+            AgentRow,
+            "SELECT id, username, active FROM agents WHERE id = $1",
+            id.get()
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let agent = row.map(Agent::try_from).transpose()?;
         self.cache.keep_agent(ticket, id, &agent);
         Ok(agent)
     }
 
     /// Every skill, by id (the console's directory; at most `limit`).
     pub async fn skills(&self, limit: i64) -> Result<Vec<Skill>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            skill_columns!(),
-            " FROM skills s ORDER BY s.id LIMIT $1"
-        ))
-        .bind(limit)
+        let rows = sqlx::query_as!(
+            SkillRow,
+            r#"SELECT s.id, s.name, s.media_type, s.direction, s.active, s.time_zone,
+                    s.calling_hours AS "calling_hours: Json<CallingHoursJson>",
+                    s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
+                    s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
+                    s.max_per_minute, s.slot_minutes, s.slot_capacity,
+                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>"
+               FROM skills s ORDER BY s.id LIMIT $1"#,
+            limit
+        )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| skill_from_row(r, "s_")).collect()
+        rows.into_iter().map(Skill::try_from).collect()
     }
 
     /// Every agent, by id (at most `limit`).
     pub async fn agents(&self, limit: i64) -> Result<Vec<Agent>, StoreError> {
-        let rows = sqlx::query("SELECT id, username, active FROM agents ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| agent_from_row(r, "")).collect()
+        let rows = sqlx::query_as!(
+            AgentRow,
+            "SELECT id, username, active FROM agents ORDER BY id LIMIT $1",
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Agent::try_from).collect()
     }
 
     /// Upserts all of them in one transaction: an import applies whole or not at all.
@@ -220,114 +230,158 @@ impl Store {
 }
 
 async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), StoreError> {
-    sqlx::query(UPSERT_SKILL)
-        .bind(skill.id.get())
-        .bind(&skill.name)
-        .bind(skill.media_type.as_str())
-        .bind(skill.direction.as_str())
-        .bind(skill.active)
-        .bind(skill.time_zone.map(|tz| tz.name()))
-        .bind(
-            skill
-                .policy
-                .calling_hours
-                .as_ref()
-                .map(|h| sqlx::types::Json(h.to_json())),
-        )
-        .bind(
-            skill
-                .policy
-                .retry_backoff_seconds
-                .as_ref()
-                .map(|b| b.iter().map(|s| *s as i32).collect::<Vec<i32>>()),
-        )
-        .bind(skill.policy.max_attempts.map(|n| n as i32))
-        .bind(skill.policy.agent_fallback_seconds.map(|n| n as i32))
-        .bind(skill.policy.default_ttl_seconds.map(|n| n as i32))
-        .bind(skill.policy.outcome_deadline_seconds.map(|n| n as i32))
-        .bind(skill.policy.max_in_flight.map(|n| n as i32))
-        .bind(skill.policy.max_per_minute.map(|n| n as i32))
-        .bind(skill.policy.slots.as_ref().map(|p| p.minutes as i32))
-        .bind(skill.policy.slots.as_ref().map(|p| p.capacity as i32))
-        .bind(
-            skill
-                .policy
-                .slots
-                .as_ref()
-                .and_then(SlotPolicy::by_hour_json)
-                .map(sqlx::types::Json),
-        )
-        .execute(conn)
-        .await?;
+    let policy = &skill.policy;
+    let backoff: Option<Vec<i32>> = policy
+        .retry_backoff_seconds
+        .as_ref()
+        .map(|b| b.iter().map(|s| *s as i32).collect());
+    sqlx::query!(
+        "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
+               calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
+               default_ttl_seconds, outcome_deadline_seconds, max_in_flight, max_per_minute,
+               slot_minutes, slot_capacity, slot_capacity_by_hour)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
+               direction = EXCLUDED.direction, active = EXCLUDED.active,
+               time_zone = EXCLUDED.time_zone, calling_hours = EXCLUDED.calling_hours,
+               retry_backoff_seconds = EXCLUDED.retry_backoff_seconds,
+               max_attempts = EXCLUDED.max_attempts,
+               agent_fallback_seconds = EXCLUDED.agent_fallback_seconds,
+               default_ttl_seconds = EXCLUDED.default_ttl_seconds,
+               outcome_deadline_seconds = EXCLUDED.outcome_deadline_seconds,
+               max_in_flight = EXCLUDED.max_in_flight, max_per_minute = EXCLUDED.max_per_minute,
+               slot_minutes = EXCLUDED.slot_minutes, slot_capacity = EXCLUDED.slot_capacity,
+               slot_capacity_by_hour = EXCLUDED.slot_capacity_by_hour,
+               updated_at = now()",
+        skill.id.get(),
+        &skill.name,
+        skill.media_type.as_str(),
+        skill.direction.as_str(),
+        skill.active,
+        skill.time_zone.map(|tz| tz.name()),
+        // jsonb: typed by its encoding, not checked against `serde_json::Value`.
+        policy.calling_hours.as_ref().map(|h| Json(h.to_json())) as _,
+        backoff.as_deref(),
+        policy.max_attempts.map(|n| n as i32),
+        policy.agent_fallback_seconds.map(|n| n as i32),
+        policy.default_ttl_seconds.map(|n| n as i32),
+        policy.outcome_deadline_seconds.map(|n| n as i32),
+        policy.max_in_flight.map(|n| n as i32),
+        policy.max_per_minute.map(|n| n as i32),
+        policy.slots.as_ref().map(|p| p.minutes as i32),
+        policy.slots.as_ref().map(|p| p.capacity as i32),
+        policy
+            .slots
+            .as_ref()
+            .and_then(SlotPolicy::by_hour_json)
+            .map(Json) as _,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 async fn upsert_agent(conn: &mut PgConnection, agent: &Agent) -> Result<(), StoreError> {
-    sqlx::query(UPSERT_AGENT)
-        .bind(agent.id.get())
-        .bind(&agent.username)
-        .bind(agent.active)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO agents (id, username, active) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, active = EXCLUDED.active,
+           updated_at = now()",
+        agent.id.get(),
+        &agent.username,
+        agent.active
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
-/// Reads a skill from columns named `{prefix}id`, `{prefix}name`, …
-pub(super) fn skill_from_row(row: &PgRow, prefix: &str) -> Result<Skill, StoreError> {
-    let col = |name: &str| format!("{prefix}{name}");
-    let id: i64 = row.try_get(col("id").as_str())?;
-    let media_type: String = row.try_get(col("media_type").as_str())?;
-    let direction: String = row.try_get(col("direction").as_str())?;
-    let time_zone: Option<String> = row.try_get(col("time_zone").as_str())?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("skill {id}: {what}"));
-    let calling_hours: Option<sqlx::types::Json<CallingHoursJson>> =
-        row.try_get(col("calling_hours").as_str())?;
-    let backoff: Option<Vec<i32>> = row.try_get(col("retry_backoff_seconds").as_str())?;
-    let unsigned = |v: Option<i32>| v.map(|n| n.max(0) as u32);
-    let policy = SkillPolicy {
-        calling_hours: calling_hours
-            .map(|j| CallingHours::parse(&j.0).map_err(|e| corrupt(&e.to_string())))
-            .transpose()?,
-        retry_backoff_seconds: backoff.map(|b| b.into_iter().map(|s| s.max(1) as u32).collect()),
-        max_attempts: unsigned(row.try_get(col("max_attempts").as_str())?),
-        agent_fallback_seconds: unsigned(row.try_get(col("agent_fallback_seconds").as_str())?),
-        default_ttl_seconds: unsigned(row.try_get(col("default_ttl_seconds").as_str())?),
-        outcome_deadline_seconds: unsigned(row.try_get(col("outcome_deadline_seconds").as_str())?),
-        max_in_flight: unsigned(row.try_get(col("max_in_flight").as_str())?),
-        max_per_minute: unsigned(row.try_get(col("max_per_minute").as_str())?),
-        slots: {
-            let by_hour: Option<sqlx::types::Json<BTreeMap<String, u32>>> =
-                row.try_get(col("slot_capacity_by_hour").as_str())?;
-            SlotPolicy::new(
-                unsigned(row.try_get(col("slot_minutes").as_str())?),
-                unsigned(row.try_get(col("slot_capacity").as_str())?),
-                by_hour.as_ref().map(|j| &j.0),
-            )
-            .map_err(|e| corrupt(&e.to_string()))?
-        },
-    };
-    Ok(Skill {
-        id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        name: row.try_get(col("name").as_str())?,
-        media_type: media_type.parse().map_err(StoreError::Corrupt)?,
-        direction: direction.parse().map_err(StoreError::Corrupt)?,
-        active: row.try_get(col("active").as_str())?,
-        time_zone: time_zone
-            .map(|tz| {
-                tz.parse::<Tz>()
-                    .map_err(|_| StoreError::Corrupt(format!("time zone `{tz}`")))
-            })
-            .transpose()?,
-        policy,
-    })
+/// How a skill's slot capacity by hour is stored (`skills.slot_capacity_by_hour`).
+pub(super) type SlotsByHour = BTreeMap<String, u32>;
+
+/// A `skills` row: what `query_as!(SkillRow, …)` reads (the columns of a table aliased `s`,
+/// the JSON ones typed with `AS "calling_hours: Json<CallingHoursJson>"` and
+/// `AS "slot_capacity_by_hour: Json<SlotsByHour>"`).
+pub(super) struct SkillRow {
+    pub id: i64,
+    pub name: String,
+    pub media_type: String,
+    pub direction: String,
+    pub active: bool,
+    pub time_zone: Option<String>,
+    pub calling_hours: Option<Json<CallingHoursJson>>,
+    pub retry_backoff_seconds: Option<Vec<i32>>,
+    pub max_attempts: Option<i32>,
+    pub agent_fallback_seconds: Option<i32>,
+    pub default_ttl_seconds: Option<i32>,
+    pub outcome_deadline_seconds: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    pub max_per_minute: Option<i32>,
+    pub slot_minutes: Option<i32>,
+    pub slot_capacity: Option<i32>,
+    pub slot_capacity_by_hour: Option<Json<SlotsByHour>>,
 }
 
-pub(super) fn agent_from_row(row: &PgRow, prefix: &str) -> Result<Agent, StoreError> {
-    let col = |name: &str| format!("{prefix}{name}");
-    let id: i64 = row.try_get(col("id").as_str())?;
-    Ok(Agent {
-        id: AgentId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        username: row.try_get(col("username").as_str())?,
-        active: row.try_get(col("active").as_str())?,
-    })
+impl TryFrom<SkillRow> for Skill {
+    type Error = StoreError;
+
+    fn try_from(row: SkillRow) -> Result<Self, StoreError> {
+        let id = row.id;
+        let corrupt = |what: &str| StoreError::Corrupt(format!("skill {id}: {what}"));
+        let unsigned = |v: Option<i32>| v.map(|n| n.max(0) as u32);
+        let policy = SkillPolicy {
+            calling_hours: row
+                .calling_hours
+                .map(|j| CallingHours::parse(&j.0).map_err(|e| corrupt(&e.to_string())))
+                .transpose()?,
+            retry_backoff_seconds: row
+                .retry_backoff_seconds
+                .map(|b| b.into_iter().map(|s| s.max(1) as u32).collect()),
+            max_attempts: unsigned(row.max_attempts),
+            agent_fallback_seconds: unsigned(row.agent_fallback_seconds),
+            default_ttl_seconds: unsigned(row.default_ttl_seconds),
+            outcome_deadline_seconds: unsigned(row.outcome_deadline_seconds),
+            max_in_flight: unsigned(row.max_in_flight),
+            max_per_minute: unsigned(row.max_per_minute),
+            slots: SlotPolicy::new(
+                unsigned(row.slot_minutes),
+                unsigned(row.slot_capacity),
+                row.slot_capacity_by_hour.as_ref().map(|j| &j.0),
+            )
+            .map_err(|e| corrupt(&e.to_string()))?,
+        };
+        Ok(Skill {
+            id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            name: row.name,
+            media_type: row.media_type.parse().map_err(StoreError::Corrupt)?,
+            direction: row.direction.parse().map_err(StoreError::Corrupt)?,
+            active: row.active,
+            time_zone: row
+                .time_zone
+                .map(|tz| {
+                    tz.parse::<Tz>()
+                        .map_err(|_| StoreError::Corrupt(format!("time zone `{tz}`")))
+                })
+                .transpose()?,
+            policy,
+        })
+    }
+}
+
+/// An `agents` row: what `query_as!(AgentRow, …)` reads.
+pub(super) struct AgentRow {
+    pub id: i64,
+    pub username: String,
+    pub active: bool,
+}
+
+impl TryFrom<AgentRow> for Agent {
+    type Error = StoreError;
+
+    fn try_from(row: AgentRow) -> Result<Self, StoreError> {
+        Ok(Agent {
+            id: AgentId::new(row.id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            username: row.username,
+            active: row.active,
+        })
+    }
 }

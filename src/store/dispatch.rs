@@ -9,33 +9,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::types::Json;
+use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::cache::Cache;
-use super::directory::skill_from_row;
-use super::record::callback_from_row;
+use super::directory::{SkillRow, SlotsByHour};
+use super::dnc::DncMatch;
+use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{
-    Callback, CallbackId, CallbackState, EventKind, Route, Skill, SkillId, Suppression,
+    Callback, CallbackId, CallbackState, CallingHoursJson, EventKind, Route, Skill, SkillId,
+    Suppression,
 };
-
-/// What a claimed row holds (read by `claimed_from_row`): the callback `c` with its
-/// do-not-call match and `paced_at` — a `SELECT … FROM …` the claims complete with their
-/// `WHERE`. The skills come from the cache (`Claim::with_skills`): a batch holds few skills,
-/// and reading one per row cost every callback a join and 17 columns to encode and decode.
-macro_rules! due_select {
-    () => {
-        concat!(
-            "SELECT ",
-            callback_columns!(),
-            ", c.paced_at, dnc.dnc_skill_id, dnc.dnc_reason
-               FROM callbacks c",
-            dnc_match!("c.phone_number", "c.skill_id")
-        )
-    };
-}
 
 /// The channel the `callbacks_notify_due` trigger notifies.
 const DUE_CHANNEL: &str = "callbackd_due";
@@ -161,19 +148,36 @@ pub const DISPATCHER_PLANNER: [(&str, &str); 3] = [
     ("jit", "off"),
 ];
 
-/// The claim ([`Claim::due`]): due, unpaced, unexpired callbacks with their skills and
-/// do-not-call match, locked in due order — a walk of `callbacks_ready` that stops when the
-/// batch is full. `$1`: the batch size.
-pub const CLAIM_DUE: &str = concat!(
-    "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
-         LEFT JOIN LATERAL (",
-    due_select!(),
-    " WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
+/// The claim ([`Claim::due`]): due, unpaced, unexpired callbacks with their do-not-call
+/// match, locked in due order — a walk of `callbacks_ready` that stops when the batch is
+/// full. `$1`: the batch size.
+///
+/// A claimed row ([`ClaimedRow`]) holds the callback `c` with its do-not-call match (see
+/// [`DncMatch`]) and `paced_at`; [`HELD`](super::pacing::HELD) selects the same. The skills
+/// come from the cache (`Claim::with_skills`): a batch holds few skills, and reading one per
+/// row cost every callback a join and 17 columns to encode and decode.
+///
+/// Its text is shared with the benchmark suite (`store::statements`), so it is decoded by
+/// column name (`FromRow`) rather than checked by `query!`.
+pub const CLAIM_DUE: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (SELECT c.id, c.state, c.first_name, c.last_name, \
+             c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
+             c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
+             c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
+             c.last_outcome, c.fallback_due_at, c.fell_back_at, c.paced_at, \
+             dnc.dnc_skill_id, dnc.dnc_reason
+               FROM callbacks c LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
+                 d.reason AS dnc_reason
+                FROM dnc_entries d
+                WHERE d.phone_number = c.phone_number \
+                  AND (d.skill_id IS NULL OR d.skill_id = c.skill_id)
+                  AND (d.expires_at IS NULL OR d.expires_at > now())
+                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true \
+             WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
              AND (c.expires_at IS NULL OR c.expires_at > now())
            ORDER BY c.due_at
            LIMIT $1
-           FOR UPDATE OF c SKIP LOCKED) AS claimed ON true"
-);
+           FOR UPDATE OF c SKIP LOCKED) AS claimed ON true";
 
 /// What is due next after a claim at `$1` (its database clock): two reads of the first
 /// entry of `callbacks_ready` in a range, each an ordered `LIMIT 1` so that it is always
@@ -264,15 +268,14 @@ impl Store {
         claimed_at: DateTime<Utc>,
         pause: Duration,
     ) -> Result<NextDue, StoreError> {
-        let row = sqlx::query(NEXT_DUE)
+        let row: NextDueRow = sqlx::query_as(NEXT_DUE)
             .bind(claimed_at)
             .bind(pause.as_secs_f64())
             .fetch_one(&self.pool)
             .await?;
-        let next_in: Option<f64> = row.try_get("next_in")?;
         Ok(NextDue {
-            next_in: next_in.map(|s| Duration::from_secs_f64(s.max(0.0))),
-            held_elsewhere: row.try_get("held")?,
+            next_in: row.next_in.map(|s| Duration::from_secs_f64(s.max(0.0))),
+            held_elsewhere: row.held,
         })
     }
 
@@ -320,9 +323,10 @@ impl Claim {
         let mut now = None;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            now = Some(row.try_get("now")?);
-            if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
-                claimed.push(claimed_from_row(row)?);
+            let clock = ClaimClock::from_row(row)?;
+            now = Some(clock.now);
+            if clock.id.is_some() {
+                claimed.push(ClaimedRow::from_row(row)?.try_into()?);
             }
         }
         let now = now.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
@@ -351,16 +355,21 @@ impl Claim {
         }
         if !missing.is_empty() {
             let ticket = self.cache.ticket();
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                skill_columns!(),
-                " FROM skills s WHERE s.id = ANY($1)"
-            ))
-            .bind(&missing)
+            let rows = sqlx::query_as!(
+                SkillRow,
+                r#"SELECT s.id, s.name, s.media_type, s.direction, s.active, s.time_zone,
+                          s.calling_hours AS "calling_hours: Json<CallingHoursJson>",
+                          s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
+                          s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
+                          s.max_per_minute, s.slot_minutes, s.slot_capacity,
+                          s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>"
+                   FROM skills s WHERE s.id = ANY($1)"#,
+                &missing
+            )
             .fetch_all(&mut *self.tx)
             .await?;
-            for row in &rows {
-                let skill = skill_from_row(row, "s_")?;
+            for row in rows {
+                let skill = Skill::try_from(row)?;
                 self.cache
                     .keep_skill(ticket, skill.id, &Some(skill.clone()));
                 skills.insert(skill.id, skill);
@@ -393,7 +402,7 @@ impl Claim {
         let ids: Vec<Uuid> = deferred.iter().map(|d| d.id.as_uuid()).collect();
         let until: Vec<DateTime<Utc>> = deferred.iter().map(|d| d.until).collect();
         let reasons: Vec<&str> = deferred.iter().map(|d| d.reason.as_str()).collect();
-        sqlx::query(
+        sqlx::query!(
             "WITH moved AS (
                 UPDATE callbacks c SET due_at = d.until, updated_at = clock_timestamp(),
                     paced_at = NULL, paced_gate = NULL
@@ -405,12 +414,12 @@ impl Claim {
              SELECT id, 'dispatcher', $5::text,
                     jsonb_build_object('to', until, 'reason', reason, 'instance', $4::text)
              FROM moved",
+            &ids,
+            &until,
+            &reasons as &[&str],
+            instance,
+            EventKind::Deferred.as_str()
         )
-        .bind(&ids)
-        .bind(&until)
-        .bind(&reasons)
-        .bind(instance)
-        .bind(EventKind::Deferred.as_str())
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -434,7 +443,7 @@ impl Claim {
             })
             .collect::<Result<Vec<&str>, StoreError>>()?;
         let reasons: Vec<&str> = ended.iter().map(|e| e.reason.as_str()).collect();
-        sqlx::query(
+        sqlx::query!(
             "WITH ended AS (
                 UPDATE callbacks c SET state = e.state, last_error = e.reason,
                     updated_at = clock_timestamp(), paced_at = NULL, paced_gate = NULL
@@ -447,12 +456,12 @@ impl Claim {
              SELECT id, 'dispatcher', kind,
                     jsonb_build_object('reason', reason, 'instance', $4::text)
              FROM ended",
+            &ids,
+            &states as &[&str],
+            &reasons as &[&str],
+            instance,
+            &kinds as &[&str]
         )
-        .bind(&ids)
-        .bind(&states)
-        .bind(&reasons)
-        .bind(instance)
-        .bind(&kinds)
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -477,8 +486,8 @@ impl Claim {
             .iter()
             .map(|c| c.outcome_deadline.as_secs_f64())
             .collect();
-        let rows = sqlx::query(
-            "WITH done AS (
+        let rows = sqlx::query!(
+            r#"WITH done AS (
                 UPDATE callbacks c
                 SET state = 'dispatched', attempt = c.attempt + 1, dispatch_failures = 0,
                     last_error = NULL, dispatched_at = clock_timestamp(),
@@ -496,25 +505,26 @@ impl Claim {
                                           'instance', $2::text)
                 FROM done
              )
-             SELECT n, attempt, dispatched_at,
-                    (EXTRACT(EPOCH FROM (dispatched_at - due_at)) * 1000)::float8 AS lateness_ms
-             FROM done",
+             SELECT n AS "n!", attempt AS "attempt!", dispatched_at AS "dispatched_at!",
+                    (EXTRACT(EPOCH FROM (dispatched_at - due_at)) * 1000)::float8
+                        AS "lateness_ms!"
+             FROM done"#,
+            &ids,
+            instance,
+            &fallback_seconds as &[Option<f64>],
+            &deadline_seconds,
+            &routing_keys,
+            EventKind::Dispatched.as_str()
         )
-        .bind(&ids)
-        .bind(instance)
-        .bind(&fallback_seconds)
-        .bind(&deadline_seconds)
-        .bind(&routing_keys)
-        .bind(EventKind::Dispatched.as_str())
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
                 Ok(DispatchedRow {
-                    index: ordinal(row.try_get("n")?)?,
-                    attempt: row.try_get("attempt")?,
-                    dispatched_at: row.try_get("dispatched_at")?,
-                    lateness_ms: row.try_get("lateness_ms")?,
+                    index: ordinal(row.n)?,
+                    attempt: row.attempt,
+                    dispatched_at: row.dispatched_at,
+                    lateness_ms: row.lateness_ms,
                 })
             })
             .collect()
@@ -535,8 +545,8 @@ impl Claim {
         let ids: Vec<Uuid> = failed.iter().map(|f| f.id.as_uuid()).collect();
         let kinds: Vec<&str> = failed.iter().map(|f| f.failure.event().as_str()).collect();
         let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
-        let rows = sqlx::query(
-            "WITH retry AS (
+        let rows = sqlx::query!(
+            r#"WITH retry AS (
                 UPDATE callbacks c
                 SET dispatch_failures = c.dispatch_failures + 1,
                     due_at = clock_timestamp() + make_interval(secs =>
@@ -554,22 +564,23 @@ impl Claim {
                                           'retryAt', due_at, 'instance', $6::text)
                 FROM retry
              )
-             SELECT n, dispatch_failures, due_at FROM retry",
+             SELECT n AS "n!", dispatch_failures AS "dispatch_failures!", due_at AS "due_at!"
+             FROM retry"#,
+            &ids,
+            &kinds as &[&str],
+            &reasons as &[&str],
+            retry_initial.as_secs_f64(),
+            retry_max.as_secs_f64(),
+            instance
         )
-        .bind(&ids)
-        .bind(&kinds)
-        .bind(&reasons)
-        .bind(retry_initial.as_secs_f64())
-        .bind(retry_max.as_secs_f64())
-        .bind(instance)
         .fetch_all(&mut *self.tx)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
                 Ok(RetryRow {
-                    index: ordinal(row.try_get("n")?)?,
-                    failures: row.try_get("dispatch_failures")?,
-                    retry_at: row.try_get("due_at")?,
+                    index: ordinal(row.n)?,
+                    failures: row.dispatch_failures,
+                    retry_at: row.due_at,
                 })
             })
             .collect()
@@ -588,13 +599,42 @@ pub(super) struct Claimed {
     paced_since: Option<DateTime<Utc>>,
 }
 
-/// A claimed row: the callback, its do-not-call match and `paced_at`.
-pub(super) fn claimed_from_row(row: &sqlx::postgres::PgRow) -> Result<Claimed, StoreError> {
-    Ok(Claimed {
-        callback: callback_from_row(row)?,
-        suppression: super::dnc::suppression_from_row(row)?,
-        paced_since: row.try_get("paced_at")?,
-    })
+/// A row of [`CLAIM_DUE`] or [`HELD`](super::pacing::HELD): the callback, its do-not-call
+/// match and `paced_at`.
+#[derive(FromRow)]
+pub(super) struct ClaimedRow {
+    #[sqlx(flatten)]
+    callback: CallbackRow,
+    paced_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    dnc: DncMatch,
+}
+
+impl TryFrom<ClaimedRow> for Claimed {
+    type Error = StoreError;
+
+    fn try_from(row: ClaimedRow) -> Result<Self, StoreError> {
+        Ok(Claimed {
+            callback: row.callback.try_into()?,
+            suppression: row.dnc.suppression()?,
+            paced_since: row.paced_at,
+        })
+    }
+}
+
+/// The clock of a [`CLAIM_DUE`] row, and whether it holds a callback (the outer join gives
+/// one row of NULLs when nothing is due).
+#[derive(FromRow)]
+struct ClaimClock {
+    now: DateTime<Utc>,
+    id: Option<Uuid>,
+}
+
+/// A row of [`NEXT_DUE`].
+#[derive(FromRow)]
+struct NextDueRow {
+    next_in: Option<f64>,
+    held: bool,
 }
 
 /// A 1-based `WITH ORDINALITY` number as an index into the slice it came from.

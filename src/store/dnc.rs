@@ -1,61 +1,73 @@
 //! The do-not-call list: entries by number and scope, their audit trail, and the look-up
-//! the create and the dispatcher share (`dnc_match!`).
+//! the create and the dispatcher share ([`DncMatch`]).
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sqlx::FromRow;
 
 use super::{Store, StoreError};
 use crate::domain::{DncEntry, NewDncEntry, PhoneNumber, SkillId, Suppression};
 
-/// A `LEFT JOIN LATERAL` giving `dnc_skill_id`, `dnc_reason` (both NULL when the number is
-/// not listed): the live entry for the number in `$phone` and the skill in `$skill`, the
-/// skill's own entry before the one for every skill. One probe of `dnc_entries_by_phone`,
-/// read backwards for that order: no sort (the dispatcher's sessions price sorts out).
-macro_rules! dnc_match {
-    ($phone:literal, $skill:literal) => {
-        concat!(
-            " LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, d.reason AS dnc_reason
-                FROM dnc_entries d
-                WHERE d.phone_number = ",
-            $phone,
-            " AND (d.skill_id IS NULL OR d.skill_id = ",
-            $skill,
-            ")
-                  AND (d.expires_at IS NULL OR d.expires_at > now())
-                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true"
-        )
-    };
+/// What a do-not-call look-up found: `dnc_skill_id`, `dnc_reason`, both NULL when the
+/// number is not listed. The look-up is a `LEFT JOIN LATERAL` the create and the dispatcher
+/// write out in their statements: the live entry for the number and the skill, the skill's
+/// own entry before the one for every skill. One probe of `dnc_entries_by_phone`, read
+/// backwards for that order: no sort (the dispatcher's sessions price sorts out).
+///
+/// ```sql
+/// LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, d.reason AS dnc_reason
+///     FROM dnc_entries d
+///     WHERE d.phone_number = <phone> AND (d.skill_id IS NULL OR d.skill_id = <skill>)
+///       AND (d.expires_at IS NULL OR d.expires_at > now())
+///     ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true
+/// ```
+#[derive(FromRow)]
+pub(super) struct DncMatch {
+    pub dnc_skill_id: Option<i64>,
+    pub dnc_reason: Option<String>,
 }
 
-/// The entry `dnc_match!` found, if any.
-pub(super) fn suppression_from_row(row: &PgRow) -> Result<Option<Suppression>, StoreError> {
-    let reason: Option<String> = row.try_get("dnc_reason")?;
-    let Some(reason) = reason else {
-        return Ok(None);
-    };
-    let skill_id: Option<i64> = row.try_get("dnc_skill_id")?;
-    Ok(Some(Suppression {
-        skill_id: skill_id.map(skill_id_from).transpose()?,
-        reason,
-    }))
+impl DncMatch {
+    /// The entry found, if any.
+    pub(super) fn suppression(self) -> Result<Option<Suppression>, StoreError> {
+        let Some(reason) = self.dnc_reason else {
+            return Ok(None);
+        };
+        Ok(Some(Suppression {
+            skill_id: self.dnc_skill_id.map(skill_id_from).transpose()?,
+            reason,
+        }))
+    }
 }
 
 fn skill_id_from(id: i64) -> Result<SkillId, StoreError> {
     SkillId::new(id).map_err(|e| StoreError::Corrupt(format!("skill id {id}: {e}")))
 }
 
-fn entry_from_row(row: &PgRow) -> Result<DncEntry, StoreError> {
-    let skill_id: Option<i64> = row.try_get("skill_id")?;
-    Ok(DncEntry {
-        phone_number: PhoneNumber::from_stored(row.try_get("phone_number")?),
-        skill_id: skill_id.map(skill_id_from).transpose()?,
-        reason: row.try_get("reason")?,
-        expires_at: row.try_get("expires_at")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+/// A `dnc_entries` row: what `query_as!(EntryRow, …)` reads.
+struct EntryRow {
+    phone_number: String,
+    skill_id: Option<i64>,
+    reason: String,
+    expires_at: Option<DateTime<Utc>>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<EntryRow> for DncEntry {
+    type Error = StoreError;
+
+    fn try_from(row: EntryRow) -> Result<Self, StoreError> {
+        Ok(DncEntry {
+            phone_number: PhoneNumber::from_stored(row.phone_number),
+            skill_id: row.skill_id.map(skill_id_from).transpose()?,
+            reason: row.reason,
+            expires_at: row.expires_at,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 /// A change to the list, as recorded.
@@ -88,17 +100,18 @@ impl Store {
         if let Some(written) = rows.into_iter().next() {
             return Ok(written);
         }
-        let row = sqlx::query(
+        let row = sqlx::query_as!(
+            EntryRow,
             "SELECT phone_number, skill_id, reason, expires_at, created_by, created_at, updated_at
              FROM dnc_entries
-             WHERE phone_number = $1 AND COALESCE(skill_id, 0) = COALESCE($2, 0)",
+             WHERE phone_number = $1 AND COALESCE(skill_id, 0) = COALESCE($2::bigint, 0)",
+            entry.phone_number.as_str(),
+            entry.skill_id.map(SkillId::get)
         )
-        .bind(entry.phone_number.as_str())
-        .bind(entry.skill_id.map(SkillId::get))
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::Conflict("the entry was removed while it was listed".into()))?;
-        Ok((entry_from_row(&row)?, Listed::Unchanged))
+        Ok((row.try_into()?, Listed::Unchanged))
     }
 
     /// Lists many numbers in one transaction (all or nothing), each with an audit event, a
@@ -136,21 +149,21 @@ impl Store {
         actor: &str,
         reason: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "WITH gone AS (
                 DELETE FROM dnc_entries
-                WHERE phone_number = $1 AND COALESCE(skill_id, 0) = COALESCE($2, 0)
+                WHERE phone_number = $1 AND COALESCE(skill_id, 0) = COALESCE($2::bigint, 0)
                 RETURNING phone_number, skill_id, reason
              )
              INSERT INTO dnc_events (phone_number, skill_id, actor, kind, details)
              SELECT phone_number, skill_id, $3, 'removed',
                     jsonb_strip_nulls(jsonb_build_object('listedFor', reason, 'reason', $4::text))
              FROM gone",
+            phone.as_str(),
+            skill.map(SkillId::get),
+            actor,
+            reason
         )
-        .bind(phone.as_str())
-        .bind(skill.map(SkillId::get))
-        .bind(actor)
-        .bind(reason)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
@@ -161,37 +174,29 @@ impl Store {
         &self,
         phone: &PhoneNumber,
     ) -> Result<(Vec<DncEntry>, Vec<DncEvent>), StoreError> {
-        let entries = sqlx::query(
+        let entries = sqlx::query_as!(
+            EntryRow,
             "SELECT phone_number, skill_id, reason, expires_at, created_by, created_at, updated_at
              FROM dnc_entries WHERE phone_number = $1 ORDER BY COALESCE(skill_id, 0)",
+            phone.as_str()
         )
-        .bind(phone.as_str())
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(entry_from_row)
+        .into_iter()
+        .map(DncEntry::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-        let events = sqlx::query(
-            // The latest hundred, oldest first, as every history reads.
-            "SELECT at, actor, kind, skill_id, details FROM (
+        // The latest hundred, oldest first, as every history reads.
+        let events = sqlx::query_as!(
+            DncEvent,
+            r#"SELECT at AS "at!", actor AS "actor!", kind AS "kind!", skill_id,
+                      details AS "details!" FROM (
                 SELECT id, at, actor, kind, skill_id, details FROM dnc_events
                 WHERE phone_number = $1 ORDER BY id DESC LIMIT 100
-             ) latest ORDER BY id",
+             ) latest ORDER BY id"#,
+            phone.as_str()
         )
-        .bind(phone.as_str())
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(DncEvent {
-                at: row.try_get("at")?,
-                actor: row.try_get("actor")?,
-                kind: row.try_get("kind")?,
-                skill_id: row.try_get("skill_id")?,
-                details: row.try_get("details")?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .await?;
         Ok((entries, events))
     }
 }
@@ -212,8 +217,8 @@ async fn write_entries<'e, E: sqlx::PgExecutor<'e>>(
     let reasons: Vec<&str> = entries.iter().map(|e| e.reason.as_str()).collect();
     let expiries: Vec<Option<DateTime<Utc>>> = entries.iter().map(|e| e.expires_at).collect();
     // `xmax = 0` tells an insert from an update of the same row.
-    let rows = sqlx::query(
-        "WITH listed AS (
+    let rows = sqlx::query!(
+        r#"WITH listed AS (
             INSERT INTO dnc_entries (phone_number, skill_id, reason, expires_at, created_by)
             SELECT *, $5 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[])
             ON CONFLICT (phone_number, (COALESCE(skill_id, 0))) DO UPDATE
@@ -233,25 +238,37 @@ async fn write_entries<'e, E: sqlx::PgExecutor<'e>>(
                    || CASE WHEN $6 THEN jsonb_build_object('import', true) ELSE '{}' END
             FROM listed
          )
-         SELECT * FROM listed",
+         SELECT phone_number AS "phone_number!", skill_id, reason AS "reason!", expires_at,
+                created_by AS "created_by!", created_at AS "created_at!",
+                updated_at AS "updated_at!", inserted AS "inserted!"
+         FROM listed"#,
+        &phones as &[&str],
+        &skills as &[Option<i64>],
+        &reasons as &[&str],
+        &expiries as &[Option<DateTime<Utc>>],
+        actor,
+        import
     )
-    .bind(&phones)
-    .bind(&skills)
-    .bind(&reasons)
-    .bind(&expiries)
-    .bind(actor)
-    .bind(import)
     .fetch_all(executor)
     .await
     .map_err(foreign_key_is_unknown_skill)?;
-    rows.iter()
+    rows.into_iter()
         .map(|row| {
-            let listed = if row.try_get::<bool, _>("inserted")? {
+            let listed = if row.inserted {
                 Listed::Created
             } else {
                 Listed::Updated
             };
-            Ok((entry_from_row(row)?, listed))
+            let entry = EntryRow {
+                phone_number: row.phone_number,
+                skill_id: row.skill_id,
+                reason: row.reason,
+                expires_at: row.expires_at,
+                created_by: row.created_by,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            };
+            Ok((entry.try_into()?, listed))
         })
         .collect()
 }

@@ -4,22 +4,18 @@
 //! **Architecture invariant:** only `store` knows sqlx types; callers get domain types and
 //! [`StoreError`].
 
-#[macro_use]
-mod directory;
-#[macro_use]
-mod record;
-#[macro_use]
-mod dnc;
 mod cache;
 mod change;
 mod create;
-#[macro_use]
+mod directory;
 mod dispatch;
+mod dnc;
 mod ingest;
 mod operator;
 mod pacing;
 mod primary;
 mod read;
+mod record;
 mod sessions;
 mod slots;
 mod timers;
@@ -224,7 +220,9 @@ impl Store {
 
     /// Is the database answering? For `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -318,14 +316,15 @@ async fn connect_once(
 /// The latest migration applied to the database (0 for a new one).
 async fn schema_version(connection: &mut sqlx::PgConnection) -> Result<i64, StoreError> {
     // Two statements: one naming a table that does not exist would not even be planned.
-    let migrated: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(&mut *connection)
-        .await?;
+    let migrated =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "migrated!""#)
+            .fetch_one(&mut *connection)
+            .await?;
     if !migrated {
         return Ok(0);
     }
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(max(version), 0)::bigint FROM _sqlx_migrations WHERE success",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(max(version), 0)::bigint AS "version!" FROM _sqlx_migrations WHERE success"#
     )
     .fetch_one(connection)
     .await?)
@@ -339,11 +338,12 @@ async fn create_database_if_missing(
         return Ok(());
     };
     let mut admin = connect_once(&options.clone().database("postgres"), within).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        &name
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))

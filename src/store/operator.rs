@@ -2,10 +2,9 @@
 //! is, whether the schema is current, and which daemons are dispatching.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 
-use super::users::user_from_row;
+use super::users::UserRow;
 use super::{DISPATCH_ROLE, MIGRATOR, Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::SecurityUser;
@@ -69,23 +68,28 @@ impl Store {
 
     /// The security user named `name`, telling a disabled one from an unknown one.
     pub async fn operator(&self, name: &str) -> Result<Operator, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, permissions, skill_ids, disabled_at IS NOT NULL AS disabled
-             FROM security_users WHERE name = $1",
+        let row = sqlx::query!(
+            r#"SELECT id, name, permissions, skill_ids, disabled_at IS NOT NULL AS "disabled!"
+             FROM security_users WHERE name = $1"#,
+            name
         )
-        .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        match row {
-            None => Ok(Operator::Unknown),
-            Some(row) if row.try_get::<bool, _>("disabled")? => Ok(Operator::Disabled),
-            Some(row) => Ok(Operator::Enabled(user_from_row(&row)?)),
-        }
+        Ok(match row {
+            None => Operator::Unknown,
+            Some(row) if row.disabled => Operator::Disabled,
+            Some(row) => Operator::Enabled(SecurityUser::from(UserRow {
+                id: row.id,
+                name: row.name,
+                permissions: row.permissions,
+                skill_ids: row.skill_ids,
+            })),
+        })
     }
 
     pub async fn schema_state(&self) -> Result<SchemaState, StoreError> {
-        let applied: Vec<i64> = match sqlx::query_scalar(
-            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        let applied: Vec<i64> = match sqlx::query_scalar!(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version"
         )
         .fetch_all(&self.pool)
         .await
@@ -111,27 +115,27 @@ impl Store {
     /// `application_name` they set (seeing other sessions' names needs the same database
     /// user as the daemons, or `pg_read_all_stats`).
     pub async fn dispatching_daemons(&self) -> Result<Vec<DispatchingDaemon>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT split_part(application_name, '/', 2) AS host,
-                    split_part(application_name, '/', 3) AS pid,
-                    count(*) AS sessions, min(backend_start) AS since
+        let rows = sqlx::query!(
+            r#"SELECT split_part(application_name, '/', 2) AS "host!",
+                    split_part(application_name, '/', 3) AS "pid!",
+                    count(*) AS "sessions!", min(backend_start) AS "since!"
              FROM pg_stat_activity
              WHERE datname = current_database() AND application_name LIKE 'callbackd/%/' || $1
-             GROUP BY 1, 2 ORDER BY 1, 2",
+             GROUP BY 1, 2 ORDER BY 1, 2"#,
+            DISPATCH_ROLE
         )
-        .bind(DISPATCH_ROLE)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
-                let pid: String = row.try_get("pid")?;
+                let pid = row.pid;
                 Ok(DispatchingDaemon {
-                    host: row.try_get("host")?,
+                    host: row.host,
                     pid: pid.parse().map_err(|_| {
                         StoreError::Corrupt(format!("application_name pid `{pid}`"))
                     })?,
-                    sessions: row.try_get("sessions")?,
-                    since: row.try_get("since")?,
+                    sessions: row.sessions,
+                    since: row.since,
                 })
             })
             .collect()

@@ -12,11 +12,11 @@
 //! read them again, and each gate takes its own oldest first.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::dispatch::{Claim, Due, claimed_from_row};
+use super::dispatch::{Claim, Claimed, ClaimedRow, Due};
 use crate::domain::{CallbackId, Gate, GateReading, SkillId};
 
 /// The gates holding callbacks: a recursive skip scan of `callbacks_paced`, one probe per
@@ -58,18 +58,30 @@ pub const GATE_READINGS: &str = "SELECT g.gate,
      LEFT JOIN skill_pace p ON g.gate > 0 AND p.skill_id = g.gate";
 
 /// Up to `n` held, due callbacks of each gate, oldest first, locked (`$1`: gates, `$2`: how
-/// many each): a walk of `callbacks_paced` per gate.
-pub const HELD: &str = concat!(
-    "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS t(gate, n)
-     CROSS JOIN LATERAL (",
-    due_select!(),
-    " WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
+/// many each): a walk of `callbacks_paced` per gate. Its rows are [`CLAIM_DUE`]'s
+/// ([`ClaimedRow`]).
+///
+/// [`CLAIM_DUE`]: super::dispatch::CLAIM_DUE
+pub const HELD: &str = "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS t(gate, n)
+     CROSS JOIN LATERAL (SELECT c.id, c.state, c.first_name, c.last_name, \
+         c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
+         c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
+         c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
+         c.last_outcome, c.fallback_due_at, c.fell_back_at, c.paced_at, \
+         dnc.dnc_skill_id, dnc.dnc_reason
+               FROM callbacks c LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
+                 d.reason AS dnc_reason
+                FROM dnc_entries d
+                WHERE d.phone_number = c.phone_number \
+                  AND (d.skill_id IS NULL OR d.skill_id = c.skill_id)
+                  AND (d.expires_at IS NULL OR d.expires_at > now())
+                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true \
+         WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
          AND c.due_at <= now()
          AND (c.expires_at IS NULL OR c.expires_at > now())
        ORDER BY c.due_at
        LIMIT t.n
-       FOR UPDATE OF c SKIP LOCKED) AS held"
-);
+       FOR UPDATE OF c SKIP LOCKED) AS held";
 
 /// Marks callbacks held at their gate (`$1`: ids, `$2`: gates); one already held there is
 /// not written again.
@@ -105,30 +117,26 @@ impl Claim {
             .fetch_all(&mut *self.tx)
             .await?;
         let held: Vec<i64> = locked.iter().filter(|(_, l)| *l).map(|(g, _)| *g).collect();
-        let rows = sqlx::query(GATE_READINGS)
+        let rows: Vec<GateReadingRow> = sqlx::query_as(GATE_READINGS)
             .bind(&held)
             .fetch_all(&mut *self.tx)
             .await?;
         let mut readings = Vec::with_capacity(locked.len());
-        for row in &rows {
-            let gate = decode(row.try_get("gate")?)?;
+        for row in rows {
+            let gate = decode(row.gate)?;
             let limit = |v: Option<i32>| v.map(|n| n.max(1) as u32);
             let (max_in_flight, max_per_minute) = match gate {
-                Gate::Skill(_) => (
-                    limit(row.try_get("max_in_flight")?),
-                    limit(row.try_get("max_per_minute")?),
-                ),
+                Gate::Skill(_) => (limit(row.max_in_flight), limit(row.max_per_minute)),
                 Gate::Agent(_) => (agent_max_in_flight, None),
             };
-            let in_flight: i64 = row.try_get("in_flight")?;
             readings.push((
                 gate,
                 GateReading {
                     locked: true,
-                    in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
+                    in_flight: u32::try_from(row.in_flight).unwrap_or(u32::MAX),
                     max_in_flight,
                     max_per_minute,
-                    next_at: row.try_get("next_at")?,
+                    next_at: row.next_at,
                 },
             ));
         }
@@ -154,14 +162,14 @@ impl Claim {
         }
         let gates: Vec<i64> = takes.iter().map(|(g, _)| g.encode()).collect();
         let limits: Vec<i64> = takes.iter().map(|(_, n)| i64::from(*n)).collect();
-        let rows = sqlx::query(HELD)
+        let rows: Vec<ClaimedRow> = sqlx::query_as(HELD)
             .bind(&gates)
             .bind(&limits)
             .fetch_all(&mut *self.tx)
             .await?;
         let claimed = rows
-            .iter()
-            .map(claimed_from_row)
+            .into_iter()
+            .map(Claimed::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         self.with_skills(claimed).await
     }
@@ -189,17 +197,28 @@ impl Claim {
         }
         let skills: Vec<i64> = next.iter().map(|(s, _)| s.get()).collect();
         let times: Vec<DateTime<Utc>> = next.iter().map(|(_, t)| *t).collect();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO skill_pace (skill_id, next_at)
              SELECT * FROM unnest($1::bigint[], $2::timestamptz[])
              ON CONFLICT (skill_id) DO UPDATE SET next_at = EXCLUDED.next_at",
+            &skills,
+            &times
         )
-        .bind(&skills)
-        .bind(&times)
         .execute(&mut *self.tx)
         .await?;
         Ok(())
     }
+}
+
+/// A row of [`GATE_READINGS`]: its text is shared with the benchmark suite
+/// (`store::statements`), so it is decoded by column name rather than checked by `query!`.
+#[derive(FromRow)]
+struct GateReadingRow {
+    gate: i64,
+    in_flight: i64,
+    max_in_flight: Option<i32>,
+    max_per_minute: Option<i32>,
+    next_at: Option<DateTime<Utc>>,
 }
 
 fn decode(stored: i64) -> Result<Gate, StoreError> {

@@ -24,7 +24,7 @@ const PROBE_LIMIT: Duration = Duration::from_secs(2);
 async fn is_primary(options: &PgConnectOptions) -> bool {
     let probe = async {
         let mut conn = options.connect().await?;
-        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        let in_recovery = sqlx::query_scalar!(r#"SELECT pg_is_in_recovery() AS "in_recovery!""#)
             .fetch_one(&mut conn)
             .await?;
         let _ = conn.close().await;
@@ -47,9 +47,10 @@ pub(super) async fn find(candidates: &[PgConnectOptions]) -> Option<usize> {
 pub(super) fn refuse_replicas(options: PgPoolOptions) -> PgPoolOptions {
     options.after_connect(|conn, _meta| {
         Box::pin(async move {
-            let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-                .fetch_one(&mut *conn)
-                .await?;
+            let in_recovery =
+                sqlx::query_scalar!(r#"SELECT pg_is_in_recovery() AS "in_recovery!""#)
+                    .fetch_one(&mut *conn)
+                    .await?;
             if in_recovery {
                 return Err(sqlx::Error::Io(std::io::Error::other(
                     "the server is a read-only replica (recovery); waiting for the primary",

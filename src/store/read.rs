@@ -1,11 +1,9 @@
 //! Reading callbacks: one, a page of the list, a page of its history.
 
-use chrono::{DateTime, Utc};
-use sqlx::FromRow;
-
-use super::record::{EventRecord, callback_from_row};
+use super::record::{CallbackRow, EventRecord, EventRow};
 use super::{Store, StoreError};
 use crate::domain::{AgentId, Callback, CallbackId, CallbackState, SkillId};
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Default)]
 pub struct CallbackFilter {
@@ -29,15 +27,19 @@ pub struct CallbackFilter {
 
 impl Store {
     pub async fn callback(&self, id: CallbackId) -> Result<Option<Callback>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            callback_columns!(),
-            " FROM callbacks c WHERE c.id = $1"
-        ))
-        .bind(id.as_uuid())
+        let row = sqlx::query_as!(
+            CallbackRow,
+            "SELECT c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                    c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
+                    c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
+                    c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
+                    c.fallback_due_at, c.fell_back_at
+             FROM callbacks c WHERE c.id = $1",
+            id.as_uuid()
+        )
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(callback_from_row).transpose()
+        row.map(Callback::try_from).transpose()
     }
 
     /// One page in `(due_at, id)` order.
@@ -49,10 +51,23 @@ impl Store {
             .allowed_skills
             .as_ref()
             .map(|ids| ids.iter().map(|id| id.get()).collect());
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            callback_columns!(),
-            " FROM callbacks c
+        let last_name_prefix = filter.last_name_prefix.as_ref().map(|p| {
+            // LIKE's wildcards in a name are literal.
+            let escaped = p
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        });
+        let rows = sqlx::query_as!(
+            CallbackRow,
+            "SELECT c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                    c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
+                    c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
+                    c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
+                    c.fallback_due_at, c.fell_back_at
+             FROM callbacks c
              WHERE ($1::text IS NULL OR c.state = $1)
                AND ($2::bigint IS NULL OR c.skill_id = $2)
                AND ($3::bigint IS NULL OR c.target_agent_id = $3)
@@ -63,30 +78,22 @@ impl Store {
                AND ($10::text IS NULL OR c.phone_number = $10)
                AND ($11::text IS NULL OR lower(c.last_name) LIKE $11)
              ORDER BY c.due_at, c.id
-             LIMIT $9"
-        ))
-        .bind(filter.state.map(CallbackState::as_str))
-        .bind(filter.skill_id.map(SkillId::get))
-        .bind(filter.agent_id.map(AgentId::get))
-        .bind(filter.due_before)
-        .bind(filter.due_after)
-        .bind(filter.after.map(|(due_at, _)| due_at))
-        .bind(filter.after.map(|(_, id)| id.as_uuid()))
-        .bind(allowed)
-        .bind(i64::from(filter.limit))
-        .bind(filter.phone_number.as_deref())
-        .bind(filter.last_name_prefix.as_ref().map(|p| {
-            // LIKE's wildcards in a name are literal.
-            let escaped = p
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("{escaped}%")
-        }))
+             LIMIT $9",
+            filter.state.map(CallbackState::as_str),
+            filter.skill_id.map(SkillId::get),
+            filter.agent_id.map(AgentId::get),
+            filter.due_before,
+            filter.due_after,
+            filter.after.map(|(due_at, _)| due_at),
+            filter.after.map(|(_, id)| id.as_uuid()),
+            allowed.as_deref(),
+            i64::from(filter.limit),
+            filter.phone_number.as_deref(),
+            last_name_prefix,
+        )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(callback_from_row).collect()
+        rows.into_iter().map(Callback::try_from).collect()
     }
 
     /// Up to `limit` events of a callback after the event `after` (by id), oldest first.
@@ -96,17 +103,16 @@ impl Store {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as!(
+            EventRow,
             "SELECT id, at, actor, kind, details FROM callback_events
              WHERE callback_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            id.as_uuid(),
+            after.unwrap_or(0),
+            i64::from(limit)
         )
-        .bind(id.as_uuid())
-        .bind(after.unwrap_or(0))
-        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| EventRecord::from_row(row).map_err(Into::into))
-            .collect()
+        rows.into_iter().map(EventRecord::try_from).collect()
     }
 }

@@ -5,47 +5,37 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 use sqlx::FromRow;
-use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::StoreError;
 use crate::domain::{AgentId, Callback, CallbackId, EventKind, PhoneNumber, SkillId};
 
-/// The callback columns [`CallbackRow`] reads, for the table aliased `c`.
-macro_rules! callback_columns {
-    () => {
-        "c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id, c.target_agent_id, \
-         c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, \
-         c.last_error, c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
-         c.last_outcome, c.fallback_due_at, c.fell_back_at"
-    };
-}
-
-/// A `callbacks` row.
+/// A `callbacks` row: what `query_as!(CallbackRow, …)` reads (the columns `c.id, c.state,
+/// …, c.fell_back_at` of a table aliased `c`), or a claim's row by name (`FromRow`).
 #[derive(FromRow)]
-struct CallbackRow {
-    id: Uuid,
-    state: String,
-    first_name: String,
-    last_name: String,
-    phone_number: String,
-    skill_id: i64,
-    target_agent_id: Option<i64>,
-    notes: String,
-    time_zone: Option<String>,
-    scheduled_for: DateTime<Utc>,
-    due_at: DateTime<Utc>,
-    attempt: i32,
-    dispatched_at: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-    created_by: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    dial_failures: i32,
-    last_outcome: Option<String>,
-    fallback_due_at: Option<DateTime<Utc>>,
-    fell_back_at: Option<DateTime<Utc>>,
+pub(super) struct CallbackRow {
+    pub id: Uuid,
+    pub state: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone_number: String,
+    pub skill_id: i64,
+    pub target_agent_id: Option<i64>,
+    pub notes: String,
+    pub time_zone: Option<String>,
+    pub scheduled_for: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub attempt: i32,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub dial_failures: i32,
+    pub last_outcome: Option<String>,
+    pub fallback_due_at: Option<DateTime<Utc>>,
+    pub fell_back_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<CallbackRow> for Callback {
@@ -90,18 +80,41 @@ impl TryFrom<CallbackRow> for Callback {
     }
 }
 
-/// Reads a callback from a row holding [`callback_columns!`].
-pub(super) fn callback_from_row(row: &PgRow) -> Result<Callback, StoreError> {
-    CallbackRow::from_row(row)?.try_into()
-}
-
 /// One entry of a callback's history.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventRecord {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
-    #[sqlx(try_from = "String")]
     pub kind: EventKind,
     pub details: Value,
+}
+
+/// A `callback_events` row, as `query_as!` reads it.
+pub(super) struct EventRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub details: Value,
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            // As `FromRow`'s `try_from` reported it: a column that did not decode.
+            kind: EventKind::try_from(row.kind).map_err(|e| {
+                StoreError::Database(sqlx::Error::ColumnDecode {
+                    index: "kind".to_owned(),
+                    source: e.into(),
+                })
+            })?,
+            id: row.id,
+            at: row.at,
+            actor: row.actor,
+            details: row.details,
+        })
+    }
 }

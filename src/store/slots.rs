@@ -31,25 +31,27 @@ pub(super) async fn book(
     if slot.capacity == 0 {
         return Ok(false);
     }
-    let booked: Option<i32> = sqlx::query_scalar(
+    let booked: Option<i32> = sqlx::query_scalar!(
         "INSERT INTO slot_bookings AS b (skill_id, slot_start, booked) VALUES ($1, $2, 1)
          ON CONFLICT (skill_id, slot_start) DO UPDATE SET booked = b.booked + 1
             WHERE b.booked < $3
          RETURNING booked",
+        skill.get(),
+        slot.start,
+        i32::try_from(slot.capacity).unwrap_or(i32::MAX)
     )
-    .bind(skill.get())
-    .bind(slot.start)
-    .bind(i32::try_from(slot.capacity).unwrap_or(i32::MAX))
     .fetch_optional(&mut *conn)
     .await?;
     if booked.is_none() {
         return Ok(false);
     }
-    sqlx::query("UPDATE callbacks SET slot_start = $2 WHERE id = $1")
-        .bind(callback)
-        .bind(slot.start)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE callbacks SET slot_start = $2 WHERE id = $1",
+        callback,
+        slot.start
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(true)
 }
 
@@ -58,7 +60,7 @@ pub(super) async fn release(
     tx: &mut Transaction<'static, Postgres>,
     callback: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "WITH held AS (
             UPDATE callbacks c SET slot_start = NULL
             FROM (SELECT id, skill_id, slot_start FROM callbacks WHERE id = $1) AS old
@@ -68,8 +70,8 @@ pub(super) async fn release(
          UPDATE slot_bookings b SET booked = b.booked - 1
          FROM held WHERE b.skill_id = held.skill_id AND b.slot_start = held.slot_start
            AND b.booked > 0",
+        callback
     )
-    .bind(callback)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -108,18 +110,18 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<HashMap<DateTime<Utc>, u32>, StoreError> {
-        let rows: Vec<(DateTime<Utc>, i32)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT slot_start, booked FROM slot_bookings
              WHERE skill_id = $1 AND slot_start >= $2 AND slot_start < $3",
+            skill.get(),
+            from,
+            to
         )
-        .bind(skill.get())
-        .bind(from)
-        .bind(to)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(start, n)| (start, n.max(0) as u32))
+            .map(|row| (row.slot_start, row.booked.max(0) as u32))
             .collect())
     }
 }

@@ -5,7 +5,7 @@
 //! row another daemon's timer (or a dispatcher) holds is skipped, not waited for, so
 //! daemons sharing a database neither wait on nor deadlock with each other.
 
-use sqlx::Row;
+use sqlx::postgres::PgQueryResult;
 
 use super::{Store, StoreError};
 use crate::domain::{CallbackState, EventKind};
@@ -45,49 +45,47 @@ impl Store {
     /// Pending callbacks are read from their two indexes: those due (`callbacks_ready`) and
     /// those held by pacing (`callbacks_paced`).
     pub async fn backlog(&self) -> Result<Backlog, StoreError> {
-        let row = sqlx::query(
-            "SELECT count(*) AS pending,
-                    count(*) FILTER (WHERE due_at <= now()) AS due_now,
+        let row = sqlx::query!(
+            r#"SELECT count(*) AS "pending!",
+                    count(*) FILTER (WHERE due_at <= now()) AS "due_now!",
                     count(*) FILTER (WHERE due_at > now() AND due_at <= now() + interval '1 hour')
-                        AS due_next_hour,
+                        AS "due_next_hour!",
                     COALESCE(EXTRACT(EPOCH FROM (now() - min(due_at) FILTER (WHERE NOT held)))
-                        ::float8, 0) AS oldest,
+                        ::float8, 0) AS "oldest!",
                     (SELECT count(*) FROM callbacks
-                     WHERE state IN ('dispatched', 'accepted')) AS awaiting_outcome
+                     WHERE state IN ('dispatched', 'accepted')) AS "awaiting_outcome!"
              FROM (SELECT due_at, false AS held FROM callbacks
                    WHERE state = 'pending' AND paced_at IS NULL
                    UNION ALL
                    SELECT due_at, true FROM callbacks
                    WHERE state = 'pending' AND paced_at IS NOT NULL)
-                  AS pending",
+                  AS pending"#
         )
         .fetch_one(&self.pool)
         .await?;
-        let paced_by_skill = sqlx::query(
-            "SELECT skill_id, count(*) AS held,
-                    EXTRACT(EPOCH FROM (now() - min(paced_at)))::float8 AS oldest
+        let paced_by_skill = sqlx::query!(
+            r#"SELECT skill_id, count(*) AS "held!",
+                    EXTRACT(EPOCH FROM (now() - min(paced_at)))::float8 AS "oldest!"
              FROM callbacks WHERE state = 'pending' AND paced_at IS NOT NULL
-             GROUP BY skill_id ORDER BY skill_id",
+             GROUP BY skill_id ORDER BY skill_id"#
         )
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(PacedSkill {
-                skill_id: r.try_get("skill_id")?,
-                held: r.try_get("held")?,
-                oldest_held_seconds: r.try_get::<f64, _>("oldest")?.max(0.0),
-            })
+        .into_iter()
+        .map(|r| PacedSkill {
+            skill_id: r.skill_id,
+            held: r.held,
+            oldest_held_seconds: r.oldest.max(0.0),
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect::<Vec<_>>();
         Ok(Backlog {
             paced: paced_by_skill.iter().map(|p| p.held).sum(),
             paced_by_skill,
-            awaiting_outcome: row.try_get("awaiting_outcome")?,
-            pending: row.try_get("pending")?,
-            due_now: row.try_get("due_now")?,
-            due_next_hour: row.try_get("due_next_hour")?,
-            oldest_overdue_seconds: row.try_get::<f64, _>("oldest")?.max(0.0),
+            awaiting_outcome: row.awaiting_outcome,
+            pending: row.pending,
+            due_now: row.due_now,
+            due_next_hour: row.due_next_hour,
+            oldest_overdue_seconds: row.oldest.max(0.0),
         })
     }
 
@@ -100,8 +98,8 @@ impl Store {
         let mut total = 0;
         loop {
             // Events have no foreign key (it cost every event row a look-up): they go here.
-            let done: i64 = sqlx::query_scalar(
-                "WITH gone AS (
+            let done: i64 = sqlx::query_scalar!(
+                r#"WITH gone AS (
                     DELETE FROM callbacks WHERE id IN (
                         SELECT id FROM callbacks
                         WHERE state = ANY($2::text[])
@@ -112,10 +110,10 @@ impl Store {
                  ), events AS (
                     DELETE FROM callback_events WHERE callback_id IN (SELECT id FROM gone)
                  )
-                 SELECT count(*) FROM gone",
+                 SELECT count(*) AS "count!" FROM gone"#,
+                i32::try_from(retention_days).unwrap_or(i32::MAX),
+                &terminal as &[&str]
             )
-            .bind(i32::try_from(retention_days).unwrap_or(i32::MAX))
-            .bind(&terminal)
             .fetch_one(&self.pool)
             .await?;
             let done = u64::try_from(done).unwrap_or_default();
@@ -129,8 +127,10 @@ impl Store {
     /// Re-routes agent-routed callbacks not accepted in time to their skill: pending again
     /// at once, published next as a new attempt with route `skill`. Returns how many.
     pub async fn fall_back_unaccepted(&self) -> Result<u64, StoreError> {
-        self.in_slices(
-            "WITH due AS (
+        let kind = EventKind::AgentFallback.as_str();
+        in_slices(|| {
+            sqlx::query!(
+                "WITH due AS (
                 SELECT id FROM callbacks
                 WHERE state = 'dispatched' AND fallback_due_at <= now()
                 ORDER BY fallback_due_at LIMIT $1
@@ -146,33 +146,21 @@ impl Store {
                     jsonb_build_object('fromAgentId', target_agent_id, 'toSkillId', skill_id,
                                        'notAcceptedAttempt', attempt)
              FROM moved",
-            EventKind::AgentFallback,
-        )
+                TIMER_SLICE,
+                kind
+            )
+            .execute(&self.pool)
+        })
         .await
-    }
-
-    /// Runs a timer statement (`$1`: the slice size, `$2`: the kind of event it writes)
-    /// until a slice changes fewer rows than that. Returns how many rows it changed in all.
-    async fn in_slices(&self, statement: &'static str, kind: EventKind) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(statement)
-                .bind(TIMER_SLICE)
-                .bind(kind.as_str())
-                .execute(&self.pool)
-                .await?;
-            total += done.rows_affected();
-            if done.rows_affected() < TIMER_SLICE as u64 {
-                return Ok(total);
-            }
-        }
     }
 
     /// Fails dispatched or accepted callbacks whose final outcome did not come in time, with
     /// an `outcome_deadline` event. Returns how many.
     pub async fn end_without_outcome(&self) -> Result<u64, StoreError> {
-        self.in_slices(
-            "WITH due AS (
+        let kind = EventKind::OutcomeDeadline.as_str();
+        in_slices(|| {
+            sqlx::query!(
+                "WITH due AS (
                 SELECT id FROM callbacks
                 WHERE state IN ('dispatched', 'accepted') AND outcome_due_at <= now()
                 ORDER BY outcome_due_at LIMIT $1
@@ -191,15 +179,20 @@ impl Store {
                     jsonb_build_object('attempt', attempt, 'dispatchedAt', dispatched_at,
                                        'deadline', outcome_due_at)
              FROM ended",
-            EventKind::OutcomeDeadline,
-        )
+                TIMER_SLICE,
+                kind
+            )
+            .execute(&self.pool)
+        })
         .await
     }
 
     /// Expires callbacks past `expires_at` that were not completed. Returns how many.
     pub async fn expire_overdue(&self) -> Result<u64, StoreError> {
-        self.in_slices(
-            "WITH due AS (
+        let kind = EventKind::Expired.as_str();
+        in_slices(|| {
+            sqlx::query!(
+                "WITH due AS (
                 SELECT id FROM callbacks
                 WHERE state IN ('pending', 'dispatched', 'accepted') AND expires_at <= now()
                 ORDER BY expires_at LIMIT $1
@@ -215,8 +208,28 @@ impl Store {
              INSERT INTO callback_events (callback_id, actor, kind, details)
              SELECT id, 'timer', $2::text, jsonb_build_object('expiresAt', expires_at)
              FROM gone",
-            EventKind::Expired,
-        )
+                TIMER_SLICE,
+                kind
+            )
+            .execute(&self.pool)
+        })
         .await
+    }
+}
+
+/// Runs a timer statement (`$1`: the slice size, `$2`: the kind of event it writes) until a
+/// slice changes fewer rows than that. Returns how many rows it changed in all.
+async fn in_slices<F, Fut>(slice: F) -> Result<u64, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<PgQueryResult, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let done = slice().await?;
+        total += done.rows_affected();
+        if done.rows_affected() < TIMER_SLICE as u64 {
+            return Ok(total);
+        }
     }
 }

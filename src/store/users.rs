@@ -1,5 +1,4 @@
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::cache::Table;
 use super::{Store, StoreError, is_unique_violation};
@@ -25,14 +24,14 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let permissions: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
         let skills: Option<Vec<i64>> = skills.map(|s| s.iter().map(|id| id.get()).collect());
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "INSERT INTO security_users (name, token_sha256, permissions, skill_ids)
              VALUES ($1, $2, $3, $4) RETURNING id",
+            name,
+            &token.0[..],
+            &permissions as &[&str],
+            skills.as_deref()
         )
-        .bind(name)
-        .bind(&token.0[..])
-        .bind(&permissions)
-        .bind(&skills)
         .fetch_one(&self.pool)
         .await
         .inspect(|_| self.cache.invalidate(Some(Table::SecurityUsers)))
@@ -47,10 +46,10 @@ impl Store {
 
     /// Returns false when no enabled user has that name.
     pub async fn disable_user(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "UPDATE security_users SET disabled_at = now() WHERE name = $1 AND disabled_at IS NULL",
+            name
         )
-        .bind(name)
         .execute(&self.pool)
         .await?;
         self.cache.invalidate(Some(Table::SecurityUsers));
@@ -58,10 +57,10 @@ impl Store {
     }
 
     pub async fn enable_user(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "UPDATE security_users SET disabled_at = NULL WHERE name = $1 AND disabled_at IS NOT NULL",
+            name
         )
-        .bind(name)
         .execute(&self.pool)
         .await?;
         self.cache.invalidate(Some(Table::SecurityUsers));
@@ -71,34 +70,26 @@ impl Store {
     /// Replaces a user's token (the old one stops working on every daemon within
     /// milliseconds). False when there is no such user.
     pub async fn replace_token(&self, name: &str, token: &TokenHash) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE security_users SET token_sha256 = $2 WHERE name = $1")
-            .bind(name)
-            .bind(&token.0[..])
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query!(
+            "UPDATE security_users SET token_sha256 = $2 WHERE name = $1",
+            name,
+            &token.0[..]
+        )
+        .execute(&self.pool)
+        .await?;
         self.cache.invalidate(Some(Table::SecurityUsers));
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
-        let rows = sqlx::query(
+        let users = sqlx::query_as!(
+            UserSummary,
             "SELECT name, permissions, skill_ids, created_at, disabled_at
-             FROM security_users ORDER BY name",
+             FROM security_users ORDER BY name"
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(UserSummary {
-                    name: row.try_get("name")?,
-                    permissions: row.try_get("permissions")?,
-                    skill_ids: row.try_get("skill_ids")?,
-                    created_at: row.try_get("created_at")?,
-                    disabled_at: row.try_get("disabled_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        Ok(users)
     }
 
     /// The enabled security user holding this token, if any.
@@ -113,14 +104,15 @@ impl Store {
             return Ok(None);
         }
         let ticket = self.cache.ticket();
-        let row = sqlx::query(
+        let row = sqlx::query_as!(
+            UserRow,
             "SELECT id, name, permissions, skill_ids FROM security_users
              WHERE token_sha256 = $1 AND disabled_at IS NULL",
+            &token.0[..]
         )
-        .bind(&token.0[..])
         .fetch_optional(&self.pool)
         .await?;
-        let user = row.as_ref().map(user_from_row).transpose()?;
+        let user = row.map(SecurityUser::from);
         match &user {
             Some(user) => self.cache.keep_user(ticket, token, user),
             // On a shelf of their own, small: anyone can send many.
@@ -155,7 +147,8 @@ impl Store {
             .skills
             .as_ref()
             .map(|s| s.iter().map(|id| id.get()).collect());
-        let row = sqlx::query(
+        let row = sqlx::query_as!(
+            UserRow,
             "INSERT INTO security_users (name, oidc_issuer, oidc_subject, permissions, skill_ids)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (oidc_issuer, oidc_subject) DO UPDATE
@@ -163,12 +156,12 @@ impl Store {
                     skill_ids = EXCLUDED.skill_ids
                 WHERE security_users.disabled_at IS NULL
              RETURNING id, name, permissions, skill_ids",
+            name,
+            issuer,
+            subject,
+            &permissions as &[&str],
+            skills.as_deref()
         )
-        .bind(name)
-        .bind(issuer)
-        .bind(subject)
-        .bind(&permissions)
-        .bind(&skills)
         .fetch_optional(&self.pool)
         .await
         .inspect(|_| self.cache.invalidate(Some(Table::SecurityUsers)))
@@ -179,7 +172,7 @@ impl Store {
                 e.into()
             }
         })?;
-        row.as_ref().map(user_from_row).transpose()
+        Ok(row.map(SecurityUser::from))
     }
 
     /// The enabled security user linked to a person at the identity provider.
@@ -188,15 +181,16 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> Result<Option<SecurityUser>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query_as!(
+            UserRow,
             "SELECT id, name, permissions, skill_ids FROM security_users
              WHERE oidc_issuer = $1 AND oidc_subject = $2 AND disabled_at IS NULL",
+            issuer,
+            subject
         )
-        .bind(issuer)
-        .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        Ok(row.map(SecurityUser::from))
     }
 
     /// Links a security user to a person at the identity provider; false when no user has
@@ -207,12 +201,12 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "UPDATE security_users SET oidc_issuer = $2, oidc_subject = $3 WHERE name = $1",
+            name,
+            issuer,
+            subject
         )
-        .bind(name)
-        .bind(issuer)
-        .bind(subject)
         .execute(&self.pool)
         .await
         .map_err(|e| {
@@ -229,19 +223,31 @@ impl Store {
     }
 }
 
-/// A security user from a row with `id`, `name`, `permissions` and `skill_ids`.
-pub(super) fn user_from_row(row: &sqlx::postgres::PgRow) -> Result<SecurityUser, StoreError> {
-    let permissions: Vec<String> = row.try_get("permissions")?;
-    let skills: Option<Vec<i64>> = row.try_get("skill_ids")?;
-    Ok(SecurityUser {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        // A permission this build does not know (written by a newer one) grants nothing.
-        permissions: permissions.iter().filter_map(|p| p.parse().ok()).collect(),
-        skills: skills.map(|ids| {
-            ids.into_iter()
-                .filter_map(|id| SkillId::new(id).ok())
-                .collect()
-        }),
-    })
+/// A `security_users` row: what `query_as!(UserRow, …)` reads (`id`, `name`, `permissions`,
+/// `skill_ids`).
+pub(super) struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub skill_ids: Option<Vec<i64>>,
+}
+
+impl From<UserRow> for SecurityUser {
+    fn from(row: UserRow) -> Self {
+        SecurityUser {
+            id: row.id,
+            name: row.name,
+            // A permission this build does not know (written by a newer one) grants nothing.
+            permissions: row
+                .permissions
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+            skills: row.skill_ids.map(|ids| {
+                ids.into_iter()
+                    .filter_map(|id| SkillId::new(id).ok())
+                    .collect()
+            }),
+        }
+    }
 }
