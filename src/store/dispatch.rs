@@ -412,7 +412,9 @@ impl Claim {
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
              SELECT id, 'dispatcher', $5::text,
-                    jsonb_build_object('to', until, 'reason', reason, 'instance', $4::text)
+                    jsonb_build_object(
+                        'to', (to_jsonb(until AT TIME ZONE 'UTC') #>> '{}') || 'Z',
+                        'reason', reason, 'instance', $4::text)
              FROM moved",
             &ids,
             &until,
@@ -561,7 +563,9 @@ impl Claim {
                 INSERT INTO callback_events (callback_id, actor, kind, details)
                 SELECT id, 'dispatcher', kind,
                        jsonb_build_object('reason', reason, 'failures', dispatch_failures,
-                                          'retryAt', due_at, 'instance', $6::text)
+                                          'retryAt',
+                                          (to_jsonb(due_at AT TIME ZONE 'UTC') #>> '{}') || 'Z',
+                                          'instance', $6::text)
                 FROM retry
              )
              SELECT n AS "n!", dispatch_failures AS "dispatch_failures!", due_at AS "due_at!"

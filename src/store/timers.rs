@@ -176,8 +176,9 @@ impl Store {
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
              SELECT id, 'timer', $2::text,
-                    jsonb_build_object('attempt', attempt, 'dispatchedAt', dispatched_at,
-                                       'deadline', outcome_due_at)
+                    jsonb_build_object('attempt', attempt,
+                        'dispatchedAt', (to_jsonb(dispatched_at AT TIME ZONE 'UTC') #>> '{}') || 'Z',
+                        'deadline', (to_jsonb(outcome_due_at AT TIME ZONE 'UTC') #>> '{}') || 'Z')
              FROM ended",
                 TIMER_SLICE,
                 kind
@@ -206,7 +207,8 @@ impl Store {
                 RETURNING c.id, c.expires_at, c.state
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, 'timer', $2::text, jsonb_build_object('expiresAt', expires_at)
+             SELECT id, 'timer', $2::text, jsonb_build_object(
+                    'expiresAt', (to_jsonb(expires_at AT TIME ZONE 'UTC') #>> '{}') || 'Z')
              FROM gone",
                 TIMER_SLICE,
                 kind

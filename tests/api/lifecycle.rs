@@ -451,7 +451,16 @@ async fn expired_callbacks_are_never_published() {
             .is_some_and(|e| e.contains("expired")),
         "{expired}"
     );
-    assert!(kinds(&app.events(&id).await).contains(&"expired".to_owned()));
+    let events = app.events(&id).await;
+    assert!(kinds(&events).contains(&"expired".to_owned()));
+    // Every history's times are written alike, in UTC with a `Z`: as the API answers them.
+    let at = events
+        .iter()
+        .find(|e| e["kind"] == "expired")
+        .and_then(|e| e["details"]["expiresAt"].as_str())
+        .expect("the expiry in the event");
+    assert!(at.ends_with('Z'), "{at}");
+    assert_eq!(parse_time(&json!(at)), parse_time(&answer["expiresAt"]));
 
     // Expiry while waiting for the calling window: it would open after it expires.
     declare_exchange(&app.exchange).await;
