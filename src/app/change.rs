@@ -220,7 +220,7 @@ pub async fn change_many(
     let target_agent = input.as_ref().map(ChangeInput::requested).transpose()?;
     let selected = app
         .store
-        .list_callbacks(&CallbackFilter {
+        .list_callback_states(&CallbackFilter {
             limit: BULK_MAX + 1,
             ..req.selection.filter(user)?
         })
@@ -233,8 +233,8 @@ pub async fn change_many(
     let matched = selected.len();
     let pending: Vec<CallbackId> = selected
         .iter()
-        .filter(|c| c.state == CallbackState::Pending)
-        .map(|c| c.id)
+        .filter(|(_, state)| *state == CallbackState::Pending)
+        .map(|(id, _)| *id)
         .collect();
     if req.dry_run {
         return Ok(BulkReport {
