@@ -24,6 +24,8 @@ fn callbackd_lines(args: &[&str], env: &[(&str, String)], limit: Duration) -> Ve
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CALLBACKD_LOG__FORMAT", "json")
         .env("CALLBACKD_API__LISTEN", "127.0.0.1:0")
+        // Each case names a database of its own, created at start-up.
+        .env("CALLBACKD_DATABASE__CREATE_IF_MISSING", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
