@@ -21,7 +21,10 @@ async function api(path, init = {}) {
 }
 
 /// From the console's sign-in page through the provider's own pages and back.
-async function signInAt(browser, login) {
+// Signs `login` in through the provider. `admitted`: the callback page moves itself on to
+// the overview (a meta refresh), so wait until it has — a navigation started before it
+// would be interrupted by it; a refused person stays on the callback's page.
+async function signInAt(browser, login, admitted = true) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const problems = [];
@@ -42,6 +45,9 @@ async function signInAt(browser, login) {
     await page.click("button[type=submit]");
   }
   await page.waitForURL((url) => url.href.startsWith(BASE + "/console/"));
+  if (admitted) {
+    await page.waitForURL(BASE + "/console/");
+  }
   return { context, page, problems };
 }
 
@@ -103,7 +109,7 @@ try {
   });
 
   await step("a person in no mapped group is refused", async () => {
-    const olga = await signInAt(browser, "olga");
+    const olga = await signInAt(browser, "olga", false);
     assert.match(olga.page.url(), /\/console\/oidc\/callback/);
     assert.match(await olga.page.textContent(".error"), /not allowed into this console/);
     await olga.page.goto(BASE + "/console/");
