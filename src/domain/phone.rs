@@ -146,15 +146,14 @@ mod tests {
             let p = PhoneNumber::parse(written, Region::US).expect(written);
             assert_eq!(p.as_str(), "+442079460958", "{written}");
         }
-        // Not after the country code: left as written (and refused as libphonenumber says).
-        assert!(
-            PhoneNumberError::Invalid {
-                input: String::new(),
-                national_in: None
-            }
-            .to_string()
-            .ends_with("for its country")
+        // Only right after a country code of 1 to 3 digits: anywhere else it is left as
+        // written, for libphonenumber to judge.
+        assert_eq!(
+            drop_trunk_prefix("+44 20 7946 (0)958"),
+            "+44 20 7946 (0)958"
         );
+        assert_eq!(drop_trunk_prefix("+1234(0)5678"), "+1234(0)5678");
+        assert_eq!(drop_trunk_prefix("+44 (0) 20"), "+4420");
     }
 
     #[test]
