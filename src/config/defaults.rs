@@ -89,6 +89,7 @@ impl Default for Settings {
             },
             console: ConsoleSettings {
                 token_sign_in: true,
+                secure_cookies: false,
                 oidc: OidcSettings {
                     enabled: false,
                     issuer: String::new(),

@@ -13,13 +13,12 @@
 
 mod actions;
 mod bulk;
+mod cookies;
 mod directory;
 mod layout;
 mod load;
 mod pages;
 mod session;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts, Request};
@@ -31,11 +30,6 @@ use axum::routing::{get, post};
 
 use crate::app::App;
 use crate::domain::{Permission, SecurityUser, TokenHash};
-
-/// The session cookie.
-const COOKIE: &str = "callbackd_console";
-/// The cookie that binds a sign-in at the identity provider to the browser that began it.
-const OIDC_COOKIE: &str = "callbackd_oidc";
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -148,24 +142,6 @@ impl Viewer {
     }
 }
 
-/// The session token in the request's cookie.
-fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
-    cookie_value(headers, COOKIE)
-}
-
-/// The value of the request's cookie `name` (an empty one counts as none: that is how a
-/// cookie is cleared).
-fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, value)| *key == name && !value.is_empty())
-        .map(|(_, value)| value.to_owned())
-}
-
 /// Not signed in: pages go to the sign-in form; anything else is 401.
 pub struct SignIn(bool);
 
@@ -189,7 +165,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let state = App::from_ref(state);
         let page = parts.method == axum::http::Method::GET;
-        let Some(token) = session_token(&parts.headers) else {
+        let Some(token) = cookies::Cookies::of(&state.settings.console, &parts.headers)
+            .session_token(&parts.headers)
+        else {
             return Err(SignIn(page).into_response());
         };
         match state.store.session(&TokenHash::of(&token)).await {
@@ -201,21 +179,4 @@ where
             Err(e) => Err(layout::failure(e)),
         }
     }
-}
-
-/// The cookie that holds `token`: `Secure` when the request came over HTTPS (a proxy in
-/// front says so with `X-Forwarded-Proto`).
-fn session_cookie(token: &str, secure: bool, max_age: Duration) -> String {
-    format!(
-        "{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        max_age.as_secs(),
-        if secure { "; Secure" } else { "" }
-    )
-}
-
-fn over_https(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }

@@ -9,7 +9,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{OIDC_COOKIE, Viewer, cookie_value, over_https, session_cookie, session_token};
+use super::Viewer;
+use super::cookies::Cookies;
 use crate::app::App;
 use crate::app::oidc::OidcError;
 use crate::app::sessions::{
@@ -82,7 +83,10 @@ pub async fn login(
     };
     match sessions::sign_in_with_token(&state, peer.0, &token).await {
         Ok(started) => (
-            [(header::SET_COOKIE, started_cookie(&started, &headers))],
+            [(
+                header::SET_COOKIE,
+                started_cookie(&state, &started, &headers),
+            )],
             Redirect::to("/console/"),
         )
             .into_response(),
@@ -125,23 +129,12 @@ fn same_origin(headers: &HeaderMap) -> bool {
     matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
-fn started_cookie(started: &Started, headers: &HeaderMap) -> String {
-    session_cookie(
-        started.token.expose(),
-        over_https(headers),
-        SESSION_LIFETIME,
-    )
+fn started_cookie(state: &App, started: &Started, headers: &HeaderMap) -> String {
+    Cookies::of(&state.settings.console, headers).session(started.token.expose(), SESSION_LIFETIME)
 }
 
-/// The short-lived cookie that binds a sign-in at the provider to this browser. `Lax`, so
-/// that the browser sends it when the provider (another site) sends it back; only to the
-/// callback's path.
-fn oidc_cookie(value: &str, secure: bool, max_age: std::time::Duration) -> String {
-    format!(
-        "{OIDC_COOKIE}={value}; Path=/console/oidc; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        max_age.as_secs(),
-        if secure { "; Secure" } else { "" }
-    )
+fn cleared_oidc_cookie(state: &App, headers: &HeaderMap) -> String {
+    Cookies::of(&state.settings.console, headers).oidc("", std::time::Duration::ZERO)
 }
 
 pub async fn oidc_start(State(state): State<App>, headers: HeaderMap) -> Response {
@@ -149,11 +142,8 @@ pub async fn oidc_start(State(state): State<App>, headers: HeaderMap) -> Respons
         Ok(begun) => (
             [(
                 header::SET_COOKIE,
-                oidc_cookie(
-                    begun.browser.expose(),
-                    over_https(&headers),
-                    SIGN_IN_LIFETIME,
-                ),
+                Cookies::of(&state.settings.console, &headers)
+                    .oidc(begun.browser.expose(), SIGN_IN_LIFETIME),
             )],
             Redirect::to(&begun.url),
         )
@@ -175,7 +165,7 @@ pub async fn oidc_callback(
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
-    let browser = cookie_value(&headers, OIDC_COOKIE);
+    let browser = Cookies::of(&state.settings.console, &headers).oidc_binding(&headers);
     let back = ProviderReturn {
         code: query.code,
         state: query.state,
@@ -205,8 +195,8 @@ pub async fn oidc_callback(
             .into_response();
             let cookies = response.headers_mut();
             for cookie in [
-                started_cookie(&started, &headers),
-                oidc_cookie("", over_https(&headers), std::time::Duration::ZERO),
+                started_cookie(&state, &started, &headers),
+                cleared_oidc_cookie(&state, &headers),
             ] {
                 if let Ok(value) = cookie.parse() {
                     cookies.append(header::SET_COOKIE, value);
@@ -254,10 +244,7 @@ fn oidc_refused(state: &App, headers: &HeaderMap, e: SignInError) -> Response {
     };
     (
         status,
-        [(
-            header::SET_COOKIE,
-            oidc_cookie("", over_https(headers), std::time::Duration::ZERO),
-        )],
+        [(header::SET_COOKIE, cleared_oidc_cookie(state, headers))],
         login_page(state, Some(&message)),
     )
         .into_response()
@@ -282,7 +269,8 @@ pub async fn logout(
     if let Err(r) = check_csrf(&viewer, &sent.csrf) {
         return r.into_response();
     }
-    if let Some(token) = session_token(&request_headers)
+    let cookies = Cookies::of(&state.settings.console, &request_headers);
+    if let Some(token) = cookies.session_token(&request_headers)
         && let Err(e) = sessions::sign_out(&state, &token).await
     {
         return super::layout::failure(e);
@@ -291,7 +279,7 @@ pub async fn logout(
     (
         [(
             header::SET_COOKIE,
-            session_cookie("", over_https(&request_headers), std::time::Duration::ZERO),
+            cookies.session("", std::time::Duration::ZERO),
         )],
         Redirect::to("/console/login"),
     )

@@ -30,10 +30,14 @@ async fn a_console_session_is_a_strict_cookie_and_ends_when_its_user_is_disabled
         .and_then(|v| v.to_str().ok())
         .expect("a session cookie")
         .to_owned();
+    assert!(
+        cookie.starts_with("__Host-callbackd_console="),
+        "over HTTPS the cookie carries the __Host- prefix: {cookie}"
+    );
     for attribute in [
         "HttpOnly",
         "SameSite=Strict",
-        "Path=/console",
+        "Path=/;",
         "Max-Age=28800",
         "Secure",
     ] {
@@ -86,6 +90,34 @@ async fn a_console_session_is_a_strict_cookie_and_ends_when_its_user_is_disabled
         after.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
         Some("/console/login")
     );
+}
+
+/// `console.secure_cookies`: the session cookie is prefixed and `Secure` without any proxy
+/// header, and a cookie without the prefix — which a plain-http page could have planted —
+/// is not a session.
+#[tokio::test]
+async fn with_secure_cookies_only_the_prefixed_cookie_is_a_session() {
+    let app = TestApp::spawn_with(|s| s.console.secure_cookies = true).await;
+    let session = session_of(&app, &app.admin).await;
+    let (name, value) = session.split_once('=').expect("name=value");
+    assert_eq!(name, "__Host-callbackd_console");
+    let page = |cookie: String| {
+        let url = format!("{}/console/callbacks", app.base);
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("page")
+        }
+    };
+    assert_eq!(page(session.clone()).await.status(), StatusCode::OK);
+    let bare = page(format!("callbackd_console={value}")).await;
+    assert_eq!(bare.status(), StatusCode::SEE_OTHER, "to the sign-in form");
 }
 
 #[tokio::test]
