@@ -116,13 +116,23 @@ pub enum UserCommand {
         /// Restrict the user to these skill ids (comma-separated or repeated); default: all.
         #[arg(long = "skill", value_delimiter = ',')]
         skills: Vec<String>,
+        /// The token stops working after this long (`90d`, `12h`, `30m`; one minute to ten
+        /// years); default: it does not expire. `user rotate-token` gives a new one.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<humantime::Duration>,
     },
     /// Disable a security user: its token stops working on every daemon within milliseconds.
     Disable { name: String },
     /// Enable a disabled security user again, with the token it had.
     Enable { name: String },
     /// Give a security user a new token (printed once); the old one stops working at once.
-    RotateToken { name: String },
+    RotateToken {
+        name: String,
+        /// The new token stops working after this long (`90d`, `12h`); default: it does not
+        /// expire.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<humantime::Duration>,
+    },
     /// List security users (never their tokens).
     List,
     /// Link a security user to a person at the console's identity provider (console.oidc,

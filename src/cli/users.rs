@@ -4,9 +4,12 @@
 use super::{CliError, UserCommand};
 use crate::app::App;
 use crate::app::sessions::SignInError;
+use std::time::Duration;
+
+use crate::app::users::Issued;
 use crate::app::{AppError, users};
 use crate::config::Settings;
-use crate::domain::{Permission, SkillId, Token};
+use crate::domain::{Permission, SkillId};
 use crate::store::Store;
 
 pub fn parse_permissions(names: &[String]) -> Result<Vec<Permission>, CliError> {
@@ -30,13 +33,15 @@ pub fn parse_permissions(names: &[String]) -> Result<Vec<Permission>, CliError> 
     Ok(permissions)
 }
 
-/// Creates the user and returns its token, which is stored only as a hash.
+/// Creates the user and returns its token, which is stored only as a hash and expires after
+/// `lifetime` when given.
 pub async fn add_user(
     store: &Store,
     name: &str,
     permissions: &[String],
     skills: &[String],
-) -> Result<Token, CliError> {
+    lifetime: Option<Duration>,
+) -> Result<Issued, CliError> {
     let permissions = parse_permissions(permissions)?;
     let skills: Vec<SkillId> = skills
         .iter()
@@ -46,7 +51,7 @@ pub async fn add_user(
         })
         .collect::<Result<_, _>>()?;
     let allowed = (!skills.is_empty()).then_some(skills.as_slice());
-    Ok(users::add(store, name, &permissions, allowed).await?)
+    Ok(users::add(store, name, &permissions, allowed, lifetime).await?)
 }
 
 /// Runs a `user` subcommand. `list` prints one tab-separated line per user (for scripts).
@@ -69,13 +74,22 @@ pub async fn run(store: &Store, settings: &Settings, command: UserCommand) -> Re
             name,
             permissions,
             skills,
+            expires_in,
         } => {
-            let token = add_user(store, &name, &permissions, &skills).await?;
+            let issued = add_user(
+                store,
+                &name,
+                &permissions,
+                &skills,
+                expires_in.map(Into::into),
+            )
+            .await?;
             eprintln!(
-                "security user `{}` created; its token (shown only now):",
-                name.trim()
+                "security user `{}` created; its token (shown only now){}:",
+                name.trim(),
+                until(&issued)
             );
-            println!("{}", token.expose());
+            println!("{}", issued.expose());
         }
         UserCommand::Disable { name } => {
             users::disable(store, &name).await.map_err(invalid)?;
@@ -85,12 +99,15 @@ pub async fn run(store: &Store, settings: &Settings, command: UserCommand) -> Re
             users::enable(store, &name).await.map_err(invalid)?;
             println!("security user `{name}` enabled");
         }
-        UserCommand::RotateToken { name } => {
-            let token = users::rotate_token(store, &name).await.map_err(invalid)?;
+        UserCommand::RotateToken { name, expires_in } => {
+            let issued = users::rotate_token(store, &name, expires_in.map(Into::into))
+                .await
+                .map_err(invalid)?;
             eprintln!(
-                "security user `{name}` has a new token (shown only now); the old one no longer works:"
+                "security user `{name}` has a new token (shown only now){}; the old one no longer works:",
+                until(&issued)
             );
-            println!("{}", token.expose());
+            println!("{}", issued.expose());
         }
         UserCommand::List => {
             for u in store.list_users().await? {
@@ -105,8 +122,15 @@ pub async fn run(store: &Store, settings: &Settings, command: UserCommand) -> Re
                 } else {
                     "enabled"
                 };
+                let expiry = match u.token_expires_at {
+                    Some(at) if at <= chrono::Utc::now() => {
+                        format!("token expired {}", at.to_rfc3339())
+                    }
+                    Some(at) => format!("token expires {}", at.to_rfc3339()),
+                    None => "token does not expire".to_owned(),
+                };
                 println!(
-                    "{}\t{status}\t{}\t{skills}",
+                    "{}\t{status}\t{}\t{skills}\t{expiry}",
                     u.name,
                     u.permissions.join(",")
                 );
@@ -114,6 +138,14 @@ pub async fn run(store: &Store, settings: &Settings, command: UserCommand) -> Re
         }
     }
     Ok(())
+}
+
+/// ", valid until …" for a token that expires.
+fn until(issued: &Issued) -> String {
+    issued
+        .expires_at
+        .map(|at| format!(", valid until {}", at.to_rfc3339()))
+        .unwrap_or_default()
 }
 
 /// The operator named a user that is not there: the command line's fault.

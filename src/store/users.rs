@@ -12,6 +12,7 @@ pub struct UserSummary {
     pub skill_ids: Option<Vec<i64>>,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -21,16 +22,18 @@ impl Store {
         token: &TokenHash,
         permissions: &[Permission],
         skills: Option<&[SkillId]>,
+        expires_at: Option<DateTime<Utc>>,
     ) -> Result<i64, StoreError> {
         let permissions: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
         let skills: Option<Vec<i64>> = skills.map(|s| s.iter().map(|id| id.get()).collect());
         sqlx::query_scalar!(
-            "INSERT INTO security_users (name, token_sha256, permissions, skill_ids)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO security_users (name, token_sha256, permissions, skill_ids, token_expires_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
             name,
             &token.0[..],
             &permissions as &[&str],
-            skills.as_deref()
+            skills.as_deref(),
+            expires_at
         )
         .fetch_one(&self.pool)
         .await
@@ -67,13 +70,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Replaces a user's token (the old one stops working on every daemon within
-    /// milliseconds). False when there is no such user.
-    pub async fn replace_token(&self, name: &str, token: &TokenHash) -> Result<bool, StoreError> {
+    /// Replaces a user's token and its expiry (the old one stops working on every daemon
+    /// within milliseconds). False when there is no such user.
+    pub async fn replace_token(
+        &self,
+        name: &str,
+        token: &TokenHash,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query!(
-            "UPDATE security_users SET token_sha256 = $2 WHERE name = $1",
+            "UPDATE security_users SET token_sha256 = $2, token_expires_at = $3 WHERE name = $1",
             name,
-            &token.0[..]
+            &token.0[..],
+            expires_at
         )
         .execute(&self.pool)
         .await?;
@@ -84,7 +93,7 @@ impl Store {
     pub async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
         let users = sqlx::query_as!(
             UserSummary,
-            "SELECT name, permissions, skill_ids, created_at, disabled_at
+            "SELECT name, permissions, skill_ids, created_at, disabled_at, token_expires_at
              FROM security_users ORDER BY name"
         )
         .fetch_all(&self.pool)
@@ -92,7 +101,8 @@ impl Store {
         Ok(users)
     }
 
-    /// The enabled security user holding this token, if any.
+    /// The enabled security user holding this token, if any and unexpired (a cached one is
+    /// served for at most a second past its expiry).
     pub async fn authenticate(
         &self,
         token: &TokenHash,
@@ -107,7 +117,8 @@ impl Store {
         let row = sqlx::query_as!(
             UserRow,
             "SELECT id, name, permissions, skill_ids FROM security_users
-             WHERE token_sha256 = $1 AND disabled_at IS NULL",
+             WHERE token_sha256 = $1 AND disabled_at IS NULL
+               AND (token_expires_at IS NULL OR token_expires_at > now())",
             &token.0[..]
         )
         .fetch_optional(&self.pool)

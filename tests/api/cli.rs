@@ -286,6 +286,107 @@ async fn rotate_token_replaces_the_token_and_enable_undoes_disable() {
     }
 }
 
+/// `--expires-in`: a token works until its expiry and not after; `user list` says which is
+/// which; a rotated token gets an expiry of its own; lifetimes out of range are refused.
+#[tokio::test]
+async fn a_token_with_an_expiry_stops_working_then() {
+    let app = TestApp::spawn().await;
+    let out = testkit::cli::run(
+        &app,
+        &[
+            "user",
+            "add",
+            "temp",
+            "--permission",
+            "all",
+            "--expires-in",
+            "1h",
+        ],
+    );
+    assert!(out.status.success(), "{}", testkit::cli::stderr(&out));
+    assert!(testkit::cli::stderr(&out).contains("valid until"));
+    let token = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert_eq!(
+        status_within(&app, &token, StatusCode::CREATED).await,
+        StatusCode::CREATED
+    );
+    let listed = |app: &TestApp| {
+        let out = testkit::cli::run(app, &["user", "list"]);
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .lines()
+            .find(|l| l.starts_with("temp\t"))
+            .expect("temp listed")
+            .to_owned()
+    };
+    assert!(
+        listed(&app).contains("\ttoken expires 20"),
+        "{}",
+        listed(&app)
+    );
+
+    // An hour later, as far as the database can tell.
+    sqlx::query("UPDATE security_users SET token_expires_at = now() - interval '1 second' WHERE name = 'temp'")
+        .execute(&app.pool)
+        .await
+        .expect("expired");
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    assert_eq!(
+        status_within(&app, &token, unauthorized).await,
+        unauthorized
+    );
+    assert!(
+        listed(&app).contains("\ttoken expired 20"),
+        "{}",
+        listed(&app)
+    );
+
+    let out = testkit::cli::run(
+        &app,
+        &["user", "rotate-token", "temp", "--expires-in", "90d"],
+    );
+    assert!(out.status.success(), "{}", testkit::cli::stderr(&out));
+    let new = String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_owned();
+    assert_eq!(
+        status_within(&app, &new, StatusCode::CREATED).await,
+        StatusCode::CREATED
+    );
+    let days: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM token_expires_at - now())::float8 / 86400 FROM security_users WHERE name = 'temp'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("expiry");
+    assert!((89.9..=90.0).contains(&days), "{days}");
+
+    for lifetime in ["10s", "20years", "soon"] {
+        let out = testkit::cli::run(
+            &app,
+            &[
+                "user",
+                "add",
+                "other",
+                "--permission",
+                "all",
+                "--expires-in",
+                lifetime,
+            ],
+        );
+        assert!(!out.status.success(), "{lifetime}");
+    }
+    let out = testkit::cli::run(&app, &["user", "list"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("other\t"),
+        "nothing written for a refused lifetime"
+    );
+}
+
 /// The status `token` gets for a create, asked until it is `want` or a second has passed
 /// (the daemon's cache of security users is dropped by a notification, and serves an entry
 /// for at most a second).

@@ -40,7 +40,7 @@ async fn the_primary_killed_under_load_and_the_replica_promoted_loses_nothing() 
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
     testkit::fixtures::seed_skill(&store).await;
-    let token = callbackd::cli::add_user(&store, "failover", &["all".into()], &[])
+    let token = callbackd::cli::add_user(&store, "failover", &["all".into()], &[], None)
         .await
         .expect("user")
         .expose()

@@ -211,7 +211,7 @@ async fn the_daemon_dispatches_end_to_end_over_tls_on_both_links() {
     let base = format!("http://{}", app.local_addr());
     let store = app.store().clone();
     testkit::fixtures::seed_skill(&store).await;
-    let token = callbackd::cli::add_user(&store, "tls", &["all".into()], &[])
+    let token = callbackd::cli::add_user(&store, "tls", &["all".into()], &[], None)
         .await
         .expect("user")
         .expose()

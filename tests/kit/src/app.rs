@@ -134,7 +134,7 @@ impl TestApp {
             .await
             .expect("test pool");
         seed_directory(&store).await;
-        let admin = cli::add_user(&store, "admin", &["all".into()], &[])
+        let admin = cli::add_user(&store, "admin", &["all".into()], &[], None)
             .await
             .expect("admin user")
             .expose()
@@ -182,7 +182,7 @@ impl TestApp {
     pub async fn token(&self, name: &str, permissions: &[&str], skills: &[i64]) -> String {
         let permissions: Vec<String> = permissions.iter().map(|p| p.to_string()).collect();
         let skills: Vec<String> = skills.iter().map(|s| s.to_string()).collect();
-        cli::add_user(&self.store, name, &permissions, &skills)
+        cli::add_user(&self.store, name, &permissions, &skills, None)
             .await
             .expect("user created")
             .expose()
