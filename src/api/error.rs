@@ -163,6 +163,10 @@ impl From<crate::app::AppError> for ApiError {
             AppError::Conflict(message) => Self::conflict(message),
             AppError::SlotFull(start) => StoreError::SlotFull(start).into(),
             AppError::Store(e) => e.into(),
+            AppError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                Self::internal()
+            }
         }
     }
 }

@@ -165,3 +165,26 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for QueryParams<T> {
             .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
     }
 }
+
+/// The request's `Idempotency-Key` with the body's digest; none without the header, 400 for
+/// a bad one.
+pub fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    digest: [u8; 32],
+) -> Result<Option<crate::app::IdempotencyKey>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+        })?;
+    Ok(Some(crate::app::IdempotencyKey {
+        key: key.to_owned(),
+        request_sha256: digest,
+    }))
+}

@@ -127,7 +127,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 .patch(callbacks::update)
                 .delete(callbacks::cancel),
         )
-        .route("/v1/callbacks/bulk", post(callbacks::bulk))
+        .route(
+            "/v1/callbacks/bulk",
+            post(callbacks::bulk).get(callbacks::bulk_changes),
+        )
+        .route("/v1/callbacks/bulk/{id}", get(callbacks::bulk_change))
         .route("/v1/callbacks/{id}/events", get(callbacks::events))
         .route("/v1/callbacks/{id}/outcomes", post(callbacks::outcome))
         .route(

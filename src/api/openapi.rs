@@ -46,6 +46,8 @@ pub const BEARER: &str = "bearer";
         callbacks::events,
         callbacks::outcome,
         callbacks::bulk,
+        callbacks::bulk_change,
+        callbacks::bulk_changes,
         super::availability::availability,
         directory::put_skill,
         directory::get_skill,

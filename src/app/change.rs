@@ -1,12 +1,12 @@
-//! Changing pending callbacks: reschedule, reassign, notes, expiry (one), cancel (one), and
-//! a bulk change, which is a loop over the same two functions.
+//! Changing pending callbacks: reschedule, reassign, notes, expiry, cancel — one at a time
+//! (a bulk change, `super::bulk`, is a loop over the same steps).
 
-use super::{App, AppError, Selection, require};
+use super::{App, AppError, require};
 use crate::domain::{
-    AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, RawId, ResultCode,
-    SecurityUser, check_reason, plan_change,
+    AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, SecurityUser,
+    check_reason, plan_change,
 };
-use crate::store::{CallbackChange, CallbackFilter};
+use crate::store::CallbackChange;
 
 /// Why a person changed or cancelled a callback, and whether the delivery asks for it: a
 /// change made by hand (console, CLI) or in bulk must say why, a script's need not.
@@ -31,7 +31,7 @@ impl<'a> Why<'a> {
         }
     }
 
-    fn check(self) -> Result<Option<String>, AppError> {
+    pub(super) fn check(self) -> Result<Option<String>, AppError> {
         Ok(check_reason(self.reason, self.required)?)
     }
 }
@@ -90,7 +90,10 @@ pub(super) async fn locked(
 }
 
 /// Only a pending callback can be changed or cancelled.
-fn pending(locked: CallbackChange, verb: &'static str) -> Result<CallbackChange, AppError> {
+pub(super) fn pending(
+    locked: CallbackChange,
+    verb: &'static str,
+) -> Result<CallbackChange, AppError> {
     if locked.record.state == CallbackState::Pending {
         Ok(locked)
     } else {
@@ -104,7 +107,7 @@ fn pending(locked: CallbackChange, verb: &'static str) -> Result<CallbackChange,
 
 /// Plans a change of the locked, pending callback and applies it, unless it changes
 /// nothing (then the lock is let go and nothing is written).
-async fn apply_change(
+pub(super) async fn apply_change(
     app: &App,
     mut locked: CallbackChange,
     input: &ChangeInput,
@@ -130,176 +133,4 @@ async fn apply_change(
     }
     changes.reason = reason;
     Ok(locked.apply(&changes, actor).await?)
-}
-
-/// What a bulk change does to each pending callback it selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BulkAction {
-    Cancel,
-    /// To `schedule_date` (read in `time_zone`, else the contact's zone).
-    Reschedule,
-    /// To `target_agent_id` (`None`, or an empty id: back to the skill).
-    Reassign,
-}
-
-/// A bulk change as a caller asks for it.
-#[derive(Debug, Clone)]
-pub struct BulkChange<'a> {
-    pub action: BulkAction,
-    pub selection: Selection<'a>,
-    pub reason: Option<&'a str>,
-    pub schedule_date: Option<String>,
-    pub time_zone: Option<String>,
-    pub target_agent_id: Option<Option<RawId>>,
-    /// Count only: say how many would change, change nothing.
-    pub dry_run: bool,
-}
-
-/// One callback a bulk change could not change, and why.
-#[derive(Debug)]
-pub struct BulkRefusal {
-    pub callback_id: CallbackId,
-    pub result: ResultCode,
-    pub message: String,
-}
-
-/// What a bulk change did (or, dry, would do).
-#[derive(Debug)]
-pub struct BulkReport {
-    pub dry_run: bool,
-    /// Callbacks the filter selects.
-    pub matched: usize,
-    /// Changed (dry: pending, so would be changed).
-    pub changed: usize,
-    /// Not changed: not pending (or no longer), or refused by a rule.
-    pub skipped: usize,
-    /// The first refusals by a rule.
-    pub refused: Vec<BulkRefusal>,
-}
-
-/// Callbacks one bulk change may select at most: a larger selection is refused (narrow the
-/// filter), so that one request stays within the request time limit.
-pub const BULK_MAX: u32 = 10_000;
-/// Refusals listed in a bulk report at most.
-const BULK_REFUSALS_SHOWN: usize = 20;
-
-/// Cancels, reschedules or reassigns every pending callback a selection holds, each under
-/// its own lock and in its own transaction, with its own event carrying the reason — the
-/// same steps as [`change`] and [`cancel`].
-pub async fn change_many(
-    app: &App,
-    user: &SecurityUser,
-    req: BulkChange<'_>,
-) -> Result<BulkReport, AppError> {
-    require(
-        user,
-        match req.action {
-            BulkAction::Cancel => Permission::CallbacksCancel,
-            BulkAction::Reschedule | BulkAction::Reassign => Permission::CallbacksUpdate,
-        },
-    )?;
-    let reason = Why::required(req.reason).check()?;
-    let input = match req.action {
-        BulkAction::Cancel => None,
-        BulkAction::Reschedule => Some(ChangeInput {
-            schedule_date: Some(
-                req.schedule_date
-                    .ok_or_else(|| AppError::unacceptable("reschedule needs a scheduleDate"))?,
-            ),
-            time_zone: req.time_zone,
-            ..ChangeInput::default()
-        }),
-        BulkAction::Reassign => Some(ChangeInput {
-            target_agent_id: Some(req.target_agent_id.ok_or_else(|| {
-                AppError::unacceptable("reassign needs a targetAgentId (\"\" or null: the skill)")
-            })?),
-            ..ChangeInput::default()
-        }),
-    };
-    // The first rules (a bad agent id, a time zone without a date) fail every callback alike.
-    let target_agent = input.as_ref().map(ChangeInput::requested).transpose()?;
-    let selected = app
-        .store
-        .list_callback_states(&CallbackFilter {
-            limit: BULK_MAX + 1,
-            ..req.selection.filter(user)?
-        })
-        .await?;
-    if selected.len() > BULK_MAX as usize {
-        return Err(AppError::unacceptable(format!(
-            "the filter selects more than {BULK_MAX} callbacks; narrow it (by skill, agent or due range)"
-        )));
-    }
-    let matched = selected.len();
-    let pending: Vec<CallbackId> = selected
-        .iter()
-        .filter(|(_, state)| *state == CallbackState::Pending)
-        .map(|(id, _)| *id)
-        .collect();
-    if req.dry_run {
-        return Ok(BulkReport {
-            dry_run: true,
-            matched,
-            changed: pending.len(),
-            skipped: matched - pending.len(),
-            refused: Vec::new(),
-        });
-    }
-    let mut changed = 0;
-    let mut refused = Vec::new();
-    let mut refused_count = 0;
-    for id in pending {
-        let done = match &input {
-            None => bulk_cancel(app, user, id, reason.as_deref()).await,
-            Some(input) => bulk_change(app, user, id, input, target_agent.flatten(), &reason).await,
-        };
-        match done {
-            Ok(()) => changed += 1,
-            // No longer pending (dispatched or changed meanwhile): skipped.
-            Err(AppError::NoSuchCallback(_) | AppError::NotPending { .. }) => {}
-            Err(AppError::Store(e)) => return Err(AppError::Store(e)),
-            Err(e) => {
-                refused_count += 1;
-                if refused.len() < BULK_REFUSALS_SHOWN {
-                    refused.push(BulkRefusal {
-                        callback_id: id,
-                        result: e.code(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    tracing::info!(matched, changed, refused = refused_count, security_user = %user.name, "bulk change");
-    Ok(BulkReport {
-        dry_run: false,
-        matched,
-        changed,
-        skipped: matched - changed,
-        refused,
-    })
-}
-
-async fn bulk_cancel(
-    app: &App,
-    user: &SecurityUser,
-    id: CallbackId,
-    reason: Option<&str>,
-) -> Result<(), AppError> {
-    let locked = pending(locked(app, user, id).await?, "cancelled")?;
-    locked.cancel(&user.name, reason).await?;
-    Ok(())
-}
-
-async fn bulk_change(
-    app: &App,
-    user: &SecurityUser,
-    id: CallbackId,
-    input: &ChangeInput,
-    target_agent: Option<Option<AgentId>>,
-    reason: &Option<String>,
-) -> Result<(), AppError> {
-    let locked = pending(locked(app, user, id).await?, "changed")?;
-    apply_change(app, locked, input, target_agent, reason.clone(), &user.name).await?;
-    Ok(())
 }

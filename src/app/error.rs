@@ -46,6 +46,9 @@ pub enum AppError {
     /// apply to).
     #[error("{0}")]
     Conflict(String),
+    /// A piece of the daemon's own work failed (a task that panicked): a defect, logged.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A full slot (the create or change is not stored).
     #[error("scheduleDate: the slot starting {} is full", .0.to_rfc3339())]
     SlotFull(DateTime<Utc>),
@@ -79,7 +82,8 @@ impl AppError {
             | Self::Malformed(_)
             | Self::Conflict(_)
             | Self::TooMany { .. }
-            | Self::Store(_) => ResultCode::Default,
+            | Self::Store(_)
+            | Self::Internal(_) => ResultCode::Default,
         }
     }
 }

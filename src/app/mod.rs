@@ -9,6 +9,7 @@
 //!
 //! **Architecture invariant:** a delivery module never writes through `store` itself.
 
+mod bulk;
 mod change;
 pub mod directory;
 pub mod dnc;
@@ -25,10 +26,12 @@ pub mod users;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use crate::store::BulkRefusal;
 pub use crate::store::IdempotencyKey;
-pub use change::{
-    BULK_MAX, BulkAction, BulkChange, BulkRefusal, BulkReport, Why, cancel, change, change_many,
+pub use bulk::{
+    BULK_MAX, BulkAction, BulkChange, BulkReport, BulkState, bulk_report, bulk_reports, change_many,
 };
+pub use change::{Why, cancel, change};
 pub use error::{AppError, require, require_skill};
 pub use guard::{TokenLookups, authenticate};
 pub use outcome::{

@@ -154,7 +154,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
             .then(|| Some(RawId(sent.target_agent_id.clone().unwrap_or_default()))),
         dry_run: !confirmed,
     };
-    let answer: BulkReport = match app::change_many(&state, &viewer.user, request).await {
+    let answer: BulkReport = match app::change_many(&state, &viewer.user, request, None).await {
         Ok(answer) => answer,
         Err(e @ AppError::Store(_)) => return failure(e),
         Err(e) => {

@@ -101,7 +101,7 @@ pub(super) fn status_of(e: &AppError) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -117,6 +117,10 @@ pub(super) fn failure(err: impl Into<AppError>) -> Response {
         }
         AppError::Store(cause) => {
             tracing::error!(error = %cause, "store error");
+            "internal error; the daemon's log has the details".to_owned()
+        }
+        AppError::Internal(cause) => {
+            tracing::error!(error = %cause, "internal error");
             "internal error; the daemon's log has the details".to_owned()
         }
         AppError::Refused(_) | AppError::Invalid { .. } | AppError::SlotFull(_) => {

@@ -16,7 +16,7 @@ use super::{
 };
 
 /// The result branches a calling script can take (the spec's names, verbatim).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResultCode {
     Success,
     InvalidSecurityUser,

@@ -4,6 +4,7 @@
 //! **Architecture invariant:** only `store` knows sqlx types; callers get domain types and
 //! [`StoreError`].
 
+mod bulk;
 mod cache;
 mod change;
 mod create;
@@ -28,6 +29,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseSettings;
 
+pub use bulk::{BulkBegun, BulkProgress, BulkRecord, BulkRefusal, NewBulk};
 pub use change::CallbackChange;
 pub use create::{IdempotencyKey, Inserted, NewCreate};
 pub use directory::ImportSummary;

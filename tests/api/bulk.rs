@@ -264,3 +264,126 @@ async fn cancel_with_a_reason_records_it() {
     assert_result(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "Default");
     assert_eq!(app.get_callback(&other).await["state"], "pending");
 }
+
+/// A bulk change whose request ends first (here its time limit, 408) goes on to the end;
+/// the client learns where it stands by repeating the request with its Idempotency-Key, or
+/// by the change's id from its list — and nothing is changed twice.
+#[tokio::test]
+async fn a_bulk_change_outlives_its_request_and_reports_its_progress() {
+    let app = TestApp::spawn_with(|s| s.api.request_timeout_ms = 300).await;
+    app.insert_due(3000, None).await;
+    let body = json!({"filter": {"skillId": SKILL.to_string()}, "action": "cancel", "reason": "site closed"});
+    let send = |key: &'static str, body: Value| {
+        let client = app.client.clone();
+        let url = format!("{}/v1/callbacks/bulk", app.base);
+        let token = app.admin.clone();
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status();
+            let replayed = r.headers().contains_key("idempotent-replayed");
+            (status, replayed, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, _, timed_out) = send("storm-1", body.clone()).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{timed_out}");
+
+    // The same request again: the change that key began, not a second one.
+    let (status, replayed, progress) = send("storm-1", body.clone()).await;
+    assert!(replayed, "{progress}");
+    assert!(
+        matches!(
+            (status, progress["state"].as_str()),
+            (StatusCode::ACCEPTED, Some("running")) | (StatusCode::OK, Some("done"))
+        ),
+        "{status} {progress}"
+    );
+    assert_eq!(progress["matched"], 3000);
+    let changed = progress["changed"].as_u64().expect("changed");
+    assert_eq!(
+        progress["remaining"].as_u64(),
+        Some(3000 - changed - progress["skipped"].as_u64().expect("skipped"))
+    );
+    let id = progress["bulkId"].as_str().expect("an id").to_owned();
+
+    // Its id is in the caller's list; reading it shows it to the end.
+    let (status, list) = app
+        .call(Method::GET, "/v1/callbacks/bulk", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["bulkChanges"][0]["bulkId"], id.as_str());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let done = loop {
+        let (status, now) = app
+            .call(
+                Method::GET,
+                &format!("/v1/callbacks/bulk/{id}"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{now}");
+        assert!(
+            now["changed"].as_u64() >= Some(changed),
+            "progress only grows"
+        );
+        if now["state"] == "done" {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not done within a minute: {now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (
+            done["changed"].as_u64(),
+            done["skipped"].as_u64(),
+            done["remaining"].as_u64()
+        ),
+        (Some(3000), Some(0), Some(0)),
+        "{done}"
+    );
+    assert!(done["finishedAt"].is_string(), "{done}");
+    assert_eq!(app.states().await.get("cancelled"), Some(&3000));
+
+    // Once done, a repeat answers the finished change (200) and changes nothing more.
+    let (status, replayed, again) = send("storm-1", body.clone()).await;
+    assert_eq!((status, replayed), (StatusCode::OK, true), "{again}");
+    assert_eq!(again["bulkId"], id.as_str());
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM callback_events WHERE kind = 'cancelled'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("events");
+    assert_eq!(events, 3000, "one event per callback, none twice");
+
+    // The key belongs to that change: another body under it is refused.
+    let mut other = body.clone();
+    other["reason"] = json!("something else");
+    let (status, _, refused) = send("storm-1", other).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
+    // Another user does not see it.
+    let reader = app.token("reader", &["callbacks:read"], &[]).await;
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/v1/callbacks/bulk/{id}"),
+            Some(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = app
+        .call(Method::GET, "/v1/callbacks/bulk", Some(&reader), None)
+        .await;
+    assert_eq!(theirs["bulkChanges"], json!([]));
+}

@@ -7,10 +7,12 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 21] = [
+const ROUTES: [(&str, &str); 23] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
+    ("get", "/v1/callbacks/bulk"),
+    ("get", "/v1/callbacks/bulk/{id}"),
     ("get", "/v1/callbacks/{id}"),
     ("patch", "/v1/callbacks/{id}"),
     ("delete", "/v1/callbacks/{id}"),

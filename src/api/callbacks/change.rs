@@ -3,13 +3,11 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::views::{
-    BulkAnswer, BulkRefusal, BulkRequest, CallbackView, CancelQuery, OutcomeAnswer, UpdateRequest,
-};
+use super::views::{CallbackView, CancelQuery, OutcomeAnswer, UpdateRequest};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ResultCode};
 use crate::api::extract::{Caller, JsonBody, PathParam, QueryParams};
-use crate::app::{self, Applied, OutcomeReport, Selection, Why};
+use crate::app::{self, Applied, OutcomeReport, Why};
 use crate::domain::{CallbackId, ChangeInput};
 
 /// `PATCH /v1/callbacks/{id}`: reschedule, change notes or target while pending.
@@ -114,67 +112,4 @@ pub async fn cancel(
 ) -> Result<Json<CallbackView>, ApiError> {
     let cancelled = app::cancel(&state, &caller.0, id, Why::optional(q.reason.as_deref())).await?;
     Ok(Json(cancelled.into()))
-}
-
-/// `POST /v1/callbacks/bulk`: cancel, reschedule or reassign every pending callback a
-/// filter selects, each in its own transaction with its own event (carrying the reason),
-/// through the same rules as a single change.
-#[utoipa::path(
-    post,
-    path = "/v1/callbacks/bulk",
-    operation_id = "bulkChange",
-    tag = "callbacks",
-    security(("bearer" = [])),
-    request_body = BulkRequest,
-    responses(
-        (status = 200, description = "Success: how many matched, changed and were skipped", body = BulkAnswer),
-        (status = 400, description = "Default: malformed JSON, or a bad filter value"),
-        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
-        (status = 403, description = "InvalidSecurityUser: lacks callbacks:cancel (cancel) or callbacks:update, or names a skill it may not use"),
-        (status = 422, description = "Default: no reason, an action without what it needs, or more than 10,000 callbacks selected; InvalidScheduleDate or InvalidTargetAgentId when the new value is wrong for every callback"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(action = ?body.value.action))]
-pub async fn bulk(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: JsonBody<BulkRequest>,
-) -> Result<Json<BulkAnswer>, ApiError> {
-    let req = body.value;
-    let report = app::change_many(
-        &state,
-        &caller.0,
-        app::BulkChange {
-            action: req.action.into(),
-            selection: Selection {
-                state: req.filter.state.as_deref(),
-                skill_id: req.filter.skill_id.as_deref(),
-                agent_id: req.filter.agent_id.as_deref(),
-                due_before: req.filter.due_before.as_deref(),
-                due_after: req.filter.due_after.as_deref(),
-            },
-            reason: req.reason.as_deref(),
-            schedule_date: req.schedule_date,
-            time_zone: req.time_zone,
-            target_agent_id: req.target_agent_id,
-            dry_run: req.dry_run,
-        },
-    )
-    .await?;
-    Ok(Json(BulkAnswer {
-        result: ResultCode::Success,
-        dry_run: report.dry_run,
-        matched: report.matched,
-        changed: report.changed,
-        skipped: report.skipped,
-        refused: report
-            .refused
-            .into_iter()
-            .map(|r| BulkRefusal {
-                callback_id: r.callback_id,
-                result: r.result,
-                message: r.message,
-            })
-            .collect(),
-    }))
 }

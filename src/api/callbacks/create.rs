@@ -8,30 +8,9 @@ use axum::response::{IntoResponse, Response};
 use super::views::{CreateRequest, CreatedAnswer};
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::api::extract::{Caller, JsonBody};
-use crate::app::{self, Created, IdempotencyKey};
+use crate::api::extract::{Caller, JsonBody, idempotency_key};
+use crate::app::{self, Created};
 use crate::domain::{CreateInput, Permission};
-
-fn idempotency_key(
-    headers: &HeaderMap,
-    digest: [u8; 32],
-) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = raw
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| {
-            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
-        })?;
-    Ok(Some(IdempotencyKey {
-        key: key.to_owned(),
-        request_sha256: digest,
-    }))
-}
 
 /// `POST /v1/callbacks`: validates in the spec's order of result codes and stores the
 /// callback as pending.

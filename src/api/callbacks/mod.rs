@@ -2,11 +2,13 @@
 //! short sequence — authenticate, look up, decide (in `domain`), store, answer — and
 //! errors become HTTP answers in one place (`api::error`).
 
+mod bulk;
 mod change;
 mod create;
 mod read;
 pub mod views;
 
+pub use bulk::*;
 pub use change::*;
 pub use create::*;
 pub use read::*;

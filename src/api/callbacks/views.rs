@@ -272,7 +272,7 @@ mod tests {
 }
 
 /// What a bulk change does to each pending callback it selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkAction {
     /// Cancel it (permission `callbacks:cancel`).
@@ -289,6 +289,17 @@ impl From<BulkAction> for crate::app::BulkAction {
             BulkAction::Cancel => Self::Cancel,
             BulkAction::Reschedule => Self::Reschedule,
             BulkAction::Reassign => Self::Reassign,
+        }
+    }
+}
+
+impl From<crate::app::BulkAction> for BulkAction {
+    fn from(action: crate::app::BulkAction) -> Self {
+        use crate::app::BulkAction as A;
+        match action {
+            A::Cancel => Self::Cancel,
+            A::Reschedule => Self::Reschedule,
+            A::Reassign => Self::Reassign,
         }
     }
 }
@@ -342,11 +353,31 @@ pub struct BulkRefusal {
     pub message: String,
 }
 
-/// What a bulk change did (or, with `dryRun`, would do).
+/// Where a bulk change stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkStateView {
+    /// Still going through its selection (progress so far).
+    Running,
+    /// Gone through all of it.
+    Done,
+    /// Its daemon stopped before the end: what it changed is changed, the rest is not
+    /// (repeat the change, with a new Idempotency-Key, to go on).
+    Interrupted,
+}
+
+/// What a bulk change did (or, with `dryRun`, would do), or has done so far.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkAnswer {
     pub result: ResultCode,
+    /// The change's id, to read where it stands (`GET /v1/callbacks/bulk/{bulkId}`); absent
+    /// for a dry run, which is not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub bulk_id: Option<uuid::Uuid>,
+    pub state: BulkStateView,
+    pub action: BulkAction,
     pub dry_run: bool,
     /// Callbacks the filter selects.
     pub matched: usize,
@@ -354,6 +385,55 @@ pub struct BulkAnswer {
     pub changed: usize,
     /// Not changed: not pending (or no longer), or refused by a rule (see `refused`).
     pub skipped: usize,
+    /// Selected callbacks not yet gone through (0 once done).
+    pub remaining: usize,
+    /// How many a rule refused (counted in `skipped`).
+    pub refused_count: usize,
     /// The first refusals by a rule (at most 20), with the result code each would get.
     pub refused: Vec<BulkRefusal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<crate::app::BulkReport> for BulkAnswer {
+    fn from(report: crate::app::BulkReport) -> Self {
+        use crate::app::BulkState;
+        BulkAnswer {
+            result: ResultCode::Success,
+            bulk_id: report.id,
+            state: match report.state {
+                BulkState::Running => BulkStateView::Running,
+                BulkState::Done => BulkStateView::Done,
+                BulkState::Interrupted => BulkStateView::Interrupted,
+            },
+            action: report.action.into(),
+            dry_run: report.dry_run,
+            matched: report.matched,
+            changed: report.changed,
+            skipped: report.skipped,
+            remaining: report.remaining(),
+            refused_count: report.refused_count,
+            refused: report
+                .refused
+                .into_iter()
+                .map(|r| BulkRefusal {
+                    callback_id: r.callback_id,
+                    result: r.result,
+                    message: r.message,
+                })
+                .collect(),
+            started_at: report.started_at,
+            finished_at: report.finished_at,
+        }
+    }
+}
+
+/// The caller's latest bulk changes, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkListAnswer {
+    pub result: ResultCode,
+    pub bulk_changes: Vec<BulkAnswer>,
 }
