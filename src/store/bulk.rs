@@ -158,19 +158,10 @@ impl Store {
         let Some(key) = key else {
             return Ok(None);
         };
-        sqlx::query_as!(
-            BulkRow,
-            r#"SELECT id, request_sha256, action, reason, matched, changed, skipped,
-                      refused_count, refused, started_at, updated_at, finished_at,
-                      now() AS "read_at!"
-               FROM bulk_changes WHERE security_user_id = $1 AND idempotency_key = $2"#,
-            security_user_id,
-            key
-        )
-        .fetch_optional(&self.pool)
-        .await?
-        .map(BulkRecord::try_from)
-        .transpose()
+        Ok(self
+            .select_bulks(security_user_id, None, Some(key), 1)
+            .await?
+            .pop())
     }
 
     /// Writes where a bulk change stands; `finished` once it has gone through its selection.
@@ -205,19 +196,10 @@ impl Store {
         security_user_id: i64,
         id: Uuid,
     ) -> Result<Option<BulkRecord>, StoreError> {
-        sqlx::query_as!(
-            BulkRow,
-            r#"SELECT id, request_sha256, action, reason, matched, changed, skipped,
-                      refused_count, refused, started_at, updated_at, finished_at,
-                      now() AS "read_at!"
-               FROM bulk_changes WHERE security_user_id = $1 AND id = $2"#,
-            security_user_id,
-            id
-        )
-        .fetch_optional(&self.pool)
-        .await?
-        .map(BulkRecord::try_from)
-        .transpose()
+        Ok(self
+            .select_bulks(security_user_id, Some(id), None, 1)
+            .await?
+            .pop())
     }
 
     /// The user's latest bulk changes, newest first.
@@ -226,14 +208,30 @@ impl Store {
         security_user_id: i64,
         limit: u32,
     ) -> Result<Vec<BulkRecord>, StoreError> {
+        self.select_bulks(security_user_id, None, None, limit).await
+    }
+
+    /// The user's bulk changes, newest first: one by id, one by key, or the latest.
+    async fn select_bulks(
+        &self,
+        security_user_id: i64,
+        id: Option<Uuid>,
+        key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<BulkRecord>, StoreError> {
         sqlx::query_as!(
             BulkRow,
             r#"SELECT id, request_sha256, action, reason, matched, changed, skipped,
                       refused_count, refused, started_at, updated_at, finished_at,
                       now() AS "read_at!"
-               FROM bulk_changes WHERE security_user_id = $1
-               ORDER BY started_at DESC LIMIT $2"#,
+               FROM bulk_changes
+               WHERE security_user_id = $1
+                 AND ($2::uuid IS NULL OR id = $2)
+                 AND ($3::text IS NULL OR idempotency_key = $3)
+               ORDER BY started_at DESC LIMIT $4"#,
             security_user_id,
+            id,
+            key,
             i64::from(limit)
         )
         .fetch_all(&self.pool)
