@@ -30,6 +30,7 @@ fn rules() -> ScheduleRules {
         past_grace: Duration::minutes(5),
         horizon: Duration::days(366),
         default_region: Region::US,
+        admission: callbackd::domain::NumberAdmission::default(),
     }
 }
 

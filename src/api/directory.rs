@@ -49,6 +49,19 @@ pub struct SkillView {
     slot_capacity: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     slot_capacity_by_hour: Option<std::collections::BTreeMap<String, u32>>,
+    /// The country national numbers are read in (ISO 3166).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_region: Option<String>,
+    /// The number customers see, for callbacks that name none (E.164).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller_id: Option<String>,
+    /// `allow`, `existing` or `refuse`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duplicate_policy: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_pending_per_number: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_creates_per_number_per_day: Option<u32>,
 }
 
 impl From<Skill> for SkillView {
@@ -71,6 +84,16 @@ impl From<Skill> for SkillView {
             slot_minutes: skill.policy.slots.as_ref().map(|p| p.minutes),
             slot_capacity: skill.policy.slots.as_ref().map(|p| p.capacity),
             slot_capacity_by_hour: skill.policy.slots.as_ref().and_then(|p| p.by_hour_json()),
+            default_region: skill.policy.routing.default_region.map(|r| r.as_ref().to_owned()),
+            caller_id: skill
+                .policy
+                .routing
+                .caller_id
+                .as_ref()
+                .map(|n| n.as_str().to_owned()),
+            duplicate_policy: skill.policy.routing.duplicate_policy.map(|p| p.as_str()),
+            max_pending_per_number: skill.policy.routing.max_pending_per_number,
+            max_creates_per_number_per_day: skill.policy.routing.max_creates_per_number_per_day,
         }
     }
 }

@@ -406,6 +406,24 @@ pub struct SkillBody {
     /// Capacity by hour of the week (local), over `slotCapacity`: `{"mon 09": 12, "sat 10": 2}`.
     #[schema(value_type = Option<Object>, example = json!({"mon 09": 12, "sat 10": 2}))]
     slot_capacity_by_hour: Option<std::collections::BTreeMap<String, u32>>,
+    /// ISO 3166 country code (`GB`) a national number of this skill's callbacks is read in;
+    /// default `schedule.default_region`.
+    #[schema(example = "GB", min_length = 2, max_length = 2)]
+    default_region: Option<String>,
+    /// The number customers see when called, for callbacks that name no `callerId`.
+    #[schema(example = "+442071838750")]
+    caller_id: Option<String>,
+    /// What a create for a number that already has a pending callback in this skill gets:
+    /// `allow` another, `existing` the pending one (200, nothing written), `refuse`
+    /// (InvalidPhoneNumber); default `schedule.duplicate_policy`.
+    #[schema(value_type = Option<String>, pattern = "^(allow|existing|refuse)$")]
+    duplicate_policy: Option<String>,
+    /// Pending callbacks one number may have in this skill at once.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_pending_per_number: Option<u32>,
+    /// Creates one number may have in this skill per calendar day of its time zone.
+    #[schema(minimum = 1, maximum = 2147483647)]
+    max_creates_per_number_per_day: Option<u32>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -484,7 +502,9 @@ mod tests {
             "retryBackoffSeconds": [600], "maxAttempts": 3, "agentFallbackSeconds": 900,
             "defaultTtlSeconds": 86400, "outcomeDeadlineSeconds": 86400,
             "maxInFlight": 20, "maxPerMinute": 60,
-            "slotMinutes": 15, "slotCapacity": 5, "slotCapacityByHour": {"mon 09": 8}
+            "slotMinutes": 15, "slotCapacity": 5, "slotCapacityByHour": {"mon 09": 8},
+            "defaultRegion": "GB", "callerId": "+442071838750", "duplicatePolicy": "existing",
+            "maxPendingPerNumber": 2, "maxCreatesPerNumberPerDay": 5
         });
         serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
         serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
@@ -498,7 +518,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 17), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 22), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

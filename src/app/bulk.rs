@@ -198,7 +198,7 @@ pub async fn change_many(
         .store
         .list_callback_states(&CallbackFilter {
             limit: BULK_MAX + 1,
-            ..req.selection.filter(user)?
+            ..req.selection.filter(user, app.rules.default_region)?
         })
         .await?;
     if selected.len() > BULK_MAX as usize {

@@ -12,7 +12,7 @@ use crate::domain::{
     CallbackId, CreateInput, NewCallback, Permission, ResultCode, SLOT_SEARCH, SecurityUser, Skill,
     Slot, SlotPolicy, plan_create, replan_full,
 };
-use crate::store::{Booked, IdempotencyKey, Inserted, NewCreate, StoreError};
+use crate::store::{AdmittedCreate, Booked, IdempotencyKey, Inserted, NewCreate, StoreError};
 
 /// The answer to a successful create: stored with its idempotency key and replayed as is.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,9 @@ pub enum Created {
     New(Receipt),
     /// A repeat of an earlier request with the same key and body: its answer, unchanged.
     Replayed(serde_json::Value),
+    /// The number's pending callback in the skill (`duplicatePolicy` `existing`), answered
+    /// instead; nothing was written.
+    Existing { receipt: Receipt, message: String },
 }
 
 /// Schedules a callback for `user`. `nearest`: a full slot moves the create to the nearest
@@ -55,7 +58,15 @@ pub async fn schedule(
     let nearest = input.nearest_slot;
     let requested = input.requested()?;
     require_skill(user, requested.skill_id)?;
-    let phone = input.phone_number(&app.rules);
+    // National numbers are read in the skill's region (its rules come from the cache).
+    let region = app
+        .store
+        .skill(requested.skill_id)
+        .await?
+        .map_or(app.rules.default_region, |s| {
+            s.policy.routing.region(&app.rules)
+        });
+    let phone = input.phone_number(region);
     let context = app
         .store
         .create_context(
@@ -74,6 +85,11 @@ pub async fn schedule(
     )?;
     let route = callback.route().kind();
     let skill_id = callback.skill_id;
+    let admission = context
+        .skill
+        .as_ref()
+        .map(|s| s.policy.routing.admission(&app.rules))
+        .unwrap_or_default();
     let key = idempotency.as_ref().map(|k| k.key.clone());
     let (receipt, inserted) = match (&callback.slot, &context.skill) {
         (Some(_), Some(skill)) => {
@@ -84,6 +100,25 @@ pub async fn schedule(
                 "callback {} has a slot but no skill",
                 callback.id
             ))));
+        }
+        (None, skill) if !admission.is_open() => {
+            let zone = skill
+                .as_ref()
+                .and_then(|s| s.time_zone)
+                .unwrap_or(app.rules.default_time_zone);
+            let day = context.now.with_timezone(&zone).date_naive();
+            let number = callback.phone_number.clone();
+            let (create, receipt) = new_create(callback, user, idempotency)?;
+            let admitted = app
+                .store
+                .insert_admitted(&create, day, |facts| {
+                    admission.judge(&number, skill_id, facts)
+                })
+                .await??;
+            match admitted {
+                AdmittedCreate::Inserted(inserted) => (receipt, inserted),
+                AdmittedCreate::Existing(id) => return existing(app, id, &number).await,
+            }
         }
         (None, _) => {
             let (create, receipt) = new_create(callback, user, idempotency)?;
@@ -111,6 +146,33 @@ pub async fn schedule(
         Inserted::Replayed(first) => Ok(Created::Replayed(first)),
         Inserted::KeyReused => Err(key_reused(&key.unwrap_or_default())),
     }
+}
+
+/// The answer for the number's pending callback, given instead of a new one.
+async fn existing(
+    app: &App,
+    id: CallbackId,
+    number: &crate::domain::PhoneNumber,
+) -> Result<Created, AppError> {
+    let found = app
+        .store
+        .callback(id)
+        .await?
+        .ok_or(AppError::NoSuchCallback(id))?;
+    tracing::info!(callback_id = %id, skill_id = found.skill_id.get(), "create answered with the number's pending callback (duplicatePolicy existing)");
+    Ok(Created::Existing {
+        receipt: Receipt {
+            result: ResultCode::Success,
+            callback_id: id,
+            due_at: found.due_at,
+            expires_at: found.expires_at,
+        },
+        message: format!(
+            "{} already has a pending callback in skill {}: this is it (duplicatePolicy existing); nothing new was created",
+            number.masked(),
+            found.skill_id
+        ),
+    })
 }
 
 fn key_reused(key: &str) -> AppError {

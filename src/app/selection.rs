@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{AppError, require_skill};
-use crate::domain::{IdError, SecurityUser, SkillId};
+use crate::domain::{IdError, PhoneNumber, SecurityUser, SkillId};
 use crate::store::CallbackFilter;
 
 /// The filters of a list, or of a bulk change, as sent.
@@ -15,12 +15,29 @@ pub struct Selection<'a> {
     pub agent_id: Option<&'a str>,
     pub due_before: Option<&'a str>,
     pub due_after: Option<&'a str>,
+    /// Numbers, as a create takes them (national ones read in `schedule.default_region`).
+    pub phone_number: Option<&'a str>,
+    pub caller_id: Option<&'a str>,
+    pub orig_number: Option<&'a str>,
 }
 
 impl Selection<'_> {
     /// The store's filter, within the skills `user` may use: naming another skill is
     /// [`AppError::Denied`], a value that cannot be read [`AppError::Malformed`] naming it.
-    pub fn filter(&self, user: &SecurityUser) -> Result<CallbackFilter, AppError> {
+    pub fn filter(
+        &self,
+        user: &SecurityUser,
+        region: phonenumber::country::Id,
+    ) -> Result<CallbackFilter, AppError> {
+        let number = |field: &'static str, value: Option<&str>| {
+            value
+                .map(|v| {
+                    PhoneNumber::parse_field(field, v, region)
+                        .map(|n| n.as_str().to_owned())
+                        .map_err(|e| AppError::Malformed(e.to_string()))
+                })
+                .transpose()
+        };
         let skill_id = self
             .skill_id
             .map(str::parse::<SkillId>)
@@ -46,8 +63,10 @@ impl Selection<'_> {
             allowed_skills: user.skills.clone(),
             after: None,
             limit: 0,
-            phone_number: None,
+            phone_number: number("phoneNumber", self.phone_number)?,
             last_name_prefix: None,
+            caller_id: number("callerId", self.caller_id)?,
+            orig_number: number("origNumber", self.orig_number)?,
         })
     }
 }

@@ -49,6 +49,12 @@ pub async fn purge(store: &Store, retention_days: u32) {
         Ok(deleted) => tracing::info!(deleted, retention_days, "bulk change records purged"),
         Err(e) => tracing::warn!(error = %e, "bulk change purge failed"),
     }
+    // Admission counts matter for their day only; two days back covers every zone.
+    let before = (chrono::Utc::now() - chrono::Duration::days(2)).date_naive();
+    match store.purge_admissions(before).await {
+        Ok(deleted) => tracing::info!(deleted, "per-number admission counts purged"),
+        Err(e) => tracing::warn!(error = %e, "admission count purge failed"),
+    }
     match store.purge_expired_sessions().await {
         Ok(deleted) => tracing::info!(deleted, "expired console sessions purged"),
         Err(e) => tracing::warn!(error = %e, "console session purge failed"),

@@ -66,6 +66,9 @@ impl Default for Settings {
                 default_region: Region(phonenumber::country::Id::US),
                 past_grace_seconds: 300,
                 horizon_days: 366,
+                duplicate_policy: crate::domain::DuplicatePolicy::Allow,
+                max_pending_per_number: 0,
+                max_creates_per_number_per_day: 0,
             },
             dispatch: DispatchSettings {
                 enabled: true,

@@ -224,6 +224,14 @@ pub struct ScheduleSettings {
     pub default_region: Region,
     pub past_grace_seconds: u64,
     pub horizon_days: u64,
+    /// What a create for a number with a pending callback in the skill gets, where the
+    /// skill says nothing: `allow`, `existing` or `refuse`.
+    pub duplicate_policy: crate::domain::DuplicatePolicy,
+    /// Pending callbacks one number may have in a skill at once; 0: no limit.
+    pub max_pending_per_number: u32,
+    /// Creates one number may have in a skill per day (the skill's calendar day); 0: no
+    /// limit.
+    pub max_creates_per_number_per_day: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,6 +304,12 @@ impl Settings {
                 i64::try_from(self.schedule.horizon_days).unwrap_or(365_000),
             ),
             default_region: self.schedule.default_region.0,
+            admission: crate::domain::NumberAdmission {
+                duplicates: self.schedule.duplicate_policy,
+                max_pending: Some(self.schedule.max_pending_per_number).filter(|n| *n > 0),
+                max_per_day: Some(self.schedule.max_creates_per_number_per_day)
+                    .filter(|n| *n > 0),
+            },
         }
     }
 }

@@ -146,6 +146,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
             agent_id: None,
             due_before: due_before.as_deref(),
             due_after: due_after.as_deref(),
+            ..app::Selection::default()
         },
         reason: sent.reason.as_deref(),
         schedule_date: non_empty(&sent.when),

@@ -206,6 +206,8 @@ pub async fn callbacks(
         due_before: instant(params.due_before.as_deref()),
         after: position(params.after.as_deref()),
         limit: PAGE + 1,
+        caller_id: None,
+        orig_number: None,
     };
     let mut rows = match state.store.list_callbacks(&filter).await {
         Ok(rows) => rows,

@@ -30,6 +30,12 @@ pub struct CallbackMessage<'a> {
     pub due_at: String,
     pub created_by: &'a str,
     pub created_at: String,
+    /// The number the customer sees when called, when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_id: Option<&'a str>,
+    /// The number the request came from, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orig_number: Option<&'a str>,
 }
 
 /// The identity of one publication: `<callbackId>:<attempt>`. A re-publication of the same
@@ -69,6 +75,8 @@ pub fn outgoing(
         due_at: rfc3339(record.due_at),
         created_by: &record.created_by,
         created_at: rfc3339(record.created_at),
+        caller_id: record.caller_id.as_ref().map(|n| n.as_str()),
+        orig_number: record.orig_number.as_ref().map(|n| n.as_str()),
     })?;
     Ok(OutgoingMessage {
         message_id: publication_id(record.id, attempt),

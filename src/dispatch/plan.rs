@@ -227,6 +227,8 @@ mod tests {
                 last_outcome: None,
                 fallback_due_at: None,
                 fell_back_at: None,
+                caller_id: None,
+                orig_number: None,
             },
             skill: skill.clone(),
             suppression: None,

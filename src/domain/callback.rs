@@ -176,6 +176,10 @@ pub struct NewCallback {
     pub deferred_because: Option<String>,
     /// The slot it takes, when its skill has slots.
     pub slot: Option<super::Slot>,
+    /// The number the customer sees when called (the request's, else the skill's).
+    pub caller_id: Option<PhoneNumber>,
+    /// The number the request came from.
+    pub orig_number: Option<PhoneNumber>,
 }
 
 impl NewCallback {
@@ -214,6 +218,10 @@ pub struct Callback {
     pub fallback_due_at: Option<DateTime<Utc>>,
     /// When it fell back from its target agent to the skill.
     pub fell_back_at: Option<DateTime<Utc>>,
+    /// The number the customer sees when called.
+    pub caller_id: Option<PhoneNumber>,
+    /// The number the request came from.
+    pub orig_number: Option<PhoneNumber>,
 }
 
 impl Callback {

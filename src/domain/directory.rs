@@ -144,6 +144,38 @@ pub struct SkillPolicy {
     /// Bookable slots, when the skill has them.
     #[serde(skip)]
     pub slots: Option<super::SlotPolicy>,
+    /// Numbers, caller ID and per-number admission.
+    #[serde(skip)]
+    pub routing: SkillRouting,
+}
+
+/// A skill's rules for the numbers of its callbacks; `None` takes the configured default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SkillRouting {
+    /// The country a national number (no `+`) is read in.
+    pub default_region: Option<phonenumber::country::Id>,
+    /// The number its customers see when called, for a callback that names none.
+    pub caller_id: Option<super::PhoneNumber>,
+    pub duplicate_policy: Option<super::DuplicatePolicy>,
+    pub max_pending_per_number: Option<u32>,
+    pub max_creates_per_number_per_day: Option<u32>,
+}
+
+impl SkillRouting {
+    /// The country national numbers are read in for this skill.
+    pub fn region(&self, rules: &super::ScheduleRules) -> phonenumber::country::Id {
+        self.default_region.unwrap_or(rules.default_region)
+    }
+
+    /// The per-number admission rules a create in this skill is judged by.
+    pub fn admission(&self, rules: &super::ScheduleRules) -> super::NumberAdmission {
+        let d = rules.admission;
+        super::NumberAdmission {
+            duplicates: self.duplicate_policy.unwrap_or(d.duplicates),
+            max_pending: self.max_pending_per_number.or(d.max_pending),
+            max_per_day: self.max_creates_per_number_per_day.or(d.max_per_day),
+        }
+    }
 }
 
 impl Skill {
@@ -220,6 +252,18 @@ pub struct SkillInput {
     pub slot_capacity: Option<u32>,
     #[serde(default)]
     pub slot_capacity_by_hour: Option<std::collections::BTreeMap<String, u32>>,
+    /// ISO 3166 country code (`GB`) national numbers are read in.
+    #[serde(default)]
+    pub default_region: Option<String>,
+    /// E.164, or a number of `defaultRegion`.
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    #[serde(default)]
+    pub duplicate_policy: Option<super::DuplicatePolicy>,
+    #[serde(default)]
+    pub max_pending_per_number: Option<u32>,
+    #[serde(default)]
+    pub max_creates_per_number_per_day: Option<u32>,
 }
 
 impl SkillInput {
@@ -265,7 +309,40 @@ impl SkillInput {
             ));
         }
         self.check_storable_numbers()?;
+        if self.max_pending_per_number == Some(0) || self.max_creates_per_number_per_day == Some(0)
+        {
+            return Err(DirectoryInputError::Policy(
+                "maxPendingPerNumber and maxCreatesPerNumberPerDay must be at least 1 (leave them out for no limit)"
+                    .into(),
+            ));
+        }
+        let default_region = match self.default_region.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(code) => Some(super::phone::region(code).ok_or_else(|| {
+                DirectoryInputError::Policy(format!(
+                    "defaultRegion: `{code}` is not an ISO 3166 country code (GB, US, DE…)"
+                ))
+            })?),
+        };
+        let caller_id = match self.caller_id.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(number) => Some(
+                super::PhoneNumber::parse(
+                    number,
+                    default_region.unwrap_or(phonenumber::country::Id::US),
+                )
+                .map_err(|e| DirectoryInputError::Policy(format!("callerId: {e}")))?,
+            ),
+        };
+        let routing = SkillRouting {
+            default_region,
+            caller_id,
+            duplicate_policy: self.duplicate_policy,
+            max_pending_per_number: self.max_pending_per_number,
+            max_creates_per_number_per_day: self.max_creates_per_number_per_day,
+        };
         let policy = SkillPolicy {
+            routing,
             calling_hours: self.calling_hours,
             retry_backoff_seconds: self.retry_backoff_seconds,
             max_attempts: self.max_attempts,
@@ -328,6 +405,8 @@ impl SkillInput {
             ("outcomeDeadlineSeconds", self.outcome_deadline_seconds),
             ("maxInFlight", self.max_in_flight),
             ("maxPerMinute", self.max_per_minute),
+            ("maxPendingPerNumber", self.max_pending_per_number),
+            ("maxCreatesPerNumberPerDay", self.max_creates_per_number_per_day),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))

@@ -3,6 +3,7 @@
 //! **Architecture invariant:** this module does no I/O. Values are parsed here once, at the
 //! edge, and the rest of the daemon only ever handles the parsed types.
 
+mod admission;
 mod callback;
 mod claims;
 mod directory;
@@ -18,11 +19,12 @@ mod slots;
 mod suppression;
 mod window;
 
+pub use admission::{Admitted, DuplicatePolicy, NumberAdmission, NumberFacts};
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
 pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
 pub use directory::{
-    Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
-    SkillPolicy,
+    Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill,
+    SkillError, SkillInput, SkillPolicy, SkillRouting,
 };
 pub use history::{Event, EventKind, OutcomeWrite, cancelled_event, created_events, updated_event};
 pub use ids::{AgentId, CallbackId, IdError, SkillId};
@@ -31,7 +33,7 @@ pub use lifecycle::{
     decide,
 };
 pub use pacing::{Admission, Gate, GateReading, Pacer, PacingDefaults, SkillPacing, gates_of};
-pub use phone::{PhoneNumber, PhoneNumberError};
+pub use phone::{PhoneNumber, PhoneNumberError, region};
 pub use request::{
     ChangeInput, ChangedFields, Changes, CreateContext, CreateInput, RawId, RequestError,
     Requested, ResultCode, WindowPolicy, check_reason, check_target_agent, plan_change,

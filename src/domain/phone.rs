@@ -6,19 +6,28 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneNumberError {
-    #[error("phoneNumber is missing")]
-    Missing,
-    #[error("phoneNumber `{input}` cannot be parsed as a phone number{}", read_as(.national_in))]
+    #[error("{field} is missing")]
+    Missing { field: &'static str },
+    #[error("{field} `{input}` cannot be parsed as a phone number{}", read_as(.national_in))]
     Unparseable {
+        field: &'static str,
         input: String,
         /// The region a national number was read in (`None`: given in international form).
         national_in: Option<String>,
     },
-    #[error("phoneNumber `{input}` is not a valid number for its country{}", read_as(.national_in))]
+    #[error("{field} `{input}` is not a valid number for its country{}", read_as(.national_in))]
     Invalid {
+        field: &'static str,
         input: String,
         national_in: Option<String>,
     },
+}
+
+/// The region of an ISO 3166 two-letter code (`GB`, `us`).
+pub fn region(code: &str) -> Option<Region> {
+    (code.len() == 2)
+        .then(|| code.to_ascii_uppercase().parse().ok())
+        .flatten()
 }
 
 /// For a national number, which region it was read in, and how to say another.
@@ -39,14 +48,24 @@ impl PhoneNumber {
     /// International numbers (`+44…`) stand on their own; national ones are read in
     /// `default_region`.
     pub fn parse(input: &str, default_region: Region) -> Result<Self, PhoneNumberError> {
+        Self::parse_field("phoneNumber", input, default_region)
+    }
+
+    /// As [`parse`](Self::parse), with errors naming `field`.
+    pub fn parse_field(
+        field: &'static str,
+        input: &str,
+        default_region: Region,
+    ) -> Result<Self, PhoneNumberError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
-            return Err(PhoneNumberError::Missing);
+            return Err(PhoneNumberError::Missing { field });
         }
         // The parser accepts a few hundred characters at most in practice; anything longer
         // is not a phone number and is not worth parsing.
         if trimmed.len() > 64 {
             return Err(PhoneNumberError::Unparseable {
+                field,
                 input: trimmed.chars().take(64).collect(),
                 national_in: None,
             });
@@ -62,12 +81,14 @@ impl PhoneNumber {
         };
         let number = phonenumber::parse(Some(default_region), &written).map_err(|_| {
             PhoneNumberError::Unparseable {
+                field,
                 input: trimmed.to_owned(),
                 national_in: national_in.clone(),
             }
         })?;
         if !phonenumber::is_valid(&number) {
             return Err(PhoneNumberError::Invalid {
+                field,
                 input: trimmed.to_owned(),
                 national_in,
             });
@@ -187,7 +208,9 @@ mod tests {
     fn bad_numbers_are_refused() {
         assert_eq!(
             PhoneNumber::parse("  ", Region::US),
-            Err(PhoneNumberError::Missing)
+            Err(PhoneNumberError::Missing {
+                field: "phoneNumber"
+            })
         );
         assert!(
             PhoneNumber::parse("+448675309", Region::US).is_err(),

@@ -147,6 +147,13 @@ pub enum RequestError {
     /// The number is on the do-not-call list for this skill or for every skill.
     #[error("{0}")]
     DoNotCall(String),
+    /// The skill's per-number admission rules refuse another callback for the number.
+    #[error("phoneNumber: {number} is refused in skill {skill}: {limit}")]
+    NumberNotAdmitted {
+        number: String,
+        skill: SkillId,
+        limit: String,
+    },
     #[error(
         "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt"
     )]
@@ -178,7 +185,9 @@ impl RequestError {
             | Self::ExpiryNotAfterDue { .. }
             | Self::DueNotBeforeKeptExpiry { .. }
             | Self::SlotFull { .. } => ResultCode::InvalidScheduleDate,
-            Self::Phone(_) | Self::DoNotCall(_) => ResultCode::InvalidPhoneNumber,
+            Self::Phone(_) | Self::DoNotCall(_) | Self::NumberNotAdmitted { .. } => {
+                ResultCode::InvalidPhoneNumber
+            }
             Self::Text(_)
             | Self::NothingToChange
             | Self::TimeZoneWithoutDate
@@ -202,6 +211,10 @@ pub struct CreateInput {
     pub window_policy: WindowPolicy,
     /// Book the nearest free slot when the due time's slot is full (else refuse).
     pub nearest_slot: bool,
+    /// The number the customer sees (default: the skill's).
+    pub caller_id: Option<String>,
+    /// The number the request came from.
+    pub orig_number: Option<String>,
 }
 
 /// The skill and agent a create names: what to look up (and what the caller must be
@@ -255,12 +268,12 @@ impl CreateInput {
 impl CreateInput {
     /// The number, parsed once (libphonenumber's rules are the dearest CPU of a create): the
     /// do-not-call look-up needs it before [`plan_create`], which reports a bad one in the
-    /// spec's order.
-    pub fn phone_number(&self, rules: &ScheduleRules) -> Result<PhoneNumber, PhoneNumberError> {
-        PhoneNumber::parse(
-            self.phone_number.as_deref().unwrap_or_default(),
-            rules.default_region,
-        )
+    /// spec's order. National numbers are read in `region` (the skill's, else the default).
+    pub fn phone_number(
+        &self,
+        region: phonenumber::country::Id,
+    ) -> Result<PhoneNumber, PhoneNumberError> {
+        PhoneNumber::parse(self.phone_number.as_deref().unwrap_or_default(), region)
     }
 }
 
@@ -372,6 +385,10 @@ pub fn plan_create(
         .transpose()?;
     let expires_at = expiry(asked_expiry, skill, due_at)?;
     let phone_number = phone?;
+    let region = skill.policy.routing.region(rules);
+    let caller_id = optional_number("callerId", input.caller_id.as_deref(), region)?
+        .or_else(|| skill.policy.routing.caller_id.clone());
+    let orig_number = optional_number("origNumber", input.orig_number.as_deref(), region)?;
     let slot = skill.slot_at(due_at, rules.default_time_zone);
     if let Some(suppression) = &context.suppression {
         return Err(RequestError::DoNotCall(
@@ -392,7 +409,21 @@ pub fn plan_create(
         expires_at,
         deferred_because,
         slot,
+        caller_id,
+        orig_number,
     })
+}
+
+/// An optional number field (`callerId`, `origNumber`): absent or blank is none.
+fn optional_number(
+    field: &'static str,
+    value: Option<&str>,
+    region: phonenumber::country::Id,
+) -> Result<Option<PhoneNumber>, RequestError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(raw) => Ok(Some(PhoneNumber::parse_field(field, raw, region)?)),
+        None => Ok(None),
+    }
 }
 
 /// A change as the API reads it. `target_agent_id`: absent, `Some(None)` (route to the
@@ -582,6 +613,7 @@ mod tests {
             past_grace: Duration::minutes(5),
             horizon: Duration::days(366),
             default_region: phonenumber::country::Id::US,
+            admission: crate::domain::NumberAdmission::default(),
         }
     }
 
@@ -623,7 +655,7 @@ mod tests {
 
     fn plan(input: CreateInput, context: &CreateContext) -> Result<NewCallback, RequestError> {
         let requested = input.requested()?;
-        let phone = input.phone_number(&rules());
+        let phone = input.phone_number(rules().default_region);
         plan_create(
             input,
             requested,
@@ -795,6 +827,8 @@ mod tests {
             last_outcome: None,
             fallback_due_at: None,
             fell_back_at: None,
+            caller_id: None,
+            orig_number: None,
         };
         let skill = context.skill.clone().expect("skill");
         let change = |input: ChangeInput| {

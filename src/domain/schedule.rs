@@ -74,6 +74,8 @@ pub struct ScheduleRules {
     pub past_grace: Duration,
     pub horizon: Duration,
     pub default_region: phonenumber::country::Id,
+    /// Per-number admission where a skill sets none of its own.
+    pub admission: super::NumberAdmission,
 }
 
 pub fn parse_time_zone(name: &str) -> Result<Tz, ScheduleDateError> {
@@ -165,6 +167,7 @@ mod tests {
             past_grace: Duration::minutes(5),
             horizon: Duration::days(366),
             default_region: phonenumber::country::Id::US,
+            admission: crate::domain::NumberAdmission::default(),
         }
     }
 

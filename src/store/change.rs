@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
-use super::directory::{AgentRow, SkillRow, SlotsByHour};
+use super::directory::{AgentRow, RoutingJson, SkillRow, SlotsByHour};
 use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -32,11 +32,12 @@ impl Store {
                     s.max_in_flight AS s_max_in_flight, s.max_per_minute AS s_max_per_minute,
                     s.slot_minutes AS s_slot_minutes, s.slot_capacity AS s_slot_capacity,
                     s.slot_capacity_by_hour AS "s_slot_capacity_by_hour: Json<SlotsByHour>",
+                    s.routing AS "s_routing: Json<RoutingJson>",
                     c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                     c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                     c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                    c.fell_back_at
+                    c.fell_back_at, c.caller_id, c.orig_number
              FROM callbacks c JOIN skills s ON s.id = c.skill_id
              WHERE c.id = $1 FOR UPDATE OF c"#,
             id.as_uuid()
@@ -62,6 +63,7 @@ impl Store {
             slot_minutes: row.s_slot_minutes,
             slot_capacity: row.s_slot_capacity,
             slot_capacity_by_hour: row.s_slot_capacity_by_hour,
+            routing: row.s_routing,
         };
         let record = CallbackRow {
             id: row.id,
@@ -86,6 +88,8 @@ impl Store {
             last_outcome: row.last_outcome,
             fallback_due_at: row.fallback_due_at,
             fell_back_at: row.fell_back_at,
+            caller_id: row.caller_id,
+            orig_number: row.orig_number,
         };
         Ok(Some(CallbackChange {
             now: row.now,
@@ -137,7 +141,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at",
+                c.fell_back_at, c.caller_id, c.orig_number",
             old.id.as_uuid(),
             new.scheduled_for,
             new.due_at,
@@ -209,7 +213,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at",
+                c.fell_back_at, c.caller_id, c.orig_number",
             self.record.id.as_uuid(),
             state.as_str(),
             *due_at,
@@ -268,7 +272,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at",
+                c.fell_back_at, c.caller_id, c.orig_number",
             self.record.id.as_uuid()
         )
         .fetch_one(&mut *self.tx)

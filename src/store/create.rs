@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::directory::{AgentRow, SkillRow, SlotsByHour};
+use super::directory::{AgentRow, RoutingJson, SkillRow, SlotsByHour};
 use super::dnc::DncMatch;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -72,6 +72,7 @@ impl Store {
                     s.max_in_flight AS "s_max_in_flight?", s.max_per_minute AS "s_max_per_minute?",
                     s.slot_minutes AS "s_slot_minutes?", s.slot_capacity AS "s_slot_capacity?",
                     s.slot_capacity_by_hour AS "s_slot_capacity_by_hour?: Json<SlotsByHour>",
+                    s.routing AS "s_routing?: Json<RoutingJson>",
                     a.id AS "a_id?", a.username AS "a_username?", a.active AS "a_active?",
                     dnc.dnc_skill_id AS "dnc_skill_id?", dnc.dnc_reason AS "dnc_reason?"
              FROM (SELECT 1) AS one
@@ -108,6 +109,7 @@ impl Store {
                 slot_minutes: row.s_slot_minutes,
                 slot_capacity: row.s_slot_capacity,
                 slot_capacity_by_hour: row.s_slot_capacity_by_hour,
+                routing: row.s_routing,
             }),
         };
         let agent_row = match row.a_id {
@@ -265,6 +267,8 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
     let mut keys = Vec::with_capacity(n);
     let mut digests = Vec::with_capacity(n);
     let mut responses = Vec::with_capacity(n);
+    let mut caller_ids = Vec::with_capacity(n);
+    let mut orig_numbers = Vec::with_capacity(n);
     let (mut event_ids, mut event_kinds, mut event_details) = (Vec::new(), Vec::new(), Vec::new());
     for create in creates {
         let c = &create.callback;
@@ -289,6 +293,8 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
                 .map(|k| k.request_sha256.to_vec()),
         );
         responses.push(create.response.clone());
+        caller_ids.push(c.caller_id.as_ref().map(|p| p.as_str()));
+        orig_numbers.push(c.orig_number.as_ref().map(|p| p.as_str()));
         for event in created_events(c) {
             event_ids.push(c.id.as_uuid());
             event_kinds.push(event.kind.as_str());
@@ -300,10 +306,10 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
                 $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
                 $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
-                $16::jsonb[])
+                $16::jsonb[], $20::text[], $21::text[])
             WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
                 target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                expires_at, user_id, key, request_sha256, response, n)
+                expires_at, user_id, key, request_sha256, response, caller_id, orig_number, n)
          ), key AS (
             INSERT INTO idempotency_keys
                 (security_user_id, key, request_sha256, callback_id, response)
@@ -314,9 +320,10 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
          ), stored AS (
             INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
                 target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                expires_at)
+                expires_at, caller_id, orig_number)
             SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
-                   notes, time_zone, scheduled_for, due_at, created_by, expires_at
+                   notes, time_zone, scheduled_for, due_at, created_by, expires_at,
+                   caller_id, orig_number
             FROM input
             WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
             ORDER BY n
@@ -349,7 +356,9 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
         &responses,
         &event_ids,
         &event_kinds as &[&str],
-        &event_details
+        &event_details,
+        &caller_ids as &[Option<&str>],
+        &orig_numbers as &[Option<&str>]
     )
     .fetch_all(executor)
     .await?;

@@ -4,9 +4,11 @@ use sqlx::types::Json;
 
 use super::cache::Table;
 use super::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{
-    Agent, AgentId, CallingHours, CallingHoursJson, Skill, SkillId, SkillPacing, SkillPolicy,
-    SlotPolicy,
+    Agent, AgentId, CallingHours, CallingHoursJson, PhoneNumber, Skill, SkillId, SkillPacing,
+    SkillPolicy, SkillRouting, SlotPolicy,
 };
 use std::collections::BTreeMap;
 
@@ -46,7 +48,8 @@ impl Store {
                     s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
                     s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                     s.max_per_minute, s.slot_minutes, s.slot_capacity,
-                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>"
+                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
+                    s.routing AS "routing: Json<RoutingJson>"
                FROM skills s WHERE s.id = $1"#,
             id.get()
         )
@@ -77,6 +80,7 @@ impl Store {
                     s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                     s.max_per_minute, s.slot_minutes, s.slot_capacity,
                     s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
+                    s.routing AS "routing: Json<RoutingJson>",
                     pg_notify('callbackd_due', '')::text AS woken
              FROM s"#,
             id.get(),
@@ -105,6 +109,7 @@ impl Store {
                 slot_minutes: r.slot_minutes,
                 slot_capacity: r.slot_capacity,
                 slot_capacity_by_hour: r.slot_capacity_by_hour,
+                routing: r.routing,
             })
         })
         .transpose()
@@ -164,7 +169,8 @@ impl Store {
                     s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
                     s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                     s.max_per_minute, s.slot_minutes, s.slot_capacity,
-                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>"
+                    s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
+                    s.routing AS "routing: Json<RoutingJson>"
                FROM skills s ORDER BY s.id LIMIT $1"#,
             limit
         )
@@ -239,8 +245,8 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
         "INSERT INTO skills (id, name, media_type, direction, active, time_zone,
                calling_hours, retry_backoff_seconds, max_attempts, agent_fallback_seconds,
                default_ttl_seconds, outcome_deadline_seconds, max_in_flight, max_per_minute,
-               slot_minutes, slot_capacity, slot_capacity_by_hour)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+               slot_minutes, slot_capacity, slot_capacity_by_hour, routing)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, media_type = EXCLUDED.media_type,
                direction = EXCLUDED.direction, active = EXCLUDED.active,
                time_zone = EXCLUDED.time_zone, calling_hours = EXCLUDED.calling_hours,
@@ -252,6 +258,7 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
                max_in_flight = EXCLUDED.max_in_flight, max_per_minute = EXCLUDED.max_per_minute,
                slot_minutes = EXCLUDED.slot_minutes, slot_capacity = EXCLUDED.slot_capacity,
                slot_capacity_by_hour = EXCLUDED.slot_capacity_by_hour,
+               routing = EXCLUDED.routing,
                updated_at = now()",
         skill.id.get(),
         &skill.name,
@@ -275,6 +282,7 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
             .as_ref()
             .and_then(SlotPolicy::by_hour_json)
             .map(Json) as _,
+        RoutingJson::of(&policy.routing).map(Json) as _,
     )
     .execute(conn)
     .await?;
@@ -293,6 +301,56 @@ async fn upsert_agent(conn: &mut PgConnection, agent: &Agent) -> Result<(), Stor
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// How a skill's routing rules are stored (`skills.routing`): what a newer version adds is
+/// ignored here, not refused.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RoutingJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    duplicate_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_pending_per_number: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_creates_per_number_per_day: Option<u32>,
+}
+
+impl RoutingJson {
+    /// `None` when the skill has no rules of its own.
+    fn of(routing: &SkillRouting) -> Option<Self> {
+        (*routing != SkillRouting::default()).then(|| RoutingJson {
+            default_region: routing.default_region.map(|r| r.as_ref().to_owned()),
+            caller_id: routing.caller_id.as_ref().map(|n| n.as_str().to_owned()),
+            duplicate_policy: routing.duplicate_policy.map(|p| p.as_str().to_owned()),
+            max_pending_per_number: routing.max_pending_per_number,
+            max_creates_per_number_per_day: routing.max_creates_per_number_per_day,
+        })
+    }
+
+    fn to_domain(&self) -> Result<SkillRouting, String> {
+        Ok(SkillRouting {
+            default_region: self
+                .default_region
+                .as_deref()
+                .map(|code| {
+                    crate::domain::region(code).ok_or_else(|| format!("region `{code}`"))
+                })
+                .transpose()?,
+            caller_id: self.caller_id.clone().map(PhoneNumber::from_stored),
+            duplicate_policy: self
+                .duplicate_policy
+                .as_deref()
+                .map(str::parse)
+                .transpose()?,
+            max_pending_per_number: self.max_pending_per_number,
+            max_creates_per_number_per_day: self.max_creates_per_number_per_day,
+        })
+    }
 }
 
 /// How a skill's slot capacity by hour is stored (`skills.slot_capacity_by_hour`).
@@ -319,6 +377,7 @@ pub(super) struct SkillRow {
     pub slot_minutes: Option<i32>,
     pub slot_capacity: Option<i32>,
     pub slot_capacity_by_hour: Option<Json<SlotsByHour>>,
+    pub routing: Option<Json<RoutingJson>>,
 }
 
 impl TryFrom<SkillRow> for Skill {
@@ -348,6 +407,11 @@ impl TryFrom<SkillRow> for Skill {
                 row.slot_capacity_by_hour.as_ref().map(|j| &j.0),
             )
             .map_err(|e| corrupt(&e.to_string()))?,
+            routing: row
+                .routing
+                .map(|j| j.0.to_domain().map_err(|e| corrupt(&e)))
+                .transpose()?
+                .unwrap_or_default(),
         };
         Ok(Skill {
             id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,

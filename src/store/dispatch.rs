@@ -14,7 +14,7 @@ use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::cache::Cache;
-use super::directory::{SkillRow, SlotsByHour};
+use super::directory::{RoutingJson, SkillRow, SlotsByHour};
 use super::dnc::DncMatch;
 use super::record::CallbackRow;
 use super::{Store, StoreError};
@@ -164,7 +164,7 @@ pub const CLAIM_DUE: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS o
              c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
              c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
              c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
-             c.last_outcome, c.fallback_due_at, c.fell_back_at, c.paced_at, \
+             c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.paced_at, \
              dnc.dnc_skill_id, dnc.dnc_reason
                FROM callbacks c LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
                  d.reason AS dnc_reason
@@ -362,7 +362,8 @@ impl Claim {
                           s.retry_backoff_seconds, s.max_attempts, s.agent_fallback_seconds,
                           s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                           s.max_per_minute, s.slot_minutes, s.slot_capacity,
-                          s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>"
+                          s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
+                          s.routing AS "routing: Json<RoutingJson>"
                    FROM skills s WHERE s.id = ANY($1)"#,
                 &missing
             )

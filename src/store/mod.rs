@@ -4,6 +4,7 @@
 //! **Architecture invariant:** only `store` knows sqlx types; callers get domain types and
 //! [`StoreError`].
 
+mod admission;
 mod bulk;
 mod cache;
 mod change;
@@ -29,6 +30,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseSettings;
 
+pub use admission::AdmittedCreate;
 pub use bulk::{BulkBegun, BulkProgress, BulkRecord, BulkRefusal, NewBulk};
 pub use change::CallbackChange;
 pub use create::{IdempotencyKey, Inserted, NewCreate};

@@ -18,6 +18,10 @@ pub struct CallbackFilter {
     pub phone_number: Option<String>,
     /// Only last names starting with this (case-insensitive).
     pub last_name_prefix: Option<String>,
+    /// Only this caller ID (E.164).
+    pub caller_id: Option<String>,
+    /// Only requests from this number (E.164).
+    pub orig_number: Option<String>,
     /// The caller's skill allow-list, when it has one.
     pub allowed_skills: Option<Vec<SkillId>>,
     /// Resume after this `(due_at, id)` position.
@@ -33,7 +37,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number
              FROM callbacks c WHERE c.id = $1",
             id.as_uuid()
         )
@@ -66,7 +70,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number
              FROM callbacks c
              WHERE ($1::text IS NULL OR c.state = $1)
                AND ($2::bigint IS NULL OR c.skill_id = $2)
@@ -77,6 +81,8 @@ impl Store {
                AND ($8::bigint[] IS NULL OR c.skill_id = ANY ($8))
                AND ($10::text IS NULL OR c.phone_number = $10)
                AND ($11::text IS NULL OR lower(c.last_name) LIKE $11)
+               AND ($12::text IS NULL OR c.caller_id = $12)
+               AND ($13::text IS NULL OR c.orig_number = $13)
              ORDER BY c.due_at, c.id
              LIMIT $9",
             filter.state.map(CallbackState::as_str),
@@ -90,6 +96,8 @@ impl Store {
             i64::from(filter.limit),
             filter.phone_number.as_deref(),
             last_name_prefix,
+            filter.caller_id.as_deref(),
+            filter.orig_number.as_deref(),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -117,6 +125,9 @@ impl Store {
                AND ($4::timestamptz IS NULL OR c.due_at < $4)
                AND ($5::timestamptz IS NULL OR c.due_at >= $5)
                AND ($6::bigint[] IS NULL OR c.skill_id = ANY ($6))
+               AND ($8::text IS NULL OR c.phone_number = $8)
+               AND ($9::text IS NULL OR c.caller_id = $9)
+               AND ($10::text IS NULL OR c.orig_number = $10)
              ORDER BY c.due_at, c.id
              LIMIT $7",
             filter.state.map(CallbackState::as_str),
@@ -126,6 +137,9 @@ impl Store {
             filter.due_after,
             allowed.as_deref(),
             i64::from(filter.limit),
+            filter.phone_number.as_deref(),
+            filter.caller_id.as_deref(),
+            filter.orig_number.as_deref(),
         )
         .fetch_all(&self.pool)
         .await?;

@@ -36,6 +36,8 @@ pub(super) struct CallbackRow {
     pub last_outcome: Option<String>,
     pub fallback_due_at: Option<DateTime<Utc>>,
     pub fell_back_at: Option<DateTime<Utc>>,
+    pub caller_id: Option<String>,
+    pub orig_number: Option<String>,
 }
 
 impl TryFrom<CallbackRow> for Callback {
@@ -76,6 +78,8 @@ impl TryFrom<CallbackRow> for Callback {
             last_outcome: row.last_outcome,
             fallback_due_at: row.fallback_due_at,
             fell_back_at: row.fell_back_at,
+            caller_id: row.caller_id.map(PhoneNumber::from_stored),
+            orig_number: row.orig_number.map(PhoneNumber::from_stored),
         })
     }
 }

@@ -49,6 +49,10 @@ pub struct CallbackView {
     /// While waiting for the target agent: when it falls back to the skill.
     agent_fallback_at: Option<DateTime<Utc>>,
     fell_back_at: Option<DateTime<Utc>>,
+    /// The number the customer sees when called (E.164).
+    caller_id: Option<String>,
+    /// The number the request came from (E.164).
+    orig_number: Option<String>,
 }
 
 impl From<Callback> for CallbackView {
@@ -80,6 +84,8 @@ impl From<Callback> for CallbackView {
             next_due_at: (r.state == CallbackState::Pending).then_some(r.due_at),
             agent_fallback_at: r.fallback_due_at,
             fell_back_at: r.fell_back_at,
+            caller_id: r.caller_id.map(|n| n.as_str().to_owned()),
+            orig_number: r.orig_number.map(|n| n.as_str().to_owned()),
         }
     }
 }

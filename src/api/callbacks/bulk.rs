@@ -56,6 +56,7 @@ pub async fn bulk(
                 agent_id: req.filter.agent_id.as_deref(),
                 due_before: req.filter.due_before.as_deref(),
                 due_after: req.filter.due_after.as_deref(),
+                ..Selection::default()
             },
             reason: req.reason.as_deref(),
             schedule_date: req.schedule_date,

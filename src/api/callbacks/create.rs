@@ -32,10 +32,11 @@ use crate::domain::{CreateInput, Permission};
                 ("CallbackEvents" = (operation_id = "callbackEvents", parameters(("id" = "$response.body#/callbackId")))),
                 ("ReportOutcome" = (operation_id = "reportOutcome", parameters(("id" = "$response.body#/callbackId")))),
             )),
+        (status = 200, description = "Success: the number already has a pending callback in the skill and the skill's duplicatePolicy is `existing`: that callback (`existing: true`, `message`); nothing new is stored", body = CreatedAnswer),
         (status = 400, description = "Default: malformed JSON, or a bad Idempotency-Key"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks callbacks:create, or may not use that skill"),
-        (status = 422, description = "InvalidSkillId, InvalidTargetAgentId, InvalidScheduleDate, InvalidPhoneNumber, or Default (unknown field, wrong type, text too long, Idempotency-Key reused with another body)"),
+        (status = 422, description = "InvalidSkillId, InvalidTargetAgentId, InvalidScheduleDate, InvalidPhoneNumber (also: a bad callerId or origNumber, or the skill's per-number admission refuses it — the message names the limit), or Default (unknown field, wrong type, text too long, Idempotency-Key reused with another body)"),
     )
 )]
 #[tracing::instrument(skip_all, fields(callback_id = tracing::field::Empty))]
@@ -58,8 +59,23 @@ pub async fn create(
                 callback_id: receipt.callback_id,
                 due_at: receipt.due_at,
                 expires_at: receipt.expires_at,
+                existing: false,
+                message: None,
             };
             Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        Created::Existing { receipt, message } => {
+            tracing::Span::current()
+                .record("callback_id", tracing::field::display(receipt.callback_id));
+            let body = CreatedAnswer {
+                result: receipt.result,
+                callback_id: receipt.callback_id,
+                due_at: receipt.due_at,
+                expires_at: receipt.expires_at,
+                existing: true,
+                message: Some(message),
+            };
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
         Created::Replayed(first) => {
             let mut response = (StatusCode::CREATED, Json(first)).into_response();

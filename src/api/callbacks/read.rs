@@ -121,6 +121,9 @@ pub async fn list(
         agent_id: q.agent_id.as_deref(),
         due_before: q.due_before.as_deref(),
         due_after: q.due_after.as_deref(),
+        phone_number: q.phone_number.as_deref(),
+        caller_id: q.caller_id.as_deref(),
+        orig_number: q.orig_number.as_deref(),
     };
     let filter = CallbackFilter {
         after: q
@@ -137,7 +140,7 @@ pub async fn list(
             .transpose()?,
         // One extra row tells whether there is a next page.
         limit: limit + 1,
-        ..selection.filter(&caller.0)?
+        ..selection.filter(&caller.0, state.rules.default_region)?
     };
     let mut records = state.store.list_callbacks(&filter).await?;
     let next_cursor = if records.len() > limit as usize {

@@ -21,7 +21,8 @@ pub struct CreateRequest {
     /// At most 100 characters.
     #[schema(max_length = 100, example = "Lovelace")]
     pub last_name: Option<String>,
-    /// `+<country code>…`, or a national number read in `schedule.default_region`.
+    /// `+<country code>…` (`+44 (0)20…` as printed is accepted), or a national number
+    /// read in the skill's `defaultRegion`, else `schedule.default_region`.
     #[schema(required = true, example = "+442079460958")]
     pub phone_number: Option<String>,
     /// An active outbound phone skill.
@@ -46,6 +47,12 @@ pub struct CreateRequest {
     pub window_policy: Option<WindowPolicy>,
     #[schema(inline)]
     pub slot_policy: Option<SlotPolicy>,
+    /// The number the customer sees when called (read as `phoneNumber` is); default: the
+    /// skill's `callerId`.
+    #[schema(example = "+442071838750")]
+    pub caller_id: Option<String>,
+    /// The number the request came from (the caller's ANI), kept and published as is.
+    pub orig_number: Option<String>,
 }
 
 /// What to do when the skill has bookable slots and the due time's slot is full.
@@ -116,6 +123,14 @@ pub struct ListQuery {
     /// Due at or after this instant (inclusive, RFC 3339).
     #[param(format = DateTime)]
     pub due_after: Option<String>,
+    /// Only callbacks to this number (as a create takes it; national numbers are read in
+    /// `schedule.default_region`).
+    #[param(example = "+442079460958")]
+    pub phone_number: Option<String>,
+    /// Only callbacks with this caller ID.
+    pub caller_id: Option<String>,
+    /// Only callbacks requested from this number.
+    pub orig_number: Option<String>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size: 1 to `api.max_page_size` (default `api.default_page_size`).
@@ -135,6 +150,13 @@ pub struct CreatedAnswer {
     /// skill's calling hours when outside them, or now when slightly in the past.
     pub due_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// `true` when this is the number's pending callback in the skill, answered instead of
+    /// a new one (the skill's `duplicatePolicy` is `existing`; status 200).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub existing: bool,
+    /// With `existing`: what happened, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A page of callbacks, ordered by due time then id.
@@ -216,6 +238,8 @@ impl From<CreateRequest> for CreateInput {
             expires_at: r.expires_at,
             window_policy: r.window_policy.unwrap_or_default().into(),
             nearest_slot: r.slot_policy == Some(SlotPolicy::Nearest),
+            caller_id: r.caller_id,
+            orig_number: r.orig_number,
         }
     }
 }
