@@ -84,7 +84,11 @@ impl From<Skill> for SkillView {
             slot_minutes: skill.policy.slots.as_ref().map(|p| p.minutes),
             slot_capacity: skill.policy.slots.as_ref().map(|p| p.capacity),
             slot_capacity_by_hour: skill.policy.slots.as_ref().and_then(|p| p.by_hour_json()),
-            default_region: skill.policy.routing.default_region.map(|r| r.as_ref().to_owned()),
+            default_region: skill
+                .policy
+                .routing
+                .default_region
+                .map(|r| r.as_ref().to_owned()),
             caller_id: skill
                 .policy
                 .routing

@@ -307,8 +307,7 @@ impl Settings {
             admission: crate::domain::NumberAdmission {
                 duplicates: self.schedule.duplicate_policy,
                 max_pending: Some(self.schedule.max_pending_per_number).filter(|n| *n > 0),
-                max_per_day: Some(self.schedule.max_creates_per_number_per_day)
-                    .filter(|n| *n > 0),
+                max_per_day: Some(self.schedule.max_creates_per_number_per_day).filter(|n| *n > 0),
             },
         }
     }

@@ -406,7 +406,10 @@ impl SkillInput {
             ("maxInFlight", self.max_in_flight),
             ("maxPerMinute", self.max_per_minute),
             ("maxPendingPerNumber", self.max_pending_per_number),
-            ("maxCreatesPerNumberPerDay", self.max_creates_per_number_per_day),
+            (
+                "maxCreatesPerNumberPerDay",
+                self.max_creates_per_number_per_day,
+            ),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.map(|v| (name, v)))

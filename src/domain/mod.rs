@@ -23,8 +23,8 @@ pub use admission::{Admitted, DuplicatePolicy, NumberAdmission, NumberFacts};
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
 pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
 pub use directory::{
-    Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill,
-    SkillError, SkillInput, SkillPolicy, SkillRouting,
+    Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
+    SkillPolicy, SkillRouting,
 };
 pub use history::{Event, EventKind, OutcomeWrite, cancelled_event, created_events, updated_event};
 pub use ids::{AgentId, CallbackId, IdError, SkillId};

@@ -130,7 +130,13 @@ fn drop_trunk_prefix(number: &str) -> String {
         Some(at) => {
             let code = &compact[1..at];
             if (1..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_digit()) {
-                format!("{}{}", &compact[..at], &compact[at + 3..])
+                // The rest as digits only: `+44 (0)20-7946-0958` leaves `20-7946…`, whose
+                // separators the parser would no longer read as a national number's.
+                let rest: String = compact[at + 3..]
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                format!("{}{rest}", &compact[..at])
             } else {
                 number.to_owned()
             }

@@ -77,7 +77,9 @@ impl Store {
                 .await?;
                 let stored = write_creates(&mut *tx, &[create]).await?;
                 tx.commit().await?;
-                let inserted = self.settle(create, stored.contains(&c.id.as_uuid())).await?;
+                let inserted = self
+                    .settle(create, stored.contains(&c.id.as_uuid()))
+                    .await?;
                 Ok(Ok(AdmittedCreate::Inserted(inserted)))
             }
         }

@@ -337,9 +337,7 @@ impl RoutingJson {
             default_region: self
                 .default_region
                 .as_deref()
-                .map(|code| {
-                    crate::domain::region(code).ok_or_else(|| format!("region `{code}`"))
-                })
+                .map(|code| crate::domain::region(code).ok_or_else(|| format!("region `{code}`")))
                 .transpose()?,
             caller_id: self.caller_id.clone().map(PhoneNumber::from_stored),
             duplicate_policy: self

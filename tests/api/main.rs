@@ -25,5 +25,6 @@ mod operator;
 mod outcome_queue;
 mod pacing;
 mod process;
+mod routing;
 mod slots;
 mod status;
