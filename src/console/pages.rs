@@ -337,6 +337,12 @@ pub async fn callback(
                 tr { th { "State" } td #state { (c.state.as_str()) } }
                 tr { th { "Name" } td { (c.first_name) " " (c.last_name) } }
                 tr { th { "Phone" } td { (c.phone_number.as_str()) } }
+                @if let Some(caller_id) = &c.caller_id {
+                    tr { th { "Caller ID" } td { (caller_id.as_str()) } }
+                }
+                @if let Some(orig) = &c.orig_number {
+                    tr { th { "Requested from" } td { (orig.as_str()) } }
+                }
                 tr { th { "Skill" } td { (c.skill_id) } }
                 tr { th { "Target agent" } td { (c.target_agent_id.map_or("—".to_owned(), |a| a.to_string())) } }
                 tr { th { "Route" } td { (c.route().routing_key()) } }

@@ -189,6 +189,11 @@ pub fn updated_event(old: &Callback, changes: &Changes) -> Event {
         json!(new.target_agent),
     );
     note("expiresAt", json!(old.expires_at), json!(new.expires_at));
+    note(
+        "callerId",
+        json!(old.caller_id.as_ref().map(|n| n.as_str())),
+        json!(new.caller_id.map(|n| n.as_str())),
+    );
     if let Some(reason) = &changes.reason {
         diff.insert("reason".into(), json!(reason));
     }

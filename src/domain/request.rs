@@ -155,7 +155,7 @@ pub enum RequestError {
         limit: String,
     },
     #[error(
-        "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt"
+        "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt, callerId"
     )]
     NothingToChange,
     #[error("timeZone applies only together with scheduleDate")]
@@ -435,6 +435,8 @@ pub struct ChangeInput {
     pub notes: Option<String>,
     pub target_agent_id: Option<Option<RawId>>,
     pub expires_at: Option<String>,
+    /// Absent: unchanged; `Some(None)` (or blank): none.
+    pub caller_id: Option<Option<String>>,
 }
 
 /// Why a person changed or cancelled callbacks, recorded in each event: at most 500
@@ -459,6 +461,8 @@ pub struct Changes {
     /// `Some(None)` removes the target agent: route to the skill.
     pub target_agent: Option<Option<AgentId>>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// `Some(None)` removes the caller ID.
+    pub caller_id: Option<Option<PhoneNumber>>,
     /// Why, when a person said (recorded in the event).
     pub reason: Option<String>,
     /// The slot a new due time takes, when the skill has slots.
@@ -474,6 +478,7 @@ pub struct ChangedFields<'a> {
     pub notes: &'a str,
     pub target_agent: Option<AgentId>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub caller_id: Option<&'a PhoneNumber>,
 }
 
 impl Changes {
@@ -489,6 +494,10 @@ impl Changes {
             notes: self.notes.as_deref().unwrap_or(&old.notes),
             target_agent: self.target_agent.unwrap_or(old.target_agent_id),
             expires_at: self.expires_at.or(old.expires_at),
+            caller_id: match &self.caller_id {
+                Some(new) => new.as_ref(),
+                None => old.caller_id.as_ref(),
+            },
         }
     }
 
@@ -509,6 +518,7 @@ impl<'a> ChangedFields<'a> {
             notes: &c.notes,
             target_agent: c.target_agent_id,
             expires_at: c.expires_at,
+            caller_id: c.caller_id.as_ref(),
         }
     }
 }
@@ -521,6 +531,7 @@ impl ChangeInput {
             && self.notes.is_none()
             && self.target_agent_id.is_none()
             && self.expires_at.is_none()
+            && self.caller_id.is_none()
         {
             return Err(RequestError::NothingToChange);
         }
@@ -590,12 +601,23 @@ pub fn plan_change(
         }
         _ => {}
     }
+    let caller_id = input
+        .caller_id
+        .map(|new| {
+            optional_number(
+                "callerId",
+                new.as_deref(),
+                skill.policy.routing.region(rules),
+            )
+        })
+        .transpose()?;
     Ok(Changes {
         slot: schedule.and_then(|(_, due, _)| skill.slot_at(due, rules.default_time_zone)),
         schedule,
         notes: input.notes,
         target_agent,
         expires_at,
+        caller_id,
         reason: None,
     })
 }

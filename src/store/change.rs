@@ -10,7 +10,7 @@ use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::domain::{
     Agent, AgentId, Callback, CallbackId, CallingHoursJson, Changes, Event, OutcomeKind,
-    OutcomeWrite, Skill, Slot, cancelled_event, updated_event,
+    OutcomeWrite, PhoneNumber, Skill, Slot, cancelled_event, updated_event,
 };
 
 impl Store {
@@ -134,7 +134,7 @@ impl CallbackChange {
         let row = sqlx::query_as!(
             CallbackRow,
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
-                target_agent_id = $6, expires_at = $7, updated_at = now(),
+                target_agent_id = $6, expires_at = $7, caller_id = $8, updated_at = now(),
                 paced_at = NULL, paced_gate = NULL
              WHERE c.id = $1
              RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
@@ -148,7 +148,8 @@ impl CallbackChange {
             new.time_zone.map(|tz| tz.name()),
             new.notes,
             new.target_agent.map(AgentId::get),
-            new.expires_at
+            new.expires_at,
+            new.caller_id.map(PhoneNumber::as_str)
         )
         .fetch_one(&mut *self.tx)
         .await?;

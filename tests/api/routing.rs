@@ -172,6 +172,58 @@ async fn caller_id_and_the_original_number_are_kept_listed_and_published() {
         assert_eq!(ids, want, "{query}");
     }
 
+    // PATCH changes the caller ID (read in the skill's region) or removes it, with an
+    // `updated` event; the origin is where the request came from, and does not change.
+    let later = app.create_ok(&create_body(SKILL, "+442079460958")).await;
+    let patch = |body: Value| {
+        let app = &app;
+        let id = later.clone();
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/v1/callbacks/{id}"),
+                Some(&app.admin),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let (status, changed) = patch(json!({"callerId": "0161 496 0001"})).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["callerId"], "+441614960001");
+    let (status, events) = app
+        .call(
+            Method::GET,
+            &format!("/v1/callbacks/{later}/events"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let updated = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["kind"] == "updated")
+        .expect("an updated event")
+        .clone();
+    assert_eq!(
+        updated["details"]["callerId"],
+        json!({"from": "+442071838750", "to": "+441614960001"})
+    );
+    let (status, cleared) = patch(json!({"callerId": null})).await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["callerId"], Value::Null);
+    let (status, refused) = patch(json!({"callerId": "12"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["result"], "InvalidPhoneNumber");
+    let (status, _) = patch(json!({"origNumber": "+447911123456"})).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "origNumber does not change"
+    );
+
     // A bad one is the number's result code, naming the field; nothing is written.
     let before = app.states().await;
     let mut bad = create_body(SKILL, "+442079460958");

@@ -102,6 +102,10 @@ pub struct UpdateRequest {
     pub target_agent_id: Option<Option<RawId>>,
     /// ISO 8601, read like `scheduleDate`; must stay after the due time.
     pub expires_at: Option<String>,
+    /// Absent: unchanged. `null` or `""`: none. Otherwise the number the customer sees, read
+    /// like `phoneNumber`. (`origNumber` is where the request came from: it does not change.)
+    #[serde(default, deserialize_with = "present")]
+    pub caller_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -252,6 +256,7 @@ impl From<UpdateRequest> for ChangeInput {
             notes: r.notes,
             target_agent_id: r.target_agent_id,
             expires_at: r.expires_at,
+            caller_id: r.caller_id,
         }
     }
 }
