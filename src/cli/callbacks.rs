@@ -28,6 +28,9 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
             agent,
             due_before,
             due_after,
+            phone,
+            caller_id,
+            orig_number,
             limit,
         } => {
             user_may(&user, Permission::CallbacksRead)?;
@@ -57,6 +60,9 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
                     .map(|t| parse_instant("--due-after", t))
                     .transpose()?,
                 allowed_skills: user.skills.clone(),
+                phone_number: number("--phone", phone.as_deref(), settings)?,
+                caller_id: number("--caller-id", caller_id.as_deref(), settings)?,
+                orig_number: number("--orig-number", orig_number.as_deref(), settings)?,
                 // One extra row tells whether more match.
                 limit: limit + 1,
                 ..CallbackFilter::default()
@@ -285,6 +291,21 @@ fn detail_table(c: &Callback) -> Table {
         table.row(vec![field.to_owned(), value]);
     }
     table
+}
+
+/// A number option, as a create takes it, in E.164.
+fn number(
+    flag: &'static str,
+    value: Option<&str>,
+    settings: &Settings,
+) -> Result<Option<String>, CliError> {
+    value
+        .map(|v| {
+            crate::domain::PhoneNumber::parse_field(flag, v, settings.schedule.default_region.0)
+                .map(|n| n.as_str().to_owned())
+                .map_err(|e| CliError::Invalid(e.to_string()))
+        })
+        .transpose()
 }
 
 fn show_one(callback: Callback, json: bool) -> Result<(), CliError> {

@@ -223,6 +223,15 @@ pub enum CallbacksCommand {
         /// Due at or after this instant (inclusive, RFC 3339).
         #[arg(long, value_name = "RFC3339")]
         due_after: Option<String>,
+        /// Only callbacks to this number (national numbers in schedule.default_region).
+        #[arg(long, value_name = "NUMBER")]
+        phone: Option<String>,
+        /// Only callbacks with this caller ID.
+        #[arg(long, value_name = "NUMBER")]
+        caller_id: Option<String>,
+        /// Only callbacks requested from this number.
+        #[arg(long, value_name = "NUMBER")]
+        orig_number: Option<String>,
         /// At most this many (1 to 10000).
         #[arg(long, default_value_t = 100)]
         limit: u32,

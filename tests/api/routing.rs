@@ -172,6 +172,28 @@ async fn caller_id_and_the_original_number_are_kept_listed_and_published() {
         assert_eq!(ids, want, "{query}");
     }
 
+    // The operator's list takes the same filters.
+    let out = testkit::cli::run(
+        &app,
+        &[
+            "callbacks",
+            "list",
+            "--as",
+            "admin",
+            "--json",
+            "--orig-number",
+            "+44 7911 123456",
+        ],
+    );
+    assert!(out.status.success(), "{}", testkit::cli::stderr(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(listed["items"][0]["callbackId"], own_id.as_str());
+
     // PATCH changes the caller ID (read in the skill's region) or removes it, with an
     // `updated` event; the origin is where the request came from, and does not change.
     let later = app.create_ok(&create_body(SKILL, "+442079460958")).await;
