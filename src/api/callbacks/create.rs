@@ -51,31 +51,9 @@ pub async fn create(
     let idempotency = idempotency_key(&headers, body.digest)?;
     let input = CreateInput::from(body.value);
     match app::schedule(&state, &caller.0, input, idempotency).await? {
-        Created::New(receipt) => {
-            tracing::Span::current()
-                .record("callback_id", tracing::field::display(receipt.callback_id));
-            let body = CreatedAnswer {
-                result: receipt.result,
-                callback_id: receipt.callback_id,
-                due_at: receipt.due_at,
-                expires_at: receipt.expires_at,
-                existing: false,
-                message: None,
-            };
-            Ok((StatusCode::CREATED, Json(body)).into_response())
-        }
+        Created::New(receipt) => Ok(answer(StatusCode::CREATED, receipt, None)),
         Created::Existing { receipt, message } => {
-            tracing::Span::current()
-                .record("callback_id", tracing::field::display(receipt.callback_id));
-            let body = CreatedAnswer {
-                result: receipt.result,
-                callback_id: receipt.callback_id,
-                due_at: receipt.due_at,
-                expires_at: receipt.expires_at,
-                existing: true,
-                message: Some(message),
-            };
-            Ok((StatusCode::OK, Json(body)).into_response())
+            Ok(answer(StatusCode::OK, receipt, Some(message)))
         }
         Created::Replayed(first) => {
             let mut response = (StatusCode::CREATED, Json(first)).into_response();
@@ -85,4 +63,19 @@ pub async fn create(
             Ok(response)
         }
     }
+}
+
+/// A stored callback's answer: a new one (`201`), or the number's pending one given instead
+/// (`200`, with what happened in `message`).
+fn answer(status: StatusCode, receipt: app::Receipt, existing: Option<String>) -> Response {
+    tracing::Span::current().record("callback_id", tracing::field::display(receipt.callback_id));
+    let body = CreatedAnswer {
+        result: receipt.result,
+        callback_id: receipt.callback_id,
+        due_at: receipt.due_at,
+        expires_at: receipt.expires_at,
+        existing: existing.is_some(),
+        message: existing,
+    };
+    (status, Json(body)).into_response()
 }
