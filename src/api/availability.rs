@@ -161,7 +161,13 @@ pub(crate) async fn slots_with_bookings(
     to: DateTime<Utc>,
 ) -> Result<(Vec<Slot>, HashMap<DateTime<Utc>, u32>), ApiError> {
     let zone = skill.slot_zone(state.rules.default_time_zone);
-    let slots = policy.slots(from, to, zone, skill.policy.calling_hours.as_ref());
+    let slots = policy.slots(
+        from,
+        to,
+        zone,
+        skill.policy.calling_hours.as_ref(),
+        skill.policy.calendar.as_ref(),
+    );
     let first = slots.first().map_or(from, |s| s.start);
     let booked = state.store.slot_bookings(skill.id, first, to).await?;
     Ok((slots, booked))

@@ -62,6 +62,9 @@ pub struct SkillView {
     max_pending_per_number: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_creates_per_number_per_day: Option<u32>,
+    /// Its calendar of closed dates and special hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calendar: Option<String>,
 }
 
 impl From<Skill> for SkillView {
@@ -98,6 +101,7 @@ impl From<Skill> for SkillView {
             duplicate_policy: skill.policy.routing.duplicate_policy.map(|p| p.as_str()),
             max_pending_per_number: skill.policy.routing.max_pending_per_number,
             max_creates_per_number_per_day: skill.policy.routing.max_creates_per_number_per_day,
+            calendar: skill.policy.routing.calendar,
         }
     }
 }

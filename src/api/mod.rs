@@ -2,6 +2,7 @@
 //! call the store, and answer with the spec's result codes.
 
 mod availability;
+mod calendars;
 pub mod callbacks;
 mod directory;
 mod dnc;
@@ -142,6 +143,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/v1/skills/{id}/availability",
             get(availability::availability),
+        )
+        .route(
+            "/v1/calendars/{name}",
+            put(calendars::put_calendar)
+                .get(calendars::get_calendar)
+                .delete(calendars::delete_calendar),
         )
         .route(
             "/v1/dnc/{phone}",

@@ -57,6 +57,9 @@ pub const BEARER: &str = "bearer";
         super::dnc::put_dnc,
         super::dnc::get_dnc,
         super::dnc::delete_dnc,
+        super::calendars::put_calendar,
+        super::calendars::get_calendar,
+        super::calendars::delete_calendar,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -424,6 +427,10 @@ pub struct SkillBody {
     /// Creates one number may have in this skill per calendar day of its time zone.
     #[schema(minimum = 1, maximum = 2147483647)]
     max_creates_per_number_per_day: Option<u32>,
+    /// The name of a calendar of closed dates and special hours (`PUT /v1/calendars/{name}`
+    /// first).
+    #[schema(example = "uk-holidays")]
+    calendar: Option<String>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -504,7 +511,7 @@ mod tests {
             "maxInFlight": 20, "maxPerMinute": 60,
             "slotMinutes": 15, "slotCapacity": 5, "slotCapacityByHour": {"mon 09": 8},
             "defaultRegion": "GB", "callerId": "+442071838750", "duplicatePolicy": "existing",
-            "maxPendingPerNumber": 2, "maxCreatesPerNumberPerDay": 5
+            "maxPendingPerNumber": 2, "maxCreatesPerNumberPerDay": 5, "calendar": "uk"
         });
         serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
         serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
@@ -518,7 +525,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 22), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 23), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

@@ -16,9 +16,11 @@ pub async fn put_skill(
 ) -> Result<Skill, AppError> {
     require(user, Permission::DirectoryWrite)?;
     require_skill(user, id)?;
-    let skill = input
+    let mut skill = input
         .into_skill(Some(id))
         .map_err(|e| AppError::unacceptable(e.to_string()))?;
+    skill.policy.calendar =
+        super::calendars::check_assigned(app, skill.policy.routing.calendar.as_deref()).await?;
     app.store.upsert_skill(&skill).await?;
     tracing::info!(skill_id = id.get(), active = skill.active, security_user = %user.name, "skill stored");
     Ok(skill)
@@ -69,7 +71,7 @@ pub async fn put_agent(
     input: AgentInput,
 ) -> Result<Agent, AppError> {
     require(user, Permission::DirectoryWrite)?;
-    require_every_skill(user)?;
+    require_every_skill(user, "agents")?;
     let agent = input
         .into_agent(Some(id))
         .map_err(|e| AppError::unacceptable(e.to_string()))?;
@@ -86,7 +88,7 @@ pub async fn set_agent_active(
     active: bool,
 ) -> Result<(), AppError> {
     require(user, Permission::DirectoryWrite)?;
-    require_every_skill(user)?;
+    require_every_skill(user, "agents")?;
     if !app.store.set_agent_active(id, active).await? {
         return Err(AppError::NotFound(format!("agent {id} does not exist")));
     }
@@ -110,12 +112,12 @@ pub async fn import(
 
 /// An agent takes callbacks of every skill it is routed, so a user restricted to some skills
 /// may not rename or deactivate one.
-fn require_every_skill(user: &SecurityUser) -> Result<(), AppError> {
+pub(super) fn require_every_skill(user: &SecurityUser, what: &str) -> Result<(), AppError> {
     if user.skills.is_none() {
         Ok(())
     } else {
         Err(AppError::Denied(format!(
-            "security user `{}` is restricted to some skills; only a user of every skill may change agents",
+            "security user `{}` is restricted to some skills; only a user of every skill may change {what}",
             user.name
         )))
     }

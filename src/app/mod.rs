@@ -10,6 +10,7 @@
 //! **Architecture invariant:** a delivery module never writes through `store` itself.
 
 mod bulk;
+pub mod calendars;
 mod change;
 pub mod directory;
 pub mod dnc;

@@ -58,6 +58,22 @@ pub async fn directory(State(state): State<App>, viewer: Viewer) -> Response {
                             }
                         }
                     } @else { p.muted { "Callable at any time (no calling hours)." } }
+                    @if let Some(calendar) = &s.policy.calendar {
+                        @let today = chrono::Utc::now().with_timezone(&calendar.zone).date_naive();
+                        @let closed = calendar.closed_from(today, 3);
+                        p.calendar { "Calendar " (calendar.name) ": "
+                            @if closed.is_empty() { "no closed days ahead." }
+                            @else {
+                                "next closed "
+                                @for (i, (date, label)) in closed.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    time datetime=(date) { (date.format("%a %-d %b %Y")) }
+                                    @if let Some(label) = label { " (" (label) ")" }
+                                }
+                                "."
+                            }
+                        }
+                    }
                     @if writer {
                         form method="post" action={"/console/directory/skills/" (s.id) "/active"} {
                             input type="hidden" name="csrf" value=(viewer.csrf);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::Viewer;
 use super::layout::page;
 use crate::app::App;
-use crate::domain::{Opening, Permission, SkillId, contact_zone, opening};
+use crate::domain::{Opening, Permission, SkillId, contact_zone};
 
 const WIDTH: f64 = 1000.0;
 /// How long one count serves the chart.
@@ -101,10 +101,7 @@ pub async fn load(
     let closed = |hour: DateTime<Utc>| -> bool {
         let Some(skill) = &skill else { return false };
         let zone = contact_zone(None, skill.time_zone, state.rules.default_time_zone);
-        !matches!(
-            opening(skill.policy.calling_hours.as_ref(), hour, zone),
-            Opening::Now
-        )
+        !matches!(skill.policy.opening(hour, zone), Opening::Now)
     };
     let chart: Markup = html! {
         svg #load viewBox={"0 0 " (WIDTH) " " (HEIGHT + 20.0)} role="img"

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +148,22 @@ pub struct SkillPolicy {
     /// Numbers, caller ID and per-number admission.
     #[serde(skip)]
     pub routing: SkillRouting,
+    /// The calendar named by `routing.calendar`, as it is now.
+    #[serde(skip)]
+    pub calendar: Option<super::Calendar>,
+}
+
+impl SkillPolicy {
+    /// The one reading of when this skill's callbacks may be called, at `at`, in the
+    /// contact's `zone`: the weekly calling hours and the calendar's dates.
+    pub fn opening(&self, at: DateTime<Utc>, zone: Tz) -> super::Opening {
+        super::opening_with(
+            self.calling_hours.as_ref(),
+            self.calendar.as_ref(),
+            at,
+            zone,
+        )
+    }
 }
 
 /// A skill's rules for the numbers of its callbacks; `None` takes the configured default.
@@ -159,6 +176,8 @@ pub struct SkillRouting {
     pub duplicate_policy: Option<super::DuplicatePolicy>,
     pub max_pending_per_number: Option<u32>,
     pub max_creates_per_number_per_day: Option<u32>,
+    /// The name of its calendar of closed dates and special hours.
+    pub calendar: Option<String>,
 }
 
 impl SkillRouting {
@@ -264,6 +283,9 @@ pub struct SkillInput {
     pub max_pending_per_number: Option<u32>,
     #[serde(default)]
     pub max_creates_per_number_per_day: Option<u32>,
+    /// The name of a calendar (`PUT /v1/calendars/{name}`).
+    #[serde(default)]
+    pub calendar: Option<String>,
 }
 
 impl SkillInput {
@@ -340,9 +362,19 @@ impl SkillInput {
             duplicate_policy: self.duplicate_policy,
             max_pending_per_number: self.max_pending_per_number,
             max_creates_per_number_per_day: self.max_creates_per_number_per_day,
+            calendar: match self.calendar.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(name) => Some(
+                    super::check_calendar_name(name)
+                        .map_err(|e| DirectoryInputError::Policy(format!("calendar: {e}")))?
+                        .to_owned(),
+                ),
+            },
         };
         let policy = SkillPolicy {
             routing,
+            // The store reads the named calendar with the skill.
+            calendar: None,
             calling_hours: self.calling_hours,
             retry_backoff_seconds: self.retry_backoff_seconds,
             max_attempts: self.max_attempts,

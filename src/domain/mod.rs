@@ -4,10 +4,12 @@
 //! edge, and the rest of the daemon only ever handles the parsed types.
 
 mod admission;
+mod calendar;
 mod callback;
 mod claims;
 mod directory;
 mod history;
+mod ical;
 mod ids;
 mod lifecycle;
 mod pacing;
@@ -20,6 +22,10 @@ mod suppression;
 mod window;
 
 pub use admission::{Admitted, DuplicatePolicy, NumberAdmission, NumberFacts};
+pub use calendar::{
+    CALENDAR_DAYS_MAX, Calendar, CalendarDayJson, CalendarError, CalendarJson, check_calendar_name,
+    next_opening, opening_with,
+};
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
 pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
 pub use directory::{

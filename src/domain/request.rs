@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{
     Agent, AgentId, Callback, CallbackId, DateError, IdError, NewCallback, Opening, PhoneNumber,
     PhoneNumberError, ScheduleRules, Skill, SkillError, SkillId, Suppression, TextField,
-    TextFieldError, contact_zone, opening, parse_time_zone, resolve_schedule_date,
+    TextFieldError, contact_zone, parse_time_zone, resolve_schedule_date,
 };
 
 /// The result branches a calling script can take (the spec's names, verbatim).
@@ -319,16 +319,26 @@ fn calling_window(
     policy: WindowPolicy,
 ) -> Result<(DateTime<Utc>, Option<String>), RequestError> {
     let hours = skill.policy.calling_hours.as_ref();
-    let outside = || {
-        format!(
+    let outside = || match skill
+        .policy
+        .calendar
+        .as_ref()
+        .and_then(|c| c.describe(due_at))
+    {
+        Some(day) => format!(
+            "{} is outside the calling hours of skill {}: {day}",
+            due_at.with_timezone(&zone).to_rfc3339(),
+            skill.id
+        ),
+        None => format!(
             "{} is outside the calling hours of skill {} ({}) in {}",
             due_at.with_timezone(&zone).to_rfc3339(),
             skill.id,
             hours.map(ToString::to_string).unwrap_or_default(),
             zone.name()
-        )
+        ),
     };
-    match opening(hours, due_at, zone) {
+    match skill.policy.opening(due_at, zone) {
         Opening::Now => Ok((due_at, None)),
         Opening::At(open) if policy == WindowPolicy::Defer => Ok((open, Some(outside()))),
         Opening::At(open) => Err(RequestError::OutsideCallingHours {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::{CallingHours, Opening, opening};
+use super::{CallingHours, Opening};
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -151,6 +151,7 @@ impl SlotPolicy {
         to: DateTime<Utc>,
         zone: Tz,
         hours: Option<&CallingHours>,
+        calendar: Option<&super::Calendar>,
     ) -> Vec<Slot> {
         let mut slots = Vec::new();
         let mut slot = self.slot_at(from, zone);
@@ -159,7 +160,10 @@ impl SlotPolicy {
             if slot.start >= to || slots.len() >= SLOTS_MAX {
                 break;
             }
-            if matches!(opening(hours, slot.start, zone), Opening::Now) {
+            if matches!(
+                super::opening_with(hours, calendar, slot.start, zone),
+                Opening::Now
+            ) {
                 slots.push(slot);
             }
             slot = self.slot_from(slot.end, zone);
@@ -307,6 +311,7 @@ mod tests {
             at("2026-11-26T12:00:00Z"),
             london,
             Some(&hours),
+            None,
         );
         let starts: Vec<String> = slots
             .iter()
@@ -323,6 +328,7 @@ mod tests {
             at("2026-11-26T09:00:00Z"),
             at("2026-11-26T11:00:00Z"),
             london,
+            None,
             None,
         );
         let full = [at("2026-11-26T10:00:00Z")];

@@ -96,7 +96,7 @@ impl CallingHours {
 
     /// The UTC interval of one local range on one date; a start inside a DST gap opens
     /// when the clocks resume, an ambiguous one at its earlier instant.
-    fn interval(
+    pub(super) fn interval(
         date: NaiveDate,
         (start, end): (NaiveTime, NaiveTime),
         zone: Tz,
@@ -206,7 +206,7 @@ pub fn dispatch_window(
     }
     let zone = super::contact_zone(callback.time_zone, skill.time_zone, default_zone);
     let hours = skill.policy.calling_hours.as_ref();
-    match opening(hours, now, zone) {
+    match skill.policy.opening(now, zone) {
         Opening::Now => DispatchWindow::Publish,
         Opening::At(open) if callback.expires_at.is_some_and(|e| e <= open) => {
             DispatchWindow::End {
@@ -219,12 +219,15 @@ pub fn dispatch_window(
         }
         Opening::At(open) => DispatchWindow::Defer {
             until: open,
-            reason: format!(
-                "outside the calling hours of skill {} ({}) in {}",
-                skill.id,
-                hours.map(ToString::to_string).unwrap_or_default(),
-                zone.name()
-            ),
+            reason: match skill.policy.calendar.as_ref().and_then(|c| c.describe(now)) {
+                Some(day) => format!("outside the calling hours of skill {}: {day}", skill.id),
+                None => format!(
+                    "outside the calling hours of skill {} ({}) in {}",
+                    skill.id,
+                    hours.map(ToString::to_string).unwrap_or_default(),
+                    zone.name()
+                ),
+            },
         },
         Opening::Never => DispatchWindow::End {
             state: super::CallbackState::Failed,

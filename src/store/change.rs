@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 
-use super::directory::{AgentRow, RoutingJson, SkillRow, SlotsByHour};
+use super::directory::{AgentRow, RoutingJson, SkillRow, SlotsByHour, StoredCalendar};
 use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -33,6 +33,8 @@ impl Store {
                     s.slot_minutes AS s_slot_minutes, s.slot_capacity AS s_slot_capacity,
                     s.slot_capacity_by_hour AS "s_slot_capacity_by_hour: Json<SlotsByHour>",
                     s.routing AS "s_routing: Json<RoutingJson>",
+                    (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
+                       FROM calendars k WHERE k.name = s.routing->>'calendar') AS "s_calendar: Json<StoredCalendar>",
                     c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                     c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
@@ -64,6 +66,7 @@ impl Store {
             slot_capacity: row.s_slot_capacity,
             slot_capacity_by_hour: row.s_slot_capacity_by_hour,
             routing: row.s_routing,
+            calendar: row.s_calendar,
         };
         let record = CallbackRow {
             id: row.id,

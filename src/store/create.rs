@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::directory::{AgentRow, RoutingJson, SkillRow, SlotsByHour};
+use super::directory::{AgentRow, RoutingJson, SkillRow, SlotsByHour, StoredCalendar};
 use super::dnc::DncMatch;
 use super::{Store, StoreError};
 use crate::domain::{
@@ -73,6 +73,8 @@ impl Store {
                     s.slot_minutes AS "s_slot_minutes?", s.slot_capacity AS "s_slot_capacity?",
                     s.slot_capacity_by_hour AS "s_slot_capacity_by_hour?: Json<SlotsByHour>",
                     s.routing AS "s_routing?: Json<RoutingJson>",
+                    (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
+                       FROM calendars k WHERE k.name = s.routing->>'calendar') AS "s_calendar?: Json<StoredCalendar>",
                     a.id AS "a_id?", a.username AS "a_username?", a.active AS "a_active?",
                     dnc.dnc_skill_id AS "dnc_skill_id?", dnc.dnc_reason AS "dnc_reason?"
              FROM (SELECT 1) AS one
@@ -110,6 +112,7 @@ impl Store {
                 slot_capacity: row.s_slot_capacity,
                 slot_capacity_by_hour: row.s_slot_capacity_by_hour,
                 routing: row.s_routing,
+                calendar: row.s_calendar,
             }),
         };
         let agent_row = match row.a_id {

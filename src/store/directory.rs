@@ -7,8 +7,8 @@ use super::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Agent, AgentId, CallingHours, CallingHoursJson, PhoneNumber, Skill, SkillId, SkillPacing,
-    SkillPolicy, SkillRouting, SlotPolicy,
+    Agent, AgentId, Calendar, CalendarDayJson, CalendarJson, CallingHours, CallingHoursJson,
+    PhoneNumber, Skill, SkillId, SkillPacing, SkillPolicy, SkillRouting, SlotPolicy,
 };
 use std::collections::BTreeMap;
 
@@ -49,7 +49,9 @@ impl Store {
                     s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                     s.max_per_minute, s.slot_minutes, s.slot_capacity,
                     s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
-                    s.routing AS "routing: Json<RoutingJson>"
+                    s.routing AS "routing: Json<RoutingJson>",
+                    (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
+                       FROM calendars k WHERE k.name = s.routing->>'calendar') AS "calendar: Json<StoredCalendar>"
                FROM skills s WHERE s.id = $1"#,
             id.get()
         )
@@ -81,6 +83,8 @@ impl Store {
                     s.max_per_minute, s.slot_minutes, s.slot_capacity,
                     s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
                     s.routing AS "routing: Json<RoutingJson>",
+                    (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
+                       FROM calendars k WHERE k.name = s.routing->>'calendar') AS "calendar: Json<StoredCalendar>",
                     pg_notify('callbackd_due', '')::text AS woken
              FROM s"#,
             id.get(),
@@ -110,6 +114,7 @@ impl Store {
                 slot_capacity: r.slot_capacity,
                 slot_capacity_by_hour: r.slot_capacity_by_hour,
                 routing: r.routing,
+                calendar: r.calendar,
             })
         })
         .transpose()
@@ -170,7 +175,9 @@ impl Store {
                     s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                     s.max_per_minute, s.slot_minutes, s.slot_capacity,
                     s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
-                    s.routing AS "routing: Json<RoutingJson>"
+                    s.routing AS "routing: Json<RoutingJson>",
+                    (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
+                       FROM calendars k WHERE k.name = s.routing->>'calendar') AS "calendar: Json<StoredCalendar>"
                FROM skills s ORDER BY s.id LIMIT $1"#,
             limit
         )
@@ -318,6 +325,8 @@ pub(super) struct RoutingJson {
     max_pending_per_number: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_creates_per_number_per_day: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calendar: Option<String>,
 }
 
 impl RoutingJson {
@@ -329,6 +338,7 @@ impl RoutingJson {
             duplicate_policy: routing.duplicate_policy.map(|p| p.as_str().to_owned()),
             max_pending_per_number: routing.max_pending_per_number,
             max_creates_per_number_per_day: routing.max_creates_per_number_per_day,
+            calendar: routing.calendar.clone(),
         })
     }
 
@@ -347,7 +357,31 @@ impl RoutingJson {
                 .transpose()?,
             max_pending_per_number: self.max_pending_per_number,
             max_creates_per_number_per_day: self.max_creates_per_number_per_day,
+            calendar: self.calendar.clone(),
         })
+    }
+}
+
+/// A skill's calendar as its read joins it (`jsonb_build_object('name', …, 'timeZone', …,
+/// 'days', …)`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StoredCalendar {
+    pub name: String,
+    pub time_zone: String,
+    pub days: Vec<CalendarDayJson>,
+}
+
+impl StoredCalendar {
+    pub(super) fn to_domain(&self) -> Result<Calendar, String> {
+        Calendar::parse(
+            &self.name,
+            &CalendarJson {
+                time_zone: self.time_zone.clone(),
+                days: self.days.clone(),
+            },
+        )
+        .map_err(|e| format!("calendar {}: {e}", self.name))
     }
 }
 
@@ -376,6 +410,7 @@ pub(super) struct SkillRow {
     pub slot_capacity: Option<i32>,
     pub slot_capacity_by_hour: Option<Json<SlotsByHour>>,
     pub routing: Option<Json<RoutingJson>>,
+    pub calendar: Option<Json<StoredCalendar>>,
 }
 
 impl TryFrom<SkillRow> for Skill {
@@ -410,6 +445,10 @@ impl TryFrom<SkillRow> for Skill {
                 .map(|j| j.0.to_domain().map_err(|e| corrupt(&e)))
                 .transpose()?
                 .unwrap_or_default(),
+            calendar: row
+                .calendar
+                .map(|j| j.0.to_domain().map_err(|e| corrupt(&e)))
+                .transpose()?,
         };
         Ok(Skill {
             id: SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?,

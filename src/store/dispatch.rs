@@ -14,7 +14,7 @@ use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::cache::Cache;
-use super::directory::{RoutingJson, SkillRow, SlotsByHour};
+use super::directory::{RoutingJson, SkillRow, SlotsByHour, StoredCalendar};
 use super::dnc::DncMatch;
 use super::record::CallbackRow;
 use super::{Store, StoreError};
@@ -363,7 +363,9 @@ impl Claim {
                           s.default_ttl_seconds, s.outcome_deadline_seconds, s.max_in_flight,
                           s.max_per_minute, s.slot_minutes, s.slot_capacity,
                           s.slot_capacity_by_hour AS "slot_capacity_by_hour: Json<SlotsByHour>",
-                          s.routing AS "routing: Json<RoutingJson>"
+                          s.routing AS "routing: Json<RoutingJson>",
+                          (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
+                           FROM calendars k WHERE k.name = s.routing->>'calendar') AS "calendar: Json<StoredCalendar>"
                    FROM skills s WHERE s.id = ANY($1)"#,
                 &missing
             )

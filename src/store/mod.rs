@@ -7,6 +7,7 @@
 mod admission;
 mod bulk;
 mod cache;
+mod calendars;
 mod change;
 mod create;
 mod directory;

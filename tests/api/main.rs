@@ -6,6 +6,7 @@
 mod auth;
 mod bulk;
 mod cache;
+mod calendars;
 mod cli;
 mod console;
 mod create;

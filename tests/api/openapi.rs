@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 26] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -27,6 +27,9 @@ const ROUTES: [(&str, &str); 23] = [
     ("put", "/v1/dnc/{phone}"),
     ("get", "/v1/dnc/{phone}"),
     ("delete", "/v1/dnc/{phone}"),
+    ("put", "/v1/calendars/{name}"),
+    ("get", "/v1/calendars/{name}"),
+    ("delete", "/v1/calendars/{name}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -87,7 +90,8 @@ async fn every_documented_operation_is_routed() {
     for (template, item) in paths {
         let path = template
             .replace("{id}", "01a21291-eee3-771c-b85e-1be0283a8457")
-            .replace("{phone}", "+14155552671");
+            .replace("{phone}", "+14155552671")
+            .replace("{name}", "uk-holidays");
         let path = if template.contains("/skills/") || template.contains("/agents/") {
             template.replace("{id}", "101")
         } else {
