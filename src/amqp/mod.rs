@@ -63,6 +63,8 @@ pub struct OutgoingMessage {
     /// Seconds since the epoch.
     pub timestamp: u64,
     pub headers: Vec<(&'static str, HeaderValue)>,
+    /// The AMQP `priority` property (0–9), for consumers on priority queues.
+    pub priority: Option<u8>,
 }
 
 /// What became of one publication.

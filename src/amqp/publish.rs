@@ -88,13 +88,16 @@ impl Publisher {
             };
             headers.insert((*name).into(), value);
         }
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(message.message_id.as_str().into())
             .with_timestamp(message.timestamp)
             .with_app_id("callbackd".into())
             .with_headers(headers);
+        if let Some(priority) = message.priority {
+            properties = properties.with_priority(priority);
+        }
         let published = self
             .channel
             .basic_publish(

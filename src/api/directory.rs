@@ -65,6 +65,12 @@ pub struct SkillView {
     /// Its calendar of closed dates and special hours.
     #[serde(skip_serializing_if = "Option::is_none")]
     calendar: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initial_priority: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority_acceleration: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_priority: Option<u32>,
 }
 
 impl From<Skill> for SkillView {
@@ -101,6 +107,9 @@ impl From<Skill> for SkillView {
             duplicate_policy: skill.policy.routing.duplicate_policy.map(|p| p.as_str()),
             max_pending_per_number: skill.policy.routing.max_pending_per_number,
             max_creates_per_number_per_day: skill.policy.routing.max_creates_per_number_per_day,
+            initial_priority: skill.policy.routing.priority.initial,
+            priority_acceleration: skill.policy.routing.priority.acceleration,
+            max_priority: skill.policy.routing.priority.max,
             calendar: skill.policy.routing.calendar,
         }
     }

@@ -431,6 +431,15 @@ pub struct SkillBody {
     /// first).
     #[schema(example = "uk-holidays")]
     calendar: Option<String>,
+    /// The base priority of its callbacks that name none (0–1000; default 0).
+    #[schema(minimum = 0, maximum = 1000)]
+    initial_priority: Option<i64>,
+    /// Points a callback gains per minute past due (default 0: no ageing).
+    #[schema(minimum = 0, maximum = 1000)]
+    priority_acceleration: Option<i64>,
+    /// The most a callback's priority ages to (default 1000).
+    #[schema(minimum = 0, maximum = 1000)]
+    max_priority: Option<i64>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -511,7 +520,8 @@ mod tests {
             "maxInFlight": 20, "maxPerMinute": 60,
             "slotMinutes": 15, "slotCapacity": 5, "slotCapacityByHour": {"mon 09": 8},
             "defaultRegion": "GB", "callerId": "+442071838750", "duplicatePolicy": "existing",
-            "maxPendingPerNumber": 2, "maxCreatesPerNumberPerDay": 5, "calendar": "uk"
+            "maxPendingPerNumber": 2, "maxCreatesPerNumberPerDay": 5, "calendar": "uk",
+            "initialPriority": 10, "priorityAcceleration": 2, "maxPriority": 900
         });
         serde_json::from_value::<SkillBody>(skill.clone()).expect("documented skill");
         serde_json::from_value::<crate::domain::SkillInput>(skill).expect("real skill");
@@ -525,7 +535,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 23), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 26), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

@@ -4,8 +4,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::amqp::{HeaderValue, OutgoingMessage};
-use crate::domain::Callback;
 use crate::domain::{AgentId, CallbackId, SkillId};
+use crate::domain::{Callback, Skill, amqp_priority, effective_priority};
 
 pub const SCHEMA: &str = "callbackd.callback.v1";
 
@@ -36,6 +36,9 @@ pub struct CallbackMessage<'a> {
     /// The number the request came from, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orig_number: Option<&'a str>,
+    /// Its effective priority when published (0–1000; the AMQP `priority` property is this
+    /// in tenths, 0–9).
+    pub priority: u32,
 }
 
 /// The identity of one publication: `<callbackId>:<attempt>`. A re-publication of the same
@@ -53,8 +56,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// The publication of `record` as its next attempt.
 pub fn outgoing(
     record: &Callback,
+    skill: &Skill,
     now: DateTime<Utc>,
 ) -> Result<OutgoingMessage, serde_json::Error> {
+    let priority = effective_priority(record, skill, now);
     let route = record.route();
     let routing_key = route.routing_key();
     let attempt = record.attempt + 1;
@@ -77,6 +82,7 @@ pub fn outgoing(
         created_at: rfc3339(record.created_at),
         caller_id: record.caller_id.as_ref().map(|n| n.as_str()),
         orig_number: record.orig_number.as_ref().map(|n| n.as_str()),
+        priority,
     })?;
     Ok(OutgoingMessage {
         message_id: publication_id(record.id, attempt),
@@ -96,5 +102,6 @@ pub fn outgoing(
         routing_key,
         body,
         timestamp: u64::try_from(now.timestamp()).unwrap_or_default(),
+        priority: Some(amqp_priority(priority)),
     })
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
 use crate::config::Settings;
-use crate::domain::{Callback, Gate, LifecycleDefaults, Pacer, Route, Skill, SkillId};
+use crate::domain::{Callback, Gate, LifecycleDefaults, Pacer, Route, Skill, SkillId, compete};
 use crate::liveness::Progress;
 use crate::store::{
     Claim, Confirmed, DispatchedRow, Due, DueListener, Failure, RetryRow, Store, StoreError,
@@ -160,7 +160,7 @@ impl Dispatcher {
 
     /// Reads the gates this claim touches (those of the due callbacks, and those holding
     /// callbacks) and adds the held callbacks their room lets go. Returns every candidate,
-    /// oldest due first, and the pacer that admits them. Without pacing, no statement.
+    /// in the order they compete in (`domain::compete`), and the pacer that admits them. Without pacing, no statement.
     async fn pace(
         &self,
         claim: &mut Claim,
@@ -183,7 +183,8 @@ impl Dispatcher {
         let takes = plan::takes(&held_gates, &pacer, self.settings.dispatch.batch_size);
         let mut candidates = claim.held(&takes).await?;
         candidates.extend(ready);
-        candidates.sort_by_key(|due| due.callback.due_at);
+        // Where they compete for a gate's room: the highest effective priority first.
+        candidates.sort_by(|a, b| compete((&a.callback, &a.skill), (&b.callback, &b.skill), now));
         Ok((candidates, pacer))
     }
 
@@ -368,7 +369,7 @@ impl Dispatcher {
         Ok(Publication {
             skill_id: callback.skill_id,
             paced_since,
-            message: message::outgoing(callback, chrono::Utc::now())?,
+            message: message::outgoing(callback, skill, chrono::Utc::now())?,
             confirmed: Confirmed {
                 id: callback.id,
                 route,

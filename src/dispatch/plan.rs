@@ -229,6 +229,7 @@ mod tests {
                 fell_back_at: None,
                 caller_id: None,
                 orig_number: None,
+                priority: 0,
             },
             skill: skill.clone(),
             suppression: None,

@@ -180,6 +180,8 @@ pub struct NewCallback {
     pub caller_id: Option<PhoneNumber>,
     /// The number the request came from.
     pub orig_number: Option<PhoneNumber>,
+    /// Its base priority (0–1000): its own, else its skill's initial priority.
+    pub priority: u32,
 }
 
 impl NewCallback {
@@ -222,6 +224,8 @@ pub struct Callback {
     pub caller_id: Option<PhoneNumber>,
     /// The number the request came from.
     pub orig_number: Option<PhoneNumber>,
+    /// Its base priority (0–1000); it ages by its skill's rules once due.
+    pub priority: u32,
 }
 
 impl Callback {

@@ -178,6 +178,7 @@ pub struct SkillRouting {
     pub max_creates_per_number_per_day: Option<u32>,
     /// The name of its calendar of closed dates and special hours.
     pub calendar: Option<String>,
+    pub priority: super::PriorityRules,
 }
 
 impl SkillRouting {
@@ -286,6 +287,12 @@ pub struct SkillInput {
     /// The name of a calendar (`PUT /v1/calendars/{name}`).
     #[serde(default)]
     pub calendar: Option<String>,
+    #[serde(default)]
+    pub initial_priority: Option<i64>,
+    #[serde(default)]
+    pub priority_acceleration: Option<i64>,
+    #[serde(default)]
+    pub max_priority: Option<i64>,
 }
 
 impl SkillInput {
@@ -362,6 +369,11 @@ impl SkillInput {
             duplicate_policy: self.duplicate_policy,
             max_pending_per_number: self.max_pending_per_number,
             max_creates_per_number_per_day: self.max_creates_per_number_per_day,
+            priority: super::PriorityRules {
+                initial: checked_priority("initialPriority", self.initial_priority)?,
+                acceleration: checked_priority("priorityAcceleration", self.priority_acceleration)?,
+                max: checked_priority("maxPriority", self.max_priority)?,
+            },
             calendar: match self.calendar.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(name) => Some(
@@ -455,6 +467,12 @@ impl SkillInput {
         }
         Ok(())
     }
+}
+
+fn checked_priority(field: &str, value: Option<i64>) -> Result<Option<u32>, DirectoryInputError> {
+    value
+        .map(|v| super::check_priority(field, v).map_err(DirectoryInputError::Policy))
+        .transpose()
 }
 
 fn reconcile_id<T: Copy + PartialEq + Into<i64>>(

@@ -189,6 +189,7 @@ pub fn updated_event(old: &Callback, changes: &Changes) -> Event {
         json!(new.target_agent),
     );
     note("expiresAt", json!(old.expires_at), json!(new.expires_at));
+    note("priority", json!(old.priority), json!(new.priority));
     note(
         "callerId",
         json!(old.caller_id.as_ref().map(|n| n.as_str())),

@@ -14,6 +14,7 @@ mod ids;
 mod lifecycle;
 mod pacing;
 mod phone;
+mod priority;
 mod request;
 mod schedule;
 mod security;
@@ -40,6 +41,9 @@ pub use lifecycle::{
 };
 pub use pacing::{Admission, Gate, GateReading, Pacer, PacingDefaults, SkillPacing, gates_of};
 pub use phone::{PhoneNumber, PhoneNumberError, region};
+pub use priority::{
+    PRIORITY_MAX, PriorityRules, amqp_priority, check_priority, compete, effective_priority,
+};
 pub use request::{
     ChangeInput, ChangedFields, Changes, CreateContext, CreateInput, RawId, RequestError,
     Requested, ResultCode, WindowPolicy, check_reason, check_target_agent, plan_change,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{
     Agent, AgentId, Callback, CallbackId, DateError, IdError, NewCallback, Opening, PhoneNumber,
     PhoneNumberError, ScheduleRules, Skill, SkillError, SkillId, Suppression, TextField,
-    TextFieldError, contact_zone, parse_time_zone, resolve_schedule_date,
+    TextFieldError, check_priority, contact_zone, parse_time_zone, resolve_schedule_date,
 };
 
 /// The result branches a calling script can take (the spec's names, verbatim).
@@ -155,13 +155,15 @@ pub enum RequestError {
         limit: String,
     },
     #[error(
-        "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt, callerId"
+        "nothing to change: send at least one of scheduleDate, notes, targetAgentId, expiresAt, callerId, priority"
     )]
     NothingToChange,
     #[error("timeZone applies only together with scheduleDate")]
     TimeZoneWithoutDate,
     #[error("reason is required: say why (it is recorded with each change)")]
     MissingReason,
+    #[error("{0}")]
+    Priority(String),
     /// The due time's slot is full; `suggestions` are the nearest free slots' starts.
     #[error("{message}")]
     SlotFull {
@@ -191,7 +193,8 @@ impl RequestError {
             Self::Text(_)
             | Self::NothingToChange
             | Self::TimeZoneWithoutDate
-            | Self::MissingReason => ResultCode::Default,
+            | Self::MissingReason
+            | Self::Priority(_) => ResultCode::Default,
         }
     }
 }
@@ -215,6 +218,8 @@ pub struct CreateInput {
     pub caller_id: Option<String>,
     /// The number the request came from.
     pub orig_number: Option<String>,
+    /// 0 to 1000 (default: the skill's initial priority).
+    pub priority: Option<i64>,
 }
 
 /// The skill and agent a create names: what to look up (and what the caller must be
@@ -399,6 +404,10 @@ pub fn plan_create(
     let caller_id = optional_number("callerId", input.caller_id.as_deref(), region)?
         .or_else(|| skill.policy.routing.caller_id.clone());
     let orig_number = optional_number("origNumber", input.orig_number.as_deref(), region)?;
+    let priority = match input.priority {
+        Some(p) => check_priority("priority", p).map_err(RequestError::Priority)?,
+        None => skill.policy.routing.priority.initial.unwrap_or(0),
+    };
     let slot = skill.slot_at(due_at, rules.default_time_zone);
     if let Some(suppression) = &context.suppression {
         return Err(RequestError::DoNotCall(
@@ -421,6 +430,7 @@ pub fn plan_create(
         slot,
         caller_id,
         orig_number,
+        priority,
     })
 }
 
@@ -447,6 +457,8 @@ pub struct ChangeInput {
     pub expires_at: Option<String>,
     /// Absent: unchanged; `Some(None)` (or blank): none.
     pub caller_id: Option<Option<String>>,
+    /// 0 to 1000.
+    pub priority: Option<i64>,
 }
 
 /// Why a person changed or cancelled callbacks, recorded in each event: at most 500
@@ -473,6 +485,7 @@ pub struct Changes {
     pub expires_at: Option<DateTime<Utc>>,
     /// `Some(None)` removes the caller ID.
     pub caller_id: Option<Option<PhoneNumber>>,
+    pub priority: Option<u32>,
     /// Why, when a person said (recorded in the event).
     pub reason: Option<String>,
     /// The slot a new due time takes, when the skill has slots.
@@ -489,6 +502,7 @@ pub struct ChangedFields<'a> {
     pub target_agent: Option<AgentId>,
     pub expires_at: Option<DateTime<Utc>>,
     pub caller_id: Option<&'a PhoneNumber>,
+    pub priority: u32,
 }
 
 impl Changes {
@@ -508,6 +522,7 @@ impl Changes {
                 Some(new) => new.as_ref(),
                 None => old.caller_id.as_ref(),
             },
+            priority: self.priority.unwrap_or(old.priority),
         }
     }
 
@@ -529,6 +544,7 @@ impl<'a> ChangedFields<'a> {
             target_agent: c.target_agent_id,
             expires_at: c.expires_at,
             caller_id: c.caller_id.as_ref(),
+            priority: c.priority,
         }
     }
 }
@@ -542,6 +558,7 @@ impl ChangeInput {
             && self.target_agent_id.is_none()
             && self.expires_at.is_none()
             && self.caller_id.is_none()
+            && self.priority.is_none()
         {
             return Err(RequestError::NothingToChange);
         }
@@ -621,7 +638,12 @@ pub fn plan_change(
             )
         })
         .transpose()?;
+    let priority = input
+        .priority
+        .map(|p| check_priority("priority", p).map_err(RequestError::Priority))
+        .transpose()?;
     Ok(Changes {
+        priority,
         slot: schedule.and_then(|(_, due, _)| skill.slot_at(due, rules.default_time_zone)),
         schedule,
         notes: input.notes,
@@ -861,6 +883,7 @@ mod tests {
             fell_back_at: None,
             caller_id: None,
             orig_number: None,
+            priority: 0,
         };
         let skill = context.skill.clone().expect("skill");
         let change = |input: ChangeInput| {

@@ -39,7 +39,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                     c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                     c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                    c.fell_back_at, c.caller_id, c.orig_number
+                    c.fell_back_at, c.caller_id, c.orig_number, c.priority
              FROM callbacks c JOIN skills s ON s.id = c.skill_id
              WHERE c.id = $1 FOR UPDATE OF c"#,
             id.as_uuid()
@@ -93,6 +93,7 @@ impl Store {
             fell_back_at: row.fell_back_at,
             caller_id: row.caller_id,
             orig_number: row.orig_number,
+            priority: row.priority,
         };
         Ok(Some(CallbackChange {
             now: row.now,
@@ -137,14 +138,15 @@ impl CallbackChange {
         let row = sqlx::query_as!(
             CallbackRow,
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
-                target_agent_id = $6, expires_at = $7, caller_id = $8, updated_at = now(),
+                target_agent_id = $6, expires_at = $7, caller_id = $8, priority = $9,
+                updated_at = now(),
                 paced_at = NULL, paced_gate = NULL
              WHERE c.id = $1
              RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority",
             old.id.as_uuid(),
             new.scheduled_for,
             new.due_at,
@@ -152,7 +154,8 @@ impl CallbackChange {
             new.notes,
             new.target_agent.map(AgentId::get),
             new.expires_at,
-            new.caller_id.map(PhoneNumber::as_str)
+            new.caller_id.map(PhoneNumber::as_str),
+            i32::try_from(new.priority).unwrap_or(0)
         )
         .fetch_one(&mut *self.tx)
         .await?;
@@ -217,7 +220,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority",
             self.record.id.as_uuid(),
             state.as_str(),
             *due_at,
@@ -276,7 +279,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority",
             self.record.id.as_uuid()
         )
         .fetch_one(&mut *self.tx)

@@ -272,6 +272,7 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
     let mut responses = Vec::with_capacity(n);
     let mut caller_ids = Vec::with_capacity(n);
     let mut orig_numbers = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
     let (mut event_ids, mut event_kinds, mut event_details) = (Vec::new(), Vec::new(), Vec::new());
     for create in creates {
         let c = &create.callback;
@@ -298,6 +299,7 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
         responses.push(create.response.clone());
         caller_ids.push(c.caller_id.as_ref().map(|p| p.as_str()));
         orig_numbers.push(c.orig_number.as_ref().map(|p| p.as_str()));
+        priorities.push(i32::try_from(c.priority).unwrap_or(0));
         for event in created_events(c) {
             event_ids.push(c.id.as_uuid());
             event_kinds.push(event.kind.as_str());
@@ -309,10 +311,10 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
                 $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
                 $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
-                $16::jsonb[], $20::text[], $21::text[])
+                $16::jsonb[], $20::text[], $21::text[], $22::int4[])
             WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
                 target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                expires_at, user_id, key, request_sha256, response, caller_id, orig_number, n)
+                expires_at, user_id, key, request_sha256, response, caller_id, orig_number, priority, n)
          ), key AS (
             INSERT INTO idempotency_keys
                 (security_user_id, key, request_sha256, callback_id, response)
@@ -323,10 +325,10 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
          ), stored AS (
             INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
                 target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                expires_at, caller_id, orig_number)
+                expires_at, caller_id, orig_number, priority)
             SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
                    notes, time_zone, scheduled_for, due_at, created_by, expires_at,
-                   caller_id, orig_number
+                   caller_id, orig_number, priority
             FROM input
             WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
             ORDER BY n
@@ -361,7 +363,8 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
         &event_kinds as &[&str],
         &event_details,
         &caller_ids as &[Option<&str>],
-        &orig_numbers as &[Option<&str>]
+        &orig_numbers as &[Option<&str>],
+        &priorities
     )
     .fetch_all(executor)
     .await?;

@@ -327,6 +327,12 @@ pub(super) struct RoutingJson {
     max_creates_per_number_per_day: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calendar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    initial_priority: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    priority_acceleration: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_priority: Option<u32>,
 }
 
 impl RoutingJson {
@@ -339,6 +345,9 @@ impl RoutingJson {
             max_pending_per_number: routing.max_pending_per_number,
             max_creates_per_number_per_day: routing.max_creates_per_number_per_day,
             calendar: routing.calendar.clone(),
+            initial_priority: routing.priority.initial,
+            priority_acceleration: routing.priority.acceleration,
+            max_priority: routing.priority.max,
         })
     }
 
@@ -358,6 +367,11 @@ impl RoutingJson {
             max_pending_per_number: self.max_pending_per_number,
             max_creates_per_number_per_day: self.max_creates_per_number_per_day,
             calendar: self.calendar.clone(),
+            priority: crate::domain::PriorityRules {
+                initial: self.initial_priority,
+                acceleration: self.priority_acceleration,
+                max: self.max_priority,
+            },
         })
     }
 }

@@ -57,8 +57,13 @@ pub const GATE_READINGS: &str = "SELECT g.gate,
      LEFT JOIN skills s ON g.gate > 0 AND s.id = g.gate
      LEFT JOIN skill_pace p ON g.gate > 0 AND p.skill_id = g.gate";
 
-/// Up to `n` held, due callbacks of each gate, oldest first, locked (`$1`: gates, `$2`: how
-/// many each): a walk of `callbacks_paced` per gate. Its rows are [`CLAIM_DUE`]'s
+/// Up to `n` held, due callbacks of each gate, the highest effective priority first, then
+/// the oldest, locked (`$1`: gates, `$2`: how many each). Each gate's candidates are its
+/// 128 oldest (`callbacks_paced`) and its 128 of highest base priority
+/// (`callbacks_paced_priority`), ranked by the effective priority `domain::PriorityRules`
+/// computes: bounded reads, however many are held, and exact while a gate holds at most
+/// 128 (beyond that, a callback neither among the oldest nor among the highest base
+/// priorities waits until it is one or the other). Its rows are [`CLAIM_DUE`]'s
 /// ([`ClaimedRow`]).
 ///
 /// [`CLAIM_DUE`]: super::dispatch::CLAIM_DUE
@@ -67,19 +72,31 @@ pub const HELD: &str = "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS
          c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
          c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
          c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
-         c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.paced_at, \
+         c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.paced_at, \
          dnc.dnc_skill_id, dnc.dnc_reason
-               FROM callbacks c LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
+               FROM ((SELECT h.id FROM callbacks h
+                      WHERE h.state = 'pending' AND h.paced_at IS NOT NULL AND h.paced_gate = t.gate
+                        AND h.due_at <= now() AND (h.expires_at IS NULL OR h.expires_at > now())
+                      ORDER BY h.due_at LIMIT 128)
+                     UNION
+                     (SELECT h.id FROM callbacks h
+                      WHERE h.state = 'pending' AND h.paced_at IS NOT NULL AND h.paced_gate = t.gate
+                        AND h.due_at <= now() AND (h.expires_at IS NULL OR h.expires_at > now())
+                      ORDER BY h.priority DESC, h.due_at LIMIT 128)) AS candidate
+               JOIN callbacks c ON c.id = candidate.id
+               JOIN skills s ON s.id = c.skill_id
+               LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
                  d.reason AS dnc_reason
                 FROM dnc_entries d
                 WHERE d.phone_number = c.phone_number \
                   AND (d.skill_id IS NULL OR d.skill_id = c.skill_id)
                   AND (d.expires_at IS NULL OR d.expires_at > now())
                 ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true \
-         WHERE c.state = 'pending' AND c.paced_at IS NOT NULL AND c.paced_gate = t.gate
-         AND c.due_at <= now()
-         AND (c.expires_at IS NULL OR c.expires_at > now())
-       ORDER BY c.due_at
+         WHERE c.state = 'pending' AND c.paced_gate = t.gate
+       ORDER BY LEAST(COALESCE((s.routing->>'maxPriority')::float8, 1000),
+                      c.priority + COALESCE((s.routing->>'priorityAcceleration')::float8, 0)
+                        * GREATEST(EXTRACT(EPOCH FROM now() - c.due_at)::float8, 0) / 60) DESC,
+                c.due_at, c.id
        LIMIT t.n
        FOR UPDATE OF c SKIP LOCKED) AS held";
 

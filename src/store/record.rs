@@ -38,6 +38,7 @@ pub(super) struct CallbackRow {
     pub fell_back_at: Option<DateTime<Utc>>,
     pub caller_id: Option<String>,
     pub orig_number: Option<String>,
+    pub priority: i32,
 }
 
 impl TryFrom<CallbackRow> for Callback {
@@ -80,6 +81,7 @@ impl TryFrom<CallbackRow> for Callback {
             fell_back_at: row.fell_back_at,
             caller_id: row.caller_id.map(PhoneNumber::from_stored),
             orig_number: row.orig_number.map(PhoneNumber::from_stored),
+            priority: u32::try_from(row.priority).unwrap_or(0),
         })
     }
 }

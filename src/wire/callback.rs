@@ -53,6 +53,8 @@ pub struct CallbackView {
     caller_id: Option<String>,
     /// The number the request came from (E.164).
     orig_number: Option<String>,
+    /// Its base priority (0–1000); it ages by its skill's rules once due.
+    priority: u32,
 }
 
 impl From<Callback> for CallbackView {
@@ -86,6 +88,7 @@ impl From<Callback> for CallbackView {
             fell_back_at: r.fell_back_at,
             caller_id: r.caller_id.map(|n| n.as_str().to_owned()),
             orig_number: r.orig_number.map(|n| n.as_str().to_owned()),
+            priority: r.priority,
         }
     }
 }

@@ -82,10 +82,11 @@ async fn routes_by_agent_then_skill_with_every_field_of_the_message() {
                 "{field} in UTC"
             );
         }
+        assert_eq!(body["priority"], 0);
         assert_eq!(
             body.as_object().map(|o| o.len()),
-            Some(16),
-            "no unexpected fields: {body}"
+            Some(17),
+            "no unexpected fields (callerId and origNumber only when set): {body}"
         );
 
         let p = &m.properties;

@@ -25,6 +25,7 @@ mod openapi;
 mod operator;
 mod outcome_queue;
 mod pacing;
+mod priority;
 mod process;
 mod routing;
 mod slots;

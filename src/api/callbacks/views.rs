@@ -53,6 +53,11 @@ pub struct CreateRequest {
     pub caller_id: Option<String>,
     /// The number the request came from (the caller's ANI), kept and published as is.
     pub orig_number: Option<String>,
+    /// 0 (lowest) to 1000; default: the skill's `initialPriority`, else 0. Where callbacks
+    /// compete for a paced skill's or agent's room, the highest effective priority goes
+    /// first.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub priority: Option<i64>,
 }
 
 /// What to do when the skill has bookable slots and the due time's slot is full.
@@ -106,6 +111,9 @@ pub struct UpdateRequest {
     /// like `phoneNumber`. (`origNumber` is where the request came from: it does not change.)
     #[serde(default, deserialize_with = "present")]
     pub caller_id: Option<Option<String>>,
+    /// 0 to 1000: the new base priority.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub priority: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -244,6 +252,7 @@ impl From<CreateRequest> for CreateInput {
             nearest_slot: r.slot_policy == Some(SlotPolicy::Nearest),
             caller_id: r.caller_id,
             orig_number: r.orig_number,
+            priority: r.priority,
         }
     }
 }
@@ -257,6 +266,7 @@ impl From<UpdateRequest> for ChangeInput {
             target_agent_id: r.target_agent_id,
             expires_at: r.expires_at,
             caller_id: r.caller_id,
+            priority: r.priority,
         }
     }
 }
