@@ -42,6 +42,8 @@ pub enum BulkAction {
     Reschedule,
     /// To `target_agent_id` (`None`, or an empty id: back to the skill).
     Reassign,
+    /// To base priority `priority`.
+    Reprioritize,
 }
 
 impl BulkAction {
@@ -50,6 +52,7 @@ impl BulkAction {
             Self::Cancel => "cancel",
             Self::Reschedule => "reschedule",
             Self::Reassign => "reassign",
+            Self::Reprioritize => "reprioritize",
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct BulkChange<'a> {
     pub schedule_date: Option<String>,
     pub time_zone: Option<String>,
     pub target_agent_id: Option<Option<RawId>>,
+    /// With `reprioritize`.
+    pub priority: Option<i64>,
     /// Count only: say how many would change, change nothing.
     pub dry_run: bool,
 }
@@ -127,6 +132,7 @@ impl BulkReport {
         let action = match record.action.as_str() {
             "reschedule" => BulkAction::Reschedule,
             "reassign" => BulkAction::Reassign,
+            "reprioritize" => BulkAction::Reprioritize,
             _ => BulkAction::Cancel,
         };
         BulkReport {
@@ -159,7 +165,9 @@ pub async fn change_many(
         user,
         match req.action {
             BulkAction::Cancel => Permission::CallbacksCancel,
-            BulkAction::Reschedule | BulkAction::Reassign => Permission::CallbacksUpdate,
+            BulkAction::Reschedule | BulkAction::Reassign | BulkAction::Reprioritize => {
+                Permission::CallbacksUpdate
+            }
         },
     )?;
     // A repeat is answered before anything is judged again (what changed meanwhile — the
@@ -185,6 +193,13 @@ pub async fn change_many(
             target_agent_id: Some(req.target_agent_id.ok_or_else(|| {
                 AppError::unacceptable("reassign needs a targetAgentId (\"\" or null: the skill)")
             })?),
+            ..ChangeInput::default()
+        }),
+        BulkAction::Reprioritize => Some(ChangeInput {
+            priority: Some(
+                req.priority
+                    .ok_or_else(|| AppError::unacceptable("reprioritize needs a priority"))?,
+            ),
             ..ChangeInput::default()
         }),
     };

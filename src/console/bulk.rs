@@ -153,6 +153,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
         time_zone: None,
         target_agent_id: (action == BulkAction::Reassign)
             .then(|| Some(RawId(sent.target_agent_id.clone().unwrap_or_default()))),
+        priority: None,
         dry_run: !confirmed,
     };
     let answer: BulkReport = match app::change_many(&state, &viewer.user, request, None).await {
@@ -178,6 +179,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
         BulkAction::Cancel => "cancelled",
         BulkAction::Reschedule => "rescheduled",
         BulkAction::Reassign => "reassigned",
+        BulkAction::Reprioritize => "reprioritized",
     };
     page(
         if confirmed { "Changed" } else { "Confirm" },

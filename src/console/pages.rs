@@ -337,6 +337,7 @@ pub async fn callback(
                 tr { th { "State" } td #state { (c.state.as_str()) } }
                 tr { th { "Name" } td { (c.first_name) " " (c.last_name) } }
                 tr { th { "Phone" } td { (c.phone_number.as_str()) } }
+                tr { th { "Priority" } td { (c.priority) } }
                 @if let Some(caller_id) = &c.caller_id {
                     tr { th { "Caller ID" } td { (caller_id.as_str()) } }
                 }

@@ -204,6 +204,31 @@ async fn priority_is_taken_defaulted_changed_and_checked() {
             .contains(r#""priority":{"from":700,"to":900}"#),
         "{events}"
     );
+    // In bulk, with the reason every bulk change records.
+    let (status, done) = app
+        .call(
+            Method::POST,
+            "/v1/callbacks/bulk",
+            Some(&app.admin),
+            Some(
+                &json!({"filter": {"skillId": SKILL.to_string()}, "action": "reprioritize",
+                         "priority": 999, "reason": "storm: vulnerable customers first"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["changed"], 2, "{done}");
+    assert_eq!(app.get_callback(&defaulted).await["priority"], 999);
+    let (status, refused) = app
+        .call(
+            Method::POST,
+            "/v1/callbacks/bulk",
+            Some(&app.admin),
+            Some(&json!({"action": "reprioritize", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
     for (rules, field) in [
         (json!({"initialPriority": 1001}), "initialPriority"),
         (json!({"priorityAcceleration": -1}), "priorityAcceleration"),

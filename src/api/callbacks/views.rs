@@ -320,6 +320,8 @@ pub enum BulkAction {
     Reschedule,
     /// Route it to `targetAgentId` (`""`/`null`: back to the skill).
     Reassign,
+    /// Give it base priority `priority` (0–1000).
+    Reprioritize,
 }
 
 impl From<BulkAction> for crate::app::BulkAction {
@@ -328,6 +330,7 @@ impl From<BulkAction> for crate::app::BulkAction {
             BulkAction::Cancel => Self::Cancel,
             BulkAction::Reschedule => Self::Reschedule,
             BulkAction::Reassign => Self::Reassign,
+            BulkAction::Reprioritize => Self::Reprioritize,
         }
     }
 }
@@ -339,6 +342,7 @@ impl From<crate::app::BulkAction> for BulkAction {
             A::Cancel => Self::Cancel,
             A::Reschedule => Self::Reschedule,
             A::Reassign => Self::Reassign,
+            A::Reprioritize => Self::Reprioritize,
         }
     }
 }
@@ -377,6 +381,9 @@ pub struct BulkRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = crate::api::openapi::target_agent_schema)]
     pub target_agent_id: Option<Option<RawId>>,
+    /// With `reprioritize`: 0 to 1000.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub priority: Option<i64>,
     /// Count only: answer how many would change, change nothing.
     #[serde(default)]
     pub dry_run: bool,
