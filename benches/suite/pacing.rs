@@ -2,7 +2,9 @@
 //!
 //! Pacing: at each scale step, a second skill with `max_in_flight` 20 gets 20 callbacks in
 //! flight, 2,000 due callbacks held at its gate (`paced_at`/`paced_gate` set, as the
-//! dispatcher leaves them) and 20 more that just matured (unpaced). One pass's statements are
+//! dispatcher leaves them; priorities spread over 0–1000, the skill ageing them 5 a minute
+//! up to 900, so `held` ranks by effective priority) and 20 more that just matured
+//! (unpaced). One pass's statements are
 //! then timed in a transaction that is rolled back, on a connection with the dispatcher's
 //! session settings: the claim (the bench skill's 100 due rows plus the paced skill's 20),
 //! `held_gates`, `read_gates`' try-lock and in-flight count, `held` for the gate's limit (20:
@@ -53,8 +55,10 @@ pub async fn load_dnc(pool: &PgPool) -> anyhow::Result<()> {
 /// The paced skill and its callbacks.
 async fn set_up(pool: &PgPool) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query(
-        "INSERT INTO skills (id, name, media_type, direction, active, time_zone, max_in_flight)
-         VALUES ($1, 'Bench paced', 'phone', 'outbound', true, 'Europe/London', $2)
+        "INSERT INTO skills (id, name, media_type, direction, active, time_zone, max_in_flight,
+                             routing)
+         VALUES ($1, 'Bench paced', 'phone', 'outbound', true, 'Europe/London', $2,
+                 '{\"priorityAcceleration\": 5, \"maxPriority\": 900}')
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(PACED_SKILL)
@@ -94,10 +98,10 @@ async fn set_up(pool: &PgPool) -> anyhow::Result<Vec<Uuid>> {
         let sql = format!(
             "INSERT INTO callbacks (id, state, first_name, last_name, phone_number, skill_id, notes,
                                     scheduled_for, due_at, attempt, dispatched_at, paced_at,
-                                    paced_gate, created_by, created_at, updated_at)
+                                    paced_gate, created_by, created_at, updated_at, priority)
              SELECT gen_random_uuid(), '{state}', 'First ' || i, 'Last', '+14155552671', $2, '',
                     d, d, {attempt}, {dispatched_at}, {paced_at}, {gate}, 'bench',
-                    d - interval '1 day', now()
+                    d - interval '1 day', now(), (random() * 1000)::int
              FROM (SELECT i, {due} AS d FROM generate_series(1, $1::int8) AS i) s"
         );
         sqlx::query(AssertSqlSafe(sql))
