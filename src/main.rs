@@ -90,6 +90,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             cli::callbacks(&store, &settings, args).await?;
             store.close().await;
         }
+        Command::Calendar(args) => {
+            let store =
+                Store::open_existing(&settings.database, settings.database.acquire_timeout())
+                    .await
+                    .map_err(cli::CliError::from)?;
+            cli::calendar(&store, &settings, args).await?;
+            store.close().await;
+        }
         Command::Dnc(args) => {
             let store =
                 Store::open_existing(&settings.database, settings.database.acquire_timeout())

@@ -4,6 +4,7 @@
 //! Operator commands decide nothing themselves: they call the same domain rules and store
 //! changes as the API, as a named security user whose permissions and skills apply.
 
+mod calendar;
 mod callbacks;
 mod dnc;
 mod generate;
@@ -20,6 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::LogFormat;
 use crate::domain::{CallbackState, RequestError};
 
+pub use calendar::{CalendarArgs, CalendarCommand, run as calendar};
 pub use callbacks::run as callbacks;
 pub use dnc::{DncArgs, DncCommand, run as dnc};
 pub use generate::run as generate;
@@ -90,6 +92,9 @@ pub enum Command {
     Callbacks(CallbacksArgs),
     /// The do-not-call list: import numbers from a file, as a security user (`--as`).
     Dnc(DncArgs),
+    /// Calendars of closed dates and special hours: import one from an iCalendar file, as
+    /// a security user (`--as`).
+    Calendar(CalendarArgs),
     /// Backlog, upcoming load, database and broker reachability, and the daemons
     /// dispatching; exits 1 when something is wrong (for monitoring).
     Status(StatusArgs),

@@ -232,3 +232,50 @@ DTSTART:20271224T090000\r\nDTEND:20271224T130000\r\nEND:VEVENT\r\nEND:VCALENDAR\
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// The operator's command reads an iCalendar file into the same calendar.
+#[tokio::test]
+async fn calendar_import_reads_an_icalendar_file() {
+    let app = TestApp::spawn().await;
+    let file = std::env::temp_dir().join(format!(
+        "callbackd-cal-{}.ics",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::write(
+        &file,
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:a\r\n\
+DTSTAMP:20261101T000000Z\r\nSUMMARY:Christmas Day\r\nDTSTART;VALUE=DATE:20271225\r\n\
+END:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    .expect("written");
+    let path = file.to_string_lossy().into_owned();
+    let out = testkit::cli::run(
+        &app,
+        &[
+            "calendar",
+            "import",
+            "uk",
+            &path,
+            "--time-zone",
+            "Europe/London",
+            "--as",
+            "admin",
+        ],
+    );
+    assert!(out.status.success(), "{}", testkit::cli::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 dates (1 closed"));
+    let (status, got) = app
+        .call(Method::GET, "/v1/calendars/uk", Some(&app.admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        got["days"],
+        json!([{"date": "2027-12-25", "label": "Christmas Day"}])
+    );
+    let out = testkit::cli::run(
+        &app,
+        &["calendar", "import", "bad name", &path, "--as", "admin"],
+    );
+    assert!(!out.status.success());
+    let _ = std::fs::remove_file(file);
+}
