@@ -165,6 +165,7 @@ pub struct CreatedAnswer {
     /// `true` when this is the number's pending callback in the skill, answered instead of
     /// a new one (the skill's `duplicatePolicy` is `existing`; status 200).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub existing: bool,
     /// With `existing`: what happened, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
