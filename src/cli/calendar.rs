@@ -61,11 +61,12 @@ pub async fn run(store: &Store, settings: &Settings, args: CalendarArgs) -> Resu
     .await?;
     let json = calendar.to_json();
     let closed = json.days.iter().filter(|d| d.hours.is_empty()).count();
+    let dates = json.days.len();
     println!(
-        "calendar `{}` stored: {} dates ({closed} closed, {} with special hours) in {}",
+        "calendar `{}` stored: {dates} {} ({closed} closed, {} with special hours) in {}",
         calendar.name,
-        json.days.len(),
-        json.days.len() - closed,
+        if dates == 1 { "date" } else { "dates" },
+        dates - closed,
         json.time_zone
     );
     Ok(())

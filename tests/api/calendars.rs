@@ -263,7 +263,7 @@ END:VEVENT\r\nEND:VCALENDAR\r\n",
         ],
     );
     assert!(out.status.success(), "{}", testkit::cli::stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 dates (1 closed"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 date (1 closed"));
     let (status, got) = app
         .call(Method::GET, "/v1/calendars/uk", Some(&app.admin), None)
         .await;
