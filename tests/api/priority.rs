@@ -11,6 +11,12 @@ use testkit::prelude::*;
 use testkit::tap::Consumer;
 
 async fn put_skill(app: &TestApp, rules: Value) {
+    let (status, answer) = try_put_skill(app, rules).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// Skill 101 (at most one in flight) with `rules` on top.
+async fn try_put_skill(app: &TestApp, rules: Value) -> (StatusCode, Value) {
     let mut body = json!({
         "name": "Outbound", "mediaType": "phone", "direction": "outbound",
         "active": true, "timeZone": "Europe/London", "maxInFlight": 1
@@ -18,15 +24,13 @@ async fn put_skill(app: &TestApp, rules: Value) {
     for (k, v) in rules.as_object().expect("object") {
         body[k] = v.clone();
     }
-    let (status, answer) = app
-        .call(
-            Method::PUT,
-            &format!("/v1/skills/{SKILL}"),
-            Some(&app.admin),
-            Some(&body),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.call(
+        Method::PUT,
+        &format!("/v1/skills/{SKILL}"),
+        Some(&app.admin),
+        Some(&body),
+    )
+    .await
 }
 
 async fn complete(app: &TestApp, id: &str) {
@@ -234,20 +238,7 @@ async fn priority_is_taken_defaulted_changed_and_checked() {
         (json!({"priorityAcceleration": -1}), "priorityAcceleration"),
         (json!({"maxPriority": 5000}), "maxPriority"),
     ] {
-        let mut body = json!({
-            "name": "Outbound", "mediaType": "phone", "direction": "outbound", "active": true
-        });
-        for (k, v) in rules.as_object().expect("object") {
-            body[k] = v.clone();
-        }
-        let (status, refused) = app
-            .call(
-                Method::PUT,
-                &format!("/v1/skills/{SKILL}"),
-                Some(&app.admin),
-                Some(&body),
-            )
-            .await;
+        let (status, refused) = try_put_skill(&app, rules.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{rules}");
         assert!(
             refused["message"]

@@ -28,6 +28,19 @@ async fn put_skill(app: &TestApp, id: i64, rules: Value) -> (StatusCode, Value) 
     .await
 }
 
+/// A `422` with result code `code` whose message says `says`.
+fn assert_refused(status: StatusCode, answer: &Value, code: &str, says: &str) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["result"], code, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(says),
+        "`{says}` not in {answer}"
+    );
+}
+
 fn create_body(skill: i64, phone: &str) -> Value {
     let mut body = valid_body();
     body["skillId"] = json!(skill);
@@ -61,15 +74,7 @@ async fn a_skill_reads_national_numbers_in_its_own_region() {
     let (status, refused) = app
         .create(&create_body(SKILL_NEW_YORK, "020 7946 0958"))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
-    assert_eq!(refused["result"], "InvalidPhoneNumber");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("region US"),
-        "{refused}"
-    );
+    assert_refused(status, &refused, "InvalidPhoneNumber", "region US");
 
     for (rules, field) in [
         (json!({"defaultRegion": "GBR"}), "defaultRegion"),
@@ -291,14 +296,11 @@ async fn duplicate_policy_existing_answers_the_pending_callback_and_refuse_refus
     let (status, refused) = app
         .create(&create_body(SKILL_NEW_YORK, "+12125550123"))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
-    assert_eq!(refused["result"], "InvalidPhoneNumber");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("duplicatePolicy is refuse"),
-        "{refused}"
+    assert_refused(
+        status,
+        &refused,
+        "InvalidPhoneNumber",
+        "duplicatePolicy is refuse",
     );
 
     // Once the pending one is cancelled, the number may have another.
