@@ -62,6 +62,8 @@ impl Selection<'_> {
             due_after: instant("dueAfter", self.due_after)?,
             allowed_skills: user.skills.clone(),
             after: None,
+            by_priority: false,
+            after_priority: None,
             limit: 0,
             phone_number: number("phoneNumber", self.phone_number)?,
             last_name_prefix: None,

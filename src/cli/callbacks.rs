@@ -31,6 +31,7 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
             phone,
             caller_id,
             orig_number,
+            by_priority,
             limit,
         } => {
             user_may(&user, Permission::CallbacksRead)?;
@@ -63,6 +64,7 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
                 phone_number: number("--phone", phone.as_deref(), settings)?,
                 caller_id: number("--caller-id", caller_id.as_deref(), settings)?,
                 orig_number: number("--orig-number", orig_number.as_deref(), settings)?,
+                by_priority,
                 // One extra row tells whether more match.
                 limit: limit + 1,
                 ..CallbackFilter::default()

@@ -237,6 +237,9 @@ pub enum CallbacksCommand {
         /// Only callbacks requested from this number.
         #[arg(long, value_name = "NUMBER")]
         orig_number: Option<String>,
+        /// The highest base priority first (then due order), instead of due order.
+        #[arg(long)]
+        by_priority: bool,
         /// At most this many (1 to 10000).
         #[arg(long, default_value_t = 100)]
         limit: u32,

@@ -208,6 +208,8 @@ pub async fn callbacks(
         limit: PAGE + 1,
         caller_id: None,
         orig_number: None,
+        by_priority: false,
+        after_priority: None,
     };
     let mut rows = match state.store.list_callbacks(&filter).await {
         Ok(rows) => rows,

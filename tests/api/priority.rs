@@ -248,3 +248,52 @@ async fn priority_is_taken_defaulted_changed_and_checked() {
         );
     }
 }
+
+/// The list sorts by base priority, highest first, and pages through that order.
+#[tokio::test]
+async fn the_list_sorts_by_priority_and_pages_in_that_order() {
+    let app = TestApp::spawn().await;
+    let low = app.create_ok(&with("priority", json!(10))).await;
+    let high = app.create_ok(&with("priority", json!(900))).await;
+    let mid = app.create_ok(&with("priority", json!(500))).await;
+    let also_mid = app.create_ok(&with("priority", json!(500))).await;
+    let page = |query: String| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::GET,
+                &format!("/v1/callbacks?{query}"),
+                Some(&app.admin),
+                None,
+            )
+            .await
+        }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| c["callbackId"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let (status, first) = page("sort=priority&limit=2".into()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(ids(&first), vec![high.clone(), mid.clone()]);
+    let cursor = first["nextCursor"].as_str().expect("more").to_owned();
+    let (status, second) = page(format!("sort=priority&limit=2&cursor={cursor}")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(ids(&second), vec![also_mid, low]);
+    assert_eq!(second["nextCursor"], Value::Null);
+
+    let (_, due_order) = page("limit=1".into()).await;
+    let due_cursor = due_order["nextCursor"].as_str().expect("more").to_owned();
+    for query in [
+        "sort=urgency".to_owned(),
+        format!("sort=priority&cursor={due_cursor}"),
+        format!("cursor={cursor}"),
+    ] {
+        let (status, refused) = page(query.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {refused}");
+    }
+}

@@ -125,19 +125,34 @@ pub async fn list(
         caller_id: q.caller_id.as_deref(),
         orig_number: q.orig_number.as_deref(),
     };
+    let by_priority = match q.sort.as_deref() {
+        None | Some("dueAt") => false,
+        Some("priority") => true,
+        Some(other) => {
+            return Err(bad(format!("sort `{other}` is not one of dueAt, priority")));
+        }
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            // A cursor names a due time the store holds: one outside years 1 to 9999 is
+            // forged, and PostgreSQL would refuse it (it used to answer 500). It continues
+            // the order it was issued in.
+            ListCursor::decode(c)
+                .filter(|cursor| (1..=9999).contains(&cursor.due_at.year()))
+                .filter(|cursor| cursor.priority.is_some() == by_priority)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "cursor `{c}` is not one this API issued for this sort"
+                    ))
+                })
+        })
+        .transpose()?;
     let filter = CallbackFilter {
-        after: q
-            .cursor
-            .as_deref()
-            .map(|c| {
-                // A cursor names a due time the store holds: one outside years 1 to 9999
-                // is forged, and PostgreSQL would refuse it (it used to answer 500).
-                ListCursor::decode(c)
-                    .filter(|cursor| (1..=9999).contains(&cursor.due_at.year()))
-                    .map(|cursor| (cursor.due_at, CallbackId::from_uuid(cursor.id)))
-                    .ok_or_else(|| bad(format!("cursor `{c}` is not one this API issued")))
-            })
-            .transpose()?,
+        after: cursor.map(|c| (c.due_at, CallbackId::from_uuid(c.id))),
+        after_priority: cursor.and_then(|c| c.priority),
+        by_priority,
         // One extra row tells whether there is a next page.
         limit: limit + 1,
         ..selection.filter(&caller.0, state.rules.default_region)?
@@ -149,6 +164,7 @@ pub async fn list(
             ListCursor {
                 due_at: r.due_at,
                 id: r.id.as_uuid(),
+                priority: by_priority.then_some(r.priority),
             }
             .encode()
         })

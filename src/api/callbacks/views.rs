@@ -143,6 +143,10 @@ pub struct ListQuery {
     pub caller_id: Option<String>,
     /// Only callbacks requested from this number.
     pub orig_number: Option<String>,
+    /// `dueAt` (default): due order; `priority`: the highest base priority first, then due
+    /// order. A cursor continues the order it was issued in.
+    #[param(pattern = "^(dueAt|priority)$")]
+    pub sort: Option<String>,
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size: 1 to `api.max_page_size` (default `api.default_page_size`).
@@ -277,20 +281,34 @@ impl From<UpdateRequest> for ChangeInput {
 pub struct ListCursor {
     pub due_at: DateTime<Utc>,
     pub id: Uuid,
+    /// In priority order: the position's base priority.
+    pub priority: Option<u32>,
 }
 
 impl ListCursor {
-    /// Opaque to clients: hex of `<due_at micros>.<uuid>`.
+    /// Opaque to clients: hex of `<due_at micros>.<uuid>`, and `.<priority>` in priority
+    /// order.
     pub fn encode(&self) -> String {
-        hex::encode(format!("{}.{}", self.due_at.timestamp_micros(), self.id))
+        let mut raw = format!("{}.{}", self.due_at.timestamp_micros(), self.id);
+        if let Some(p) = self.priority {
+            raw.push_str(&format!(".{p}"));
+        }
+        hex::encode(raw)
     }
 
     pub fn decode(s: &str) -> Option<Self> {
         let raw = String::from_utf8(hex::decode(s).ok()?).ok()?;
-        let (micros, id) = raw.split_once('.')?;
+        let mut parts = raw.split('.');
+        let micros = parts.next()?;
+        let id = parts.next()?;
+        let priority = parts.next().map(str::parse).transpose().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
         Some(Self {
             due_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
             id: Uuid::parse_str(id).ok()?,
+            priority,
         })
     }
 }
@@ -304,8 +322,14 @@ mod tests {
         let cursor = ListCursor {
             due_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("valid"),
             id: Uuid::now_v7(),
+            priority: None,
         };
         assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
+        let by_priority = ListCursor {
+            priority: Some(750),
+            ..cursor
+        };
+        assert_eq!(ListCursor::decode(&by_priority.encode()), Some(by_priority));
         assert_eq!(ListCursor::decode("zz"), None);
         assert_eq!(ListCursor::decode(&hex::encode("12.not-a-uuid")), None);
     }
