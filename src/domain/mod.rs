@@ -6,6 +6,7 @@
 mod admission;
 mod calendar;
 mod callback;
+mod change;
 mod claims;
 mod directory;
 mod history;
@@ -28,6 +29,7 @@ pub use calendar::{
     next_opening, opening_with,
 };
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
+pub use change::{ChangeInput, ChangedFields, Changes, check_reason, plan_change};
 pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
 pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
@@ -45,9 +47,8 @@ pub use priority::{
     PRIORITY_MAX, PriorityRules, amqp_priority, check_priority, compete, effective_priority,
 };
 pub use request::{
-    ChangeInput, ChangedFields, Changes, CreateContext, CreateInput, RawId, RequestError,
-    Requested, ResultCode, WindowPolicy, check_reason, check_target_agent, plan_change,
-    plan_create,
+    CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode, WindowPolicy,
+    check_target_agent, plan_create,
 };
 pub use schedule::{
     DateError, ScheduleDateError, ScheduleRules, contact_zone, parse_time_zone,
