@@ -19,6 +19,7 @@ use crate::domain::{
 };
 use crate::store::{
     BulkBegun, BulkProgress, BulkRecord, BulkRefusal, CallbackFilter, IdempotencyKey, NewBulk,
+    StoreError,
 };
 
 /// Callbacks one bulk change may select at most: a larger selection is refused (narrow the
@@ -47,6 +48,13 @@ pub enum BulkAction {
 }
 
 impl BulkAction {
+    const ALL: [BulkAction; 4] = [
+        Self::Cancel,
+        Self::Reschedule,
+        Self::Reassign,
+        Self::Reprioritize,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Cancel => "cancel",
@@ -123,19 +131,23 @@ impl BulkReport {
         self.matched.saturating_sub(self.changed + self.skipped)
     }
 
-    fn of(record: BulkRecord, replayed: bool) -> Self {
+    /// A stored change's report; one whose action this build does not know is corrupt.
+    fn of(record: BulkRecord, replayed: bool) -> Result<Self, AppError> {
         let state = match record.finished_at {
             Some(_) => BulkState::Done,
             None if record.read_at - record.updated_at > STALE_AFTER => BulkState::Interrupted,
             None => BulkState::Running,
         };
-        let action = match record.action.as_str() {
-            "reschedule" => BulkAction::Reschedule,
-            "reassign" => BulkAction::Reassign,
-            "reprioritize" => BulkAction::Reprioritize,
-            _ => BulkAction::Cancel,
-        };
-        BulkReport {
+        let action = BulkAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == record.action)
+            .ok_or_else(|| {
+                AppError::Store(StoreError::Corrupt(format!(
+                    "bulk change {}: unknown action `{}`",
+                    record.id, record.action
+                )))
+            })?;
+        Ok(BulkReport {
             id: Some(record.id),
             state,
             dry_run: false,
@@ -148,7 +160,7 @@ impl BulkReport {
             started_at: Some(record.started_at),
             finished_at: record.finished_at,
             replayed,
-        }
+        })
     }
 }
 
@@ -287,7 +299,7 @@ pub async fn change_many(
         "bulk change"
     );
     match app.store.bulk(user.id, id).await? {
-        Some(record) => Ok(BulkReport::of(record, false)),
+        Some(record) => BulkReport::of(record, false),
         None => Err(AppError::Internal(format!("bulk change {id} vanished"))),
     }
 }
@@ -299,27 +311,25 @@ fn replay(earlier: BulkRecord, key: &IdempotencyKey) -> Result<BulkReport, AppEr
             "this Idempotency-Key was used for a different bulk change",
         ));
     }
-    Ok(BulkReport::of(earlier, true))
+    BulkReport::of(earlier, true)
 }
 
 /// One of the user's bulk changes (another user's is not found).
 pub async fn bulk_report(app: &App, user: &SecurityUser, id: Uuid) -> Result<BulkReport, AppError> {
-    app.store
-        .bulk(user.id, id)
-        .await?
-        .map(|r| BulkReport::of(r, false))
-        .ok_or_else(|| AppError::NotFound(format!("you have no bulk change {id}")))
+    match app.store.bulk(user.id, id).await? {
+        Some(record) => BulkReport::of(record, false),
+        None => Err(AppError::NotFound(format!("you have no bulk change {id}"))),
+    }
 }
 
 /// The user's latest bulk changes, newest first.
 pub async fn bulk_reports(app: &App, user: &SecurityUser) -> Result<Vec<BulkReport>, AppError> {
-    Ok(app
-        .store
+    app.store
         .bulks(user.id, BULK_LISTED)
         .await?
         .into_iter()
         .map(|r| BulkReport::of(r, false))
-        .collect())
+        .collect()
 }
 
 /// A bulk change going through its callbacks.
@@ -347,7 +357,9 @@ impl Work {
                 Err(AppError::NoSuchCallback(_) | AppError::NotPending { .. }) => p.skipped += 1,
                 Err(AppError::Store(e)) => {
                     // Written as far as it went; the row goes stale and reads "interrupted".
-                    let _ = self.app.store.bulk_progress(self.id, p, false).await;
+                    if let Err(also) = self.app.store.bulk_progress(self.id, p, false).await {
+                        tracing::warn!(bulk_id = %self.id, error = %also, "bulk change progress not recorded");
+                    }
                     return Err(AppError::Store(e));
                 }
                 Err(e) => {

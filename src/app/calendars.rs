@@ -39,7 +39,8 @@ pub async fn put(
         }
     };
     app.store.put_calendar(&calendar).await?;
-    tracing::info!(calendar = %calendar.name, days = calendar.to_json().days.len(), security_user = %user.name, "calendar stored");
+    let (closed, special) = calendar.counts();
+    tracing::info!(calendar = %calendar.name, closed, special, security_user = %user.name, "calendar stored");
     Ok(calendar)
 }
 

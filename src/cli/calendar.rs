@@ -59,15 +59,13 @@ pub async fn run(store: &Store, settings: &Settings, args: CalendarArgs) -> Resu
         },
     )
     .await?;
-    let json = calendar.to_json();
-    let closed = json.days.iter().filter(|d| d.hours.is_empty()).count();
-    let dates = json.days.len();
+    let (closed, special) = calendar.counts();
+    let dates = closed + special;
     println!(
-        "calendar `{}` stored: {dates} {} ({closed} closed, {} with special hours) in {}",
+        "calendar `{}` stored: {dates} {} ({closed} closed, {special} with special hours) in {}",
         calendar.name,
         if dates == 1 { "date" } else { "dates" },
-        dates - closed,
-        json.time_zone
+        calendar.zone.name()
     );
     Ok(())
 }

@@ -162,6 +162,12 @@ impl Calendar {
         }
     }
 
+    /// How many dates it lists closed, and how many with special hours.
+    pub fn counts(&self) -> (usize, usize) {
+        let closed = self.days.values().filter(|d| d.hours.is_empty()).count();
+        (closed, self.days.len() - closed)
+    }
+
     /// The closed dates from `from` on (in the calendar's zone), at most `n`.
     pub fn closed_from(&self, from: NaiveDate, n: usize) -> Vec<(NaiveDate, Option<&str>)> {
         self.days

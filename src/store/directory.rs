@@ -359,11 +359,11 @@ impl RoutingJson {
                 .map(|code| crate::domain::region(code).ok_or_else(|| format!("region `{code}`")))
                 .transpose()?,
             caller_id: self.caller_id.clone().map(PhoneNumber::from_stored),
+            // A policy a newer version wrote that this one does not know: the default.
             duplicate_policy: self
                 .duplicate_policy
                 .as_deref()
-                .map(str::parse)
-                .transpose()?,
+                .and_then(|p| p.parse().ok()),
             max_pending_per_number: self.max_pending_per_number,
             max_creates_per_number_per_day: self.max_creates_per_number_per_day,
             calendar: self.calendar.clone(),

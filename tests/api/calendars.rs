@@ -130,7 +130,7 @@ async fn the_dispatcher_holds_a_due_callback_on_a_closed_date() {
         let callback = app.get_callback(&ids[0]).await;
         let due = parse_time(&callback["dueAt"]);
         if callback["state"] == "pending" && due > Utc::now() {
-            assert!(due >= app_start_of(today + Days::new(1)), "{callback}");
+            assert!(due >= london_midnight(today + Days::new(1)), "{callback}");
             break;
         }
         assert!(
@@ -141,7 +141,7 @@ async fn the_dispatcher_holds_a_due_callback_on_a_closed_date() {
     }
 }
 
-fn app_start_of(date: chrono::NaiveDate) -> chrono::DateTime<Utc> {
+fn london_midnight(date: chrono::NaiveDate) -> chrono::DateTime<Utc> {
     let london: chrono_tz::Tz = "Europe/London".parse().expect("zone");
     date.and_hms_opt(0, 0, 0)
         .expect("midnight")
