@@ -67,8 +67,9 @@ pub fn outcome(outcome: &'static str, applied: bool) {
     counter!("callbackd_outcomes_total", "outcome" => outcome, "applied" => applied).increment(1);
 }
 
-pub fn timers(fell_back: u64, expired: u64, without_outcome: u64) {
+pub fn timers(fell_back: u64, ownership_ended: u64, expired: u64, without_outcome: u64) {
     counter!("callbackd_agent_fallbacks_total").increment(fell_back);
+    counter!("callbackd_ownership_ended_total").increment(ownership_ended);
     counter!("callbackd_callbacks_expired_total").increment(expired);
     counter!("callbackd_outcome_deadline_failures_total").increment(without_outcome);
 }

@@ -71,6 +71,9 @@ pub struct SkillView {
     priority_acceleration: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_priority: Option<u32>,
+    /// How long past its due time a callback with target agents waits for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ownership_seconds: Option<u32>,
 }
 
 impl From<Skill> for SkillView {
@@ -110,6 +113,7 @@ impl From<Skill> for SkillView {
             initial_priority: skill.policy.routing.priority.initial,
             priority_acceleration: skill.policy.routing.priority.acceleration,
             max_priority: skill.policy.routing.priority.max,
+            ownership_seconds: skill.policy.routing.ownership_seconds,
             calendar: skill.policy.routing.calendar,
         }
     }

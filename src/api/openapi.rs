@@ -440,6 +440,11 @@ pub struct SkillBody {
     /// The most a callback's priority ages to (default 1000).
     #[schema(minimum = 0, maximum = 1000)]
     max_priority: Option<i64>,
+    /// How long past its due time a callback with target agents waits for them before it
+    /// goes to the skill, when the callback names no `ownershipSeconds` (default: until
+    /// one of them takes it).
+    #[schema(minimum = 1, maximum = 604800)]
+    ownership_seconds: Option<i64>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -535,7 +540,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 26), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 27), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

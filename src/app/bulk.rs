@@ -41,7 +41,8 @@ pub enum BulkAction {
     Cancel,
     /// To `schedule_date` (read in `time_zone`, else the contact's zone).
     Reschedule,
-    /// To `target_agent_id` (`None`, or an empty id: back to the skill).
+    /// To `target_agent_ids`, or `target_agent_id` (`None`, or an empty id or list: back to
+    /// the skill).
     Reassign,
     /// To base priority `priority`.
     Reprioritize,
@@ -74,6 +75,8 @@ pub struct BulkChange<'a> {
     pub schedule_date: Option<String>,
     pub time_zone: Option<String>,
     pub target_agent_id: Option<Option<RawId>>,
+    /// With `reassign`: the preferred agents in order (instead of `target_agent_id`).
+    pub target_agent_ids: Option<Vec<RawId>>,
     /// With `reprioritize`.
     pub priority: Option<i64>,
     /// Count only: say how many would change, change nothing.
@@ -201,12 +204,18 @@ pub async fn change_many(
             time_zone: req.time_zone,
             ..ChangeInput::default()
         }),
-        BulkAction::Reassign => Some(ChangeInput {
-            target_agent_id: Some(req.target_agent_id.ok_or_else(|| {
-                AppError::unacceptable("reassign needs a targetAgentId (\"\" or null: the skill)")
-            })?),
-            ..ChangeInput::default()
-        }),
+        BulkAction::Reassign => {
+            if req.target_agent_id.is_none() && req.target_agent_ids.is_none() {
+                return Err(AppError::unacceptable(
+                    "reassign needs a targetAgentId (\"\" or null: the skill) or targetAgentIds",
+                ));
+            }
+            Some(ChangeInput {
+                target_agent_id: req.target_agent_id,
+                target_agent_ids: req.target_agent_ids,
+                ..ChangeInput::default()
+            })
+        }
         BulkAction::Reprioritize => Some(ChangeInput {
             priority: Some(
                 req.priority
@@ -216,7 +225,7 @@ pub async fn change_many(
         }),
     };
     // The first rules (a bad agent id, a time zone without a date) fail every callback alike.
-    let target_agent = input
+    let target_agents = input
         .as_ref()
         .map(ChangeInput::requested)
         .transpose()?
@@ -278,7 +287,7 @@ pub async fn change_many(
         user: user.clone(),
         id,
         input,
-        target_agent,
+        target_agents,
         reason,
         progress: BulkProgress {
             skipped: matched - pending_ids.len(),
@@ -339,7 +348,7 @@ struct Work {
     id: Uuid,
     /// `None`: cancel.
     input: Option<ChangeInput>,
-    target_agent: Option<Option<AgentId>>,
+    target_agents: Option<Vec<AgentId>>,
     reason: String,
     progress: BulkProgress,
 }
@@ -406,7 +415,7 @@ impl Work {
                     &self.app,
                     locked,
                     input,
-                    self.target_agent,
+                    self.target_agents.clone(),
                     reason.map(str::to_owned),
                     &self.user.name,
                 )

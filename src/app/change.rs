@@ -48,9 +48,9 @@ pub async fn change(
 ) -> Result<Callback, AppError> {
     require(user, Permission::CallbacksUpdate)?;
     let reason = why.check()?;
-    let target_agent = input.requested()?;
+    let target_agents = input.requested()?;
     let locked = pending(locked(app, user, id).await?, "changed")?;
-    let updated = apply_change(app, locked, &input, target_agent, reason, &user.name).await?;
+    let updated = apply_change(app, locked, &input, target_agents, reason, &user.name).await?;
     tracing::info!(
         callback_id = %id,
         skill_id = updated.skill_id.get(),
@@ -111,18 +111,18 @@ pub(super) async fn apply_change(
     app: &App,
     mut locked: CallbackChange,
     input: &ChangeInput,
-    target_agent: Option<Option<AgentId>>,
+    target_agents: Option<Vec<AgentId>>,
     reason: Option<String>,
     actor: &str,
 ) -> Result<Callback, AppError> {
-    let agent = match target_agent {
-        Some(Some(agent_id)) => locked.agent(agent_id).await?,
-        _ => None,
-    };
+    let mut agents = Vec::new();
+    for id in target_agents.iter().flatten() {
+        agents.extend(locked.agent(*id).await?);
+    }
     let mut changes = plan_change(
         input.clone(),
-        target_agent,
-        agent.as_ref(),
+        target_agents,
+        &agents,
         &locked.record,
         &locked.skill,
         locked.now,

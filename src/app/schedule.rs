@@ -71,7 +71,7 @@ pub async fn schedule(
         .store
         .create_context(
             requested.skill_id,
-            requested.target_agent_id,
+            &requested.target_agents,
             phone.as_ref().ok(),
         )
         .await?;

@@ -1,5 +1,6 @@
 //! What time does to callbacks, on the maintenance schedule: an agent callback not accepted
-//! in time falls back to its skill, a callback past its expiry expires, one published
+//! in time falls back to its skill, as does one whose preferred agents' ownership ended (and
+//! one held at a preferred agent's gate is offered to each of them again), a callback past its expiry expires, one published
 //! without a final outcome by its deadline fails; and the retention purge. Each statement
 //! takes its rows with `SKIP LOCKED`, in slices, so daemons sharing a database never wait
 //! on each other's timers. A failure is logged and the next run tries again.
@@ -18,6 +19,19 @@ pub async fn run(store: &Store) {
             "re-routed to their skill: not accepted by the target agent in time"
         );
     }
+    let owned = store.end_ownership().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ownership timer failed");
+        0
+    });
+    if owned > 0 {
+        tracing::info!(
+            callbacks = owned,
+            "re-routed to their skill: their preferred agents' ownership ended"
+        );
+    }
+    if let Err(e) = store.reoffer_held().await {
+        tracing::warn!(error = %e, "re-offering held callbacks to their preferred agents failed");
+    }
     let expired = store.expire_overdue().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "expiry failed");
         0
@@ -35,7 +49,7 @@ pub async fn run(store: &Store) {
             "failed: no final outcome reported by the outcome deadline"
         );
     }
-    crate::instruments::timers(fell_back, expired, unreported);
+    crate::instruments::timers(fell_back, owned, expired, unreported);
 }
 
 /// Deletes terminal callbacks unchanged for `retention_days` (with their events), then

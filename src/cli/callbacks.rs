@@ -8,7 +8,7 @@ use super::{CallbacksArgs, CallbacksCommand, CliError};
 use crate::app::{self, App, Why};
 use crate::config::Settings;
 use crate::domain::{
-    AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, ResultCode,
+    AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, RawId, ResultCode,
     SecurityUser, SkillId,
 };
 use crate::store::{CallbackFilter, Operator, Store};
@@ -152,6 +152,24 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
                 app::change(&app, &user, id, input, Why::optional(reason.as_deref())).await?;
             show_one(updated, args.json)
         }
+        CallbacksCommand::Reassign {
+            id,
+            agents,
+            to_skill: _,
+            ownership_seconds,
+            reason,
+        } => {
+            let id = parse_id::<CallbackId>(&id)?;
+            let input = ChangeInput {
+                target_agent_ids: Some(agents.into_iter().map(RawId).collect()),
+                ownership_seconds: ownership_seconds.map(Some),
+                ..ChangeInput::default()
+            };
+            let app = App::for_command(store.clone(), settings);
+            let updated =
+                app::change(&app, &user, id, input, Why::optional(reason.as_deref())).await?;
+            show_one(updated, args.json)
+        }
     }
 }
 
@@ -248,6 +266,15 @@ fn callback_table(callbacks: &[Callback]) -> Table {
     table
 }
 
+/// Agent ids, comma-separated (`-`: none).
+fn agent_ids(ids: &[AgentId]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    ids.join(",")
+}
+
 fn detail_table(c: &Callback) -> Table {
     let mut table = Table::new(&["FIELD", "VALUE"]);
     let route = c.route();
@@ -265,6 +292,11 @@ fn detail_table(c: &Callback) -> Table {
         (
             "targetAgentId",
             c.target_agent_id.map_or("-".into(), |a| a.to_string()),
+        ),
+        ("targetAgentIds", agent_ids(&c.target_agent_ids)),
+        (
+            "ownershipSeconds",
+            c.ownership_seconds.map_or("-".into(), |s| s.to_string()),
         ),
         ("routingKey", route.routing_key()),
         (

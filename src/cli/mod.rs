@@ -267,6 +267,28 @@ pub enum CallbacksCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Route a pending callback to other preferred agents, in order, or to its skill
+    /// (needs callbacks:update), through the same rules as the API's PATCH.
+    Reassign {
+        id: String,
+        /// Agent ids in order, comma-separated (at most 5): the first with room takes it.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "IDS",
+            required_unless_present = "to_skill"
+        )]
+        agents: Vec<String>,
+        /// Route it to its skill instead.
+        #[arg(long, conflicts_with = "agents")]
+        to_skill: bool,
+        /// How long past its due time it waits for the agents (1 to 604800).
+        #[arg(long, value_name = "SECONDS")]
+        ownership_seconds: Option<i64>,
+        /// Why (recorded in the event).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,17 @@ pub struct ChangeForm {
     target_agent_id: Option<String>,
 }
 
+/// The reassign field: agent ids in order, separated by commas or spaces (empty: the
+/// skill).
+pub(super) fn agent_list(field: Option<&str>) -> Vec<RawId> {
+    field
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|id| !id.is_empty())
+        .map(|id| RawId(id.to_owned()))
+        .collect()
+}
+
 /// A use case's refusal on one callback: a rule it broke gets the refusal page, an absent
 /// callback 404, anything else its plain answer.
 fn refused(viewer: &Viewer, id: CallbackId, title: &str, e: AppError) -> Response {
@@ -141,7 +152,7 @@ async fn change(
         }
     } else {
         ChangeInput {
-            target_agent_id: Some(Some(RawId(sent.target_agent_id.unwrap_or_default()))),
+            target_agent_ids: Some(agent_list(sent.target_agent_id.as_deref())),
             ..ChangeInput::default()
         }
     };

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::Viewer;
 use super::layout::{check_csrf, failure, forbidden, form, page, status_of};
 use crate::app::{self, App, AppError, BulkAction, BulkChange, BulkReport};
-use crate::domain::{Permission, RawId};
+use crate::domain::Permission;
 
 /// The selection, carried from the list to the form and back.
 #[derive(Deserialize, Default, Clone)]
@@ -74,8 +74,8 @@ pub async fn bulk_form(viewer: Viewer, Query(selection): Query<Selection>) -> Re
                 }
                 label for="when" { "New date and time (reschedule; in each contact's zone)" }
                 input #when type="datetime-local" name="when";
-                label for="agent" { "Target agent id (reassign; empty: back to the skill)" }
-                input #agent type="text" name="targetAgentId" inputmode="numeric";
+                label for="agent" { "Target agent ids (reassign; in order, comma-separated; empty: back to the skill)" }
+                input #agent type="text" name="targetAgentId";
                 label for="reason" { "Reason (required)" }
                 input #reason type="text" name="reason" required maxlength="500";
                 p { button type="submit" { "Count, then confirm" } }
@@ -151,8 +151,9 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
         reason: sent.reason.as_deref(),
         schedule_date: non_empty(&sent.when),
         time_zone: None,
-        target_agent_id: (action == BulkAction::Reassign)
-            .then(|| Some(RawId(sent.target_agent_id.clone().unwrap_or_default()))),
+        target_agent_id: None,
+        target_agent_ids: (action == BulkAction::Reassign)
+            .then(|| super::actions::agent_list(sent.target_agent_id.as_deref())),
         priority: None,
         dry_run: !confirmed,
     };

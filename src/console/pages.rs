@@ -348,6 +348,12 @@ pub async fn callback(
                 }
                 tr { th { "Skill" } td { (c.skill_id) } }
                 tr { th { "Target agent" } td { (c.target_agent_id.map_or("—".to_owned(), |a| a.to_string())) } }
+                @if c.target_agent_ids.len() > 1 {
+                    tr { th { "Preferred agents" } td { (c.target_agent_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) } }
+                }
+                @if let Some(s) = c.ownership_seconds {
+                    tr { th { "Ownership" } td { (s) " s past due, then the skill" } }
+                }
                 tr { th { "Route" } td { (c.route().routing_key()) } }
                 tr { th { "Due" } td { (time(c.due_at))
                     @if let Some(tz) = c.time_zone { " · contact: " (c.due_at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")) } } }
@@ -371,8 +377,8 @@ pub async fn callback(
                 h2 { "Reassign" }
                 form #reassign method="post" action={"/console/callbacks/" (c.id) "/reassign"} {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    label for="agent" { "Target agent id (empty: back to the skill's queue)" }
-                    input #agent type="text" name="targetAgentId" inputmode="numeric";
+                    label for="agent" { "Target agent ids, in order, comma-separated (empty: back to the skill's queue)" }
+                    input #agent type="text" name="targetAgentId";
                     label for="reassign-reason" { "Reason (optional)" }
                     input #reassign-reason type="text" name="reason" maxlength="500";
                     p { button type="submit" { "Reassign" } }

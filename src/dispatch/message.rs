@@ -4,7 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::amqp::{HeaderValue, OutgoingMessage};
-use crate::domain::{AgentId, CallbackId, SkillId};
+use crate::domain::{AgentId, CallbackId, Route, SkillId};
 use crate::domain::{Callback, Skill, amqp_priority, effective_priority};
 
 pub const SCHEMA: &str = "callbackd.callback.v1";
@@ -21,6 +21,9 @@ pub struct CallbackMessage<'a> {
     pub routing_key: &'a str,
     pub skill_id: SkillId,
     pub target_agent_id: Option<AgentId>,
+    /// Its preferred agents in order, when it names more than one.
+    #[serde(skip_serializing_if = "<[AgentId]>::is_empty")]
+    pub target_agent_ids: &'a [AgentId],
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub phone_number: &'a str,
@@ -53,14 +56,20 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The publication of `record` as its next attempt.
+/// The publication of `record` as its next attempt, on `route` (its own, or the preferred
+/// agent a pass chose).
 pub fn outgoing(
     record: &Callback,
+    route: Route,
     skill: &Skill,
     now: DateTime<Utc>,
 ) -> Result<OutgoingMessage, serde_json::Error> {
     let priority = effective_priority(record, skill, now);
-    let route = record.route();
+    // The agent it goes to; on the skill's route, the agent it was meant for, if any.
+    let target_agent_id = match route {
+        Route::Agent(agent) => Some(agent),
+        Route::Skill(_) => record.target_agent_id,
+    };
     let routing_key = route.routing_key();
     let attempt = record.attempt + 1;
     let body = serde_json::to_vec(&CallbackMessage {
@@ -70,7 +79,12 @@ pub fn outgoing(
         route: route.kind(),
         routing_key: &routing_key,
         skill_id: record.skill_id,
-        target_agent_id: record.target_agent_id,
+        target_agent_id,
+        target_agent_ids: if record.target_agent_ids.len() > 1 {
+            &record.target_agent_ids
+        } else {
+            &[]
+        },
         first_name: &record.first_name,
         last_name: &record.last_name,
         phone_number: record.phone_number.as_str(),
@@ -93,9 +107,7 @@ pub fn outgoing(
             ("skill_id", HeaderValue::Int(record.skill_id.get())),
             (
                 "agent_id",
-                record
-                    .target_agent_id
-                    .map_or(HeaderValue::Null, |a| HeaderValue::Int(a.get())),
+                target_agent_id.map_or(HeaderValue::Null, |a| HeaderValue::Int(a.get())),
             ),
             ("attempt", HeaderValue::Int(i64::from(attempt))),
         ],

@@ -170,7 +170,7 @@ impl Dispatcher {
         let held_gates = claim.held_gates().await?;
         let mut wanted: BTreeSet<Gate> = held_gates.iter().copied().collect();
         for due in &ready {
-            wanted.extend(self.planner.gates(due));
+            wanted.extend(self.planner.gates_to_read(due));
         }
         if wanted.is_empty() {
             return Ok((ready, Pacer::new(now, [])));
@@ -225,10 +225,10 @@ impl Dispatcher {
     }
 
     /// The publications of the callbacks the plan publishes.
-    fn publications(&self, planned: &[&Due]) -> Vec<Publication> {
+    fn publications(&self, planned: &[(&Due, Route)]) -> Vec<Publication> {
         let mut publications = Vec::with_capacity(planned.len());
-        for due in planned {
-            match self.publication(&due.callback, &due.skill, due.paced_since) {
+        for (due, route) in planned {
+            match self.publication(&due.callback, *route, &due.skill, due.paced_since) {
                 Ok(publication) => publications.push(publication),
                 // Serialising plain strings and numbers cannot fail; if it ever does, the
                 // callback stays pending and the log says which.
@@ -362,14 +362,14 @@ impl Dispatcher {
     fn publication(
         &self,
         callback: &Callback,
+        route: Route,
         skill: &Skill,
         paced_since: Option<DateTime<Utc>>,
     ) -> Result<Publication, serde_json::Error> {
-        let route = callback.route();
         Ok(Publication {
             skill_id: callback.skill_id,
             paced_since,
-            message: message::outgoing(callback, skill, chrono::Utc::now())?,
+            message: message::outgoing(callback, route, skill, chrono::Utc::now())?,
             confirmed: Confirmed {
                 id: callback.id,
                 route,

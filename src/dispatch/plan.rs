@@ -11,8 +11,8 @@ use chrono_tz::Tz;
 
 use super::CONTENDED_PAUSE;
 use crate::domain::{
-    Admission, CallbackId, DispatchWindow, Gate, Pacer, PacingDefaults, SkillId, dispatch_window,
-    gates_of,
+    Admission, CallbackId, DispatchWindow, Gate, Pacer, PacingDefaults, Route, SkillId,
+    dispatch_window, gates_of, offer,
 };
 use crate::store::{Deferral, Due, Ending};
 
@@ -28,8 +28,9 @@ pub struct Planner {
 /// for the next pass: another claim holds one of its gates.
 #[derive(Debug)]
 pub struct Plan<'a> {
-    /// Inside their calling hours and admitted by every gate, in due order.
-    pub publish: Vec<&'a Due>,
+    /// Inside their calling hours and admitted by every gate, in due order, each with the
+    /// route it goes on.
+    pub publish: Vec<(&'a Due, Route)>,
     /// Over a gate's limit: stay pending, held at that gate. Those held for the first time
     /// come first (`newly_held` of them), so the report can name them without a second list.
     hold: Vec<(CallbackId, Gate)>,
@@ -46,7 +47,13 @@ pub struct Plan<'a> {
     pub wake: Option<Duration>,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    /// The callbacks it publishes, in order.
+    #[cfg(test)]
+    pub fn published(&self) -> impl Iterator<Item = &'a Due> + '_ {
+        self.publish.iter().map(|(due, _)| *due)
+    }
+
     /// Every callback held at a gate, as the store records them.
     pub fn hold(&self) -> &[(CallbackId, Gate)] {
         &self.hold
@@ -77,13 +84,40 @@ impl Planner {
         }
     }
 
-    /// The gates a callback's publication must pass.
-    pub fn gates(&self, due: &Due) -> Vec<Gate> {
+    /// The gates a callback's publication on `route` must pass.
+    pub fn gates(&self, due: &Due, route: Route) -> Vec<Gate> {
         gates_of(
-            &due.callback,
+            route,
+            due.callback.skill_id,
             due.skill.policy.pacing(&self.pacing),
             &self.pacing,
         )
+    }
+
+    /// The gates a pass must read to decide a callback: those of its route, or of every
+    /// route it may take when it chooses among preferred agents.
+    pub fn gates_to_read(&self, due: &Due) -> Vec<Gate> {
+        if !due.callback.chooses_agent() {
+            return self.gates(due, due.callback.route());
+        }
+        let mut gates = self.gates(due, Route::Skill(due.callback.skill_id));
+        for agent in &due.active_agents {
+            gates.extend(self.gates(due, Route::Agent(*agent)));
+        }
+        gates
+    }
+
+    /// Asks the pacer to admit a callback: on its route, or offered to its preferred agents
+    /// in order ([`offer`]).
+    fn admit(&self, due: &Due, pacer: &mut Pacer) -> (Admission, Route) {
+        if due.callback.chooses_agent() {
+            offer(&due.active_agents, due.callback.skill_id, pacer, |route| {
+                self.gates(due, route)
+            })
+        } else {
+            let route = due.callback.route();
+            (pacer.admit(&self.gates(due, route)), route)
+        }
     }
 
     /// Decides every candidate at `now` (the claim's database clock). `candidates` must be in
@@ -112,10 +146,12 @@ impl Planner {
                 now,
                 self.default_zone,
             ) {
-                DispatchWindow::Publish => match pacer.admit(&self.gates(due)) {
-                    Admission::Go => plan.publish.push(due),
-                    Admission::Hold(gate) => plan.push_hold(id, gate, due.paced_since.is_none()),
-                    Admission::Wait => {}
+                DispatchWindow::Publish => match self.admit(due, &mut pacer) {
+                    (Admission::Go, route) => plan.publish.push((due, route)),
+                    (Admission::Hold(gate), _) => {
+                        plan.push_hold(id, gate, due.paced_since.is_none())
+                    }
+                    (Admission::Wait, _) => {}
                 },
                 DispatchWindow::Defer { until, reason } => {
                     plan.defer.push(Deferral { id, until, reason })
@@ -212,6 +248,8 @@ mod tests {
                 phone_number: PhoneNumber::from_stored("+442079460958".into()),
                 skill_id: skill.id,
                 target_agent_id: None,
+                target_agent_ids: Vec::new(),
+                ownership_seconds: None,
                 notes: String::new(),
                 time_zone: None,
                 scheduled_for: due_at,
@@ -232,6 +270,7 @@ mod tests {
                 priority: 0,
             },
             skill: skill.clone(),
+            active_agents: Vec::new(),
             suppression: None,
             paced_since: None,
         }
@@ -278,7 +317,7 @@ mod tests {
         );
         let candidates = vec![due(&sales, now - Span::seconds(1))];
         let plan = planner().plan(&candidates, Pacer::new(now, []), now);
-        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates));
+        assert_eq!(ids(plan.published()), ids(&candidates));
         assert!(plan.hold().is_empty() && plan.defer.is_empty() && plan.end.is_empty());
         assert!(plan.rate_updates.is_empty());
         assert_eq!(plan.wake, None);
@@ -388,7 +427,7 @@ mod tests {
             "{}",
             ending.reason
         );
-        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates[1..]));
+        assert_eq!(ids(plan.published()), ids(&candidates[1..]));
         assert!(plan.hold().is_empty());
     }
 
@@ -423,7 +462,7 @@ mod tests {
         let candidates = batch(&sales, 5, now);
         let pacer = Pacer::new(now, [(gate(&sales), reading(3, Some(5)))]);
         let plan = planner().plan(&candidates, pacer, now);
-        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates[..2]));
+        assert_eq!(ids(plan.published()), ids(&candidates[..2]));
         let held: Vec<CallbackId> = plan.hold().iter().map(|(id, _)| *id).collect();
         assert_eq!(held, ids(&candidates[2..]));
         assert!(plan.hold().iter().all(|(_, g)| *g == gate(&sales)));
@@ -475,7 +514,7 @@ mod tests {
             )],
         );
         let plan = planner().plan(&candidates, pacer, now);
-        assert_eq!(ids(plan.publish.iter().copied()), ids(&candidates[..1]));
+        assert_eq!(ids(plan.published()), ids(&candidates[..1]));
         assert_eq!(plan.hold().len(), 2);
         assert_eq!(plan.rate_updates, [(paced.id, now + Span::seconds(1))]);
         assert_eq!(plan.wake, Some(Duration::from_secs(1)));
@@ -528,7 +567,7 @@ mod tests {
         );
         let plan = planner.plan(&candidates, pacer, now);
         let id = |i: usize| candidates[i].callback.id;
-        assert_eq!(ids(plan.publish.iter().copied()), [id(0), id(2)]);
+        assert_eq!(ids(plan.published()), [id(0), id(2)]);
         let deferred: Vec<_> = plan.defer.iter().map(|d| (d.id, d.until)).collect();
         assert_eq!(deferred, [(id(1), utc("2026-11-28T09:00:00Z"))]);
         let ended: Vec<_> = plan.end.iter().map(|e| (e.id, e.state)).collect();

@@ -163,7 +163,12 @@ pub struct NewCallback {
     pub last_name: String,
     pub phone_number: PhoneNumber,
     pub skill_id: SkillId,
+    /// The first of `target_agent_ids`.
     pub target_agent_id: Option<AgentId>,
+    /// Its preferred agents, in order; empty: its skill.
+    pub target_agent_ids: Vec<AgentId>,
+    /// How long past its due time it waits for its agents before going to its skill.
+    pub ownership_seconds: Option<u32>,
     /// The instant the requester asked for.
     pub scheduled_for: DateTime<Utc>,
     /// When it becomes due: `scheduled_for`, or now when that is (slightly) in the past.
@@ -199,7 +204,13 @@ pub struct Callback {
     pub last_name: String,
     pub phone_number: PhoneNumber,
     pub skill_id: SkillId,
+    /// The agent it is routed to: the first preferred one, or the one it was last offered
+    /// to.
     pub target_agent_id: Option<AgentId>,
+    /// Its preferred agents, in order (a list of one for a single `targetAgentId`).
+    pub target_agent_ids: Vec<AgentId>,
+    /// How long past its due time it waits for its agents before going to its skill.
+    pub ownership_seconds: Option<u32>,
     pub notes: String,
     /// The zone the requester named for a local `scheduleDate`, if any.
     pub time_zone: Option<Tz>,
@@ -233,6 +244,12 @@ impl Callback {
     pub fn route(&self) -> Route {
         let agent = self.target_agent_id.filter(|_| self.fell_back_at.is_none());
         Route::new(self.skill_id, agent)
+    }
+
+    /// Whether a pass chooses among several preferred agents (rather than following
+    /// `route`): it names more than one and has not fallen back to its skill.
+    pub fn chooses_agent(&self) -> bool {
+        self.target_agent_ids.len() > 1 && self.fell_back_at.is_none()
     }
 }
 

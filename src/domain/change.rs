@@ -7,18 +7,21 @@ use chrono_tz::Tz;
 use super::request::optional_number;
 use super::{
     Agent, AgentId, Callback, DateError, PhoneNumber, RawId, RequestError, ScheduleRules, Skill,
-    TextField, check_priority, check_target_agent, contact_zone, parse_time_zone,
+    TextField, check_ownership, check_priority, check_target_agents, contact_zone, parse_time_zone,
     resolve_schedule_date,
 };
 
 /// A change as the API reads it. `target_agent_id`: absent, `Some(None)` (route to the
-/// skill) or an id.
+/// skill) or an id; `target_agent_ids`: absent, or the new list (empty: the skill).
 #[derive(Debug, Clone, Default)]
 pub struct ChangeInput {
     pub schedule_date: Option<String>,
     pub time_zone: Option<String>,
     pub notes: Option<String>,
     pub target_agent_id: Option<Option<RawId>>,
+    pub target_agent_ids: Option<Vec<RawId>>,
+    /// Absent: unchanged; `Some(None)`: no ownership (wait for the agents).
+    pub ownership_seconds: Option<Option<i64>>,
     pub expires_at: Option<String>,
     /// Absent: unchanged; `Some(None)` (or blank): none.
     pub caller_id: Option<Option<String>>,
@@ -45,8 +48,10 @@ pub struct Changes {
     /// New `(scheduled_for, due_at, time_zone)`.
     pub schedule: Option<(DateTime<Utc>, DateTime<Utc>, Option<Tz>)>,
     pub notes: Option<String>,
-    /// `Some(None)` removes the target agent: route to the skill.
-    pub target_agent: Option<Option<AgentId>>,
+    /// The new preferred agents, in order; empty: route to the skill.
+    pub target_agents: Option<Vec<AgentId>>,
+    /// `Some(None)` removes the ownership.
+    pub ownership_seconds: Option<Option<u32>>,
     pub expires_at: Option<DateTime<Utc>>,
     /// `Some(None)` removes the caller ID.
     pub caller_id: Option<Option<PhoneNumber>>,
@@ -64,7 +69,10 @@ pub struct ChangedFields<'a> {
     pub due_at: DateTime<Utc>,
     pub time_zone: Option<Tz>,
     pub notes: &'a str,
+    /// The agent it is routed to: the first of a new list, else as it was.
     pub target_agent: Option<AgentId>,
+    pub target_agents: &'a [AgentId],
+    pub ownership_seconds: Option<u32>,
     pub expires_at: Option<DateTime<Utc>>,
     pub caller_id: Option<&'a PhoneNumber>,
     pub priority: u32,
@@ -81,7 +89,15 @@ impl Changes {
             due_at,
             time_zone,
             notes: self.notes.as_deref().unwrap_or(&old.notes),
-            target_agent: self.target_agent.unwrap_or(old.target_agent_id),
+            target_agent: match &self.target_agents {
+                Some(list) => list.first().copied(),
+                None => old.target_agent_id,
+            },
+            target_agents: self
+                .target_agents
+                .as_deref()
+                .unwrap_or(&old.target_agent_ids),
+            ownership_seconds: self.ownership_seconds.unwrap_or(old.ownership_seconds),
             expires_at: self.expires_at.or(old.expires_at),
             caller_id: match &self.caller_id {
                 Some(new) => new.as_ref(),
@@ -107,6 +123,8 @@ impl<'a> ChangedFields<'a> {
             time_zone: c.time_zone,
             notes: &c.notes,
             target_agent: c.target_agent_id,
+            target_agents: &c.target_agent_ids,
+            ownership_seconds: c.ownership_seconds,
             expires_at: c.expires_at,
             caller_id: c.caller_id.as_ref(),
             priority: c.priority,
@@ -116,11 +134,13 @@ impl<'a> ChangedFields<'a> {
 
 impl ChangeInput {
     /// The first rules: something to change, a time zone only with a date, text, and the
-    /// target agent id (to look up). `Some(None)`: route to the skill.
-    pub fn requested(&self) -> Result<Option<Option<AgentId>>, RequestError> {
+    /// target agents (to look up). `Some(vec![])`: route to the skill.
+    pub fn requested(&self) -> Result<Option<Vec<AgentId>>, RequestError> {
         if self.schedule_date.is_none()
             && self.notes.is_none()
             && self.target_agent_id.is_none()
+            && self.target_agent_ids.is_none()
+            && self.ownership_seconds.is_none()
             && self.expires_at.is_none()
             && self.caller_id.is_none()
             && self.priority.is_none()
@@ -133,29 +153,49 @@ impl ChangeInput {
         if let Some(notes) = &self.notes {
             TextField::check("notes", notes, TextField::NOTES_MAX)?;
         }
-        match &self.target_agent_id {
-            None => Ok(None),
-            Some(None) => Ok(Some(None)),
-            Some(Some(raw)) => raw.target_agent().map(Some),
-        }
+        let single = match &self.target_agent_id {
+            Some(None) => Some(RawId(String::new())),
+            Some(Some(raw)) => Some(raw.clone()),
+            None => None,
+        };
+        super::target_agents(single.as_ref(), self.target_agent_ids.as_deref())
     }
 }
 
-/// Plans a change of a pending callback. `agent` is the looked-up target agent when the
-/// change names one. A new time is read in the zone the change names, else the callback's
-/// own, else the skill's; the callback must still be due before it expires.
+/// Plans a change of a pending callback. `agents` are the looked-up target agents the
+/// change names (those that exist). A new time is read in the zone the change names, else
+/// the callback's own, else the skill's; the callback must still be due before it expires.
 pub fn plan_change(
     input: ChangeInput,
-    target_agent: Option<Option<AgentId>>,
-    agent: Option<&Agent>,
+    target_agents: Option<Vec<AgentId>>,
+    agents: &[Agent],
     current: &Callback,
     skill: &Skill,
     now: DateTime<Utc>,
     rules: &ScheduleRules,
 ) -> Result<Changes, RequestError> {
-    if let Some(Some(agent_id)) = target_agent {
-        check_target_agent(agent_id, agent)?;
+    if let Some(ids) = &target_agents {
+        check_target_agents(ids, agents)?;
     }
+    let ownership_seconds = input
+        .ownership_seconds
+        .map(|s| {
+            s.map(|s| check_ownership("ownershipSeconds", s).map_err(RequestError::Ownership))
+                .transpose()
+        })
+        .transpose()?;
+    let keeps_agents = target_agents
+        .as_ref()
+        .map_or(!current.target_agent_ids.is_empty(), |a| !a.is_empty());
+    if matches!(ownership_seconds, Some(Some(_))) && !keeps_agents {
+        return Err(RequestError::OwnershipWithoutAgent);
+    }
+    // Routed to the skill: no ownership is left to keep.
+    let ownership_seconds = if keeps_agents {
+        ownership_seconds
+    } else {
+        Some(None)
+    };
     let schedule_date = |e| RequestError::Date(DateError::new("scheduleDate", e));
     let time_zone = input
         .time_zone
@@ -212,7 +252,8 @@ pub fn plan_change(
         slot: schedule.and_then(|(_, due, _)| skill.slot_at(due, rules.default_time_zone)),
         schedule,
         notes: input.notes,
-        target_agent,
+        target_agents,
+        ownership_seconds,
         expires_at,
         caller_id,
         reason: None,

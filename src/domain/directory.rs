@@ -179,6 +179,9 @@ pub struct SkillRouting {
     /// The name of its calendar of closed dates and special hours.
     pub calendar: Option<String>,
     pub priority: super::PriorityRules,
+    /// How long past its due time a callback with target agents waits for them, when it
+    /// names no ownership of its own (none: until one of them takes it).
+    pub ownership_seconds: Option<u32>,
 }
 
 impl SkillRouting {
@@ -293,6 +296,9 @@ pub struct SkillInput {
     pub priority_acceleration: Option<i64>,
     #[serde(default)]
     pub max_priority: Option<i64>,
+    /// Default ownership of its callbacks with target agents, 1 s to a week.
+    #[serde(default)]
+    pub ownership_seconds: Option<i64>,
 }
 
 impl SkillInput {
@@ -374,6 +380,11 @@ impl SkillInput {
                 acceleration: checked_priority("priorityAcceleration", self.priority_acceleration)?,
                 max: checked_priority("maxPriority", self.max_priority)?,
             },
+            ownership_seconds: self
+                .ownership_seconds
+                .map(|s| super::check_ownership("ownershipSeconds", s))
+                .transpose()
+                .map_err(DirectoryInputError::Policy)?,
             calendar: match self.calendar.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(name) => Some(

@@ -46,10 +46,13 @@ pub enum EventKind {
     Rescheduled,
     /// An outcome recorded but not applied, with the reason.
     OutcomeIgnored,
+    /// Its preferred agents' ownership ended before one of them took it: routed to the
+    /// skill.
+    OwnershipEnded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         Self::Created,
         Self::Deferred,
         Self::Updated,
@@ -67,6 +70,7 @@ impl EventKind {
         Self::RetryScheduled,
         Self::Rescheduled,
         Self::OutcomeIgnored,
+        Self::OwnershipEnded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +92,7 @@ impl EventKind {
             Self::RetryScheduled => "retry_scheduled",
             Self::Rescheduled => "rescheduled",
             Self::OutcomeIgnored => "outcome_ignored",
+            Self::OwnershipEnded => "ownership_ended",
         }
     }
 
@@ -187,6 +192,18 @@ pub fn updated_event(old: &Callback, changes: &Changes) -> Event {
         "targetAgentId",
         json!(old.target_agent_id),
         json!(new.target_agent),
+    );
+    if old.target_agent_ids.len() > 1 || new.target_agents.len() > 1 {
+        note(
+            "targetAgentIds",
+            json!(old.target_agent_ids),
+            json!(new.target_agents),
+        );
+    }
+    note(
+        "ownershipSeconds",
+        json!(old.ownership_seconds),
+        json!(new.ownership_seconds),
     );
     note("expiresAt", json!(old.expires_at), json!(new.expires_at));
     note("priority", json!(old.priority), json!(new.priority));

@@ -4,6 +4,7 @@
 //! edge, and the rest of the daemon only ever handles the parsed types.
 
 mod admission;
+mod agents;
 mod calendar;
 mod callback;
 mod change;
@@ -24,6 +25,10 @@ mod suppression;
 mod window;
 
 pub use admission::{Admitted, DuplicatePolicy, NumberAdmission, NumberFacts};
+pub use agents::{
+    MAX_OWNERSHIP_SECONDS, MAX_TARGET_AGENTS, TargetAgentsError, check_ownership, offer,
+    target_agents,
+};
 pub use calendar::{
     CALENDAR_DAYS_MAX, Calendar, CalendarDayJson, CalendarError, CalendarJson, check_calendar_name,
     next_opening, opening_with,
@@ -48,7 +53,7 @@ pub use priority::{
 };
 pub use request::{
     CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode, WindowPolicy,
-    check_target_agent, plan_create,
+    check_target_agent, check_target_agents, plan_create,
 };
 pub use schedule::{
     DateError, ScheduleDateError, ScheduleRules, contact_zone, parse_time_zone,

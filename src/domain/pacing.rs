@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{AgentId, Callback, IdError, Route, SkillId, SkillPolicy};
+use super::{AgentId, IdError, Route, SkillId, SkillPolicy};
 
 /// What may hold a callback back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,13 +100,18 @@ impl SkillPolicy {
     }
 }
 
-/// The gates a callback's next publication must pass.
-pub fn gates_of(callback: &Callback, skill: SkillPacing, defaults: &PacingDefaults) -> Vec<Gate> {
+/// The gates a callback of `skill_id` must pass to be published on `route`.
+pub fn gates_of(
+    route: Route,
+    skill_id: SkillId,
+    skill: SkillPacing,
+    defaults: &PacingDefaults,
+) -> Vec<Gate> {
     let mut gates = Vec::with_capacity(2);
     if skill.is_limited() {
-        gates.push(Gate::Skill(callback.skill_id));
+        gates.push(Gate::Skill(skill_id));
     }
-    if let (Route::Agent(agent), Some(_)) = (callback.route(), defaults.agent_max_in_flight) {
+    if let (Route::Agent(agent), Some(_)) = (route, defaults.agent_max_in_flight) {
         gates.push(Gate::Agent(agent));
     }
     gates

@@ -119,6 +119,12 @@ pub enum RequestError {
     #[error("agent {id} ({username}) is not active")]
     InactiveAgent { id: AgentId, username: String },
     #[error(transparent)]
+    TargetAgents(#[from] super::TargetAgentsError),
+    #[error("{0}")]
+    Ownership(String),
+    #[error("ownershipSeconds applies only to a callback with targetAgentId or targetAgentIds")]
+    OwnershipWithoutAgent,
+    #[error(transparent)]
     Date(#[from] DateError),
     #[error("{outside}; the next opening is {next}")]
     OutsideCallingHours { outside: String, next: String },
@@ -178,9 +184,10 @@ impl RequestError {
             Self::MissingSkill | Self::SkillIdInvalid(_) | Self::Skill(_) => {
                 ResultCode::InvalidSkillId
             }
-            Self::TargetAgentIdInvalid(_) | Self::UnknownAgent(_) | Self::InactiveAgent { .. } => {
-                ResultCode::InvalidTargetAgentId
-            }
+            Self::TargetAgentIdInvalid(_)
+            | Self::UnknownAgent(_)
+            | Self::InactiveAgent { .. }
+            | Self::TargetAgents(_) => ResultCode::InvalidTargetAgentId,
             Self::Date(_)
             | Self::OutsideCallingHours { .. }
             | Self::NeverOpen(_)
@@ -194,6 +201,8 @@ impl RequestError {
             | Self::NothingToChange
             | Self::TimeZoneWithoutDate
             | Self::MissingReason
+            | Self::Ownership(_)
+            | Self::OwnershipWithoutAgent
             | Self::Priority(_) => ResultCode::Default,
         }
     }
@@ -207,6 +216,10 @@ pub struct CreateInput {
     pub phone_number: Option<String>,
     pub skill_id: Option<RawId>,
     pub target_agent_id: Option<RawId>,
+    /// Preferred agents, in order (at most five); `targetAgentId` is a list of one.
+    pub target_agent_ids: Option<Vec<RawId>>,
+    /// How long past its due time it waits for its agents (default: the skill's).
+    pub ownership_seconds: Option<i64>,
     pub schedule_date: Option<String>,
     pub notes: Option<String>,
     pub time_zone: Option<String>,
@@ -222,12 +235,13 @@ pub struct CreateInput {
     pub priority: Option<i64>,
 }
 
-/// The skill and agent a create names: what to look up (and what the caller must be
+/// The skill and agents a create names: what to look up (and what the caller must be
 /// allowed to use) before planning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requested {
     pub skill_id: SkillId,
-    pub target_agent_id: Option<AgentId>,
+    /// Its preferred agents, in order; empty: the skill.
+    pub target_agents: Vec<AgentId>,
 }
 
 /// What planning a create needs from the database: its clock, the skill, the agent, and
@@ -236,7 +250,8 @@ pub struct Requested {
 pub struct CreateContext {
     pub now: DateTime<Utc>,
     pub skill: Option<Skill>,
-    pub agent: Option<Agent>,
+    /// The named agents that exist.
+    pub agents: Vec<Agent>,
     pub suppression: Option<Suppression>,
 }
 
@@ -259,13 +274,14 @@ impl CreateInput {
             .0
             .parse()
             .map_err(RequestError::SkillIdInvalid)?;
-        let target_agent_id = match &self.target_agent_id {
-            Some(raw) => raw.target_agent()?,
-            None => None,
-        };
+        let target_agents = super::target_agents(
+            self.target_agent_id.as_ref(),
+            self.target_agent_ids.as_deref(),
+        )?
+        .unwrap_or_default();
         Ok(Requested {
             skill_id,
-            target_agent_id,
+            target_agents,
         })
     }
 }
@@ -292,6 +308,14 @@ pub fn check_target_agent(id: AgentId, found: Option<&Agent>) -> Result<(), Requ
         }),
         Some(_) => Ok(()),
     }
+}
+
+/// Every agent named as a target must exist and be active (`found`: those that exist).
+pub fn check_target_agents(ids: &[AgentId], found: &[Agent]) -> Result<(), RequestError> {
+    for id in ids {
+        check_target_agent(*id, found.iter().find(|a| a.id == *id))?;
+    }
+    Ok(())
 }
 
 /// A create's expiry: the one asked for, else the skill's default time to live after the
@@ -370,9 +394,15 @@ pub fn plan_create(
         .as_ref()
         .ok_or(SkillError::Unknown(requested.skill_id))?;
     skill.check_can_carry_callbacks()?;
-    if let Some(agent_id) = requested.target_agent_id {
-        check_target_agent(agent_id, context.agent.as_ref())?;
-    }
+    check_target_agents(&requested.target_agents, &context.agents)?;
+    let ownership_seconds = match (input.ownership_seconds, requested.target_agents.is_empty()) {
+        (Some(_), true) => return Err(RequestError::OwnershipWithoutAgent),
+        (Some(s), false) => {
+            Some(super::check_ownership("ownershipSeconds", s).map_err(RequestError::Ownership)?)
+        }
+        (None, true) => None,
+        (None, false) => skill.policy.routing.ownership_seconds,
+    };
     let schedule_date = |e| RequestError::Date(DateError::new("scheduleDate", e));
     let time_zone = input
         .time_zone
@@ -421,7 +451,9 @@ pub fn plan_create(
         notes: text("notes", input.notes.as_ref(), TextField::NOTES_MAX)?,
         phone_number,
         skill_id: requested.skill_id,
-        target_agent_id: requested.target_agent_id,
+        target_agent_id: requested.target_agents.first().copied(),
+        target_agent_ids: requested.target_agents,
+        ownership_seconds,
         scheduled_for,
         due_at,
         time_zone,
@@ -518,7 +550,7 @@ mod tests {
         CreateContext {
             now: now(),
             skill: Some(skill(SkillPolicy::default())),
-            agent: Some(agent(true)),
+            agents: vec![agent(true)],
             suppression: None,
         }
     }
@@ -560,7 +592,7 @@ mod tests {
         everything_wrong.phone_number = Some("not a number".into());
         everything_wrong.schedule_date = Some("tomorrow".into());
         let no_agent = CreateContext {
-            agent: None,
+            agents: Vec::new(),
             ..context()
         };
         let inactive_skill = CreateContext {
@@ -568,7 +600,7 @@ mod tests {
                 active: false,
                 ..skill(SkillPolicy::default())
             }),
-            agent: None,
+            agents: Vec::new(),
             ..context()
         };
         assert_eq!(
@@ -660,6 +692,8 @@ mod tests {
             phone_number: PhoneNumber::from_stored("+442079460958".into()),
             skill_id: SkillId::new(101).expect("id"),
             target_agent_id: None,
+            target_agent_ids: Vec::new(),
+            ownership_seconds: None,
             notes: String::new(),
             time_zone: None,
             scheduled_for: now(),
@@ -682,7 +716,7 @@ mod tests {
         let skill = context.skill.clone().expect("skill");
         let change = |input: ChangeInput| {
             let target = input.requested()?;
-            plan_change(input, target, None, &current, &skill, now(), &rules())
+            plan_change(input, target, &[], &current, &skill, now(), &rules())
         };
         let later = ChangeInput {
             schedule_date: Some("2026-11-25T15:00:00Z".into()),

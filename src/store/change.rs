@@ -39,7 +39,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                     c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                     c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                    c.fell_back_at, c.caller_id, c.orig_number, c.priority
+                    c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
              FROM callbacks c JOIN skills s ON s.id = c.skill_id
              WHERE c.id = $1 FOR UPDATE OF c"#,
             id.as_uuid()
@@ -94,6 +94,8 @@ impl Store {
             caller_id: row.caller_id,
             orig_number: row.orig_number,
             priority: row.priority,
+            target_agent_ids: row.target_agent_ids,
+            ownership_seconds: row.ownership_seconds,
         };
         Ok(Some(CallbackChange {
             now: row.now,
@@ -139,6 +141,9 @@ impl CallbackChange {
             CallbackRow,
             "UPDATE callbacks c SET scheduled_for = $2, due_at = $3, time_zone = $4, notes = $5,
                 target_agent_id = $6, expires_at = $7, caller_id = $8, priority = $9,
+                target_agent_ids = $10::text::bigint[], ownership_seconds = $11,
+                -- A reassignment is a new instruction: the new agents have priority again.
+                fell_back_at = CASE WHEN $12 THEN NULL ELSE c.fell_back_at END,
                 updated_at = now(),
                 paced_at = NULL, paced_gate = NULL
              WHERE c.id = $1
@@ -146,7 +151,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
             old.id.as_uuid(),
             new.scheduled_for,
             new.due_at,
@@ -155,7 +160,11 @@ impl CallbackChange {
             new.target_agent.map(AgentId::get),
             new.expires_at,
             new.caller_id.map(PhoneNumber::as_str),
-            i32::try_from(new.priority).unwrap_or(0)
+            i32::try_from(new.priority).unwrap_or(0),
+            super::create::agent_list(new.target_agents),
+            new.ownership_seconds
+                .map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
+            changes.target_agents.is_some()
         )
         .fetch_one(&mut *self.tx)
         .await?;
@@ -220,7 +229,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
             self.record.id.as_uuid(),
             state.as_str(),
             *due_at,
@@ -279,7 +288,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
             self.record.id.as_uuid()
         )
         .fetch_one(&mut *self.tx)

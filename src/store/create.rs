@@ -42,8 +42,28 @@ pub enum Inserted {
 
 impl Store {
     /// `phone`: the number as parsed, when it parses (else there is nothing to look up: the
-    /// create will be refused for the number anyway).
+    /// create will be refused for the number anyway). `agents`: the target agents named.
     pub async fn create_context(
+        &self,
+        skill: SkillId,
+        agents: &[AgentId],
+        phone: Option<&PhoneNumber>,
+    ) -> Result<CreateContext, StoreError> {
+        let mut context = self
+            .first_agent_context(skill, agents.first().copied(), phone)
+            .await?;
+        // A second or later preferred agent: from the cache, else read once (lists are rare).
+        for id in agents.iter().skip(1) {
+            if let Some(agent) = self.agent(*id).await? {
+                context.agents.push(agent);
+            }
+        }
+        Ok(context)
+    }
+
+    /// The context with the first target agent: from the cache when it holds the skill and
+    /// the agent, else in the one statement that also reads the clock and do-not-call.
+    async fn first_agent_context(
         &self,
         skill: SkillId,
         agent: Option<AgentId>,
@@ -126,7 +146,11 @@ impl Store {
         let context = CreateContext {
             now: row.now,
             skill: skill_row.map(Skill::try_from).transpose()?,
-            agent: agent_row.map(Agent::try_from).transpose()?,
+            agents: agent_row
+                .map(Agent::try_from)
+                .transpose()?
+                .into_iter()
+                .collect(),
             suppression: DncMatch {
                 dnc_skill_id: row.dnc_skill_id,
                 dnc_reason: row.dnc_reason,
@@ -135,7 +159,8 @@ impl Store {
         };
         self.cache.keep_skill(ticket, skill, &context.skill);
         if let Some(id) = agent {
-            self.cache.keep_agent(ticket, id, &context.agent);
+            self.cache
+                .keep_agent(ticket, id, &context.agents.first().cloned());
         }
         Ok(context)
     }
@@ -166,7 +191,7 @@ impl Store {
         Ok(CreateContext {
             now: row.now,
             skill,
-            agent,
+            agents: agent.into_iter().collect(),
             suppression: DncMatch {
                 dnc_skill_id: row.dnc_skill_id,
                 dnc_reason: row.dnc_reason,
@@ -273,6 +298,8 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
     let mut caller_ids = Vec::with_capacity(n);
     let mut orig_numbers = Vec::with_capacity(n);
     let mut priorities = Vec::with_capacity(n);
+    let mut agent_lists = Vec::with_capacity(n);
+    let mut ownerships = Vec::with_capacity(n);
     let (mut event_ids, mut event_kinds, mut event_details) = (Vec::new(), Vec::new(), Vec::new());
     for create in creates {
         let c = &create.callback;
@@ -300,6 +327,11 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
         caller_ids.push(c.caller_id.as_ref().map(|p| p.as_str()));
         orig_numbers.push(c.orig_number.as_ref().map(|p| p.as_str()));
         priorities.push(i32::try_from(c.priority).unwrap_or(0));
+        agent_lists.push(agent_list(&c.target_agent_ids));
+        ownerships.push(
+            c.ownership_seconds
+                .map(|s| i32::try_from(s).unwrap_or(i32::MAX)),
+        );
         for event in created_events(c) {
             event_ids.push(c.id.as_uuid());
             event_kinds.push(event.kind.as_str());
@@ -311,10 +343,11 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[],
                 $6::int8[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
                 $11::text[], $12::timestamptz[], $13::int8[], $14::text[], $15::bytea[],
-                $16::jsonb[], $20::text[], $21::text[], $22::int4[])
+                $16::jsonb[], $20::text[], $21::text[], $22::int4[], $23::text[], $24::int4[])
             WITH ORDINALITY AS i(id, first_name, last_name, phone_number, skill_id,
                 target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                expires_at, user_id, key, request_sha256, response, caller_id, orig_number, priority, n)
+                expires_at, user_id, key, request_sha256, response, caller_id, orig_number,
+                priority, target_agent_ids, ownership_seconds, n)
          ), key AS (
             INSERT INTO idempotency_keys
                 (security_user_id, key, request_sha256, callback_id, response)
@@ -325,10 +358,12 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
          ), stored AS (
             INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id,
                 target_agent_id, notes, time_zone, scheduled_for, due_at, created_by,
-                expires_at, caller_id, orig_number, priority)
+                expires_at, caller_id, orig_number, priority, target_agent_ids,
+                ownership_seconds)
             SELECT id, first_name, last_name, phone_number, skill_id, target_agent_id,
                    notes, time_zone, scheduled_for, due_at, created_by, expires_at,
-                   caller_id, orig_number, priority
+                   caller_id, orig_number, priority, target_agent_ids::bigint[],
+                   ownership_seconds
             FROM input
             WHERE key IS NULL OR id IN (SELECT callback_id FROM key)
             ORDER BY n
@@ -364,11 +399,23 @@ pub(super) async fn write_creates<'e, E: sqlx::PgExecutor<'e>>(
         &event_details,
         &caller_ids as &[Option<&str>],
         &orig_numbers as &[Option<&str>],
-        &priorities
+        &priorities,
+        &agent_lists as &[Option<String>],
+        &ownerships as &[Option<i32>]
     )
     .fetch_all(executor)
     .await?;
     Ok(stored.into_iter().collect())
+}
+
+/// A callback's preferred agents as `callbacks.target_agent_ids` keeps them: an array
+/// literal (`{3,1}`; a list in an `unnest` of arrays cannot be an array itself) when there
+/// are several, else NULL (`target_agent_id` alone is the list).
+pub(super) fn agent_list(agents: &[AgentId]) -> Option<String> {
+    (agents.len() > 1).then(|| {
+        let ids: Vec<String> = agents.iter().map(ToString::to_string).collect();
+        format!("{{{}}}", ids.join(","))
+    })
 }
 
 /// A column of a row an outer join found, which its table declares `NOT NULL`.

@@ -333,6 +333,8 @@ pub(super) struct RoutingJson {
     priority_acceleration: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_priority: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ownership_seconds: Option<u32>,
 }
 
 impl RoutingJson {
@@ -348,6 +350,7 @@ impl RoutingJson {
             initial_priority: routing.priority.initial,
             priority_acceleration: routing.priority.acceleration,
             max_priority: routing.priority.max,
+            ownership_seconds: routing.ownership_seconds,
         })
     }
 
@@ -372,6 +375,7 @@ impl RoutingJson {
                 acceleration: self.priority_acceleration,
                 max: self.max_priority,
             },
+            ownership_seconds: self.ownership_seconds,
         })
     }
 }

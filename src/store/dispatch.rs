@@ -14,14 +14,15 @@ use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::cache::Cache;
+use super::directory::AgentRow;
 use super::directory::{RoutingJson, SkillRow, SlotsByHour, StoredCalendar};
 use super::dnc::DncMatch;
 use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{
-    Callback, CallbackId, CallbackState, CallingHoursJson, EventKind, Route, Skill, SkillId,
-    Suppression,
+    Agent, AgentId, Callback, CallbackId, CallbackState, CallingHoursJson, EventKind, Route, Skill,
+    SkillId, Suppression,
 };
 
 /// The channel the `callbacks_notify_due` trigger notifies.
@@ -39,6 +40,8 @@ pub struct Due {
     pub suppression: Option<Suppression>,
     /// Since when pacing has held it, if it has.
     pub paced_since: Option<DateTime<Utc>>,
+    /// When it chooses among several preferred agents: those that are active, in order.
+    pub active_agents: Vec<AgentId>,
 }
 
 /// A confirmed publication, as recorded.
@@ -164,7 +167,7 @@ pub const CLAIM_DUE: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS o
              c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
              c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
              c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
-             c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.paced_at, \
+             c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.paced_at, \
              dnc.dnc_skill_id, dnc.dnc_reason
                FROM callbacks c LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
                  d.reason AS dnc_reason
@@ -378,9 +381,20 @@ impl Claim {
                 skills.insert(skill.id, skill);
             }
         }
+        let active = self.active_agents(&claimed).await?;
         claimed
             .into_iter()
             .map(|c| {
+                let active_agents = if c.callback.chooses_agent() {
+                    c.callback
+                        .target_agent_ids
+                        .iter()
+                        .copied()
+                        .filter(|id| active.contains(id))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let skill = skills.get(&c.callback.skill_id).cloned().ok_or_else(|| {
                     StoreError::Corrupt(format!(
                         "callback {}: skill {} is missing",
@@ -392,9 +406,60 @@ impl Claim {
                     skill,
                     suppression: c.suppression,
                     paced_since: c.paced_since,
+                    active_agents,
                 })
             })
             .collect()
+    }
+
+    /// The active agents among those the claimed callbacks choose from (see
+    /// [`Callback::chooses_agent`](crate::domain::Callback::chooses_agent)): from the cache,
+    /// the others read in one statement (and kept).
+    async fn active_agents(&mut self, claimed: &[Claimed]) -> Result<Vec<AgentId>, StoreError> {
+        let mut active = Vec::new();
+        let mut missing: Vec<i64> = Vec::new();
+        let listed = claimed
+            .iter()
+            .filter(|c| c.callback.chooses_agent())
+            .flat_map(|c| c.callback.target_agent_ids.iter().copied());
+        for id in listed {
+            if active.contains(&id) || missing.contains(&id.get()) {
+                continue;
+            }
+            match self.cache.agent(id) {
+                Some(Some(agent)) if agent.active => active.push(id),
+                Some(_) => {}
+                None => missing.push(id.get()),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(active);
+        }
+        let ticket = self.cache.ticket();
+        let rows = sqlx::query_as!(
+            AgentRow,
+            "SELECT id, username, active FROM agents WHERE id = ANY($1)",
+            &missing
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let mut found = Vec::new();
+        for row in rows {
+            let agent = Agent::try_from(row)?;
+            found.push(agent.id);
+            if agent.active {
+                active.push(agent.id);
+            }
+            self.cache.keep_agent(ticket, agent.id, &Some(agent));
+        }
+        for id in missing {
+            if let Ok(id) = AgentId::new(id)
+                && !found.contains(&id)
+            {
+                self.cache.keep_agent(ticket, id, &None);
+            }
+        }
+        Ok(active)
     }
 
     /// Moves callbacks that matured outside their calling hours to the next opening.
@@ -483,6 +548,13 @@ impl Claim {
         }
         let ids: Vec<Uuid> = confirmed.iter().map(|c| c.id.as_uuid()).collect();
         let routing_keys: Vec<String> = confirmed.iter().map(|c| c.route.routing_key()).collect();
+        let agents: Vec<Option<i64>> = confirmed
+            .iter()
+            .map(|c| match c.route {
+                Route::Agent(agent) => Some(agent.get()),
+                Route::Skill(_) => None,
+            })
+            .collect();
         let fallback_seconds: Vec<Option<f64>> = confirmed
             .iter()
             .map(|c| c.agent_fallback.map(|d| d.as_secs_f64()))
@@ -498,9 +570,15 @@ impl Claim {
                     last_error = NULL, dispatched_at = clock_timestamp(),
                     updated_at = clock_timestamp(), paced_at = NULL, paced_gate = NULL,
                     fallback_due_at = clock_timestamp() + make_interval(secs => d.fallback),
-                    outcome_due_at = clock_timestamp() + make_interval(secs => d.deadline)
-                FROM unnest($1::uuid[], $3::float8[], $4::float8[], $5::text[])
-                     WITH ORDINALITY AS d(id, fallback, deadline, routing_key, n)
+                    outcome_due_at = clock_timestamp() + make_interval(secs => d.deadline),
+                    -- The agent a preferred-agent callback went to; one sent to its skill
+                    -- with agents named has left them.
+                    target_agent_id = COALESCE(d.agent, c.target_agent_id),
+                    fell_back_at = CASE WHEN d.agent IS NULL AND c.target_agent_id IS NOT NULL
+                                        THEN COALESCE(c.fell_back_at, clock_timestamp())
+                                        ELSE c.fell_back_at END
+                FROM unnest($1::uuid[], $3::float8[], $4::float8[], $5::text[], $7::int8[])
+                     WITH ORDINALITY AS d(id, fallback, deadline, routing_key, agent, n)
                 WHERE c.id = d.id
                 RETURNING c.id, c.attempt, c.due_at, c.dispatched_at, d.routing_key, d.n
              ), events AS (
@@ -519,7 +597,8 @@ impl Claim {
             &fallback_seconds as &[Option<f64>],
             &deadline_seconds,
             &routing_keys,
-            EventKind::Dispatched.as_str()
+            EventKind::Dispatched.as_str(),
+            &agents as &[Option<i64>]
         )
         .fetch_all(&mut *self.tx)
         .await?;

@@ -41,7 +41,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
              FROM callbacks c WHERE c.id = $1",
             id.as_uuid()
         )
@@ -77,7 +77,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
              FROM callbacks c
              WHERE ($1::text IS NULL OR c.state = $1)
                AND ($2::bigint IS NULL OR c.skill_id = $2)
@@ -128,7 +128,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
              FROM callbacks c
              WHERE ($1::text IS NULL OR c.state = $1)
                AND ($2::bigint IS NULL OR c.skill_id = $2)

@@ -39,6 +39,8 @@ pub(super) struct CallbackRow {
     pub caller_id: Option<String>,
     pub orig_number: Option<String>,
     pub priority: i32,
+    pub target_agent_ids: Option<Vec<i64>>,
+    pub ownership_seconds: Option<i32>,
 }
 
 impl TryFrom<CallbackRow> for Callback {
@@ -46,7 +48,19 @@ impl TryFrom<CallbackRow> for Callback {
 
     fn try_from(row: CallbackRow) -> Result<Self, StoreError> {
         let corrupt = |e: String| StoreError::Corrupt(format!("callback {}: {e}", row.id));
+        let agent = |id: i64| AgentId::new(id).map_err(|e| corrupt(e.to_string()));
+        let target_agent_ids = match &row.target_agent_ids {
+            Some(list) => list.iter().copied().map(agent).collect::<Result<_, _>>()?,
+            None => row
+                .target_agent_id
+                .map(agent)
+                .transpose()?
+                .into_iter()
+                .collect(),
+        };
         Ok(Self {
+            target_agent_ids,
+            ownership_seconds: row.ownership_seconds.and_then(|s| u32::try_from(s).ok()),
             id: CallbackId::from_uuid(row.id),
             state: row.state.parse().map_err(corrupt)?,
             phone_number: PhoneNumber::from_stored(row.phone_number),

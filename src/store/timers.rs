@@ -154,6 +154,60 @@ impl Store {
         .await
     }
 
+    /// Routes pending callbacks whose preferred agents' ownership ended (counted from the
+    /// due time) to their skill, with an `ownership_ended` event: pending again at once,
+    /// held no more. Returns how many.
+    pub async fn end_ownership(&self) -> Result<u64, StoreError> {
+        let kind = EventKind::OwnershipEnded.as_str();
+        in_slices(|| {
+            sqlx::query!(
+                "WITH due AS (
+                SELECT id FROM callbacks
+                WHERE state = 'pending' AND ownership_seconds IS NOT NULL
+                  AND fell_back_at IS NULL AND due_at <= now()
+                  AND target_agent_id IS NOT NULL
+                  AND due_at + make_interval(secs => ownership_seconds) <= now()
+                ORDER BY due_at LIMIT $1
+                FOR UPDATE SKIP LOCKED
+             ), moved AS (
+                UPDATE callbacks c SET fell_back_at = now(), paced_at = NULL, paced_gate = NULL,
+                    updated_at = now()
+                FROM due WHERE c.id = due.id
+                RETURNING c.id, c.target_agent_id, c.target_agent_ids, c.skill_id,
+                    c.ownership_seconds
+             )
+             INSERT INTO callback_events (callback_id, actor, kind, details)
+             SELECT id, 'timer', $2::text,
+                    jsonb_build_object(
+                        'agentIds', COALESCE(to_jsonb(target_agent_ids),
+                                             jsonb_build_array(target_agent_id)),
+                        'toSkillId', skill_id, 'ownershipSeconds', ownership_seconds)
+             FROM moved",
+                TIMER_SLICE,
+                kind
+            )
+            .execute(&self.pool)
+        })
+        .await
+    }
+
+    /// Lets go of callbacks held at an agent's gate that choose among several preferred
+    /// agents, so that the next pass offers them to each again: a hold records one gate,
+    /// and another listed agent may have room now. Returns how many.
+    pub async fn reoffer_held(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE callbacks SET paced_at = NULL, paced_gate = NULL
+             WHERE id IN (SELECT id FROM callbacks
+                          WHERE state = 'pending' AND paced_at IS NOT NULL AND paced_gate < 0
+                            AND target_agent_ids IS NOT NULL AND fell_back_at IS NULL
+                          LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            TIMER_SLICE
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Fails dispatched or accepted callbacks whose final outcome did not come in time, with
     /// an `outcome_deadline` event. Returns how many.
     pub async fn end_without_outcome(&self) -> Result<u64, StoreError> {

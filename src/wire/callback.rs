@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::{AgentId, Callback, CallbackId, CallbackState, EventKind, SkillId};
+use crate::domain::{AgentId, Callback, CallbackId, CallbackState, EventKind, Route, SkillId};
 use crate::store::EventRecord;
 
 /// A callback as the API shows it.
@@ -23,8 +23,16 @@ pub struct CallbackView {
     phone_number: String,
     #[schema(value_type = i64, minimum = 1)]
     skill_id: SkillId,
+    /// The agent it is routed to: the first preferred one, or the one it was last offered to.
     #[schema(value_type = Option<i64>, minimum = 1)]
     target_agent_id: Option<AgentId>,
+    /// Its preferred agents, in order (empty: the skill).
+    #[schema(value_type = Vec<i64>)]
+    target_agent_ids: Vec<AgentId>,
+    /// How long past its due time it waits for its agents before going to the skill.
+    ownership_seconds: Option<u32>,
+    /// Pending and still owned by its agents: when the ownership ends.
+    ownership_ends_at: Option<DateTime<Utc>>,
     /// `agent` or `skill`.
     #[schema(example = "skill")]
     route: &'static str,
@@ -60,7 +68,14 @@ pub struct CallbackView {
 impl From<Callback> for CallbackView {
     fn from(r: Callback) -> Self {
         let route = r.route();
+        let ownership_ends_at = r
+            .ownership_seconds
+            .filter(|_| r.state == CallbackState::Pending && matches!(route, Route::Agent(_)))
+            .map(|s| r.due_at + chrono::Duration::seconds(i64::from(s)));
         Self {
+            target_agent_ids: r.target_agent_ids,
+            ownership_seconds: r.ownership_seconds,
+            ownership_ends_at,
             callback_id: r.id,
             state: r.state,
             first_name: r.first_name,

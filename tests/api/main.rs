@@ -3,6 +3,7 @@
 //! CLI runner) is the test kit, `tests/kit`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
+mod agents;
 mod auth;
 mod bulk;
 mod cache;

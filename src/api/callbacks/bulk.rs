@@ -62,6 +62,7 @@ pub async fn bulk(
             schedule_date: req.schedule_date,
             time_zone: req.time_zone,
             target_agent_id: req.target_agent_id,
+            target_agent_ids: req.target_agent_ids,
             priority: req.priority,
             dry_run: req.dry_run,
         },

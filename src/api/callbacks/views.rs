@@ -31,6 +31,16 @@ pub struct CreateRequest {
     /// An active agent's id; `""`, `null` or absent routes to the skill.
     #[schema(schema_with = crate::api::openapi::target_agent_schema)]
     pub target_agent_id: Option<RawId>,
+    /// Preferred agents, in order (at most 5 active agents): while the ownership lasts,
+    /// the callback goes to the first with room. `targetAgentId` is a list of one; send
+    /// both only when it is the list's first.
+    #[schema(value_type = Option<Vec<i64>>, max_items = 5)]
+    pub target_agent_ids: Option<Vec<RawId>>,
+    /// 1 to 604800 (a week): how long past its due time it waits for its agents before it
+    /// goes to the skill (with an `ownership_ended` event). Default: the skill's
+    /// `ownershipSeconds`, else until one of them takes it.
+    #[schema(minimum = 1, maximum = 604800)]
+    pub ownership_seconds: Option<i64>,
     /// ISO 8601: an instant (`2030-01-15T14:30:00Z`, `…+01:00`) or a wall-clock time
     /// (`2030-01-15T14:30:00`) in `timeZone`, else the skill's, else the default zone.
     #[schema(required = true, example = "2030-01-15T14:30:00")]
@@ -105,6 +115,13 @@ pub struct UpdateRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = crate::api::openapi::target_agent_schema)]
     pub target_agent_id: Option<Option<RawId>>,
+    /// Absent: unchanged. Otherwise the new preferred agents in order (`[]`: the skill).
+    #[schema(value_type = Option<Vec<i64>>, max_items = 5)]
+    pub target_agent_ids: Option<Vec<RawId>>,
+    /// Absent: unchanged. `null`: no ownership (wait for the agents). Otherwise 1 to 604800.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 604800)]
+    pub ownership_seconds: Option<Option<i64>>,
     /// ISO 8601, read like `scheduleDate`; must stay after the due time.
     pub expires_at: Option<String>,
     /// Absent: unchanged. `null` or `""`: none. Otherwise the number the customer sees, read
@@ -249,6 +266,8 @@ impl From<CreateRequest> for CreateInput {
             phone_number: r.phone_number,
             skill_id: r.skill_id,
             target_agent_id: r.target_agent_id,
+            target_agent_ids: r.target_agent_ids,
+            ownership_seconds: r.ownership_seconds,
             schedule_date: r.schedule_date,
             notes: r.notes,
             time_zone: r.time_zone,
@@ -269,6 +288,8 @@ impl From<UpdateRequest> for ChangeInput {
             time_zone: r.time_zone,
             notes: r.notes,
             target_agent_id: r.target_agent_id,
+            target_agent_ids: r.target_agent_ids,
+            ownership_seconds: r.ownership_seconds,
             expires_at: r.expires_at,
             caller_id: r.caller_id,
             priority: r.priority,
@@ -406,6 +427,10 @@ pub struct BulkRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = crate::api::openapi::target_agent_schema)]
     pub target_agent_id: Option<Option<RawId>>,
+    /// With `reassign`, instead of `targetAgentId`: the preferred agents in order (`[]`: the
+    /// skill).
+    #[schema(value_type = Option<Vec<i64>>, max_items = 5)]
+    pub target_agent_ids: Option<Vec<RawId>>,
     /// With `reprioritize`: 0 to 1000.
     #[schema(minimum = 0, maximum = 1000)]
     pub priority: Option<i64>,
