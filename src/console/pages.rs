@@ -135,6 +135,9 @@ pub struct ListParams {
     /// A phone number, or the start of a last name.
     #[serde(default)]
     q: Option<String>,
+    /// `priority`: the highest base priority first, then due order; else due order.
+    #[serde(default)]
+    sort: Option<String>,
 }
 
 /// A search: a phone number (read as the API reads one) or the start of a last name.
@@ -161,13 +164,29 @@ fn instant(value: Option<&str>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// A list position: `<due micros>.<uuid>`.
-fn position(after: Option<&str>) -> Option<(DateTime<Utc>, CallbackId)> {
-    let (micros, id) = after?.split_once('.')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        id.parse().ok()?,
-    ))
+/// A list position: `<due micros>.<uuid>`, after `<priority>.` in priority order.
+fn position(
+    after: Option<&str>,
+    by_priority: bool,
+) -> (Option<u32>, Option<(DateTime<Utc>, CallbackId)>) {
+    let Some(after) = after else {
+        return (None, None);
+    };
+    let (priority, rest) = match after.split_once('.') {
+        Some((p, rest)) if by_priority => (p.parse().ok(), rest),
+        _ => (None, after),
+    };
+    let at = rest.split_once('.').and_then(|(micros, id)| {
+        Some((
+            DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id.parse().ok()?,
+        ))
+    });
+    match (by_priority, priority, at) {
+        (true, Some(p), Some(at)) => (Some(p), Some(at)),
+        (false, _, at) => (None, at),
+        _ => (None, None),
+    }
 }
 
 pub async fn callbacks(
@@ -195,6 +214,8 @@ pub async fn callbacks(
         .as_deref()
         .filter(|s| !s.is_empty())
         .and_then(|s| s.parse().ok());
+    let by_priority = params.sort.as_deref() == Some("priority");
+    let (after_priority, after) = position(params.after.as_deref(), by_priority);
     let filter = CallbackFilter {
         state: wanted_state,
         skill_id,
@@ -204,12 +225,12 @@ pub async fn callbacks(
         allowed_skills: viewer.user.skills.clone(),
         due_after: instant(params.due_after.as_deref()),
         due_before: instant(params.due_before.as_deref()),
-        after: position(params.after.as_deref()),
+        after,
         limit: PAGE + 1,
         caller_id: None,
         orig_number: None,
-        by_priority: false,
-        after_priority: None,
+        by_priority,
+        after_priority,
     };
     let mut rows = match state.store.list_callbacks(&filter).await {
         Ok(rows) => rows,
@@ -217,18 +238,25 @@ pub async fn callbacks(
     };
     let next = (rows.len() > PAGE as usize).then(|| {
         rows.truncate(PAGE as usize);
-        rows.last()
-            .map(|c| format!("{}.{}", c.due_at.timestamp_micros(), c.id))
+        rows.last().map(|c| {
+            let at = format!("{}.{}", c.due_at.timestamp_micros(), c.id);
+            if by_priority {
+                format!("{}.{at}", c.priority)
+            } else {
+                at
+            }
+        })
     });
     let next_link = next.flatten().map(|after| {
         format!(
-            "/console/callbacks?state={}&skillId={}&agentId={}&q={}&dueAfter={}&dueBefore={}&after={after}",
+            "/console/callbacks?state={}&skillId={}&agentId={}&q={}&dueAfter={}&dueBefore={}&sort={}&after={after}",
             params.state.as_deref().unwrap_or_default(),
             params.skill_id.as_deref().unwrap_or_default(),
             params.agent_id.as_deref().unwrap_or_default(),
             urlencode(params.q.as_deref().unwrap_or_default()),
             urlencode(params.due_after.as_deref().unwrap_or_default()),
             urlencode(params.due_before.as_deref().unwrap_or_default()),
+            if by_priority { "priority" } else { "due" },
         )
     });
     page(
@@ -260,10 +288,16 @@ pub async fn callbacks(
                 label { "Due before"
                     input type="text" name="dueBefore" value=(params.due_before.as_deref().unwrap_or_default());
                 }
+                label { "Order"
+                    select #sort name="sort" {
+                        option value="due" selected[!by_priority] { "due time" }
+                        option value="priority" selected[by_priority] { "priority, then due time" }
+                    }
+                }
                 button type="submit" { "Filter" }
             }
             table #callbacks {
-                thead { tr { th { "Due" } th { "State" } th { "Name" } th { "Phone" } th { "Skill" } th { "Route" } } }
+                thead { tr { th { "Due" } th { "State" } th { "Name" } th { "Phone" } th { "Skill" } th { "Route" } th { "Priority" } } }
                 tbody {
                     @for c in &rows {
                         tr data-id=(c.id) {
@@ -273,6 +307,7 @@ pub async fn callbacks(
                             td { (c.phone_number.as_str()) }
                             td { (c.skill_id) }
                             td { (c.route().routing_key()) }
+                            td { (c.priority) }
                         }
                     }
                 }

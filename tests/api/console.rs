@@ -250,3 +250,59 @@ async fn the_overview_figures_need_a_reader_of_every_skill() {
         assert!(withheld.contains("figures-withheld"), "{name}: {withheld}");
     }
 }
+
+/// The list in priority order: the highest base priority first, then due order, page by
+/// page (the next-page link carries the order and the position).
+#[tokio::test]
+async fn the_list_sorts_by_priority_and_resumes_in_that_order() {
+    let app = TestApp::spawn().await;
+    let mut made = Vec::new();
+    for (hours, priority) in [(1, 10), (2, 900), (3, 500), (4, 900)] {
+        let mut body = with(
+            "scheduleDate",
+            serde_json::json!(in_(chrono::Duration::hours(hours))),
+        );
+        body["priority"] = serde_json::json!(priority);
+        made.push(app.create_ok(&body).await);
+    }
+    let session = session_of(&app, &app.admin).await;
+    let page = |path: String| {
+        let url = format!("{}{path}", app.base);
+        let session = session.clone();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .expect("list")
+                .text()
+                .await
+                .expect("body")
+        }
+    };
+    let order = |html: &str| -> Vec<String> {
+        html.split("data-id=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+            .collect()
+    };
+    let all = page("/console/callbacks?sort=priority".into()).await;
+    assert_eq!(
+        order(&all),
+        [made[1].as_str(), &made[3], &made[2], &made[0]],
+        "priority 900 (earlier due first), 500, 10"
+    );
+    assert!(all.contains("<option value=\"priority\" selected"), "{all}");
+    let by_due = page("/console/callbacks".into()).await;
+    assert_eq!(order(&by_due), made, "due order by default");
+    // Resuming after the second (priority 900, due in 4 h), as the next-page link does.
+    let due = parse_time(&app.get_callback(&made[3]).await["dueAt"]);
+    let rest = page(format!(
+        "/console/callbacks?sort=priority&after=900.{}.{}",
+        due.timestamp_micros(),
+        made[3]
+    ))
+    .await;
+    assert_eq!(order(&rest), [made[2].as_str(), &made[0]]);
+}
