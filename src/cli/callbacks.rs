@@ -293,10 +293,10 @@ fn detail_table(c: &Callback) -> Table {
             "targetAgentId",
             c.target_agent_id.map_or("-".into(), |a| a.to_string()),
         ),
-        ("targetAgentIds", agent_ids(&c.target_agent_ids)),
+        ("agents", agent_ids(&c.target_agent_ids)),
         (
-            "ownershipSeconds",
-            c.ownership_seconds.map_or("-".into(), |s| s.to_string()),
+            "ownership",
+            c.ownership_seconds.map_or("-".into(), |s| format!("{s}s")),
         ),
         ("routingKey", route.routing_key()),
         (
