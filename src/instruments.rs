@@ -67,6 +67,11 @@ pub fn outcome(outcome: &'static str, applied: bool) {
     counter!("callbackd_outcomes_total", "outcome" => outcome, "applied" => applied).increment(1);
 }
 
+/// Events the relay published to the event stream.
+pub fn events_relayed(n: usize) {
+    counter!("callbackd_events_published_total").increment(u64::try_from(n).unwrap_or(u64::MAX));
+}
+
 pub fn timers(fell_back: u64, ownership_ended: u64, expired: u64, without_outcome: u64) {
     counter!("callbackd_agent_fallbacks_total").increment(fell_back);
     counter!("callbackd_ownership_ended_total").increment(ownership_ended);

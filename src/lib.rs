@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod instruments;
 pub mod liveness;

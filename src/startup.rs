@@ -128,6 +128,12 @@ impl Application {
                 );
                 loops.spawn(dispatcher.run(shutdown.clone()));
             }
+            let relay = crate::events::Relay::new(
+                store.clone(),
+                broker.clone(),
+                settings.amqp.events_exchange.clone(),
+            );
+            loops.spawn(relay.run(shutdown.clone()));
             tracker.spawn(async move {
                 while let Some(ended) = loops.join_next().await {
                     if let Err(e) = ended {

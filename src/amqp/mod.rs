@@ -126,6 +126,16 @@ pub struct Publisher {
     pub(super) exchange: ShortString,
 }
 
+impl Publisher {
+    /// This channel, publishing to another exchange (the event stream's).
+    pub fn on_exchange(&self, exchange: &str) -> Publisher {
+        Publisher {
+            channel: self.channel.clone(),
+            exchange: exchange.into(),
+        }
+    }
+}
+
 /// A handle on the broker link: is it up, and the publisher when it is.
 #[derive(Clone)]
 pub struct Broker {

@@ -27,6 +27,20 @@ pub(super) async fn declare_topology(
         )
         .await
         .map_err(topology(format!("exchange `{}`", settings.exchange)))?;
+    if !settings.events_exchange.is_empty() {
+        channel
+            .exchange_declare(
+                settings.events_exchange.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(topology(format!("exchange `{}`", settings.events_exchange)))?;
+    }
     for queue in &settings.queues {
         channel
             .queue_declare(

@@ -39,6 +39,7 @@ impl Default for Settings {
                 client_cert_file: None,
                 client_key_file: None,
                 exchange: "callbackd.callbacks".into(),
+                events_exchange: "callbackd.events".into(),
                 connect_timeout_ms: 5_000,
                 reconnect_initial_ms: 500,
                 reconnect_max_ms: 10_000,

@@ -126,6 +126,9 @@ pub struct AmqpSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_key_file: Option<PathBuf>,
     pub exchange: String,
+    /// The topic exchange every callback event is published to (routing key
+    /// `<kind>.<skillId>`). Empty: events are not published.
+    pub events_exchange: String,
     pub connect_timeout_ms: u64,
     pub reconnect_initial_ms: u64,
     pub reconnect_max_ms: u64,

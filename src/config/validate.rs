@@ -87,6 +87,15 @@ impl Settings {
                 ),
             );
         }
+        let events = &self.amqp.events_exchange;
+        if events.starts_with("amq.") || *events == self.amqp.exchange {
+            return invalid(
+                "amqp.events_exchange",
+                format!(
+                    "`{events}` is not usable: it must not start with `amq.` nor be amqp.exchange (empty: no event stream)"
+                ),
+            );
+        }
         for queue in &self.amqp.queues {
             if queue.name.is_empty() || queue.name.starts_with("amq.") || queue.bindings.is_empty()
             {

@@ -15,6 +15,7 @@ mod dispatch;
 mod dnc;
 mod ingest;
 mod operator;
+mod outbox;
 mod pacing;
 mod primary;
 mod read;
@@ -43,6 +44,7 @@ pub use dispatch::{
 pub use dnc::{DncEvent, Listed};
 pub use ingest::CreateQueue;
 pub use operator::{DispatchingDaemon, Operator, SchemaState};
+pub use outbox::{OutboxEvent, RelayBatch};
 pub use read::CallbackFilter;
 pub use record::EventRecord;
 pub use sessions::{PendingSignIn, Session};

@@ -90,7 +90,7 @@ impl Store {
     }
 
     /// Deletes terminal callbacks (`CallbackState::TERMINAL`) unchanged for
-    /// `retention_days` (events go with them), in slices so that no single transaction holds
+    /// `retention_days` (events and any of them still in the event outbox go with them), in slices so that no single transaction holds
     /// many locks. A callback still waiting (pending, dispatched, accepted) is never deleted.
     /// Returns how many went.
     pub async fn purge_terminal(&self, retention_days: u32) -> Result<u64, StoreError> {
@@ -109,6 +109,8 @@ impl Store {
                     RETURNING id
                  ), events AS (
                     DELETE FROM callback_events WHERE callback_id IN (SELECT id FROM gone)
+                 ), outbox AS (
+                    DELETE FROM event_outbox WHERE callback_id IN (SELECT id FROM gone)
                  )
                  SELECT count(*) AS "count!" FROM gone"#,
                 i32::try_from(retention_days).unwrap_or(i32::MAX),

@@ -14,6 +14,7 @@ mod create;
 mod directory;
 mod dispatch;
 mod dnc;
+mod events;
 mod faults;
 mod hardening;
 mod lifecycle;

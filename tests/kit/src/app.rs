@@ -37,6 +37,7 @@ pub fn test_settings(db_name: &str) -> Settings {
     settings.database.max_connections = 5;
     settings.api.max_body_bytes = 16 * 1024;
     settings.amqp.exchange = format!("{db_name}.callbacks");
+    settings.amqp.events_exchange = format!("{db_name}.events");
     settings.amqp.queues = Vec::new();
     // Per-test outcome queues: RabbitMQ 3.10 can be left with an orphaned quorum queue
     // (every later declare fails with `cluster_not_formed`) when one test deletes a shared
@@ -155,8 +156,12 @@ impl TestApp {
 
     /// The environment that points a `callbackd` child process at this test's database,
     /// exchange and outcome queues (and declares no queues of its own).
-    pub fn child_env(&self) -> [(&'static str, String); 6] {
+    pub fn child_env(&self) -> [(&'static str, String); 7] {
         [
+            (
+                "CALLBACKD_AMQP__EVENTS_EXCHANGE",
+                self.settings.amqp.events_exchange.clone(),
+            ),
             (
                 "CALLBACKD_DATABASE__URL",
                 self.settings.database.url.expose().to_owned(),
@@ -198,6 +203,7 @@ impl Drop for TestApp {
         }
         let db_name = self.db_name.clone();
         let exchange = self.exchange.clone();
+        let events = self.settings.amqp.events_exchange.clone();
         let queues = [
             self.settings.amqp.outcomes_queue.clone(),
             self.settings.amqp.dead_letter_queue.clone(),
@@ -209,6 +215,7 @@ impl Drop for TestApp {
                 .build()?;
             runtime.block_on(async {
                 delete_exchange(&exchange, &queues).await;
+                delete_exchange(&events, &[]).await;
                 drop_database(&db_name).await
             })
         })
