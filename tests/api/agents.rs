@@ -67,7 +67,8 @@ async fn the_first_preferred_agent_with_room_takes_it_and_inactive_ones_are_skip
     assert_eq!(got.routing_key, format!("agent.{SECOND_AGENT}"));
     assert_eq!(got.body["targetAgentId"], SECOND_AGENT);
     assert_eq!(got.body["targetAgentIds"], json!([AGENT, SECOND_AGENT]));
-    let view = app.get_callback(&id).await;
+    // Recorded once the broker's confirm is in.
+    let view = app.wait_state(&id, "dispatched", 10).await;
     assert_eq!(view["targetAgentId"], SECOND_AGENT, "{view}");
     assert_eq!(view["targetAgentIds"], json!([AGENT, SECOND_AGENT]));
 
@@ -106,12 +107,19 @@ async fn held_at_the_first_agent_it_goes_to_whichever_frees_up_first() {
         consumer.next(Duration::from_millis(1500)).await.is_none(),
         "both agents are busy: it waits"
     );
-    let held: Option<i64> =
-        sqlx::query_scalar("SELECT paced_gate FROM callbacks WHERE id = $1::uuid")
+    // The maintenance run lets it go every few seconds and the next pass holds it again.
+    let mut held: Option<i64> = None;
+    for _ in 0..100 {
+        held = sqlx::query_scalar("SELECT paced_gate FROM callbacks WHERE id = $1::uuid")
             .bind(&id)
             .fetch_one(&app.pool)
             .await
             .expect("read");
+        if held.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(held, Some(-AGENT), "held at the first listed agent's gate");
 
     // The second agent frees up; the first stays busy. The timers offer it again.
