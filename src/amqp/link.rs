@@ -258,6 +258,7 @@ async fn connect(
         .map_err(AmqpError::Channel)?;
     let publisher = Publisher {
         channel,
+        mandatory: true,
         exchange: settings.exchange.as_str().into(),
     };
     if !settings.outcomes_queue.is_empty() {

@@ -124,14 +124,20 @@ pub async fn probe(
 pub struct Publisher {
     pub(super) channel: Channel,
     pub(super) exchange: ShortString,
+    /// Ask the broker to return what no queue takes (`basic.return`). Callbacks are
+    /// mandatory: an unroutable one is retried.
+    pub(super) mandatory: bool,
 }
 
 impl Publisher {
-    /// This channel, publishing to another exchange (the event stream's).
-    pub fn on_exchange(&self, exchange: &str) -> Publisher {
+    /// This channel, publishing to the event stream's exchange: not mandatory, so that an
+    /// event no one listens for is dropped rather than returned — a `basic.return` of an
+    /// event would otherwise be matched, on the shared channel, to a callback's confirm.
+    pub fn for_events(&self, exchange: &str) -> Publisher {
         Publisher {
             channel: self.channel.clone(),
             exchange: exchange.into(),
+            mandatory: false,
         }
     }
 }

@@ -104,7 +104,7 @@ impl Publisher {
                 self.exchange.clone(),
                 message.routing_key.as_str().into(),
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory: self.mandatory,
                     ..Default::default()
                 },
                 &message.body,

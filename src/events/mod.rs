@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::amqp::{Broker, PublishOutcome, Publisher};
 use crate::store::{Store, StoreError};
 
-/// Entries per batch.
-const BATCH: i64 = 500;
+/// Entries per batch: small enough that a backlog of events does not hold up the
+/// dispatchers' confirms on the shared channel for long.
+const BATCH: i64 = 200;
 /// Confirms awaited at once.
-const WINDOW: usize = 256;
+const WINDOW: usize = 64;
 /// How long a batch may wait for its confirms.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause when the outbox is empty, or another daemon's relay holds it.
@@ -71,7 +72,7 @@ impl Relay {
 
     async fn pass(&self) -> Result<Pass, StoreError> {
         let publisher = match self.broker.publisher().filter(Publisher::is_open) {
-            Some(p) => Some(p.on_exchange(&self.exchange)),
+            Some(p) => Some(p.for_events(&self.exchange)),
             None if self.exchange.is_empty() => None,
             None => return Ok(Pass::Failed),
         };
@@ -104,11 +105,8 @@ impl Relay {
                             tracing::error!(event_id = entry.event_id, error = %e, "event relay: cannot encode event");
                             true
                         }
-                        // Returned: no queue is bound to the stream for it, which is fine.
-                        Ok(Some(_)) => matches!(
-                            outcomes.next(),
-                            Some(PublishOutcome::Confirmed | PublishOutcome::Returned { .. })
-                        ),
+                        // Not mandatory: an event no queue takes is confirmed, not returned.
+                        Ok(Some(_)) => matches!(outcomes.next(), Some(PublishOutcome::Confirmed)),
                     };
                     // In order: what follows a failure waits for the next pass.
                     if !taken {
