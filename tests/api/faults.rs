@@ -480,3 +480,61 @@ async fn delete_queue(queue: &str) {
         let _ = connection.close(200, "done".into()).await;
     }
 }
+
+/// The event stream through a broker outage and a relay killed with SIGKILL: every event
+/// written reaches a durable queue on the events exchange (repeats allowed, none lost).
+#[tokio::test]
+#[ignore = "fault suite: run serially with --ignored"]
+async fn the_event_stream_loses_nothing_across_a_broker_stop_and_a_kill9() {
+    let app = TestApp::spawn().await;
+    let events = &app.settings.amqp.events_exchange;
+    let queue = format!("{events}.durable");
+    let before = Consumer::durable_events(events, &queue, "#")
+        .await
+        .count_in_background();
+    // Due in an hour: the only events are the creates (and the changes below).
+    let later = || with("scheduleDate", json!(in_(chrono::Duration::hours(1))));
+    let mut relay = Daemon::start(&app, "relay-1", 500);
+    let mut ids = HashSet::new();
+    for _ in 0..300 {
+        ids.insert(app.create_ok(&later()).await);
+    }
+    let outage = BrokerOutage::begin();
+    for _ in 0..300 {
+        ids.insert(app.create_ok(&later()).await);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(outage);
+    // Killed while it catches up with the outage's events.
+    tokio::time::sleep(Duration::from_millis(rand::rng().random_range(200..1500))).await;
+    relay.kill9();
+    for _ in 0..300 {
+        ids.insert(app.create_ok(&later()).await);
+    }
+    let mut survivor = Daemon::start(&app, "relay-2", 500);
+    let after = Consumer::durable_events(events, &queue, "#")
+        .await
+        .count_in_background();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let merged = loop {
+        let mut merged = before.snapshot();
+        for (id, n) in after.snapshot() {
+            *merged.entry(id).or_default() += n;
+        }
+        let drained = app.store.outbox_waiting().await.unwrap_or(1) == 0;
+        if (drained && ids.iter().all(|id| merged.contains_key(id))) || Instant::now() > deadline {
+            break merged;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (lost, strangers, duplicates) = tally(&ids, &merged);
+    println!(
+        "fault: event stream | events {} | broker stopped, relay killed | duplicates {duplicates} | lost {lost}",
+        ids.len()
+    );
+    assert_eq!((lost, strangers), (0, 0));
+    assert_eq!(app.store.outbox_waiting().await.expect("outbox"), 0);
+    let (status, _) = survivor.terminate();
+    assert!(status.success());
+    delete_queue(&queue).await;
+}

@@ -70,27 +70,27 @@ impl Consumer {
     /// An exclusive queue on the event stream (`amqp.events_exchange`, declared here if the
     /// daemon has not yet), bound with `pattern`: `<kind>.<skillId>`.
     pub async fn events(exchange: &str, pattern: &str) -> Self {
-        let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
-            .await
-            .expect("connects");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
-            .exchange_declare(
-                exchange.into(),
-                lapin::ExchangeKind::Topic,
-                lapin::options::ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("events exchange");
+        declare_events_exchange(exchange).await;
         let queue = QueueSpec {
             name: "",
             options: QueueDeclareOptions {
                 exclusive: true,
                 auto_delete: true,
+                ..Default::default()
+            },
+            arguments: FieldTable::default(),
+        };
+        Self::bind_queue(exchange, pattern, queue, false).await
+    }
+
+    /// A durable queue named `queue` on the event stream: it outlives this consumer and a
+    /// broker restart.
+    pub async fn durable_events(exchange: &str, queue: &str, pattern: &str) -> Self {
+        declare_events_exchange(exchange).await;
+        let queue = QueueSpec {
+            name: queue,
+            options: QueueDeclareOptions {
+                durable: true,
                 ..Default::default()
             },
             arguments: FieldTable::default(),
@@ -249,4 +249,25 @@ pub async fn dispatched(app: &TestApp, consumer: &mut Consumer, body: &Value) ->
     assert_eq!(m.callback_id(), id);
     app.wait_state(&id, "dispatched", 5).await;
     id
+}
+
+/// The event stream's exchange, as the daemon declares it (idempotent).
+async fn declare_events_exchange(exchange: &str) {
+    let connection = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .expect("connects");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .exchange_declare(
+            exchange.into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("events exchange");
+    let _ = connection.close(200, "declared".into()).await;
 }
