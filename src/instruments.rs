@@ -67,6 +67,21 @@ pub fn outcome(outcome: &'static str, applied: bool) {
     counter!("callbackd_outcomes_total", "outcome" => outcome, "applied" => applied).increment(1);
 }
 
+/// One webhook delivery attempt: delivered, failed for good, or to be retried.
+pub fn webhook_attempt(delivered: bool, gave_up: bool) {
+    let outcome = match (delivered, gave_up) {
+        (true, _) => "delivered",
+        (false, true) => "failed",
+        (false, false) => "retry",
+    };
+    counter!("callbackd_webhook_attempts_total", "outcome" => outcome).increment(1);
+}
+
+/// A webhook subscription paused after failing for too long.
+pub fn webhook_paused() {
+    counter!("callbackd_webhooks_paused_total").increment(1);
+}
+
 /// Events the relay published to the event stream.
 pub fn events_relayed(n: usize) {
     counter!("callbackd_events_published_total").increment(u64::try_from(n).unwrap_or(u64::MAX));

@@ -134,6 +134,15 @@ impl Application {
                 settings.amqp.events_exchange.clone(),
             );
             loops.spawn(relay.run(shutdown.clone()));
+            match crate::events::webhooks::Deliverer::new(store.clone(), settings.webhooks.clone())
+            {
+                Ok(deliverer) => {
+                    loops.spawn(deliverer.run(shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook deliveries cannot start: no HTTP client")
+                }
+            }
             tracker.spawn(async move {
                 while let Some(ended) = loops.join_next().await {
                     if let Err(e) = ended {

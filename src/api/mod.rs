@@ -10,6 +10,7 @@ mod error;
 pub mod extract;
 mod health;
 mod openapi;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,6 +144,17 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/v1/skills/{id}/availability",
             get(availability::availability),
+        )
+        .route("/v1/webhooks", get(webhooks::list_webhooks))
+        .route(
+            "/v1/webhooks/{name}",
+            put(webhooks::put_webhook)
+                .get(webhooks::get_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/v1/webhooks/{name}/attempts",
+            get(webhooks::webhook_attempts),
         )
         .route(
             "/v1/calendars/{name}",

@@ -60,6 +60,11 @@ pub const BEARER: &str = "bearer";
         super::calendars::put_calendar,
         super::calendars::get_calendar,
         super::calendars::delete_calendar,
+        super::webhooks::put_webhook,
+        super::webhooks::get_webhook,
+        super::webhooks::list_webhooks,
+        super::webhooks::delete_webhook,
+        super::webhooks::webhook_attempts,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -71,6 +76,7 @@ pub const BEARER: &str = "bearer";
         (name = "callbacks", description = "Schedule, read, change and cancel callbacks"),
         (name = "directory", description = "Skills and agents mirrored from the platform"),
         (name = "dnc", description = "The do-not-call list: numbers callbacks must not be made to"),
+        (name = "webhooks", description = "Subscriptions that receive callback events as signed HTTP POSTs"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]

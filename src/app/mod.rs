@@ -23,6 +23,7 @@ mod selection;
 pub mod sessions;
 pub mod timers;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -63,6 +63,10 @@ pub async fn purge(store: &Store, retention_days: u32) {
         Ok(deleted) => tracing::info!(deleted, retention_days, "bulk change records purged"),
         Err(e) => tracing::warn!(error = %e, "bulk change purge failed"),
     }
+    match store.purge_webhook_deliveries(retention_days).await {
+        Ok(deleted) => tracing::info!(deleted, "finished webhook deliveries purged"),
+        Err(e) => tracing::warn!(error = %e, "webhook delivery purge failed"),
+    }
     // Admission counts matter for their day only; two days back covers every zone.
     let before = (chrono::Utc::now() - chrono::Duration::days(2)).date_naive();
     match store.purge_admissions(before).await {

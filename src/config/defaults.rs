@@ -108,6 +108,7 @@ impl Default for Settings {
                     groups: Vec::new(),
                 },
             },
+            webhooks: WebhookSettings::default(),
             log: LogSettings {
                 format: LogFormat::Auto,
                 filter: "info,sqlx::postgres::notice=warn,tokio_cron_scheduler=warn".into(),

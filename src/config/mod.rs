@@ -7,9 +7,11 @@ mod console;
 mod defaults;
 mod validate;
 pub mod values;
+mod webhooks;
 
 pub use console::{ConsoleSettings, GroupGrantSettings, OidcSettings, PermissionSource};
 pub use values::{Cron, Region, Secret, SecretUrl, TimeZone};
+pub use webhooks::WebhookSettings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,7 @@ pub struct Settings {
     pub pacing: PacingSettings,
     pub maintenance: MaintenanceSettings,
     pub console: ConsoleSettings,
+    pub webhooks: WebhookSettings,
     pub log: LogSettings,
 }
 

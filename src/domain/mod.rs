@@ -22,6 +22,7 @@ mod schedule;
 mod security;
 mod slots;
 mod suppression;
+mod webhook;
 mod window;
 
 pub use admission::{Admitted, DuplicatePolicy, NumberAdmission, NumberFacts};
@@ -65,6 +66,10 @@ pub use slots::{
     slot_full_message,
 };
 pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression, check_dnc_scope};
+pub use webhook::{
+    TargetRules, Webhook, WebhookError, WebhookInput, WebhookSecret, check_webhook_name,
+    is_private, retry_after,
+};
 pub use window::{
     CallingHours, CallingHoursError, CallingHoursJson, DispatchWindow, Opening, dispatch_window,
     opening,

@@ -19,6 +19,10 @@ pub enum Permission {
     DirectoryWrite,
     DncRead,
     DncWrite,
+    /// Read webhook subscriptions and their delivery attempts.
+    WebhooksRead,
+    /// Create, change and delete webhook subscriptions (and see their secrets when set).
+    WebhooksWrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +30,7 @@ pub enum Permission {
 pub struct PermissionError(pub String);
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Self::CallbacksCreate,
         Self::CallbacksRead,
         Self::CallbacksUpdate,
@@ -35,6 +39,8 @@ impl Permission {
         Self::DirectoryWrite,
         Self::DncRead,
         Self::DncWrite,
+        Self::WebhooksRead,
+        Self::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +53,8 @@ impl Permission {
             Self::DirectoryWrite => "directory:write",
             Self::DncRead => "dnc:read",
             Self::DncWrite => "dnc:write",
+            Self::WebhooksRead => "webhooks:read",
+            Self::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -99,6 +107,8 @@ impl SecurityUser {
             // Whoever may write the directory may read it.
             || (permission == Permission::DirectoryRead
                 && self.permissions.contains(&Permission::DirectoryWrite))
+            || (permission == Permission::WebhooksRead
+                && self.permissions.contains(&Permission::WebhooksWrite))
     }
 
     pub fn may_use_skill(&self, skill: SkillId) -> bool {

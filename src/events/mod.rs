@@ -4,16 +4,18 @@
 //! in order with confirms and deletes what the broker took. A broker outage only delays
 //! it; a crash between the confirm and the delete publishes those events again, with the
 //! same message id (`event:<eventId>`). Several daemons run a relay; one at a time holds
-//! the outbox.
+//! the outbox. In the same transaction as it takes events off the outbox, the relay fans
+//! them out to the webhook subscriptions they match; [`webhooks`] delivers those.
 
 pub mod message;
+pub mod webhooks;
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{Broker, PublishOutcome, Publisher};
-use crate::store::{Store, StoreError};
+use crate::store::{FanOut, Store, StoreError};
 
 /// Entries per batch: small enough that a backlog of events does not hold up the
 /// dispatchers' confirms on the shared channel for long.
@@ -118,6 +120,24 @@ impl Relay {
             }
             _ => sent.extend(entries.iter().map(|e| e.outbox_id)),
         }
+        let fan_out: Vec<FanOut<'_>> = entries
+            .iter()
+            .zip(&messages)
+            .take(sent.len())
+            .filter_map(|(entry, message)| {
+                let Ok(Some(message)) = message else {
+                    return None;
+                };
+                Some(FanOut {
+                    event_id: entry.event_id,
+                    callback_id: entry.callback_id,
+                    kind: entry.kind.as_deref()?,
+                    skill_id: entry.skill_id,
+                    payload: std::str::from_utf8(&message.body).ok()?,
+                })
+            })
+            .collect();
+        batch.fan_out(&fan_out).await?;
         batch.sent(&sent).await?;
         batch.commit().await?;
         crate::instruments::events_relayed(sent.len());

@@ -24,6 +24,7 @@ mod sessions;
 mod slots;
 mod timers;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 
@@ -51,6 +52,7 @@ pub use sessions::{PendingSignIn, Session};
 pub use slots::Booked;
 pub use timers::{Backlog, PacedSkill};
 pub use users::UserSummary;
+pub use webhooks::{AttemptRecord, AttemptView, DueDelivery, FanOut};
 
 /// How long a daemon may serve a cached security user, skill or agent without reading it again.
 pub use cache::MAX_AGE as CACHE_MAX_AGE;

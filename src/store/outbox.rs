@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::webhooks::FanOut;
 use super::{Store, StoreError};
 
 /// One outbox entry with its event (`None` fields: the event was purged meanwhile).
@@ -66,6 +67,37 @@ impl RelayBatch {
         )
         .fetch_all(&mut *self.tx)
         .await?)
+    }
+
+    /// One delivery per matching active subscription for each event (the relay calls it
+    /// with the entries it removes, in the same transaction). Returns how many.
+    pub async fn fan_out(&mut self, events: &[FanOut<'_>]) -> Result<u64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
+        let callbacks: Vec<Uuid> = events.iter().map(|e| e.callback_id).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+        let skills: Vec<Option<i64>> = events.iter().map(|e| e.skill_id).collect();
+        let payloads: Vec<&str> = events.iter().map(|e| e.payload).collect();
+        let done = sqlx::query!(
+            "INSERT INTO webhook_deliveries (webhook, event_id, callback_id, kind, payload)
+             SELECT w.name, e.event_id, e.callback_id, e.kind, e.payload::jsonb
+             FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::int8[], $5::text[])
+                  WITH ORDINALITY AS e(event_id, callback_id, kind, skill_id, payload, n)
+             JOIN webhooks w ON w.active AND w.paused_at IS NULL
+              AND (cardinality(w.kinds) = 0 OR e.kind = ANY(w.kinds))
+              AND (cardinality(w.skill_ids) = 0 OR e.skill_id = ANY(w.skill_ids))
+             ORDER BY e.n, w.name",
+            &ids,
+            &callbacks,
+            &kinds as &[&str],
+            &skills as &[Option<i64>],
+            &payloads as &[&str]
+        )
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Removes entries that were published (or whose event is gone).

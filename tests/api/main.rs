@@ -32,3 +32,4 @@ mod process;
 mod routing;
 mod slots;
 mod status;
+mod webhooks;
