@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 26] = [
+const ROUTES: [(&str, &str); 31] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -30,6 +30,11 @@ const ROUTES: [(&str, &str); 26] = [
     ("put", "/v1/calendars/{name}"),
     ("get", "/v1/calendars/{name}"),
     ("delete", "/v1/calendars/{name}"),
+    ("get", "/v1/webhooks"),
+    ("put", "/v1/webhooks/{name}"),
+    ("get", "/v1/webhooks/{name}"),
+    ("delete", "/v1/webhooks/{name}"),
+    ("get", "/v1/webhooks/{name}/attempts"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
