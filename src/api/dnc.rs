@@ -47,7 +47,7 @@ pub struct DncEntryView {
 }
 
 impl DncEntryView {
-    fn new(entry: DncEntry, now: DateTime<Utc>) -> Self {
+    pub(super) fn new(entry: DncEntry, now: DateTime<Utc>) -> Self {
         Self {
             phone_number: entry.phone_number.to_string(),
             skill_id: entry.skill_id,

@@ -10,6 +10,7 @@ mod error;
 pub mod extract;
 mod health;
 mod openapi;
+mod privacy;
 mod webhooks;
 
 use std::sync::Arc;
@@ -145,6 +146,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/v1/skills/{id}/availability",
             get(availability::availability),
         )
+        .route("/v1/privacy/export", get(privacy::export))
+        .route("/v1/privacy/erasure", post(privacy::erase))
         .route("/v1/webhooks", get(webhooks::list_webhooks))
         .route(
             "/v1/webhooks/{name}",

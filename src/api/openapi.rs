@@ -65,6 +65,8 @@ pub const BEARER: &str = "bearer";
         super::webhooks::list_webhooks,
         super::webhooks::delete_webhook,
         super::webhooks::webhook_attempts,
+        super::privacy::export,
+        super::privacy::erase,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -77,6 +79,7 @@ pub const BEARER: &str = "bearer";
         (name = "directory", description = "Skills and agents mirrored from the platform"),
         (name = "dnc", description = "The do-not-call list: numbers callbacks must not be made to"),
         (name = "webhooks", description = "Subscriptions that receive callback events as signed HTTP POSTs"),
+        (name = "privacy", description = "Access and erasure of a phone number's personal data"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]

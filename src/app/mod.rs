@@ -18,6 +18,7 @@ mod error;
 mod guard;
 pub mod oidc;
 mod outcome;
+pub mod privacy;
 mod schedule;
 mod selection;
 pub mod sessions;

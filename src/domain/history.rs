@@ -49,10 +49,12 @@ pub enum EventKind {
     /// Its preferred agents' ownership ended before one of them took it: routed to the
     /// skill.
     OwnershipEnded,
+    /// The contact's data was erased on request (the event carries none).
+    Erased,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         Self::Created,
         Self::Deferred,
         Self::Updated,
@@ -71,6 +73,7 @@ impl EventKind {
         Self::Rescheduled,
         Self::OutcomeIgnored,
         Self::OwnershipEnded,
+        Self::Erased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +96,7 @@ impl EventKind {
             Self::Rescheduled => "rescheduled",
             Self::OutcomeIgnored => "outcome_ignored",
             Self::OwnershipEnded => "ownership_ended",
+            Self::Erased => "erased",
         }
     }
 

@@ -23,6 +23,10 @@ pub enum Permission {
     WebhooksRead,
     /// Create, change and delete webhook subscriptions (and see their secrets when set).
     WebhooksWrite,
+    /// Export everything held about a phone number.
+    PrivacyExport,
+    /// Erase a phone number's personal data.
+    PrivacyErase,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +34,7 @@ pub enum Permission {
 pub struct PermissionError(pub String);
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 12] = [
         Self::CallbacksCreate,
         Self::CallbacksRead,
         Self::CallbacksUpdate,
@@ -41,6 +45,8 @@ impl Permission {
         Self::DncWrite,
         Self::WebhooksRead,
         Self::WebhooksWrite,
+        Self::PrivacyExport,
+        Self::PrivacyErase,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +61,8 @@ impl Permission {
             Self::DncWrite => "dnc:write",
             Self::WebhooksRead => "webhooks:read",
             Self::WebhooksWrite => "webhooks:write",
+            Self::PrivacyExport => "privacy:export",
+            Self::PrivacyErase => "privacy:erase",
         }
     }
 

@@ -28,6 +28,7 @@ mod operator;
 mod outcome_queue;
 mod pacing;
 mod priority;
+mod privacy;
 mod process;
 mod routing;
 mod slots;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 31] = [
+const ROUTES: [(&str, &str); 33] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -35,6 +35,8 @@ const ROUTES: [(&str, &str); 31] = [
     ("get", "/v1/webhooks/{name}"),
     ("delete", "/v1/webhooks/{name}"),
     ("get", "/v1/webhooks/{name}/attempts"),
+    ("get", "/v1/privacy/export"),
+    ("post", "/v1/privacy/erasure"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
