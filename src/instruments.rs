@@ -82,6 +82,13 @@ pub fn webhook_paused() {
     counter!("callbackd_webhooks_paused_total").increment(1);
 }
 
+/// A callback's first publication, and whether it kept its promise (within a minute of
+/// its due time): `callbackd_promises_total{kept}`, whose ratio is the on-time rate.
+pub fn first_attempt(kept: bool) {
+    counter!("callbackd_promises_total", "kept" => if kept { "true" } else { "false" })
+        .increment(1);
+}
+
 /// Events the relay published to the event stream.
 pub fn events_relayed(n: usize) {
     counter!("callbackd_events_published_total").increment(u64::try_from(n).unwrap_or(u64::MAX));

@@ -11,6 +11,7 @@ pub mod extract;
 mod health;
 mod openapi;
 mod privacy;
+mod reports;
 mod webhooks;
 
 use std::sync::Arc;
@@ -146,6 +147,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/v1/skills/{id}/availability",
             get(availability::availability),
         )
+        .route("/v1/reports/promises", get(reports::promises))
         .route("/v1/privacy/export", get(privacy::export))
         .route("/v1/privacy/erasure", post(privacy::erase))
         .route("/v1/webhooks", get(webhooks::list_webhooks))

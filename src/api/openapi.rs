@@ -67,6 +67,7 @@ pub const BEARER: &str = "bearer";
         super::webhooks::webhook_attempts,
         super::privacy::export,
         super::privacy::erase,
+        super::reports::promises,
         health::healthz,
         health::readyz,
         health::metrics,

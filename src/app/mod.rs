@@ -19,6 +19,7 @@ mod guard;
 pub mod oidc;
 mod outcome;
 pub mod privacy;
+pub mod reports;
 mod schedule;
 mod selection;
 pub mod sessions;

@@ -339,6 +339,11 @@ impl Dispatcher {
             }
             let lateness_ms = (row.lateness_ms - held_ms).max(0.0);
             crate::instruments::dispatched(route.kind(), lateness_ms);
+            if row.attempt == 1 {
+                // The promise counts the time held: the customer waited it too.
+                let kept = crate::domain::kept(row.lateness_ms, crate::domain::ON_TIME_SECONDS);
+                crate::instruments::first_attempt(kept);
+            }
             self.progress.record_lateness(lateness_ms);
             tracing::info!(callback_id = %publication.confirmed.id, route = route.kind(),
                 routing_key = %route.routing_key(), attempt = row.attempt,

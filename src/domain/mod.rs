@@ -17,6 +17,7 @@ mod lifecycle;
 mod pacing;
 mod phone;
 mod priority;
+mod report;
 mod request;
 mod schedule;
 mod security;
@@ -52,6 +53,7 @@ pub use phone::{PhoneNumber, PhoneNumberError, region};
 pub use priority::{
     PRIORITY_MAX, PriorityRules, amqp_priority, check_priority, compete, effective_priority,
 };
+pub use report::{ON_TIME_SECONDS, Period, ReportInput, ReportRange, kept};
 pub use request::{
     CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode, WindowPolicy,
     check_target_agent, check_target_agents, plan_create,

@@ -574,6 +574,8 @@ impl Claim {
                     -- The agent a preferred-agent callback went to; one sent to its skill
                     -- with agents named has left them.
                     target_agent_id = COALESCE(d.agent, c.target_agent_id),
+                    first_lateness_ms = COALESCE(c.first_lateness_ms,
+                        GREATEST(EXTRACT(EPOCH FROM (clock_timestamp() - c.due_at)) * 1000, 0)),
                     fell_back_at = CASE WHEN d.agent IS NULL AND c.target_agent_id IS NOT NULL
                                         THEN COALESCE(c.fell_back_at, clock_timestamp())
                                         ELSE c.fell_back_at END

@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 33] = [
+const ROUTES: [(&str, &str); 34] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -37,6 +37,7 @@ const ROUTES: [(&str, &str); 33] = [
     ("get", "/v1/webhooks/{name}/attempts"),
     ("get", "/v1/privacy/export"),
     ("post", "/v1/privacy/erasure"),
+    ("get", "/v1/reports/promises"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
