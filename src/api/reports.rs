@@ -13,8 +13,8 @@ use super::AppState;
 use super::error::{ApiError, ResultCode};
 use super::extract::{Caller, QueryParams};
 use crate::app::reports;
-use crate::domain::{Period, ReportInput};
-use crate::store::PromiseRow;
+use crate::domain::ReportInput;
+use crate::wire::{PromiseItem, promises_csv};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -39,33 +39,6 @@ pub struct PromiseQuery {
     on_time_seconds: Option<i64>,
 }
 
-/// One skill's promises for one day or hour.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PromiseItem {
-    skill_id: i64,
-    /// The period's start in the report's zone: `2026-12-04` or `2026-12-04T14:00`.
-    period: String,
-    /// Callbacks promised for the period.
-    booked: i64,
-    /// Published at least once.
-    dispatched: i64,
-    /// First published within `onTimeSeconds` of the due time.
-    on_time: i64,
-    /// `onTime / dispatched`; `null` with nothing dispatched.
-    on_time_rate: Option<f64>,
-    completed: i64,
-    failed: i64,
-    expired: i64,
-    suppressed: i64,
-    cancelled: i64,
-    /// Pending, or published and awaiting the outcome.
-    open: i64,
-    /// Lateness of the first publications (milliseconds).
-    lateness_p50_ms: Option<f64>,
-    lateness_p95_ms: Option<f64>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromiseReport {
@@ -76,52 +49,6 @@ pub struct PromiseReport {
     time_zone: &'static str,
     on_time_seconds: u32,
     items: Vec<PromiseItem>,
-}
-
-const CSV_HEADER: &str = "skillId,period,booked,dispatched,onTime,onTimeRate,completed,failed,expired,suppressed,cancelled,open,latenessP50Ms,latenessP95Ms\n";
-
-fn item(row: PromiseRow, period: Period) -> PromiseItem {
-    let format = match period {
-        Period::Day => "%Y-%m-%d",
-        Period::Hour => "%Y-%m-%dT%H:%M",
-    };
-    PromiseItem {
-        skill_id: row.skill_id,
-        period: row.period.format(format).to_string(),
-        booked: row.booked,
-        dispatched: row.dispatched,
-        on_time: row.on_time,
-        on_time_rate: (row.dispatched > 0).then(|| row.on_time as f64 / row.dispatched as f64),
-        completed: row.completed,
-        failed: row.failed,
-        expired: row.expired,
-        suppressed: row.suppressed,
-        cancelled: row.cancelled,
-        open: row.open,
-        lateness_p50_ms: row.lateness_p50_ms,
-        lateness_p95_ms: row.lateness_p95_ms,
-    }
-}
-
-fn csv_line(i: &PromiseItem) -> String {
-    let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
-    format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-        i.skill_id,
-        i.period,
-        i.booked,
-        i.dispatched,
-        i.on_time,
-        opt(i.on_time_rate),
-        i.completed,
-        i.failed,
-        i.expired,
-        i.suppressed,
-        i.cancelled,
-        i.open,
-        opt(i.lateness_p50_ms),
-        opt(i.lateness_p95_ms)
-    )
 }
 
 /// `GET /v1/reports/promises`: per skill and period of the promised time, callbacks booked,
@@ -157,16 +84,16 @@ pub async fn promises(
         on_time_seconds: q.on_time_seconds,
     };
     let (range, rows) = reports::promises(&state, &caller.0, &input, q.skill_id.as_deref()).await?;
-    let items: Vec<PromiseItem> = rows.into_iter().map(|r| item(r, range.period)).collect();
+    let items: Vec<PromiseItem> = rows
+        .into_iter()
+        .map(|r| PromiseItem::of(r, range.period))
+        .collect();
     let wants_csv = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
     if wants_csv {
-        let mut body = String::from(CSV_HEADER);
-        for i in &items {
-            body.push_str(&csv_line(i));
-        }
+        let body = promises_csv(&items);
         return Ok((
             [
                 (

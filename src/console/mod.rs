@@ -18,6 +18,7 @@ mod directory;
 mod layout;
 mod load;
 mod pages;
+mod promises;
 mod session;
 
 use axum::Router;
@@ -52,6 +53,11 @@ where
         .route("/console/oidc/start", get(session::oidc_start))
         .route("/console/oidc/callback", get(session::oidc_callback))
         .route("/console/load", get(load::load))
+        .route("/console/promises", get(promises::promises))
+        .route(
+            "/console/promises.csv",
+            get(promises::promises_csv_download),
+        )
         .route("/console/bulk", get(bulk::bulk_form).post(bulk::bulk))
         .route("/console/directory", get(directory::directory))
         .route(

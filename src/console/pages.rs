@@ -323,7 +323,7 @@ pub async fn callbacks(
 }
 
 /// `+` in an offset must not become a space.
-fn urlencode(value: &str) -> String {
+pub(super) fn urlencode(value: &str) -> String {
     value
         .replace('%', "%25")
         .replace('+', "%2B")

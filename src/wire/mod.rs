@@ -8,6 +8,7 @@
 //! read, with a message in the API's own words (never a Rust type name).
 
 mod callback;
+mod promises;
 
 use std::fmt;
 
@@ -17,6 +18,7 @@ use serde_json::{Map, Value};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 pub use callback::{CallbackView, EventView};
+pub use promises::{PromiseItem, promises_csv};
 
 /// A callback's state in the OpenAPI document: one of the state names.
 pub fn callback_state_schema() -> Schema {

@@ -306,3 +306,48 @@ async fn the_list_sorts_by_priority_and_resumes_in_that_order() {
     .await;
     assert_eq!(order(&rest), [made[2].as_str(), &made[0]]);
 }
+
+/// The promise-kept page: the summary, the chart and the table, and its CSV download.
+#[tokio::test]
+async fn the_promises_page_shows_the_report_and_downloads_it() {
+    let app = TestApp::spawn().await;
+    app.create_ok(&with(
+        "scheduleDate",
+        serde_json::json!(in_(chrono::Duration::hours(1))),
+    ))
+    .await;
+    let session = session_of(&app, &app.admin).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", app.base);
+        let session = session.clone();
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .expect("page")
+        }
+    };
+    let range = format!(
+        "from={}&to={}",
+        (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d"),
+        (chrono::Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d")
+    );
+    let page = get(&format!("/console/promises?{range}"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("id=\"promise-summary\""), "{page}");
+    assert!(page.contains("<strong>1</strong> booked"), "{page}");
+    assert!(page.contains("id=\"promise-chart\""));
+    assert!(page.contains(&format!("<td>{SKILL}</td>")), "{page}");
+    let csv = get(&format!("/console/promises.csv?{range}")).await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.expect("csv");
+    assert!(text.starts_with("skillId,period,booked"), "{text}");
+    assert!(text.contains(&format!("\n{SKILL},")), "{text}");
+    let bad = get("/console/promises?groupBy=week").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
