@@ -89,6 +89,11 @@ pub fn first_attempt(kept: bool) {
         .increment(1);
 }
 
+/// Reminders written for notifiers.
+pub fn reminders(n: u64) {
+    counter!("callbackd_reminders_total").increment(n);
+}
+
 /// Events the relay published to the event stream.
 pub fn events_relayed(n: usize) {
     counter!("callbackd_events_published_total").increment(u64::try_from(n).unwrap_or(u64::MAX));

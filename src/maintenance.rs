@@ -16,8 +16,11 @@ use crate::config::MaintenanceSettings;
 use crate::liveness::Progress;
 use crate::store::Store;
 
+/// `default_zone`: the contacts' zone where neither a callback nor its skill names one (for
+/// reminders' calling hours).
 pub async fn start(
     settings: &MaintenanceSettings,
+    default_zone: chrono_tz::Tz,
     store: Store,
     progress: Progress,
 ) -> Result<JobScheduler, JobSchedulerError> {
@@ -49,6 +52,7 @@ pub async fn start(
                 Box::pin(async move {
                     if let Some(_run) = running.start("timers") {
                         timers::run(&store).await;
+                        timers::remind(&store, default_zone).await;
                     }
                 })
             },

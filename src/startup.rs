@@ -155,8 +155,13 @@ impl Application {
         let cache_store = store.clone();
         let cache_shutdown = shutdown.clone();
         tracker.spawn(async move { cache_store.keep_cache(cache_shutdown).await });
-        let mut scheduler =
-            maintenance::start(&settings.maintenance, store.clone(), progress.clone()).await?;
+        let mut scheduler = maintenance::start(
+            &settings.maintenance,
+            settings.schedule.default_time_zone.0,
+            store.clone(),
+            progress.clone(),
+        )
+        .await?;
 
         let app = App::serving(
             store.clone(),

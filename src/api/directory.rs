@@ -74,6 +74,9 @@ pub struct SkillView {
     /// How long past its due time a callback with target agents waits for them.
     #[serde(skip_serializing_if = "Option::is_none")]
     ownership_seconds: Option<u32>,
+    /// Reminders before its callbacks, in seconds before the due time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reminders: Vec<u32>,
 }
 
 impl From<Skill> for SkillView {
@@ -114,6 +117,7 @@ impl From<Skill> for SkillView {
             priority_acceleration: skill.policy.routing.priority.acceleration,
             max_priority: skill.policy.routing.priority.max,
             ownership_seconds: skill.policy.routing.ownership_seconds,
+            reminders: skill.policy.routing.reminders.clone(),
             calendar: skill.policy.routing.calendar,
         }
     }

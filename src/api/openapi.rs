@@ -455,6 +455,10 @@ pub struct SkillBody {
     /// one of them takes it).
     #[schema(minimum = 1, maximum = 604800)]
     ownership_seconds: Option<i64>,
+    /// Reminders before its callbacks, in seconds before the due time (at most 3, each 60
+    /// to 604800): each is a `reminder` event on the event stream for a notifier.
+    #[schema(example = json!([86400, 3600]))]
+    reminders: Option<Vec<i64>>,
 }
 
 /// The body of `PUT /v1/agents/{id}` (read into [`crate::domain::AgentInput`]).
@@ -550,7 +554,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 27), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 28), ("AgentBody", 3), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

@@ -78,3 +78,89 @@ pub async fn purge(store: &Store, retention_days: u32) {
         Err(e) => tracing::warn!(error = %e, "console session purge failed"),
     }
 }
+
+/// Reminders before callbacks, for skills that ask for them: each due reminder is written
+/// as a `reminder` event (the event stream and webhooks carry it to a notifier).
+/// `default_zone`: the contact's zone where neither the callback nor its skill names one.
+pub async fn remind(store: &Store, default_zone: chrono_tz::Tz) {
+    let skills = match store.skills(10_000).await {
+        Ok(skills) => skills,
+        Err(e) => {
+            tracing::warn!(error = %e, "reminders: skills could not be read");
+            return;
+        }
+    };
+    let mut sent = 0;
+    for skill in skills
+        .iter()
+        .filter(|s| !s.policy.routing.reminders.is_empty())
+    {
+        match remind_skill(store, skill, default_zone).await {
+            Ok(n) => sent += n,
+            Err(e) => tracing::warn!(skill_id = skill.id.get(), error = %e, "reminders failed"),
+        }
+    }
+    if sent > 0 {
+        tracing::info!(reminders = sent, "reminders sent");
+        crate::instruments::reminders(sent);
+    }
+}
+
+async fn remind_skill(
+    store: &Store,
+    skill: &crate::domain::Skill,
+    default_zone: chrono_tz::Tz,
+) -> Result<u64, crate::store::StoreError> {
+    use crate::domain::{
+        Opening, PhoneNumber, ReminderFacts, ReminderFor, ReminderStep, contact_zone,
+        next_reminder, reminder_details,
+    };
+    use crate::store::ReminderWrite;
+    let offsets = &skill.policy.routing.reminders;
+    let horizon = offsets.first().copied().unwrap_or(0);
+    let now = chrono::Utc::now();
+    let candidates = store
+        .reminder_candidates(skill.id, horizon, offsets.len())
+        .await?;
+    let mut writes = Vec::new();
+    for c in candidates {
+        let zone = contact_zone(
+            c.time_zone.as_deref().and_then(|z| z.parse().ok()),
+            skill.time_zone,
+            default_zone,
+        );
+        let facts = ReminderFacts {
+            due_at: c.due_at,
+            created_at: c.created_at,
+            done: usize::try_from(c.reminders_done).unwrap_or(0),
+            open_now: matches!(skill.policy.opening(now, zone), Opening::Now),
+            suppressed: c.listed,
+        };
+        let (done, event) = match next_reminder(offsets, facts, now) {
+            ReminderStep::Wait => continue,
+            ReminderStep::Skip { done } => (done, None),
+            ReminderStep::Send { index, done } => {
+                let phone = PhoneNumber::from_stored(c.phone_number.clone());
+                let details = reminder_details(
+                    &ReminderFor {
+                        skill_id: skill.id,
+                        phone_number: &phone,
+                        first_name: &c.first_name,
+                        last_name: &c.last_name,
+                        due_at: c.due_at,
+                        zone,
+                    },
+                    offsets[index],
+                );
+                (done, Some(details))
+            }
+        };
+        writes.push(ReminderWrite {
+            id: c.id,
+            expected: c.reminders_done,
+            done: i16::try_from(done).unwrap_or(i16::MAX),
+            event,
+        });
+    }
+    store.record_reminders(&writes).await
+}

@@ -182,6 +182,8 @@ pub struct SkillRouting {
     /// How long past its due time a callback with target agents waits for them, when it
     /// names no ownership of its own (none: until one of them takes it).
     pub ownership_seconds: Option<u32>,
+    /// Reminders before its callbacks, in seconds before the due time, earliest first.
+    pub reminders: Vec<u32>,
 }
 
 impl SkillRouting {
@@ -299,6 +301,9 @@ pub struct SkillInput {
     /// Default ownership of its callbacks with target agents, 1 s to a week.
     #[serde(default)]
     pub ownership_seconds: Option<i64>,
+    /// Reminders before its callbacks: seconds before the due time (at most 3).
+    #[serde(default)]
+    pub reminders: Option<Vec<i64>>,
 }
 
 impl SkillInput {
@@ -384,6 +389,8 @@ impl SkillInput {
                 .ownership_seconds
                 .map(|s| super::check_ownership("ownershipSeconds", s))
                 .transpose()
+                .map_err(DirectoryInputError::Policy)?,
+            reminders: super::check_reminders(self.reminders.as_deref().unwrap_or_default())
                 .map_err(DirectoryInputError::Policy)?,
             calendar: match self.calendar.as_deref().map(str::trim) {
                 None | Some("") => None,

@@ -51,10 +51,12 @@ pub enum EventKind {
     OwnershipEnded,
     /// The contact's data was erased on request (the event carries none).
     Erased,
+    /// A reminder before the call, for a notifier to send.
+    Reminder,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         Self::Created,
         Self::Deferred,
         Self::Updated,
@@ -74,6 +76,7 @@ impl EventKind {
         Self::OutcomeIgnored,
         Self::OwnershipEnded,
         Self::Erased,
+        Self::Reminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +100,7 @@ impl EventKind {
             Self::OutcomeIgnored => "outcome_ignored",
             Self::OwnershipEnded => "ownership_ended",
             Self::Erased => "erased",
+            Self::Reminder => "reminder",
         }
     }
 

@@ -17,6 +17,7 @@ mod lifecycle;
 mod pacing;
 mod phone;
 mod priority;
+mod reminders;
 mod report;
 mod request;
 mod schedule;
@@ -52,6 +53,10 @@ pub use pacing::{Admission, Gate, GateReading, Pacer, PacingDefaults, SkillPacin
 pub use phone::{PhoneNumber, PhoneNumberError, region};
 pub use priority::{
     PRIORITY_MAX, PriorityRules, amqp_priority, check_priority, compete, effective_priority,
+};
+pub use reminders::{
+    MAX_REMINDERS, ReminderFacts, ReminderFor, ReminderStep, check_reminders, next_reminder,
+    reminder_details,
 };
 pub use report::{ON_TIME_SECONDS, Period, ReportInput, ReportRange, kept};
 pub use request::{

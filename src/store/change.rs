@@ -144,6 +144,8 @@ impl CallbackChange {
                 target_agent_ids = $10::text::bigint[], ownership_seconds = $11,
                 -- A reassignment is a new instruction: the new agents have priority again.
                 fell_back_at = CASE WHEN $12 THEN NULL ELSE c.fell_back_at END,
+                -- A new due time is a new promise: its reminders start again.
+                reminders_done = CASE WHEN c.due_at <> $3 THEN 0 ELSE c.reminders_done END,
                 updated_at = now(),
                 paced_at = NULL, paced_gate = NULL
              WHERE c.id = $1

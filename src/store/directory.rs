@@ -335,6 +335,8 @@ pub(super) struct RoutingJson {
     max_priority: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ownership_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reminders: Vec<u32>,
 }
 
 impl RoutingJson {
@@ -351,6 +353,7 @@ impl RoutingJson {
             priority_acceleration: routing.priority.acceleration,
             max_priority: routing.priority.max,
             ownership_seconds: routing.ownership_seconds,
+            reminders: routing.reminders.clone(),
         })
     }
 
@@ -376,6 +379,7 @@ impl RoutingJson {
                 max: self.max_priority,
             },
             ownership_seconds: self.ownership_seconds,
+            reminders: self.reminders.clone(),
         })
     }
 }

@@ -30,6 +30,7 @@ mod pacing;
 mod priority;
 mod privacy;
 mod process;
+mod reminders;
 mod reports;
 mod routing;
 mod slots;
