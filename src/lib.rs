@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod customer;
 pub mod dispatch;
 pub mod domain;
 pub mod events;

@@ -21,6 +21,7 @@ use crate::store::Store;
 pub async fn start(
     settings: &MaintenanceSettings,
     default_zone: chrono_tz::Tz,
+    base_url: Option<String>,
     store: Store,
     progress: Progress,
 ) -> Result<JobScheduler, JobSchedulerError> {
@@ -49,10 +50,11 @@ pub async fn start(
             move |_, _| {
                 let store = timers_store.clone();
                 let running = timers_running.clone();
+                let base_url = base_url.clone();
                 Box::pin(async move {
                     if let Some(_run) = running.start("timers") {
                         timers::run(&store).await;
-                        timers::remind(&store, default_zone).await;
+                        timers::remind(&store, default_zone, base_url.as_deref()).await;
                     }
                 })
             },

@@ -51,7 +51,7 @@ impl TokenLookups {
     }
 
     /// Whether `peer` may have a token looked up now, or how long it must wait.
-    fn admit(&self, peer: IpAddr) -> Result<(), Duration> {
+    pub(crate) fn admit(&self, peer: IpAddr) -> Result<(), Duration> {
         let mut blocked = self
             .blocked
             .lock()
@@ -67,7 +67,7 @@ impl TokenLookups {
     }
 
     /// Counts a failed lookup of `peer`'s; past its budget, refuses it for the wait.
-    fn failed(&self, peer: IpAddr) {
+    pub(crate) fn failed(&self, peer: IpAddr) {
         let Some(limiter) = &self.limiter else {
             return;
         };

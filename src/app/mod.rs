@@ -12,6 +12,7 @@
 mod bulk;
 pub mod calendars;
 mod change;
+pub mod customer;
 pub mod directory;
 pub mod dnc;
 mod error;
@@ -65,6 +66,8 @@ pub struct Inner {
     creates: Creates,
     /// Token lookups per network address (`api.token_lookups_per_second`).
     pub token_lookups: TokenLookups,
+    /// Wrong or dead customer links per address (`public.link_failures_per_second`).
+    pub link_lookups: TokenLookups,
     /// `None` when this daemon runs no dispatcher (and in the CLI).
     pub broker: Option<Broker>,
     /// The dispatch workers' liveness and recent lateness, when this daemon dispatches.
@@ -134,6 +137,7 @@ impl App {
                 settings: settings.clone(),
                 rules: settings.schedule_rules(),
                 token_lookups: TokenLookups::new(settings.api.token_lookups_per_second),
+                link_lookups: TokenLookups::new(settings.public.link_failures_per_second),
                 oidc: settings
                     .console
                     .oidc

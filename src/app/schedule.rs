@@ -22,6 +22,9 @@ pub struct Receipt {
     pub callback_id: CallbackId,
     pub due_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The customer's own link, when customer links are on (`public.base_url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manage_url: Option<String>,
 }
 
 /// What a create did.
@@ -91,9 +94,11 @@ pub async fn schedule(
         .map(|s| s.policy.routing.admission(&app.rules))
         .unwrap_or_default();
     let key = idempotency.as_ref().map(|k| k.key.clone());
+    let link = super::customer::new_link(app);
+    let manage_url = link.as_ref().map(|(_, url)| url.clone());
     let (receipt, inserted) = match (&callback.slot, &context.skill) {
         (Some(_), Some(skill)) => {
-            book_in_slot(app, callback, skill, user, idempotency, nearest).await?
+            book_in_slot(app, callback, skill, user, idempotency, nearest, manage_url).await?
         }
         (Some(_), None) => {
             return Err(AppError::Store(StoreError::Corrupt(format!(
@@ -108,7 +113,7 @@ pub async fn schedule(
                 .unwrap_or(app.rules.default_time_zone);
             let day = context.now.with_timezone(&zone).date_naive();
             let number = callback.phone_number.clone();
-            let (create, receipt) = new_create(callback, user, idempotency)?;
+            let (create, receipt) = new_create(callback, user, idempotency, manage_url)?;
             let admitted = app
                 .store
                 .insert_admitted(&create, day, |facts| {
@@ -121,7 +126,7 @@ pub async fn schedule(
             }
         }
         (None, _) => {
-            let (create, receipt) = new_create(callback, user, idempotency)?;
+            let (create, receipt) = new_create(callback, user, idempotency, manage_url)?;
             let inserted = match &app.creates {
                 Creates::Grouped(queue) => queue.insert(create).await?,
                 Creates::Direct => app.store.insert_callback(&create).await?,
@@ -131,6 +136,9 @@ pub async fn schedule(
     };
     match inserted {
         Inserted::Created => {
+            if let Some((link, _)) = &link {
+                super::customer::store(app, link, receipt.callback_id, receipt.due_at).await;
+            }
             crate::instruments::created(route);
             tracing::info!(
                 callback_id = %receipt.callback_id,
@@ -166,6 +174,7 @@ async fn existing(
             callback_id: id,
             due_at: found.due_at,
             expires_at: found.expires_at,
+            manage_url: None,
         },
         message: format!(
             "{} already has a pending callback in skill {}: this is it (duplicatePolicy existing); nothing new was created",
@@ -186,12 +195,14 @@ fn new_create(
     callback: NewCallback,
     user: &SecurityUser,
     idempotency: Option<IdempotencyKey>,
+    manage_url: Option<String>,
 ) -> Result<(NewCreate, Receipt), AppError> {
     let receipt = Receipt {
         result: ResultCode::Success,
         callback_id: callback.id,
         due_at: callback.due_at,
         expires_at: callback.expires_at,
+        manage_url,
     };
     let response = serde_json::to_value(&receipt).map_err(|e| {
         AppError::Store(StoreError::Corrupt(format!(
@@ -217,6 +228,7 @@ async fn book_in_slot(
     user: &SecurityUser,
     idempotency: Option<IdempotencyKey>,
     nearest: bool,
+    manage_url: Option<String>,
 ) -> Result<(Receipt, Inserted), AppError> {
     const TRIES: usize = 4;
     let Some(policy) = skill.policy.slots.as_ref() else {
@@ -229,7 +241,12 @@ async fn book_in_slot(
         let Some(slot) = callback.slot else {
             break;
         };
-        let (create, receipt) = new_create(callback.clone(), user, idempotency.clone())?;
+        let (create, receipt) = new_create(
+            callback.clone(),
+            user,
+            idempotency.clone(),
+            manage_url.clone(),
+        )?;
         match app.store.insert_in_slot(&create, &slot).await? {
             Booked::Done(inserted) => return Ok((receipt, inserted)),
             Booked::Full => {

@@ -81,8 +81,10 @@ pub async fn purge(store: &Store, retention_days: u32) {
 
 /// Reminders before callbacks, for skills that ask for them: each due reminder is written
 /// as a `reminder` event (the event stream and webhooks carry it to a notifier).
-/// `default_zone`: the contact's zone where neither the callback nor its skill names one.
-pub async fn remind(store: &Store, default_zone: chrono_tz::Tz) {
+/// `default_zone`: the contact's zone where neither the callback nor its skill names one;
+/// `base_url`: where customers' links point, when they are on (each reminder carries a new
+/// `manageUrl`).
+pub async fn remind(store: &Store, default_zone: chrono_tz::Tz, base_url: Option<&str>) {
     let skills = match store.skills(10_000).await {
         Ok(skills) => skills,
         Err(e) => {
@@ -95,7 +97,7 @@ pub async fn remind(store: &Store, default_zone: chrono_tz::Tz) {
         .iter()
         .filter(|s| !s.policy.routing.reminders.is_empty())
     {
-        match remind_skill(store, skill, default_zone).await {
+        match remind_skill(store, skill, default_zone, base_url).await {
             Ok(n) => sent += n,
             Err(e) => tracing::warn!(skill_id = skill.id.get(), error = %e, "reminders failed"),
         }
@@ -110,6 +112,7 @@ async fn remind_skill(
     store: &Store,
     skill: &crate::domain::Skill,
     default_zone: chrono_tz::Tz,
+    base_url: Option<&str>,
 ) -> Result<u64, crate::store::StoreError> {
     use crate::domain::{
         Opening, PhoneNumber, ReminderFacts, ReminderFor, ReminderStep, contact_zone,
@@ -141,7 +144,7 @@ async fn remind_skill(
             ReminderStep::Skip { done } => (done, None),
             ReminderStep::Send { index, done } => {
                 let phone = PhoneNumber::from_stored(c.phone_number.clone());
-                let details = reminder_details(
+                let mut details = reminder_details(
                     &ReminderFor {
                         skill_id: skill.id,
                         phone_number: &phone,
@@ -152,6 +155,16 @@ async fn remind_skill(
                     },
                     offsets[index],
                 );
+                if let Some(base) = base_url {
+                    let link = crate::domain::LinkToken::generate();
+                    let callback = crate::domain::CallbackId::from_uuid(c.id);
+                    store
+                        .insert_link(&link.digest, callback, crate::domain::link_expiry(c.due_at))
+                        .await?;
+                    if let serde_json::Value::Object(map) = &mut details {
+                        map.insert("manageUrl".into(), link.url(base).into());
+                    }
+                }
                 (done, Some(details))
             }
         };

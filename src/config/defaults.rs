@@ -109,6 +109,7 @@ impl Default for Settings {
                 },
             },
             webhooks: WebhookSettings::default(),
+            public: PublicSettings::default(),
             log: LogSettings {
                 format: LogFormat::Auto,
                 filter: "info,sqlx::postgres::notice=warn,tokio_cron_scheduler=warn".into(),

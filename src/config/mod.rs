@@ -11,7 +11,7 @@ mod webhooks;
 
 pub use console::{ConsoleSettings, GroupGrantSettings, OidcSettings, PermissionSource};
 pub use values::{Cron, Region, Secret, SecretUrl, TimeZone};
-pub use webhooks::WebhookSettings;
+pub use webhooks::{PublicSettings, WebhookSettings};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,7 @@ pub struct Settings {
     pub maintenance: MaintenanceSettings,
     pub console: ConsoleSettings,
     pub webhooks: WebhookSettings,
+    pub public: PublicSettings,
     pub log: LogSettings,
 }
 

@@ -87,6 +87,14 @@ impl Settings {
                 ),
             );
         }
+        if let Some(base) = self.public.base_url()
+            && !(base.starts_with("https://") || base.starts_with("http://"))
+        {
+            return invalid(
+                "public.base_url",
+                format!("`{base}` is not an http(s) URL (empty: no customer links)"),
+            );
+        }
         let events = &self.amqp.events_exchange;
         if events.starts_with("amq.") || *events == self.amqp.exchange {
             return invalid(

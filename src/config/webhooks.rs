@@ -1,5 +1,5 @@
-//! Webhook delivery settings: where subscriptions may point, and how long deliveries are
-//! tried.
+//! Settings of what callbackd tells the world: webhook deliveries (where subscriptions may
+//! point, how long deliveries are tried) and the customers' own links.
 
 use std::time::Duration;
 
@@ -54,5 +54,33 @@ impl WebhookSettings {
 
     pub fn pause_after(&self) -> Duration {
         Duration::from_secs(self.pause_after_seconds)
+    }
+}
+
+/// What customers reach: their own link to their callback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicSettings {
+    /// The address customers reach this daemon at (`https://callbacks.example.com`); each
+    /// new callback and each reminder then carries a `manageUrl` under it. Empty: no links.
+    pub base_url: String,
+    /// Wrong or dead links each address may open a second (bursts of five times that);
+    /// past it, its links are refused for a while. 0: no limit.
+    pub link_failures_per_second: u32,
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            link_failures_per_second: 1,
+        }
+    }
+}
+
+impl PublicSettings {
+    /// The base URL, when customer links are on.
+    pub fn base_url(&self) -> Option<&str> {
+        Some(self.base_url.trim_end_matches('/')).filter(|b| !b.is_empty())
     }
 }

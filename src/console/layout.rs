@@ -90,7 +90,7 @@ pub(super) fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Refused> {
 }
 
 /// The status a use case's failure answers with, as the API's.
-pub(super) fn status_of(e: &AppError) -> StatusCode {
+pub(crate) fn status_of(e: &AppError) -> StatusCode {
     match e {
         AppError::Denied(_) => StatusCode::FORBIDDEN,
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

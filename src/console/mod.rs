@@ -15,7 +15,7 @@ mod actions;
 mod bulk;
 mod cookies;
 mod directory;
-mod layout;
+pub(crate) mod layout;
 mod load;
 mod pages;
 mod promises;
@@ -84,7 +84,7 @@ where
 
 /// Every console answer: the CSP, no framing, no sniffing, no referrer to other sites, no
 /// caching of pages.
-async fn security_headers(request: Request, next: Next) -> Response {
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(

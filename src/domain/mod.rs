@@ -9,6 +9,7 @@ mod calendar;
 mod callback;
 mod change;
 mod claims;
+mod customer;
 mod directory;
 mod history;
 mod ical;
@@ -39,6 +40,7 @@ pub use calendar::{
 pub use callback::{Callback, CallbackState, NewCallback, Route, TextField, TextFieldError};
 pub use change::{ChangeInput, ChangedFields, Changes, check_reason, plan_change};
 pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
+pub use customer::{LinkToken, link_expiry, other_times, plausible_token};
 pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
     SkillPolicy, SkillRouting,

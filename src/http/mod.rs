@@ -52,6 +52,8 @@ pub fn router(state: AppState, settings: &ApiSettings) -> Router {
                 crate::api::limit_concurrency,
             )),
         )
+        // A customer's own page: not limited like `/v1` (it has its own limit per address).
+        .merge(crate::customer::router::<AppState>())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -14,6 +14,7 @@ mod directory;
 mod dispatch;
 mod dnc;
 mod ingest;
+mod links;
 mod operator;
 mod outbox;
 mod pacing;

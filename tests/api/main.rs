@@ -11,6 +11,7 @@ mod calendars;
 mod cli;
 mod console;
 mod create;
+mod customer;
 mod directory;
 mod dispatch;
 mod dnc;

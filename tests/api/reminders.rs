@@ -12,7 +12,7 @@ use testkit::prelude::*;
 use testkit::tap::Consumer;
 
 async fn remind(app: &TestApp) {
-    callbackd::app::timers::remind(&app.store, chrono_tz::Tz::UTC).await;
+    callbackd::app::timers::remind(&app.store, chrono_tz::Tz::UTC, None).await;
 }
 
 async fn reminders_of(app: &TestApp, id: &str) -> Vec<Value> {

@@ -269,6 +269,43 @@ try {
     await phone.context.close();
   });
 
+  await step("a customer's own link, at a phone's width: see, move, cancel", async () => {
+    const due = new Date(Date.now() + 3 * 86400e3).toISOString().slice(0, 10) + "T15:00:00";
+    const r = await fetch(BASE + "/v1/callbacks", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ firstName: "Mary", phoneNumber: "+442079460958", skillId: 101,
+        scheduleDate: due, timeZone: "Europe/London" }),
+    });
+    assert.equal(r.status, 201);
+    const created = await r.json();
+    assert.ok(created.manageUrl.startsWith(BASE + "/c/"), created.manageUrl);
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const phone = await context.newPage();
+    const problems = [];
+    phone.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(m.text());
+    });
+    await phone.goto(created.manageUrl);
+    assert.match(await phone.textContent("#when"), /at 15:00.*Europe\/London/);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    assert.equal(overflow, false, "no sideways scrolling");
+    if (SHOTS) await phone.screenshot({ path: `${SHOTS}/customer-phone.png` });
+    const chosen = await phone.$eval("#at option:nth-child(2)", (o) => o.value);
+    await phone.selectOption("#at", chosen);
+    await phone.click("#move");
+    assert.match(await phone.textContent("#done"), /We will call you on/);
+    const moved = await api(`/v1/callbacks/${created.callbackId}`);
+    assert.equal(new Date(moved.dueAt).getTime(), new Date(chosen).getTime());
+    await phone.goto(created.manageUrl);
+    await phone.click("#cancel");
+    assert.match(await phone.textContent("#done"), /will not call you/);
+    await phone.goto(created.manageUrl);
+    assert.match(await phone.textContent("#link-dead"), /not valid any more/);
+    assert.deepEqual(problems, [], "no errors in the browser console (CSP included)");
+    await context.close();
+  });
+
   await step("sign out ends the session", async () => {
     await page.goto(BASE + "/console/");
     await page.click("header form button");

@@ -74,6 +74,7 @@ fn answer(status: StatusCode, receipt: app::Receipt, existing: Option<String>) -
         callback_id: receipt.callback_id,
         due_at: receipt.due_at,
         expires_at: receipt.expires_at,
+        manage_url: receipt.manage_url,
         existing: existing.is_some(),
         message: existing,
     };

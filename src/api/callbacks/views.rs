@@ -183,6 +183,10 @@ pub struct CreatedAnswer {
     /// skill's calling hours when outside them, or now when slightly in the past.
     pub due_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The customer's own page for this callback (when `public.base_url` is set): when the
+    /// call comes, cancel, choose another time. Give it to the customer (SMS, e-mail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manage_url: Option<String>,
     /// `true` when this is the number's pending callback in the skill, answered instead of
     /// a new one (the skill's `duplicatePolicy` is `existing`; status 200).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
