@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Console page timings with many pending callbacks (default 1,000,000 over the next 7 days,
-# across 10 skills), against the release build. Prints one line per page: median and
-# slowest of 7 loads (the first load of each page included).
+# across 10 skills) and as many terminal ones over the last 30 days (what the promise-kept
+# report reads), against the release build. Prints one line per page: median and slowest
+# of 7 loads (the first load of each page included).
 #
-#   bash bench/console.sh [pending]
+#   bash bench/console.sh [pending] [terminal]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
+terminal=${2:-$n}
 cargo build --release --quiet
 
 db="cbbench_console_$$"
@@ -43,9 +45,18 @@ FROM (SELECT i, date_trunc('hour', now()) + interval '1 hour'
              + (random() * interval '7 days') AS d FROM generate_series(1, $n) AS i) AS t;
 INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id, notes, scheduled_for, due_at, created_by)
 VALUES (gen_random_uuid(), 'Grace', 'Hopper', '+14155552671', 101, '', now() + interval '1 day', now() + interval '1 day', 'bench');
+-- Ended over the last 30 days, first published up to two minutes late.
+INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id, notes, scheduled_for,
+                       due_at, created_by, state, attempt, dispatched_at, first_lateness_ms, updated_at)
+SELECT gen_random_uuid(), 'Done ' || i, 'Past' || (i % 5000), '+4420794' || lpad((i % 100000)::text, 5, '0'),
+       101 + (i % 10), '', d, d, 'bench',
+       (ARRAY['completed','completed','completed','failed','expired','cancelled'])[1 + i % 6], 1,
+       d + interval '2 seconds', (i % 120000)::float8, d
+FROM (SELECT i, now() - (random() * interval '30 days') AS d
+      FROM generate_series(1, $terminal) AS i) AS t;
 VACUUM ANALYZE callbacks;
 SQL
-echo "console bench: $n pending callbacks loaded in $(( $(date +%s) - started )) s"
+echo "console bench: $n pending and $terminal terminal callbacks loaded in $(( $(date +%s) - started )) s"
 
 $bin > /dev/null 2>&1 &
 daemon=$!
@@ -56,7 +67,8 @@ one=$(psql -Atq -h 127.0.0.1 -U postgres -d "$db" -c "SELECT id FROM callbacks W
 for page in "/console/" "/console/figures" "/console/load" "/console/load?skillId=101" \
             "/console/callbacks" "/console/callbacks?state=pending&skillId=105" \
             "/console/callbacks?q=%2B14155552671" "/console/callbacks?q=hop" \
-            "/console/callbacks/$one" "/console/directory"; do
+            "/console/callbacks/$one" "/console/directory" \
+            "/console/promises?from=$(date -u -d '30 days ago' +%F)"; do
   times=()
   for _ in $(seq 7); do
     times+=("$(curl -s -b "$jar" -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port$page")")
