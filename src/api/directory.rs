@@ -77,6 +77,18 @@ pub struct SkillView {
     /// Reminders before its callbacks, in seconds before the due time.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reminders: Vec<u32>,
+    /// Its dispatch is paused (`POST /v1/skills/{id}/resume` resumes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused: Option<PausedView>,
+}
+
+/// Who paused a skill's dispatch, when and why.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PausedView {
+    at: chrono::DateTime<chrono::Utc>,
+    by: String,
+    reason: String,
 }
 
 impl From<Skill> for SkillView {
@@ -118,6 +130,11 @@ impl From<Skill> for SkillView {
             max_priority: skill.policy.routing.priority.max,
             ownership_seconds: skill.policy.routing.ownership_seconds,
             reminders: skill.policy.routing.reminders.clone(),
+            paused: skill.policy.routing.paused.as_ref().map(|p| PausedView {
+                at: p.at,
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+            }),
             calendar: skill.policy.routing.calendar,
         }
     }
@@ -211,6 +228,7 @@ pub async fn put_capacity(
     let limits = crate::domain::SkillPacing {
         max_in_flight: body.value.max_in_flight,
         max_per_minute: body.value.max_per_minute,
+        paused: false,
     };
     let skill = app::directory::set_capacity(&state, &caller.0, id, limits).await?;
     Ok(Json(skill.into()))

@@ -10,6 +10,7 @@ mod error;
 pub mod extract;
 mod health;
 mod openapi;
+mod pause;
 mod privacy;
 mod reports;
 mod webhooks;
@@ -143,6 +144,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             put(directory::put_skill).get(directory::get_skill),
         )
         .route("/v1/skills/{id}/capacity", put(directory::put_capacity))
+        .route("/v1/skills/{id}/pause", post(pause::pause))
+        .route("/v1/skills/{id}/resume", post(pause::resume))
         .route(
             "/v1/skills/{id}/availability",
             get(availability::availability),

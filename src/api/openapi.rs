@@ -52,6 +52,8 @@ pub const BEARER: &str = "bearer";
         directory::put_skill,
         directory::get_skill,
         directory::put_capacity,
+        super::pause::pause,
+        super::pause::resume,
         directory::put_agent,
         directory::get_agent,
         super::dnc::put_dnc,

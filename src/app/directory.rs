@@ -122,3 +122,50 @@ pub(super) fn require_every_skill(user: &SecurityUser, what: &str) -> Result<(),
         )))
     }
 }
+
+/// Pauses a skill's dispatch (a site outage, a storm, a campaign pulled): its due
+/// callbacks stay pending, held at its gate, until it is resumed; every daemon sees it at
+/// its next pass. Returns the skill and how many of its callbacks are due within the hour.
+pub async fn pause_skill(
+    app: &App,
+    user: &SecurityUser,
+    id: SkillId,
+    reason: Option<&str>,
+) -> Result<(Skill, i64), AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_skill(user, id)?;
+    let reason = crate::domain::check_reason(reason, true)?.unwrap_or_default();
+    if !app.store.pause_skill(id, &user.name, &reason).await? {
+        return Err(AppError::NotFound(format!("skill {id} does not exist")));
+    }
+    let due = app.store.due_next_hour(id).await?;
+    tracing::warn!(skill_id = id.get(), due_next_hour = due, reason = %reason,
+        security_user = %user.name, "skill dispatch paused");
+    Ok((skill_of(app, id).await?, due))
+}
+
+/// Resumes a paused skill's dispatch: its held callbacks go out, highest priority then
+/// oldest first, through its pacing.
+pub async fn resume_skill(
+    app: &App,
+    user: &SecurityUser,
+    id: SkillId,
+    reason: Option<&str>,
+) -> Result<(Skill, i64), AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_skill(user, id)?;
+    let reason = crate::domain::check_reason(reason, false)?.unwrap_or_default();
+    if !app.store.resume_skill(id, &user.name, &reason).await? {
+        return Err(AppError::NotFound(format!("skill {id} does not exist")));
+    }
+    let due = app.store.due_next_hour(id).await?;
+    tracing::info!(skill_id = id.get(), security_user = %user.name, "skill dispatch resumed");
+    Ok((skill_of(app, id).await?, due))
+}
+
+async fn skill_of(app: &App, id: SkillId) -> Result<Skill, AppError> {
+    app.store
+        .skill(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("skill {id} does not exist")))
+}

@@ -184,6 +184,16 @@ pub struct SkillRouting {
     pub ownership_seconds: Option<u32>,
     /// Reminders before its callbacks, in seconds before the due time, earliest first.
     pub reminders: Vec<u32>,
+    /// Its dispatch is paused: due callbacks stay pending, held at the skill's gate.
+    pub paused: Option<SkillPause>,
+}
+
+/// Who paused a skill's dispatch, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillPause {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub reason: String,
 }
 
 impl SkillRouting {
@@ -392,6 +402,8 @@ impl SkillInput {
                 .map_err(DirectoryInputError::Policy)?,
             reminders: super::check_reminders(self.reminders.as_deref().unwrap_or_default())
                 .map_err(DirectoryInputError::Policy)?,
+            // A pause is not part of a skill's description: the store keeps it across a PUT.
+            paused: None,
             calendar: match self.calendar.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(name) => Some(

@@ -43,7 +43,7 @@ pub use claims::{ClaimMapping, Grant, GroupGrant, claim_strings};
 pub use customer::{LinkToken, link_expiry, other_times, plausible_token};
 pub use directory::{
     Agent, AgentInput, Direction, DirectoryInputError, MediaType, Skill, SkillError, SkillInput,
-    SkillPolicy, SkillRouting,
+    SkillPause, SkillPolicy, SkillRouting,
 };
 pub use history::{Event, EventKind, OutcomeWrite, cancelled_event, created_events, updated_event};
 pub use ids::{AgentId, CallbackId, IdError, SkillId};

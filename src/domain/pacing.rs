@@ -68,6 +68,8 @@ pub struct PacingDefaults {
 pub struct SkillPacing {
     pub max_in_flight: Option<u32>,
     pub max_per_minute: Option<u32>,
+    /// Dispatch paused: its gate has room for none.
+    pub paused: bool,
 }
 
 impl SkillPacing {
@@ -87,13 +89,14 @@ impl SkillPacing {
     }
 
     pub fn is_limited(&self) -> bool {
-        self.max_in_flight.is_some() || self.max_per_minute.is_some()
+        self.max_in_flight.is_some() || self.max_per_minute.is_some() || self.paused
     }
 }
 
 impl SkillPolicy {
     pub fn pacing(&self, defaults: &PacingDefaults) -> SkillPacing {
         SkillPacing {
+            paused: self.routing.paused.is_some(),
             max_in_flight: self.max_in_flight.or(defaults.skill_max_in_flight),
             max_per_minute: self.max_per_minute.or(defaults.skill_max_per_minute),
         }

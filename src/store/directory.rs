@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -265,7 +266,11 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
                max_in_flight = EXCLUDED.max_in_flight, max_per_minute = EXCLUDED.max_per_minute,
                slot_minutes = EXCLUDED.slot_minutes, slot_capacity = EXCLUDED.slot_capacity,
                slot_capacity_by_hour = EXCLUDED.slot_capacity_by_hour,
-               routing = EXCLUDED.routing,
+               -- A pause is kept across a PUT or an import; only resume ends it.
+               routing = CASE WHEN skills.routing ? 'paused'
+                              THEN COALESCE(EXCLUDED.routing, '{}'::jsonb)
+                                   || jsonb_build_object('paused', skills.routing->'paused')
+                              ELSE EXCLUDED.routing END,
                updated_at = now()",
         skill.id.get(),
         &skill.name,
@@ -337,6 +342,17 @@ pub(super) struct RoutingJson {
     ownership_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     reminders: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused: Option<PausedJson>,
+}
+
+/// `routing.paused`, as the pause statement writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct PausedJson {
+    at: DateTime<Utc>,
+    by: String,
+    #[serde(default)]
+    reason: String,
 }
 
 impl RoutingJson {
@@ -354,6 +370,11 @@ impl RoutingJson {
             max_priority: routing.priority.max,
             ownership_seconds: routing.ownership_seconds,
             reminders: routing.reminders.clone(),
+            paused: routing.paused.as_ref().map(|p| PausedJson {
+                at: p.at,
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+            }),
         })
     }
 
@@ -380,6 +401,11 @@ impl RoutingJson {
             },
             ownership_seconds: self.ownership_seconds,
             reminders: self.reminders.clone(),
+            paused: self.paused.as_ref().map(|p| crate::domain::SkillPause {
+                at: p.at,
+                by: p.by.clone(),
+                reason: p.reason.clone(),
+            }),
         })
     }
 }

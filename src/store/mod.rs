@@ -18,6 +18,7 @@ mod links;
 mod operator;
 mod outbox;
 mod pacing;
+mod pause;
 mod primary;
 mod privacy;
 mod read;

@@ -52,7 +52,8 @@ pub const GATE_READINGS: &str = "SELECT g.gate,
                    AND c.target_agent_id IS NOT NULL
                    AND c.state IN ('dispatched', 'accepted'))
             END AS in_flight,
-            s.max_in_flight, s.max_per_minute, p.next_at
+            s.max_in_flight, s.max_per_minute, p.next_at,
+            COALESCE(s.routing ? 'paused', false) AS paused
      FROM unnest($1::bigint[]) AS g(gate)
      LEFT JOIN skills s ON g.gate > 0 AND s.id = g.gate
      LEFT JOIN skill_pace p ON g.gate > 0 AND p.skill_id = g.gate";
@@ -143,6 +144,8 @@ impl Claim {
             let gate = decode(row.gate)?;
             let limit = |v: Option<i32>| v.map(|n| n.max(1) as u32);
             let (max_in_flight, max_per_minute) = match gate {
+                // A paused skill's gate has room for none: its due callbacks are held there.
+                Gate::Skill(_) if row.paused => (Some(0), None),
                 Gate::Skill(_) => (limit(row.max_in_flight), limit(row.max_per_minute)),
                 Gate::Agent(_) => (agent_max_in_flight, None),
             };
@@ -236,6 +239,7 @@ struct GateReadingRow {
     max_in_flight: Option<i32>,
     max_per_minute: Option<i32>,
     next_at: Option<DateTime<Utc>>,
+    paused: bool,
 }
 
 fn decode(stored: i64) -> Result<Gate, StoreError> {

@@ -28,6 +28,7 @@ mod openapi;
 mod operator;
 mod outcome_queue;
 mod pacing;
+mod pause;
 mod priority;
 mod privacy;
 mod process;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 34] = [
+const ROUTES: [(&str, &str); 36] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -21,6 +21,8 @@ const ROUTES: [(&str, &str); 34] = [
     ("put", "/v1/skills/{id}"),
     ("get", "/v1/skills/{id}"),
     ("put", "/v1/skills/{id}/capacity"),
+    ("post", "/v1/skills/{id}/pause"),
+    ("post", "/v1/skills/{id}/resume"),
     ("get", "/v1/skills/{id}/availability"),
     ("put", "/v1/agents/{id}"),
     ("get", "/v1/agents/{id}"),
