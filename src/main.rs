@@ -98,6 +98,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             cli::calendar(&store, &settings, args).await?;
             store.close().await;
         }
+        Command::Skill(args) => {
+            let store =
+                Store::open_existing(&settings.database, settings.database.acquire_timeout())
+                    .await
+                    .map_err(cli::CliError::from)?;
+            cli::skill(&store, &settings, args).await?;
+            store.close().await;
+        }
         Command::Dnc(args) => {
             let store =
                 Store::open_existing(&settings.database, settings.database.acquire_timeout())

@@ -221,7 +221,7 @@ fn no_such_callback(id: CallbackId) -> CliError {
     app::AppError::NoSuchCallback(id).into()
 }
 
-fn parse_id<T>(raw: &str) -> Result<T, CliError>
+pub(super) fn parse_id<T>(raw: &str) -> Result<T, CliError>
 where
     T: std::str::FromStr<Err = crate::domain::IdError>,
 {

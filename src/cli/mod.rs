@@ -10,6 +10,7 @@ mod dnc;
 mod generate;
 mod import;
 mod output;
+mod skill;
 mod status;
 mod users;
 
@@ -26,6 +27,7 @@ pub use callbacks::run as callbacks;
 pub use dnc::{DncArgs, DncCommand, run as dnc};
 pub use generate::run as generate;
 pub use import::import;
+pub use skill::{SkillArgs, SkillCommand, run as skill};
 pub use status::run as status;
 pub use users::{add_user, parse_permissions, run as user};
 
@@ -95,6 +97,8 @@ pub enum Command {
     /// Calendars of closed dates and special hours: import one from an iCalendar file, as
     /// a security user (`--as`).
     Calendar(CalendarArgs),
+    /// Pause or resume a skill's dispatch, as a security user (`--as`).
+    Skill(SkillArgs),
     /// Backlog, upcoming load, database and broker reachability, and the daemons
     /// dispatching; exits 1 when something is wrong (for monitoring).
     Status(StatusArgs),

@@ -112,4 +112,43 @@ async fn pausing_needs_directory_write_and_a_known_skill() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = post(&app, "/v1/skills/999/pause", json!({ "reason": "x" })).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The command line, through the same use cases.
+    let out = testkit::cli::run(
+        &app,
+        &[
+            "skill",
+            "--as",
+            "admin",
+            "pause",
+            &SKILL.to_string(),
+            "--reason",
+            "storm",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("paused"));
+    let (_, skill) = app
+        .call(
+            Method::GET,
+            &format!("/v1/skills/{SKILL}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(skill["paused"]["reason"], "storm", "{skill}");
+    let out = testkit::cli::run(
+        &app,
+        &["skill", "--as", "admin", "resume", &SKILL.to_string()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let (_, skill) = app
+        .call(
+            Method::GET,
+            &format!("/v1/skills/{SKILL}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert!(skill.get("paused").is_none(), "{skill}");
 }
