@@ -74,7 +74,18 @@ pub async fn directory(State(state): State<App>, viewer: Viewer) -> Response {
                             }
                         }
                     }
+                    @if let Some(pause) = &s.policy.routing.paused {
+                        p.paused { strong { "Dispatch paused" } " since " (super::layout::time(pause.at)) " by " (pause.by) ": " (pause.reason) }
+                    }
                     @if writer {
+                        @if s.policy.routing.paused.is_some() {
+                            form method="post" action={"/console/directory/skills/" (s.id) "/resume"} {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                button.resume type="submit" { "Resume dispatch" }
+                            }
+                        } @else {
+                            p { a.pause href={"/console/directory/skills/" (s.id) "/pause"} { "Pause dispatch…" } }
+                        }
                         form method="post" action={"/console/directory/skills/" (s.id) "/active"} {
                             input type="hidden" name="csrf" value=(viewer.csrf);
                             input type="hidden" name="active" value=(if s.active { "false" } else { "true" });

@@ -18,6 +18,7 @@ mod directory;
 pub(crate) mod layout;
 mod load;
 mod pages;
+mod pause;
 mod promises;
 mod session;
 
@@ -60,6 +61,11 @@ where
         )
         .route("/console/bulk", get(bulk::bulk_form).post(bulk::bulk))
         .route("/console/directory", get(directory::directory))
+        .route(
+            "/console/directory/skills/{id}/pause",
+            get(pause::confirm).post(pause::pause),
+        )
+        .route("/console/directory/skills/{id}/resume", post(pause::resume))
         .route(
             "/console/directory/skills/{id}/active",
             post(directory::skill_active),

@@ -260,6 +260,22 @@ try {
     assert.equal(agent.active, true);
   });
 
+  await step("pause a skill's dispatch after a confirmation stating what is due, then resume", async () => {
+    await page.goto(BASE + "/console/directory");
+    await page.click("section.skill[data-id='101'] a.pause");
+    assert.match(await page.textContent("#pause-due"), /due within the next hour/);
+    await page.fill("#reason", "storm");
+    await page.click("#confirm-pause");
+    await page.waitForURL(BASE + "/console/directory");
+    assert.match(await page.textContent("section.skill[data-id='101'] .paused"), /Dispatch paused.*storm/);
+    const paused = await api("/v1/skills/101");
+    assert.equal(paused.paused.reason, "storm");
+    await page.click("section.skill[data-id='101'] button.resume");
+    await page.waitForURL(BASE + "/console/directory");
+    const resumed = await api("/v1/skills/101");
+    assert.equal(resumed.paused, undefined);
+  });
+
   await step("readable on a phone", async () => {
     const phone = await signIn(browser, ADMIN_TOKEN, { width: 390, height: 844 });
     await phone.page.goto(BASE + "/console/callbacks?state=pending");
