@@ -46,7 +46,7 @@ pub struct PauseAnswer {
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks directory:write, or may not use the skill"),
         (status = 404, description = "Default: no such skill"),
-        (status = 422, description = "Default: no reason"),
+        (status = 422, description = "Default: no reason, or one that is not text or too long"),
     )
 )]
 pub async fn pause(
@@ -80,6 +80,7 @@ pub async fn pause(
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks directory:write, or may not use the skill"),
         (status = 404, description = "Default: no such skill"),
+        (status = 422, description = "Default: a reason that is not text, or too long"),
     )
 )]
 pub async fn resume(
