@@ -8,16 +8,11 @@ use lapin::{Channel, Connection};
 use super::AmqpError;
 use crate::config::AmqpSettings;
 
-/// The exchange, and the configured quorum queues with their bindings. Idempotent, so it
-/// runs on every connect.
-pub(super) async fn declare_topology(
-    channel: &Channel,
-    settings: &AmqpSettings,
-) -> Result<(), AmqpError> {
-    let topology = |what: String| move |source| AmqpError::Topology { what, source };
+/// A durable topic exchange (the callbacks' or the event stream's).
+async fn declare_exchange(channel: &Channel, name: &str) -> Result<(), AmqpError> {
     channel
         .exchange_declare(
-            settings.exchange.as_str().into(),
+            name.into(),
             lapin::ExchangeKind::Topic,
             ExchangeDeclareOptions {
                 durable: true,
@@ -26,20 +21,22 @@ pub(super) async fn declare_topology(
             FieldTable::default(),
         )
         .await
-        .map_err(topology(format!("exchange `{}`", settings.exchange)))?;
+        .map_err(|source| AmqpError::Topology {
+            what: format!("exchange `{name}`"),
+            source,
+        })
+}
+
+/// The exchange, and the configured quorum queues with their bindings. Idempotent, so it
+/// runs on every connect.
+pub(super) async fn declare_topology(
+    channel: &Channel,
+    settings: &AmqpSettings,
+) -> Result<(), AmqpError> {
+    let topology = |what: String| move |source| AmqpError::Topology { what, source };
+    declare_exchange(channel, &settings.exchange).await?;
     if !settings.events_exchange.is_empty() {
-        channel
-            .exchange_declare(
-                settings.events_exchange.as_str().into(),
-                lapin::ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(topology(format!("exchange `{}`", settings.events_exchange)))?;
+        declare_exchange(channel, &settings.events_exchange).await?;
     }
     for queue in &settings.queues {
         channel

@@ -31,6 +31,16 @@ pub struct PauseAnswer {
     due_next_hour: i64,
 }
 
+impl PauseAnswer {
+    fn of((skill, due): (crate::domain::Skill, i64)) -> Self {
+        Self {
+            result: ResultCode::Success,
+            skill: skill.into(),
+            due_next_hour: due,
+        }
+    }
+}
+
 /// `POST /v1/skills/{id}/pause`.
 #[utoipa::path(
     post,
@@ -55,14 +65,10 @@ pub async fn pause(
     PathParam(id): PathParam<SkillId>,
     body: JsonBody<PauseBody>,
 ) -> Result<Json<PauseAnswer>, ApiError> {
-    let (skill, due) =
+    let done =
         crate::app::directory::pause_skill(&state, &caller.0, id, body.value.reason.as_deref())
             .await?;
-    Ok(Json(PauseAnswer {
-        result: ResultCode::Success,
-        skill: skill.into(),
-        due_next_hour: due,
-    }))
+    Ok(Json(PauseAnswer::of(done)))
 }
 
 /// `POST /v1/skills/{id}/resume`.
@@ -89,12 +95,8 @@ pub async fn resume(
     PathParam(id): PathParam<SkillId>,
     body: JsonBody<PauseBody>,
 ) -> Result<Json<PauseAnswer>, ApiError> {
-    let (skill, due) =
+    let done =
         crate::app::directory::resume_skill(&state, &caller.0, id, body.value.reason.as_deref())
             .await?;
-    Ok(Json(PauseAnswer {
-        result: ResultCode::Success,
-        skill: skill.into(),
-        due_next_hour: due,
-    }))
+    Ok(Json(PauseAnswer::of(done)))
 }

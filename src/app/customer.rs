@@ -71,12 +71,23 @@ pub async fn store(app: &App, link: &LinkToken, callback: CallbackId, due_at: Da
     }
 }
 
+/// What the customer's page shows: a read, no lock (the dispatcher is not kept waiting by
+/// a customer looking).
 pub async fn open(app: &App, peer: Option<IpAddr>, token: &str) -> Result<CustomerView, LinkError> {
-    let locked = resolve(app, peer, token).await?;
-    let callback = locked.record.clone();
-    let skill = locked.skill.clone();
-    // Only a look: the lock goes with the transaction.
-    drop(locked);
+    let found = match linked(app, peer, token).await? {
+        Some(id) => app.store.callback(id).await?,
+        None => None,
+    };
+    let callback = match found {
+        Some(c) if c.state == CallbackState::Pending => c,
+        _ => return Err(dead(app, peer)),
+    };
+    let skill = app.store.skill(callback.skill_id).await?.ok_or_else(|| {
+        LinkError::App(AppError::NotFound(format!(
+            "skill {} does not exist",
+            callback.skill_id
+        )))
+    })?;
     let zone = contact_zone(
         callback.time_zone,
         skill.time_zone,
@@ -133,35 +144,46 @@ pub async fn reschedule(
     Ok((moved, zone))
 }
 
-/// The link's callback, locked, if the link is good and the callback pending.
+/// The link's callback, locked for a change, if the link is good and the callback pending.
 async fn resolve(
     app: &App,
     peer: Option<IpAddr>,
     token: &str,
 ) -> Result<CallbackChange, LinkError> {
-    if let Some(peer) = peer
-        && let Err(wait) = app.link_lookups.admit(peer)
-    {
-        return Err(LinkError::TooMany(wait));
-    }
-    let found = if plausible_token(token) {
-        app.store
-            .link_callback(&LinkToken::digest_of(token))
-            .await?
-    } else {
-        None
-    };
-    let locked = match found {
+    let locked = match linked(app, peer, token).await? {
         Some(id) => app.store.begin_change(id).await?,
         None => None,
     };
     match locked {
         Some(locked) if locked.record.state == CallbackState::Pending => Ok(locked),
-        _ => {
-            if let Some(peer) = peer {
-                app.link_lookups.failed(peer);
-            }
-            Err(LinkError::Dead)
-        }
+        _ => Err(dead(app, peer)),
     }
+}
+
+/// The callback an unexpired link names, if the address is within its budget.
+async fn linked(
+    app: &App,
+    peer: Option<IpAddr>,
+    token: &str,
+) -> Result<Option<CallbackId>, LinkError> {
+    if let Some(peer) = peer
+        && let Err(wait) = app.link_lookups.admit(peer)
+    {
+        return Err(LinkError::TooMany(wait));
+    }
+    if !plausible_token(token) {
+        return Ok(None);
+    }
+    Ok(app
+        .store
+        .link_callback(&LinkToken::digest_of(token))
+        .await?)
+}
+
+/// A wrong or dead link: counted against the address.
+fn dead(app: &App, peer: Option<IpAddr>) -> LinkError {
+    if let Some(peer) = peer {
+        app.link_lookups.failed(peer);
+    }
+    LinkError::Dead
 }

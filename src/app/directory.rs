@@ -132,16 +132,7 @@ pub async fn pause_skill(
     id: SkillId,
     reason: Option<&str>,
 ) -> Result<(Skill, i64), AppError> {
-    require(user, Permission::DirectoryWrite)?;
-    require_skill(user, id)?;
-    let reason = crate::domain::check_reason(reason, true)?.unwrap_or_default();
-    if !app.store.pause_skill(id, &user.name, &reason).await? {
-        return Err(AppError::NotFound(format!("skill {id} does not exist")));
-    }
-    let due = app.store.due_next_hour(id).await?;
-    tracing::warn!(skill_id = id.get(), due_next_hour = due, reason = %reason,
-        security_user = %user.name, "skill dispatch paused");
-    Ok((skill_of(app, id).await?, due))
+    set_paused(app, user, id, reason, true).await
 }
 
 /// Resumes a paused skill's dispatch: its held callbacks go out, highest priority then
@@ -152,20 +143,32 @@ pub async fn resume_skill(
     id: SkillId,
     reason: Option<&str>,
 ) -> Result<(Skill, i64), AppError> {
-    require(user, Permission::DirectoryWrite)?;
-    require_skill(user, id)?;
-    let reason = crate::domain::check_reason(reason, false)?.unwrap_or_default();
-    if !app.store.resume_skill(id, &user.name, &reason).await? {
-        return Err(AppError::NotFound(format!("skill {id} does not exist")));
-    }
-    let due = app.store.due_next_hour(id).await?;
-    tracing::info!(skill_id = id.get(), security_user = %user.name, "skill dispatch resumed");
-    Ok((skill_of(app, id).await?, due))
+    set_paused(app, user, id, reason, false).await
 }
 
-async fn skill_of(app: &App, id: SkillId) -> Result<Skill, AppError> {
-    app.store
-        .skill(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("skill {id} does not exist")))
+/// A reason is required to pause, optional to resume.
+async fn set_paused(
+    app: &App,
+    user: &SecurityUser,
+    id: SkillId,
+    reason: Option<&str>,
+    pause: bool,
+) -> Result<(Skill, i64), AppError> {
+    require(user, Permission::DirectoryWrite)?;
+    require_skill(user, id)?;
+    let reason = crate::domain::check_reason(reason, pause)?.unwrap_or_default();
+    let exists = if pause {
+        app.store.pause_skill(id, &user.name, &reason).await?
+    } else {
+        app.store.resume_skill(id, &user.name, &reason).await?
+    };
+    let not_found = || AppError::NotFound(format!("skill {id} does not exist"));
+    if !exists {
+        return Err(not_found());
+    }
+    let due = app.store.due_next_hour(id).await?;
+    tracing::warn!(skill_id = id.get(), due_next_hour = due, reason = %reason, paused = pause,
+        security_user = %user.name, "skill dispatch {}", if pause { "paused" } else { "resumed" });
+    let skill = app.store.skill(id).await?.ok_or_else(not_found)?;
+    Ok((skill, due))
 }

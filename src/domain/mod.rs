@@ -57,8 +57,7 @@ pub use priority::{
     PRIORITY_MAX, PriorityRules, amqp_priority, check_priority, compete, effective_priority,
 };
 pub use reminders::{
-    MAX_REMINDERS, ReminderFacts, ReminderFor, ReminderStep, check_reminders, next_reminder,
-    reminder_details,
+    ReminderFacts, ReminderFor, ReminderStep, check_reminders, next_reminder, reminder_details,
 };
 pub use report::{ON_TIME_SECONDS, Period, ReportInput, ReportRange, kept};
 pub use request::{
@@ -77,7 +76,7 @@ pub use slots::{
 pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression, check_dnc_scope};
 pub use webhook::{
     TargetRules, Webhook, WebhookError, WebhookInput, WebhookSecret, check_webhook_name,
-    is_private, retry_after,
+    retry_after,
 };
 pub use window::{
     CallingHours, CallingHoursError, CallingHoursJson, DispatchWindow, Opening, dispatch_window,

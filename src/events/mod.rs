@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::{Broker, PublishOutcome, Publisher};
-use crate::store::{FanOut, Store, StoreError};
+use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
+use crate::store::{FanOut, OutboxEvent, Store, StoreError};
 
 /// Entries per batch: small enough that a backlog of events does not hold up the
 /// dispatchers' confirms on the shared channel for long.
@@ -73,10 +73,14 @@ impl Relay {
     }
 
     async fn pass(&self) -> Result<Pass, StoreError> {
-        let publisher = match self.broker.publisher().filter(Publisher::is_open) {
-            Some(p) => Some(p.for_events(&self.exchange)),
-            None if self.exchange.is_empty() => None,
-            None => return Ok(Pass::Failed),
+        // No exchange: the outbox is only drained (webhooks are still fanned out).
+        let publisher = if self.exchange.is_empty() {
+            None
+        } else {
+            match self.broker.publisher().filter(Publisher::is_open) {
+                Some(p) => Some(p.for_events(&self.exchange)),
+                None => return Ok(Pass::Failed),
+            }
         };
         let Some(mut batch) = self.store.begin_relay().await? else {
             return Ok(Pass::Idle);
@@ -90,40 +94,18 @@ impl Relay {
             .iter()
             .map(|e| message::outgoing(e).transpose())
             .collect();
-        let mut sent = Vec::with_capacity(entries.len());
-        let mut failed = false;
-        match (&publisher, self.exchange.is_empty()) {
-            (Some(publisher), false) => {
-                let publishing: Vec<_> = messages.iter().flatten().flatten().collect();
-                let outcomes = publisher
-                    .publish_all(&publishing, WINDOW, CONFIRM_TIMEOUT)
-                    .await;
-                let mut outcomes = outcomes.into_iter();
-                for (entry, message) in entries.iter().zip(&messages) {
-                    let taken = match message {
-                        // Purged meanwhile, or not encodable (logged): nothing to publish.
-                        Ok(None) => true,
-                        Err(e) => {
-                            tracing::error!(event_id = entry.event_id, error = %e, "event relay: cannot encode event");
-                            true
-                        }
-                        // Not mandatory: an event no queue takes is confirmed, not returned.
-                        Ok(Some(_)) => matches!(outcomes.next(), Some(PublishOutcome::Confirmed)),
-                    };
-                    // In order: what follows a failure waits for the next pass.
-                    if !taken {
-                        failed = true;
-                        break;
-                    }
-                    sent.push(entry.outbox_id);
-                }
+        let taken = match &publisher {
+            Some(publisher) => {
+                let taken = publish_in_order(publisher, &entries, &messages).await;
+                crate::instruments::events_relayed(taken);
+                taken
             }
-            _ => sent.extend(entries.iter().map(|e| e.outbox_id)),
-        }
+            None => entries.len(),
+        };
         let fan_out: Vec<FanOut<'_>> = entries
             .iter()
             .zip(&messages)
-            .take(sent.len())
+            .take(taken)
             .filter_map(|(entry, message)| {
                 let Ok(Some(message)) = message else {
                     return None;
@@ -137,13 +119,13 @@ impl Relay {
                 })
             })
             .collect();
+        let done: Vec<i64> = entries.iter().take(taken).map(|e| e.outbox_id).collect();
         batch.fan_out(&fan_out).await?;
-        batch.sent(&sent).await?;
+        batch.sent(&done).await?;
         batch.commit().await?;
-        crate::instruments::events_relayed(sent.len());
-        if failed {
+        if taken < entries.len() {
             tracing::warn!(
-                relayed = sent.len(),
+                relayed = taken,
                 "event relay: the broker did not take every event; the rest go on the next pass"
             );
             return Ok(Pass::Failed);
@@ -154,4 +136,35 @@ impl Relay {
             Pass::Idle
         })
     }
+}
+
+/// Publishes a batch's messages with confirms; returns how many entries, from the first,
+/// are done — published, or with nothing to publish (purged meanwhile, or not encodable,
+/// logged). What follows the first one the broker did not take waits for the next pass, so
+/// the order holds.
+async fn publish_in_order(
+    publisher: &Publisher,
+    entries: &[OutboxEvent],
+    messages: &[Result<Option<OutgoingMessage>, serde_json::Error>],
+) -> usize {
+    let publishing: Vec<_> = messages.iter().flatten().flatten().collect();
+    let mut outcomes = publisher
+        .publish_all(&publishing, WINDOW, CONFIRM_TIMEOUT)
+        .await
+        .into_iter();
+    for (i, (entry, message)) in entries.iter().zip(messages).enumerate() {
+        let taken = match message {
+            Ok(None) => true,
+            Err(e) => {
+                tracing::error!(event_id = entry.event_id, error = %e, "event relay: cannot encode event");
+                true
+            }
+            // Not mandatory: an event no queue takes is confirmed, not returned.
+            Ok(Some(_)) => matches!(outcomes.next(), Some(PublishOutcome::Confirmed)),
+        };
+        if !taken {
+            return i;
+        }
+    }
+    entries.len()
 }

@@ -28,19 +28,8 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        let exists = done.rows_affected() == 1
-            || sqlx::query_scalar!(
-                r#"SELECT EXISTS (SELECT 1 FROM skills WHERE id = $1) AS "exists!""#,
-                skill.get()
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
-            audit(&mut tx, skill, actor, "paused", reason).await?;
-        }
-        tx.commit().await?;
-        self.cache.invalidate(Some(Table::Skills));
-        Ok(exists)
+        self.finish_pause(tx, skill, actor, "paused", reason, done.rows_affected())
+            .await
     }
 
     /// Resumes a skill's dispatch; false when there is no such skill.
@@ -58,16 +47,40 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        let exists = done.rows_affected() == 1
-            || sqlx::query_scalar!(
+        self.finish_pause(tx, skill, actor, "resumed", reason, done.rows_affected())
+            .await
+    }
+
+    /// After a pause or resume statement: audits it when it changed the skill, commits, and
+    /// says whether the skill exists (a skill already in that state is left as it is).
+    async fn finish_pause(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        skill: SkillId,
+        actor: &str,
+        kind: &str,
+        reason: &str,
+        changed: u64,
+    ) -> Result<bool, StoreError> {
+        let exists = if changed == 1 {
+            sqlx::query!(
+                "INSERT INTO skill_events (skill_id, actor, kind, reason) VALUES ($1, $2, $3, $4)",
+                skill.get(),
+                actor,
+                kind,
+                reason
+            )
+            .execute(&mut *tx)
+            .await?;
+            true
+        } else {
+            sqlx::query_scalar!(
                 r#"SELECT EXISTS (SELECT 1 FROM skills WHERE id = $1) AS "exists!""#,
                 skill.get()
             )
             .fetch_one(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
-            audit(&mut tx, skill, actor, "resumed", reason).await?;
-        }
+            .await?
+        };
         tx.commit().await?;
         self.cache.invalidate(Some(Table::Skills));
         Ok(exists)
@@ -83,23 +96,4 @@ impl Store {
         .fetch_one(&self.pool)
         .await?)
     }
-}
-
-async fn audit(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    skill: SkillId,
-    actor: &str,
-    kind: &str,
-    reason: &str,
-) -> Result<(), StoreError> {
-    sqlx::query!(
-        "INSERT INTO skill_events (skill_id, actor, kind, reason) VALUES ($1, $2, $3, $4)",
-        skill.get(),
-        actor,
-        kind,
-        reason
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
