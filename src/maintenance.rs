@@ -18,9 +18,11 @@ use crate::store::Store;
 
 /// `default_zone`: the contacts' zone where neither a callback nor its skill names one (for
 /// reminders' calling hours).
+/// `past_grace`: how far in the past a create may book (the report's roll-up waits past it).
 pub async fn start(
     settings: &MaintenanceSettings,
     default_zone: chrono_tz::Tz,
+    past_grace: chrono::Duration,
     base_url: Option<String>,
     store: Store,
     progress: Progress,
@@ -55,6 +57,7 @@ pub async fn start(
                     if let Some(_run) = running.start("timers") {
                         timers::run(&store).await;
                         timers::remind(&store, default_zone, base_url.as_deref()).await;
+                        timers::roll_up_promises(&store, past_grace).await;
                     }
                 })
             },

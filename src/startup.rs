@@ -158,6 +158,7 @@ impl Application {
         let mut scheduler = maintenance::start(
             &settings.maintenance,
             settings.schedule.default_time_zone.0,
+            settings.schedule_rules().past_grace,
             settings.public.base_url().map(str::to_owned),
             store.clone(),
             progress.clone(),

@@ -79,6 +79,34 @@ pub async fn purge(store: &Store, retention_days: u32) {
     }
 }
 
+/// Rolls up the promise-kept report's finished hours, for at most about a second a run (a
+/// long history after an upgrade is caught up over several runs). `past_grace`:
+/// how far in the past a create may still book (the schedule's grace), so an hour is only
+/// rolled up once nothing can be booked into it.
+pub async fn roll_up_promises(store: &Store, past_grace: chrono::Duration) {
+    let Some(settled_before) = past_grace
+        .checked_add(&chrono::Duration::minutes(10))
+        .and_then(|wait| chrono::Utc::now().checked_sub_signed(wait))
+    else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let mut hours = 0;
+    while started.elapsed() < std::time::Duration::from_secs(1) {
+        match store.roll_up_promises(settled_before, 6).await {
+            Ok(0) => break,
+            Ok(n) => hours += n,
+            Err(e) => {
+                tracing::warn!(error = %e, "promise report roll-up failed");
+                break;
+            }
+        }
+    }
+    if hours > 0 {
+        tracing::debug!(hours, "promise report: hours rolled up");
+    }
+}
+
 /// Reminders before callbacks, for skills that ask for them: each due reminder is written
 /// as a `reminder` event (the event stream and webhooks carry it to a notifier).
 /// `default_zone`: the contact's zone where neither the callback nor its skill names one;

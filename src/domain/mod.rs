@@ -59,7 +59,7 @@ pub use priority::{
 pub use reminders::{
     ReminderFacts, ReminderFor, ReminderStep, check_reminders, next_reminder, reminder_details,
 };
-pub use report::{ON_TIME_SECONDS, Period, ReportInput, ReportRange, kept};
+pub use report::{ON_TIME_SECONDS, Period, ReportInput, ReportRange, kept, rolled_hours};
 pub use request::{
     CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode, WindowPolicy,
     check_target_agent, check_target_agents, plan_create,

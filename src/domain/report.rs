@@ -122,6 +122,34 @@ fn instant(field: &str, value: &str, zone: Tz) -> Result<DateTime<Utc>, String> 
         .ok_or_else(|| format!("{field}: midnight of {value} does not exist in {zone}"))
 }
 
+/// The whole hours of a report that the roll-up answers, `[start, end)`: from `from` rounded
+/// up to `to` rounded down, not past the roll-up's `watermark`. None when there is no such
+/// hour, or when the report's zone is off UTC by a fraction of an hour (its days do not start
+/// on a UTC hour); the rest of the range is read callback by callback.
+pub fn rolled_hours(
+    range: &ReportRange,
+    watermark: Option<DateTime<Utc>>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    use chrono::{DurationRound, Offset};
+    let whole_hours = |at: DateTime<Utc>| {
+        range
+            .zone
+            .offset_from_utc_datetime(&at.naive_utc())
+            .fix()
+            .local_minus_utc()
+            % 3600
+            == 0
+    };
+    if !whole_hours(range.from) || !whole_hours(range.to) {
+        return None;
+    }
+    let hour = Duration::hours(1);
+    let floor = |at: DateTime<Utc>| at.duration_trunc(hour).ok();
+    let start = floor(range.from).map(|f| if f < range.from { f + hour } else { f })?;
+    let end = floor(range.to)?.min(floor(watermark?)?);
+    (start < end).then_some((start, end))
+}
+
 /// Whether a first publication `lateness_ms` after its due time kept the promise.
 pub fn kept(lateness_ms: f64, on_time_seconds: u32) -> bool {
     lateness_ms <= f64::from(on_time_seconds) * 1000.0
@@ -130,6 +158,61 @@ pub fn kept(lateness_ms: f64, on_time_seconds: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("instant")
+            .with_timezone(&Utc)
+    }
+
+    fn range(from: &str, to: &str, zone: Tz) -> ReportRange {
+        ReportRange {
+            from: at(from),
+            to: at(to),
+            period: Period::Day,
+            zone,
+            on_time_seconds: ON_TIME_SECONDS,
+        }
+    }
+
+    #[test]
+    fn the_roll_up_answers_whole_hours_up_to_its_watermark() {
+        let r = range("2026-11-01T10:30:00Z", "2026-11-03T08:15:00Z", Tz::UTC);
+        let wm = Some(at("2026-11-02T06:00:00Z"));
+        assert_eq!(
+            rolled_hours(&r, wm),
+            Some((at("2026-11-01T11:00:00Z"), at("2026-11-02T06:00:00Z")))
+        );
+        let later = Some(at("2026-12-01T00:00:00Z"));
+        assert_eq!(
+            rolled_hours(&r, later),
+            Some((at("2026-11-01T11:00:00Z"), at("2026-11-03T08:00:00Z")))
+        );
+        assert_eq!(rolled_hours(&r, None), None, "nothing rolled up yet");
+        let early = Some(at("2026-11-01T11:00:00Z"));
+        assert_eq!(rolled_hours(&r, early), None, "no whole hour below it");
+        let aligned = range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", Tz::UTC);
+        assert_eq!(
+            rolled_hours(&aligned, later),
+            Some((at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z")))
+        );
+        let new_york = range(
+            "2026-11-01T04:00:00Z",
+            "2026-11-03T05:00:00Z",
+            chrono_tz::America::New_York,
+        );
+        assert!(rolled_hours(&new_york, later).is_some());
+        let kolkata = range(
+            "2026-11-01T00:00:00Z",
+            "2026-11-03T00:00:00Z",
+            chrono_tz::Asia::Kolkata,
+        );
+        assert_eq!(
+            rolled_hours(&kolkata, later),
+            None,
+            "days start on a half hour"
+        );
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")

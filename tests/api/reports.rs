@@ -165,3 +165,117 @@ async fn report_requests_are_checked() {
         .await;
     assert_eq!(status, StatusCode::OK, "{report}");
 }
+
+/// Ended callbacks over the last few days: finished hours are rolled up (up to an hour that
+/// still has one open) and the report reads the same before and after, in any zone.
+#[tokio::test]
+async fn finished_hours_are_rolled_up_and_the_report_reads_the_same() {
+    let app = TestApp::spawn().await;
+    // 4 days of ended callbacks, a few an hour, with lateness from 0 to 95 s; one published
+    // two days ago still awaits its outcome.
+    sqlx::query(
+        "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id, notes,
+                                scheduled_for, due_at, created_by, state, attempt,
+                                dispatched_at, first_lateness_ms, updated_at)
+         SELECT gen_random_uuid(), 'F', 'L', '+442079460958', $1, '', d, d, 'test',
+                (ARRAY['completed','failed','expired','cancelled','suppressed'])[1 + i % 5],
+                CASE WHEN i % 5 IN (3, 4) THEN 0 ELSE 1 END,
+                CASE WHEN i % 5 IN (3, 4) THEN NULL ELSE d END,
+                CASE WHEN i % 5 IN (3, 4) THEN NULL ELSE (i * 997 % 95000)::float8 END, d
+         FROM (SELECT i, date_trunc('hour', now()) - interval '4 days'
+                         + i * interval '17 minutes' AS d
+               FROM generate_series(0, 330) AS i) AS t",
+    )
+    .bind(SKILL)
+    .execute(&app.pool)
+    .await
+    .expect("ended callbacks");
+    let open: uuid::Uuid = sqlx::query_scalar(
+        "UPDATE callbacks SET state = 'dispatched', updated_at = now()
+         WHERE id = (SELECT id FROM callbacks
+                     WHERE scheduled_for > now() - interval '2 days' ORDER BY scheduled_for
+                     LIMIT 1)
+         RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("one open");
+
+    let reports = [
+        "groupBy=day",
+        "groupBy=hour&onTimeSeconds=30",
+        "groupBy=day&timeZone=America%2FNew_York&onTimeSeconds=90",
+        "groupBy=day&timeZone=Asia%2FKolkata",
+    ];
+    let read = || async {
+        let mut all = Vec::new();
+        for query in reports {
+            let from = (chrono::Utc::now() - chrono::Duration::days(5)).to_rfc3339();
+            let path = format!("/v1/reports/promises?{query}&from={}", urlencoding(&from));
+            let (status, report) = app.call(Method::GET, &path, Some(&app.admin), None).await;
+            assert_eq!(status, StatusCode::OK, "{query}: {report}");
+            all.push(report["items"].clone());
+        }
+        all
+    };
+    let before = read().await;
+    assert!(
+        before[0].as_array().map(Vec::len).unwrap_or(0) >= 4,
+        "a row a day: {:?}",
+        before[0]
+    );
+
+    for _ in 0..5 {
+        callbackd::app::timers::roll_up_promises(&app.store, chrono::Duration::minutes(5)).await;
+    }
+    let (watermark, hours): (Option<chrono::DateTime<chrono::Utc>>, i64) = sqlx::query_as(
+        "SELECT (SELECT watermark FROM promise_rollup_state),
+                (SELECT count(*) FROM promise_rollup)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("roll-up state");
+    let open_hour: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT date_trunc('hour', scheduled_for) FROM callbacks WHERE id = $1")
+            .bind(open)
+            .fetch_one(&app.pool)
+            .await
+            .expect("open hour");
+    assert_eq!(
+        watermark,
+        Some(open_hour),
+        "the open callback holds the roll-up"
+    );
+    assert!(hours >= 40, "two days of hours rolled up: {hours}");
+    assert_eq!(
+        read().await,
+        before,
+        "the roll-up reads as the callbacks did"
+    );
+
+    // It ends: the roll-up goes on to the recent past, and the report still agrees.
+    sqlx::query("UPDATE callbacks SET state = 'completed' WHERE id = $1")
+        .bind(open)
+        .execute(&app.pool)
+        .await
+        .expect("ended");
+    let ended = read().await;
+    for _ in 0..5 {
+        callbackd::app::timers::roll_up_promises(&app.store, chrono::Duration::minutes(5)).await;
+    }
+    let watermark: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT watermark FROM promise_rollup_state")
+            .fetch_one(&app.pool)
+            .await
+            .expect("watermark");
+    assert!(
+        watermark.is_some_and(|w| w > chrono::Utc::now() - chrono::Duration::hours(2)),
+        "{watermark:?}"
+    );
+    assert_eq!(read().await, ended);
+    assert_ne!(ended, before, "the ended one moved from open to completed");
+}
+
+fn urlencoding(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
