@@ -90,6 +90,11 @@ impl Store {
                AND ($11::text IS NULL OR lower(c.last_name) LIKE $11)
                AND ($12::text IS NULL OR c.caller_id = $12)
                AND ($13::text IS NULL OR c.orig_number = $13)
+               -- A search reads the search index (callbacks not in flight) and the ones in
+               -- flight, instead of walking the due order through every callback.
+               AND (($10::text IS NULL AND $11::text IS NULL)
+                    OR c.state NOT IN ('dispatched', 'accepted')
+                    OR c.state IN ('dispatched', 'accepted'))
              ORDER BY c.due_at, c.id
              LIMIT $9",
             filter.state.map(CallbackState::as_str),
