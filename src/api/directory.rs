@@ -142,11 +142,17 @@ impl From<Skill> for SkillView {
 
 /// An agent. `targetAgentId` takes its `id`, not its username.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AgentView {
     #[schema(value_type = i64, minimum = 1)]
     id: AgentId,
     username: String,
     active: bool,
+    /// How people call the agent; empty when not given.
+    name: String,
+    /// The skills the agent takes (pickers list these agents first for a callback of one).
+    #[schema(value_type = Vec<i64>)]
+    skill_ids: Vec<SkillId>,
 }
 
 impl From<Agent> for AgentView {
@@ -155,6 +161,8 @@ impl From<Agent> for AgentView {
             id: agent.id,
             username: agent.username,
             active: agent.active,
+            name: agent.name,
+            skill_ids: agent.skills,
         }
     }
 }

@@ -474,6 +474,13 @@ pub struct AgentBody {
     #[schema(max_length = 200, example = "jdoe")]
     username: String,
     active: bool,
+    /// How people call the agent (shown in the console); default none.
+    #[schema(max_length = 200, example = "Jane Doe")]
+    name: Option<String>,
+    /// The skills the agent takes (the console lists these agents first when reassigning
+    /// one of their callbacks); default none. Not a routing rule.
+    #[schema(max_items = 1000)]
+    skill_ids: Option<Vec<i64>>,
 }
 
 /// The body of `POST /v1/callbacks/{id}/outcomes` (read into
@@ -556,7 +563,7 @@ mod tests {
         serde_json::from_value::<OutcomeBody>(outcome.clone()).expect("documented outcome");
         serde_json::from_value::<crate::app::OutcomeReport>(outcome).expect("real outcome");
         let doc = serde_json::to_value(ApiDoc::openapi()).expect("serialises");
-        for (name, fields) in [("SkillBody", 28), ("AgentBody", 3), ("OutcomeBody", 5)] {
+        for (name, fields) in [("SkillBody", 28), ("AgentBody", 5), ("OutcomeBody", 5)] {
             let properties = doc["components"]["schemas"][name]["properties"]
                 .as_object()
                 .map(|p| p.len());

@@ -235,7 +235,26 @@ pub struct Agent {
     pub id: AgentId,
     pub username: String,
     pub active: bool,
+    /// How people call the agent ("Jane Doe"); empty: the username.
+    pub name: String,
+    /// The skills the agent takes, for pickers to list first (not a routing rule: a
+    /// callback may name any active agent).
+    pub skills: Vec<SkillId>,
 }
+
+impl Agent {
+    /// The name to show: the display name, else the username.
+    pub fn shown_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.username
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The most skills an agent lists.
+const AGENT_SKILLS_MAX: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryInputError {
@@ -249,6 +268,8 @@ pub enum DirectoryInputError {
     Text(#[from] super::TextFieldError),
     #[error("{0}")]
     Policy(String),
+    #[error("skillIds: at most {0} skills")]
+    TooManySkills(usize),
 }
 
 const DIRECTORY_NAME_MAX: usize = 200;
@@ -452,16 +473,52 @@ pub struct AgentInput {
     pub id: Option<AgentId>,
     pub username: String,
     pub active: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A list in JSON; in a CSV file, ids separated by spaces or semicolons.
+    #[serde(default, deserialize_with = "skill_list")]
+    pub skill_ids: Vec<SkillId>,
+}
+
+/// `[101, 102]`, or `"101;102"` / `"101 102"` (a CSV cell).
+fn skill_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SkillId>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Ids(Vec<SkillId>),
+        // A CSV cell holding one number reads as a number.
+        One(SkillId),
+        Text(String),
+    }
+    match List::deserialize(d)? {
+        List::Ids(ids) => Ok(ids),
+        List::One(id) => Ok(vec![id]),
+        List::Text(text) => text
+            .split([';', ' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<SkillId>().map_err(serde::de::Error::custom))
+            .collect(),
+    }
 }
 
 impl AgentInput {
     pub fn into_agent(self, path_id: Option<AgentId>) -> Result<Agent, DirectoryInputError> {
         let id = reconcile_id(path_id, self.id)?;
         super::TextField::check("username", &self.username, DIRECTORY_NAME_MAX)?;
+        let name = self.name.unwrap_or_default();
+        super::TextField::check("name", &name, DIRECTORY_NAME_MAX)?;
+        let mut skills = self.skill_ids;
+        skills.sort();
+        skills.dedup();
+        if skills.len() > AGENT_SKILLS_MAX {
+            return Err(DirectoryInputError::TooManySkills(AGENT_SKILLS_MAX));
+        }
         Ok(Agent {
             id,
             username: self.username,
             active: self.active,
+            name,
+            skills,
         })
     }
 }

@@ -520,6 +520,8 @@ mod tests {
             id: AgentId::new(7).expect("id"),
             username: "jdoe".into(),
             active,
+            name: String::new(),
+            skills: Vec::new(),
         }
     }
 

@@ -119,7 +119,7 @@ impl CallbackChange {
     pub async fn agent(&mut self, id: AgentId) -> Result<Option<Agent>, StoreError> {
         let row = sqlx::query_as!(
             AgentRow,
-            "SELECT id, username, active FROM agents WHERE id = $1",
+            "SELECT id, username, active, name, skill_ids FROM agents WHERE id = $1",
             id.get()
         )
         .fetch_optional(&mut *self.tx)

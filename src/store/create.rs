@@ -96,6 +96,7 @@ impl Store {
                     (SELECT jsonb_build_object('name', k.name, 'timeZone', k.time_zone, 'days', k.days)
                        FROM calendars k WHERE k.name = s.routing->>'calendar') AS "s_calendar?: Json<StoredCalendar>",
                     a.id AS "a_id?", a.username AS "a_username?", a.active AS "a_active?",
+                    a.name AS "a_name?", a.skill_ids AS "a_skill_ids?",
                     dnc.dnc_skill_id AS "dnc_skill_id?", dnc.dnc_reason AS "dnc_reason?"
              FROM (SELECT 1) AS one
              LEFT JOIN skills s ON s.id = $1
@@ -141,6 +142,8 @@ impl Store {
                 id,
                 username: joined(row.a_username, "agents.username")?,
                 active: joined(row.a_active, "agents.active")?,
+                name: joined(row.a_name, "agents.name")?,
+                skill_ids: joined(row.a_skill_ids, "agents.skill_ids")?,
             }),
         };
         let context = CreateContext {

@@ -156,7 +156,7 @@ impl Store {
         let ticket = self.cache.ticket();
         let row = sqlx::query_as!(
             AgentRow,
-            "SELECT id, username, active FROM agents WHERE id = $1",
+            "SELECT id, username, active, name, skill_ids FROM agents WHERE id = $1",
             id.get()
         )
         .fetch_optional(&self.pool)
@@ -191,7 +191,7 @@ impl Store {
     pub async fn agents(&self, limit: i64) -> Result<Vec<Agent>, StoreError> {
         let rows = sqlx::query_as!(
             AgentRow,
-            "SELECT id, username, active FROM agents ORDER BY id LIMIT $1",
+            "SELECT id, username, active, name, skill_ids FROM agents ORDER BY id LIMIT $1",
             limit
         )
         .fetch_all(&self.pool)
@@ -303,12 +303,14 @@ async fn upsert_skill(conn: &mut PgConnection, skill: &Skill) -> Result<(), Stor
 
 async fn upsert_agent(conn: &mut PgConnection, agent: &Agent) -> Result<(), StoreError> {
     sqlx::query!(
-        "INSERT INTO agents (id, username, active) VALUES ($1, $2, $3)
+        "INSERT INTO agents (id, username, active, name, skill_ids) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, active = EXCLUDED.active,
-           updated_at = now()",
+           name = EXCLUDED.name, skill_ids = EXCLUDED.skill_ids, updated_at = now()",
         agent.id.get(),
         &agent.username,
-        agent.active
+        agent.active,
+        &agent.name,
+        &agent.skills.iter().map(|s| s.get()).collect::<Vec<_>>()
     )
     .execute(conn)
     .await?;
@@ -521,6 +523,8 @@ pub(super) struct AgentRow {
     pub id: i64,
     pub username: String,
     pub active: bool,
+    pub name: String,
+    pub skill_ids: Vec<i64>,
 }
 
 impl TryFrom<AgentRow> for Agent {
@@ -531,6 +535,12 @@ impl TryFrom<AgentRow> for Agent {
             id: AgentId::new(row.id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             username: row.username,
             active: row.active,
+            name: row.name,
+            skills: row
+                .skill_ids
+                .into_iter()
+                .map(|id| SkillId::new(id).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

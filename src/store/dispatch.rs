@@ -438,7 +438,7 @@ impl Claim {
         let ticket = self.cache.ticket();
         let rows = sqlx::query_as!(
             AgentRow,
-            "SELECT id, username, active FROM agents WHERE id = ANY($1)",
+            "SELECT id, username, active, name, skill_ids FROM agents WHERE id = ANY($1)",
             &missing
         )
         .fetch_all(&mut *self.tx)

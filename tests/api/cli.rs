@@ -121,8 +121,19 @@ async fn import_skills_and_agents_from_csv_and_json_all_or_nothing() {
     std::fs::write(&skills, "id,name,mediaType,direction,active,timeZone\n601,Collections,phone,outbound,true,America/Chicago\n602,Web chat,chat,inbound,false,\n").expect("write");
     let agents = dir.join("agents.json");
     std::fs::write(&agents, r#"[{"id": 61, "username": "ann", "active": true}, {"id": 62, "username": "bob", "active": false}]"#).expect("write");
+    // A CSV file lists an agent's skills in one cell.
+    let agents_csv = dir.join("agents.csv");
+    std::fs::write(
+        &agents_csv,
+        "id,username,active,name,skillIds\n63,cy,true,Cy Twombly,601;602\n64,di,true,,601\n65,ed,true,,\n",
+    )
+    .expect("write");
 
-    for (kind, file) in [("skills", &skills), ("agents", &agents)] {
+    for (kind, file, n) in [
+        ("skills", &skills, 2),
+        ("agents", &agents, 2),
+        ("agents", &agents_csv, 3),
+    ] {
         let out = callbackd(&db_url)
             .args(["import", kind])
             .arg(file)
@@ -133,7 +144,7 @@ async fn import_skills_and_agents_from_csv_and_json_all_or_nothing() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("imported 2 {kind}")));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("imported {n} {kind}")));
     }
     let (_, skill) = app
         .call(Method::GET, "/v1/skills/601", Some(&app.admin), None)
@@ -146,7 +157,26 @@ async fn import_skills_and_agents_from_csv_and_json_all_or_nothing() {
     let (_, agent) = app
         .call(Method::GET, "/v1/agents/62", Some(&app.admin), None)
         .await;
-    assert_eq!(agent, json!({"id": 62, "username": "bob", "active": false}));
+    assert_eq!(
+        agent,
+        json!({"id": 62, "username": "bob", "active": false, "name": "", "skillIds": []})
+    );
+    for (id, name, skills) in [
+        (63, "Cy Twombly", json!([601, 602])),
+        (64, "", json!([601])),
+        (65, "", json!([])),
+    ] {
+        let (_, agent) = app
+            .call(
+                Method::GET,
+                &format!("/v1/agents/{id}"),
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        assert_eq!(agent["name"], name, "{agent}");
+        assert_eq!(agent["skillIds"], skills, "{agent}");
+    }
 
     // One bad record: nothing from the file is applied, and the error names the record.
     let bad = dir.join("bad.csv");

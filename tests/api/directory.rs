@@ -39,7 +39,36 @@ async fn put_then_get_skill_and_agent() {
     let (_, body) = app
         .call(Method::GET, "/v1/agents/900", Some(&app.admin), None)
         .await;
-    assert_eq!(body, json!({"id": 900, "username": "mkay", "active": true}));
+    assert_eq!(
+        body,
+        json!({"id": 900, "username": "mkay", "active": true, "name": "", "skillIds": []})
+    );
+    // A display name and the skills the agent takes, kept as given (skills in order, once).
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/agents/901",
+            Some(&app.admin),
+            Some(&json!({"username": "jlee", "active": true, "name": "Jo Lee", "skillIds": [500, 101, 500]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = app
+        .call(Method::GET, "/v1/agents/901", Some(&app.admin), None)
+        .await;
+    assert_eq!(
+        body,
+        json!({"id": 901, "username": "jlee", "active": true, "name": "Jo Lee", "skillIds": [101, 500]})
+    );
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/v1/agents/902",
+            Some(&app.admin),
+            Some(&json!({"username": "x", "active": true, "skillIds": [0]})),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}: {body}");
 
     // The new skill and agent can carry callbacks at once; deactivating the agent stops that.
     let mut cb = valid_body();

@@ -74,11 +74,15 @@ pub(crate) async fn seed_directory(store: &Store) {
             id: AgentId::new(AGENT).expect("id"),
             username: "jdoe".into(),
             active: true,
+            name: "Jane Doe".into(),
+            skills: vec![SkillId::new(SKILL).expect("id")],
         },
         Agent {
             id: AgentId::new(AGENT_INACTIVE).expect("id"),
             username: "gone".into(),
             active: false,
+            name: String::new(),
+            skills: Vec::new(),
         },
     ];
     store
