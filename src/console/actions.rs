@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Viewer;
 use super::layout::{check_csrf, failure, form, page};
+use super::names::{Names, PickedAgents};
 use crate::app::{self, App, AppError, Why};
 use crate::domain::{CallbackId, ChangeInput, RawId};
 
@@ -51,19 +52,8 @@ pub struct ChangeForm {
     reason: String,
     #[serde(default)]
     when: Option<String>,
-    #[serde(default, rename = "targetAgentId")]
-    target_agent_id: Option<String>,
-}
-
-/// The reassign field: agent ids in order, separated by commas or spaces (empty: the
-/// skill).
-pub(super) fn agent_list(field: Option<&str>) -> Vec<RawId> {
-    field
-        .unwrap_or_default()
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|id| !id.is_empty())
-        .map(|id| RawId(id.to_owned()))
-        .collect()
+    #[serde(flatten)]
+    agents: PickedAgents,
 }
 
 /// A use case's refusal on one callback: a rule it broke gets the refusal page, an absent
@@ -151,8 +141,12 @@ async fn change(
             ..ChangeInput::default()
         }
     } else {
+        let names = match Names::load(&state.store).await {
+            Ok(names) => names,
+            Err(e) => return failure(e),
+        };
         ChangeInput {
-            target_agent_ids: Some(agent_list(sent.target_agent_id.as_deref())),
+            target_agent_ids: Some(sent.agents.ids(&names).into_iter().map(RawId).collect()),
             ..ChangeInput::default()
         }
     };
@@ -161,7 +155,8 @@ async fn change(
         &viewer.user,
         id,
         input,
-        Why::optional(Some(&sent.reason)),
+        // A person gives a reason for every change (the API leaves it to its clients).
+        Why::required(Some(&sent.reason)),
     )
     .await
     {

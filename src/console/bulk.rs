@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use super::Viewer;
 use super::layout::{check_csrf, failure, forbidden, form, page, status_of};
+use super::names::{Names, PickedAgents};
 use crate::app::{self, App, AppError, BulkAction, BulkChange, BulkReport};
-use crate::domain::Permission;
+use crate::domain::{Permission, RawId, SkillId};
 
 /// The selection, carried from the list to the form and back.
 #[derive(Deserialize, Default, Clone)]
@@ -37,10 +38,13 @@ fn hidden_selection(s: &Selection) -> Markup {
     }
 }
 
-fn describe(s: &Selection) -> String {
+fn describe(s: &Selection, names: &Names) -> String {
     let mut parts = vec!["pending callbacks".to_owned()];
     if let Some(skill) = non_empty(&s.skill_id) {
-        parts.push(format!("of skill {skill}"));
+        let shown = skill
+            .parse::<i64>()
+            .map_or_else(|_| format!("skill {skill}"), |id| names.skill(id));
+        parts.push(format!("of {shown}"));
     }
     if let Some(after) = non_empty(&s.due_after) {
         parts.push(format!("due from {after}"));
@@ -51,16 +55,25 @@ fn describe(s: &Selection) -> String {
     parts.join(" ")
 }
 
-pub async fn bulk_form(viewer: Viewer, Query(selection): Query<Selection>) -> Response {
+pub async fn bulk_form(
+    State(state): State<App>,
+    viewer: Viewer,
+    Query(selection): Query<Selection>,
+) -> Response {
     if !viewer.may(Permission::CallbacksUpdate) && !viewer.may(Permission::CallbacksCancel) {
         return forbidden("this security user may not change callbacks");
     }
+    let names = match Names::load(&state.store).await {
+        Ok(names) => names,
+        Err(e) => return failure(e),
+    };
+    let skill = non_empty(&selection.skill_id).and_then(|s| s.parse::<SkillId>().ok());
     page(
         "Change many",
         Some(&viewer),
         html! {
             h1 { "Change many" }
-            p { "Selection: " strong #selection { (describe(&selection)) } }
+            p { "Selection: " strong #selection { (describe(&selection, &names)) } }
             form #bulk method="post" action="/console/bulk" {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 (hidden_selection(&selection))
@@ -74,8 +87,8 @@ pub async fn bulk_form(viewer: Viewer, Query(selection): Query<Selection>) -> Re
                 }
                 label for="when" { "New date and time (reschedule; in each contact's zone)" }
                 input #when type="datetime-local" name="when";
-                label for="agent" { "Target agent ids (reassign; in order, comma-separated; empty: back to the skill)" }
-                input #agent type="text" name="targetAgentId";
+                p.muted { "Reassign: choose the preferred agents below (none: back to the skill's queue)." }
+                (names.picker(skill, &[]))
                 label for="reason" { "Reason (required)" }
                 input #reason type="text" name="reason" required maxlength="500";
                 p { button type="submit" { "Count, then confirm" } }
@@ -94,8 +107,8 @@ pub struct BulkForm {
     action: String,
     #[serde(default)]
     when: Option<String>,
-    #[serde(default, rename = "targetAgentId")]
-    target_agent_id: Option<String>,
+    #[serde(flatten)]
+    agents: PickedAgents,
     #[serde(default)]
     reason: Option<String>,
     #[serde(default)]
@@ -138,6 +151,11 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
     let skill_id = non_empty(&selection.skill_id);
     let due_before = non_empty(&selection.due_before);
     let due_after = non_empty(&selection.due_after);
+    let names = match Names::load(&state.store).await {
+        Ok(names) => names,
+        Err(e) => return failure(e),
+    };
+    let agents = sent.agents.ids(&names);
     let request = BulkChange {
         action,
         selection: app::Selection {
@@ -153,7 +171,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
         time_zone: None,
         target_agent_id: None,
         target_agent_ids: (action == BulkAction::Reassign)
-            .then(|| super::actions::agent_list(sent.target_agent_id.as_deref())),
+            .then(|| agents.iter().cloned().map(RawId).collect()),
         priority: None,
         dry_run: !confirmed,
     };
@@ -199,7 +217,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
             } @else {
                 h1 { "Confirm" }
                 p #confirm-count data-count=(answer.changed) {
-                    strong { (answer.changed) } " " (describe(&selection)) " will be " (verb)
+                    strong { (answer.changed) } " " (describe(&selection, &names)) " will be " (verb)
                     " (reason: “" (sent.reason.as_deref().unwrap_or_default()) "”)."
                 }
                 form #bulk-confirm method="post" action="/console/bulk" {
@@ -207,7 +225,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
                     (hidden_selection(&selection))
                     input type="hidden" name="action" value=(sent.action);
                     input type="hidden" name="when" value=(sent.when.as_deref().unwrap_or_default());
-                    input type="hidden" name="targetAgentId" value=(sent.target_agent_id.as_deref().unwrap_or_default());
+                    input type="hidden" name="agent" value=(agents.join(","));
                     input type="hidden" name="reason" value=(sent.reason.as_deref().unwrap_or_default());
                     input type="hidden" name="confirm" value="yes";
                     p { button.danger type="submit" { "Yes, change " (answer.changed) } " " a href="/console/callbacks" { "No, go back" } }

@@ -23,6 +23,7 @@ pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<S
                     // htmx would otherwise add an inline style, which the CSP refuses.
                     meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
                     title { (title) " · callbackd" }
+                    link rel="icon" type="image/svg+xml" href="/console/assets/favicon.svg";
                     link rel="stylesheet" href="/console/assets/console.css";
                     script src="/console/assets/htmx.min.js" defer {}
                     script src="/console/assets/console.js" defer {}
@@ -130,4 +131,37 @@ pub(super) fn failure(err: impl Into<AppError>) -> Response {
         _ => e.to_string(),
     };
     Refused(status, message).into_response()
+}
+
+/// The colour of the `index`-th skill in a chart: hues a golden angle apart, in three
+/// lightnesses, so that neighbours differ and 20 or more skills stay apart; each dark enough
+/// for white text and a light background.
+pub(super) fn skill_colour(index: usize) -> String {
+    let hue = (index as f64 * 137.508) % 360.0;
+    let lightness = [38, 30, 46][index % 3];
+    format!("hsl({hue:.0}, 65%, {lightness}%)")
+}
+
+/// A skill chooser by name (the ones `viewer` may see), with "all skills" first.
+pub(super) fn skill_select(
+    names: &super::names::Names,
+    viewer: &super::Viewer,
+    chosen: Option<crate::domain::SkillId>,
+) -> Markup {
+    let mut skills: Vec<(&i64, &String)> = names
+        .skills
+        .iter()
+        .filter(|(id, _)| {
+            crate::domain::SkillId::new(**id).is_ok_and(|s| viewer.user.may_use_skill(s))
+        })
+        .collect();
+    skills.sort_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)));
+    html! {
+        select name="skillId" {
+            option value="" { "All skills" }
+            @for (id, name) in skills {
+                option value=(id) selected[chosen.is_some_and(|c| c.get() == *id)] { (name) " (" (id) ")" }
+            }
+        }
+    }
 }

@@ -11,7 +11,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Viewer;
-use super::layout::page;
+use super::layout::{page, skill_colour, skill_select};
+use super::names::Names;
 use crate::app::App;
 use crate::domain::{Opening, Permission, SkillId, contact_zone};
 
@@ -19,9 +20,6 @@ const WIDTH: f64 = 1000.0;
 /// How long one count serves the chart.
 const LOAD_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
 const HEIGHT: f64 = 220.0;
-const PALETTE: [&str; 8] = [
-    "#0b5cad", "#d97706", "#1e7b34", "#a4262c", "#6b21a8", "#0f766e", "#b45309", "#475569",
-];
 
 #[derive(Deserialize, Default)]
 pub struct LoadParams {
@@ -85,12 +83,11 @@ pub async fn load(
         ids.dedup();
         ids
     };
-    let colour = |s: SkillId| {
-        legend
-            .iter()
-            .position(|x| *x == s)
-            .map_or(PALETTE[0], |i| PALETTE[i % PALETTE.len()])
+    let names = match Names::load(&state.store).await {
+        Ok(names) => names,
+        Err(e) => return super::layout::failure(e),
     };
+    let colour = |s: SkillId| skill_colour(legend.iter().position(|x| *x == s).unwrap_or(0));
     let peak = by_hour
         .values()
         .map(|v| v.iter().map(|(_, n)| n).sum::<i64>())
@@ -124,7 +121,7 @@ pub async fn load(
                         a href={"/console/callbacks?state=pending&skillId=" (skill_id) "&dueAfter=" (hour.format("%Y-%m-%dT%H:%M:%SZ")) "&dueBefore=" ((hour + Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"))} {
                             rect.bar x=(x) y=(y) width=(bar.max(1.0) - 0.5) height=(h) fill=(colour(*skill_id))
                                 data-hour=(hour.format("%Y-%m-%dT%H:00:00Z")) data-skill=(skill_id) data-count=(n) {
-                                title { (hour.format("%a %d %b %H:00 UTC")) ": " (n) " for skill " (skill_id) }
+                                title { (hour.format("%a %d %b %H:00 UTC")) ": " (n) " for " (names.skill(skill_id.get())) }
                             }
                         }
                     }
@@ -140,18 +137,23 @@ pub async fn load(
             form.filters method="get" action="/console/load" {
                 label { "Days" input type="number" name="days" min="1" max="31" value=(days); }
                 label { "Skill (shades its closed hours)"
-                    input type="text" name="skillId" inputmode="numeric" value=(params.skill_id.as_deref().unwrap_or_default());
+                    (skill_select(&names, &viewer, chosen))
                 }
                 button type="submit" { "Show" }
             }
             p.muted { "Pending callbacks per hour (UTC), stacked by skill; the tallest bar is " (peak) ". Select a bar for its callbacks." }
             (chart)
-            ul.legend {
+            ul.legend #legend {
                 @for s in &legend {
                     li {
-                        svg.swatch viewBox="0 0 10 10" aria-hidden="true" { rect width="10" height="10" fill=(colour(*s)) {} }
-                        "skill " (s)
+                        a href={"/console/load?days=" (days) "&skillId=" (s)} aria-current=[(chosen == Some(*s)).then_some("true")] {
+                            svg.swatch viewBox="0 0 10 10" aria-hidden="true" { rect width="10" height="10" fill=(colour(*s)) {} }
+                            (names.skill(s.get()))
+                        }
                     }
+                }
+                @if chosen.is_some() {
+                    li { a href={"/console/load?days=" (days)} { "All skills" } }
                 }
             }
         },

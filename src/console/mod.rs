@@ -15,8 +15,10 @@ mod actions;
 mod bulk;
 mod cookies;
 mod directory;
+mod history;
 pub(crate) mod layout;
 mod load;
+mod names;
 mod pages;
 mod pause;
 mod promises;
@@ -85,6 +87,9 @@ where
         .route("/console/assets/htmx.min.js", get(htmx))
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))
+        .route("/console/assets/favicon.svg", get(favicon))
+        // Browsers ask for it at the root whatever the page says.
+        .route("/favicon.ico", get(favicon))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -139,6 +144,10 @@ async fn script() -> Response {
 
 async fn style() -> Response {
     asset("text/css", include_bytes!("assets/console.css"))
+}
+
+async fn favicon() -> Response {
+    asset("image/svg+xml", include_bytes!("assets/favicon.svg"))
 }
 
 /// The signed-in user of a console request, with the session's CSRF token. Without a live

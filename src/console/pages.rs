@@ -10,10 +10,14 @@ use serde::Deserialize;
 
 use super::Viewer;
 use crate::app::App;
-use crate::domain::{Callback, CallbackId, CallbackState, Permission, PhoneNumber, SkillId};
+use crate::domain::{
+    Callback, CallbackId, CallbackState, Permission, PhoneNumber, SkillId, contact_zone,
+};
 use crate::store::CallbackFilter;
 
+use super::history::{local, place, sentence};
 use super::layout::{forbidden, page, time};
+use super::names::Names;
 
 /// Rows per page of the callbacks list.
 const PAGE: u32 = 50;
@@ -236,6 +240,10 @@ pub async fn callbacks(
         Ok(rows) => rows,
         Err(e) => return super::layout::failure(e),
     };
+    let names = match Names::load(&state.store).await {
+        Ok(names) => names,
+        Err(e) => return super::layout::failure(e),
+    };
     let next = (rows.len() > PAGE as usize).then(|| {
         rows.truncate(PAGE as usize);
         rows.last().map(|c| {
@@ -305,8 +313,8 @@ pub async fn callbacks(
                             td { (c.state.as_str()) }
                             td { (c.first_name) " " (c.last_name) }
                             td { (c.phone_number.as_str()) }
-                            td { (c.skill_id) }
-                            td { (c.route().routing_key()) }
+                            td { (names.skill(c.skill_id.get())) }
+                            td { @if let Some(agent) = c.target_agent_id { (names.agent(agent.get())) } @else { "skill queue" } }
                             td { (c.priority) }
                         }
                     }
@@ -359,12 +367,41 @@ pub async fn callback(
         Ok(events) => events,
         Err(e) => return super::layout::failure(e),
     };
-    let zone = c.time_zone.map_or("—".to_owned(), |z| z.name().to_owned());
+    let names = match Names::load(&state.store).await {
+        Ok(names) => names,
+        Err(e) => return super::layout::failure(e),
+    };
+    let skill_zone = match state.store.skill(c.skill_id).await {
+        Ok(skill) => skill.and_then(|s| s.time_zone),
+        Err(e) => return super::layout::failure(e),
+    };
+    // The time promised to the contact is in the contact's zone: the callback's own, else
+    // its skill's, else the configured default (as the create resolved it).
+    let zone = contact_zone(c.time_zone, skill_zone, state.rules.default_time_zone);
+    let zone_source = if c.time_zone.is_some() {
+        "the callback's"
+    } else if skill_zone.is_some() {
+        "its skill's"
+    } else {
+        "the default"
+    };
+    let in_zone = |at: DateTime<Utc>| {
+        let local = at.with_timezone(&zone);
+        format!(
+            "{} ({}, {})",
+            local.format("%a %-d %b %Y %H:%M"),
+            place(zone),
+            local.format("%Z")
+        )
+    };
     let can_cancel = viewer.may(Permission::CallbacksCancel) && c.state == CallbackState::Pending;
     let can_change = viewer.may(Permission::CallbacksUpdate) && c.state == CallbackState::Pending;
-    let contact_zone = c
-        .time_zone
-        .map_or("the skill's time zone".to_owned(), |z| z.name().to_owned());
+    let agents = |ids: &[crate::domain::AgentId]| {
+        ids.iter()
+            .map(|a| names.agent(a.get()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     page(
         "Callback",
         Some(&viewer),
@@ -381,41 +418,43 @@ pub async fn callback(
                 @if let Some(orig) = &c.orig_number {
                     tr { th { "Requested from" } td { (orig.as_str()) } }
                 }
-                tr { th { "Skill" } td { (c.skill_id) } }
-                tr { th { "Target agent" } td { (c.target_agent_id.map_or("—".to_owned(), |a| a.to_string())) } }
+                tr { th { "Skill" } td #skill { (names.skill(c.skill_id.get())) } }
+                tr { th { "Target agent" } td #routed-agent { (c.target_agent_id.map_or("—".to_owned(), |a| names.agent(a.get()))) } }
                 @if c.target_agent_ids.len() > 1 {
-                    tr { th { "Preferred agents" } td { (c.target_agent_ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) } }
+                    tr { th { "Preferred agents" } td { (agents(&c.target_agent_ids)) } }
                 }
                 @if let Some(s) = c.ownership_seconds {
                     tr { th { "Ownership" } td { (s) " s past due, then the skill" } }
                 }
                 tr { th { "Route" } td { (c.route().routing_key()) } }
-                tr { th { "Due" } td { (time(c.due_at))
-                    @if let Some(tz) = c.time_zone { " · contact: " (c.due_at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")) } } }
-                tr { th { "Contact's time zone" } td { (zone) } }
+                tr { th { "Due (contact's time)" } td #due-local { strong { (in_zone(c.due_at)) } " · " (time(c.due_at)) } }
+                @if c.scheduled_for != c.due_at {
+                    tr { th { "Promised for" } td { (in_zone(c.scheduled_for)) " · " (time(c.scheduled_for)) } }
+                }
+                tr { th { "Contact's time zone" } td #zone { (zone.name()) " (" (zone_source) ")" } }
                 tr { th { "Attempt" } td { (c.attempt) } }
                 tr { th { "Expires" } td { @if let Some(e) = c.expires_at { (time(e)) } @else { "—" } } }
                 tr { th { "Notes" } td { (c.notes) } }
                 tr { th { "Last error" } td { (c.last_error.as_deref().unwrap_or("—")) } }
-                tr { th { "Created" } td { (time(c.created_at)) " by " (c.created_by) } }
+                tr { th { "Created" } td { (in_zone(c.created_at)) " · " (time(c.created_at)) " by " (c.created_by) } }
             }
             @if can_change {
                 h2 { "Reschedule" }
                 form #reschedule method="post" action={"/console/callbacks/" (c.id) "/reschedule"} {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    label for="when" { "New date and time (in " (contact_zone) ")" }
-                    input #when type="datetime-local" name="when" required;
-                    label for="reschedule-reason" { "Reason (optional)" }
-                    input #reschedule-reason type="text" name="reason" maxlength="500";
+                    label for="when" { "New date and time, in the contact's time (" (zone.name()) ")" }
+                    input #when type="datetime-local" name="when" required
+                        value=(c.due_at.with_timezone(&zone).format("%Y-%m-%dT%H:%M"));
+                    label for="reschedule-reason" { "Reason (required)" }
+                    input #reschedule-reason type="text" name="reason" required maxlength="500";
                     p { button type="submit" { "Reschedule" } }
                 }
                 h2 { "Reassign" }
                 form #reassign method="post" action={"/console/callbacks/" (c.id) "/reassign"} {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    label for="agent" { "Target agent ids, in order, comma-separated (empty: back to the skill's queue)" }
-                    input #agent type="text" name="targetAgentId";
-                    label for="reassign-reason" { "Reason (optional)" }
-                    input #reassign-reason type="text" name="reason" maxlength="500";
+                    (names.picker(Some(c.skill_id), &c.target_agent_ids.iter().map(|a| a.get()).collect::<Vec<_>>()))
+                    label for="reassign-reason" { "Reason (required)" }
+                    input #reassign-reason type="text" name="reason" required maxlength="500";
                     p { button type="submit" { "Reassign" } }
                 }
             }
@@ -432,10 +471,8 @@ pub async fn callback(
             ol.timeline #events {
                 @for e in &events {
                     li data-kind=(e.kind) {
-                        strong { (e.kind) } " · " (time(e.at)) " · " (e.actor)
-                        @if e.details.as_object().is_some_and(|d| !d.is_empty()) {
-                            div.muted { code { (e.details.to_string()) } }
-                        }
+                        (sentence(e, zone, &names))
+                        div.muted { (local(e.at, zone)) " · " (time(e.at)) }
                     }
                 }
             }

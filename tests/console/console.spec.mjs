@@ -103,7 +103,7 @@ try {
     await page.goto(busiest.url);
     const ids = await page.$$eval("#callbacks tbody tr", (rows) => rows.map((r) => r.dataset.id));
     await page.click("#change-many");
-    assert.match(await page.textContent("#selection"), /of skill 101 due from/);
+    assert.match(await page.textContent("#selection"), /of Outbound Sales \(101\) due from/);
     await page.selectOption("#action", "cancel");
     await page.fill("#reason", "storm warning");
     await page.click("#bulk button");
@@ -153,6 +153,21 @@ try {
     const kinds = await page.$$eval("#events li", (lis) => lis.map((li) => li.dataset.kind));
     assert.deepEqual(kinds, ["created"]);
     assert.ok(await page.$("time + .viewer-time"), "times also in the viewer's zone");
+    // Names, not numbers; the contact's own time first; the history in sentences.
+    assert.equal((await page.textContent("#skill")).trim(), "Outbound Sales (101)");
+    assert.match(await page.textContent("#due-local"), /^\w{3} \d{1,2} \w{3} \d{4} \d\d:\d\d \(London, (GMT|BST)\)/);
+    assert.match(await page.textContent("#zone"), /Europe\/London \(its skill's\)/);
+    assert.match(await page.textContent("#events li"), /^Booked for \w{3} \d{1,2} \w{3} \d\d:\d\d \(London\) on Outbound Sales \(101\) — by admin/);
+    // The reschedule field reads the contact's time and starts at the current due time.
+    assert.match(await page.textContent("label[for=when]"), /contact's time \(Europe\/London\)/);
+    assert.match(await page.inputValue("#when"), /^\d{4}-\d\d-\d\dT\d\d:\d\d$/);
+    // The agent picker offers active agents by name, the skill's own first.
+    const offered = await page.$$eval("#agent-options option", (os) => os.map((o) => [o.value, o.textContent]));
+    assert.deepEqual(offered.map(([v]) => v), ["7", "9"], "active agents only, the skill's first");
+    assert.match(offered[0][1], /Jane Doe — jdoe · takes this skill/);
+    const icon = await page.request.get(`${BASE}/favicon.ico`);
+    assert.equal(icon.status(), 200);
+    assert.equal(icon.headers()["content-type"], "image/svg+xml");
     if (SHOTS) await page.screenshot({ path: `${SHOTS}/callback.png` });
   });
 
@@ -183,15 +198,20 @@ try {
     const local = new Date(moved.dueAt).toLocaleString("en-GB", { timeZone: "Europe/London", hour: "2-digit", minute: "2-digit" });
     assert.equal(local, "10:15");
     await page.fill("#agent", "7");
+    await page.fill("#reassign-reason", "Jane knows the account");
     await page.click("#reassign button");
     await page.waitForURL(`${BASE}/console/callbacks/${target}`);
     assert.equal((await api(`/v1/callbacks/${target}`)).targetAgentId, 7);
     // An inactive agent is refused with the API's result code.
+    assert.equal((await page.textContent("#routed-agent")).trim(), "Jane Doe (7)");
+    assert.ok((await page.textContent("#events")).includes("Reassigned from the skill's queue to Jane Doe (7) — by admin: Jane knows the account"));
     await page.fill("#agent", "8");
+    await page.fill("#reassign-reason", "try the inactive one");
     await page.click("#reassign button");
     assert.match(await page.textContent(".error"), /InvalidTargetAgentId/);
     await page.goto(`${BASE}/console/callbacks/${target}`);
     await page.fill("#agent", "");
+    await page.fill("#reassign-reason", "back to the queue");
     await page.click("#reassign button");
     await page.waitForURL(`${BASE}/console/callbacks/${target}`);
     const back = await api(`/v1/callbacks/${target}`);
