@@ -156,7 +156,9 @@ impl From<crate::app::AppError> for ApiError {
             },
             e @ AppError::NoSuchCallback(_) => Self::not_found(e.to_string()),
             AppError::NotFound(message) => Self::not_found(message),
-            e @ AppError::NotPending { .. } => Self::conflict(e.to_string()),
+            e @ (AppError::NotPending { .. } | AppError::NotRetryable { .. }) => {
+                Self::conflict(e.to_string())
+            }
             AppError::Refused(e) => e.into(),
             AppError::Invalid { message, .. } => Self::invalid(code, message),
             AppError::Malformed(message) => Self::bad_request(message),

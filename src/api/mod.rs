@@ -139,6 +139,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/v1/callbacks/bulk/{id}", get(callbacks::bulk_change))
         .route("/v1/callbacks/{id}/events", get(callbacks::events))
         .route("/v1/callbacks/{id}/outcomes", post(callbacks::outcome))
+        .route("/v1/callbacks/{id}/retry", post(callbacks::retry))
         .route(
             "/v1/skills/{id}",
             put(directory::put_skill).get(directory::get_skill),

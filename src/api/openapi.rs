@@ -45,6 +45,7 @@ pub const BEARER: &str = "bearer";
         callbacks::cancel,
         callbacks::events,
         callbacks::outcome,
+        callbacks::retry,
         callbacks::bulk,
         callbacks::bulk_change,
         callbacks::bulk_changes,

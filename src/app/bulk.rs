@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::change::{apply_change, locked, pending};
+use super::change::{apply_change, apply_retry, locked, pending, retryable};
 use super::{App, AppError, Selection, require};
 use crate::domain::{
     AgentId, CallbackId, CallbackState, ChangeInput, Permission, RawId, SecurityUser,
@@ -46,15 +46,27 @@ pub enum BulkAction {
     Reassign,
     /// To base priority `priority`.
     Reprioritize,
+    /// Failed or expired callbacks: another attempt, now or at `schedule_date`.
+    Retry,
 }
 
 impl BulkAction {
-    const ALL: [BulkAction; 4] = [
+    const ALL: [BulkAction; 5] = [
         Self::Cancel,
         Self::Reschedule,
         Self::Reassign,
         Self::Reprioritize,
+        Self::Retry,
     ];
+
+    /// Whether a callback in `state` is one this action changes (the others selected are
+    /// skipped): failed or expired ones for a retry, pending ones otherwise.
+    fn applies_to(self, state: CallbackState) -> bool {
+        match self {
+            Self::Retry => state.may_retry(),
+            _ => state == CallbackState::Pending,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,6 +74,7 @@ impl BulkAction {
             Self::Reschedule => "reschedule",
             Self::Reassign => "reassign",
             Self::Reprioritize => "reprioritize",
+            Self::Retry => "retry",
         }
     }
 }
@@ -180,9 +193,10 @@ pub async fn change_many(
         user,
         match req.action {
             BulkAction::Cancel => Permission::CallbacksCancel,
-            BulkAction::Reschedule | BulkAction::Reassign | BulkAction::Reprioritize => {
-                Permission::CallbacksUpdate
-            }
+            BulkAction::Reschedule
+            | BulkAction::Reassign
+            | BulkAction::Reprioritize
+            | BulkAction::Retry => Permission::CallbacksUpdate,
         },
     )?;
     // A repeat is answered before anything is judged again (what changed meanwhile — the
@@ -194,9 +208,13 @@ pub async fn change_many(
         return replay(earlier, key);
     }
     let reason = super::Why::required(req.reason).check()?;
-    let input = match req.action {
-        BulkAction::Cancel => None,
-        BulkAction::Reschedule => Some(ChangeInput {
+    let step = match req.action {
+        BulkAction::Cancel => Step::Cancel,
+        BulkAction::Retry => Step::Retry {
+            at: req.schedule_date,
+            time_zone: req.time_zone,
+        },
+        BulkAction::Reschedule => Step::Change(ChangeInput {
             schedule_date: Some(
                 req.schedule_date
                     .ok_or_else(|| AppError::unacceptable("reschedule needs a scheduleDate"))?,
@@ -210,13 +228,13 @@ pub async fn change_many(
                     "reassign needs a targetAgentId (\"\" or null: the skill) or targetAgentIds",
                 ));
             }
-            Some(ChangeInput {
+            Step::Change(ChangeInput {
                 target_agent_id: req.target_agent_id,
                 target_agent_ids: req.target_agent_ids,
                 ..ChangeInput::default()
             })
         }
-        BulkAction::Reprioritize => Some(ChangeInput {
+        BulkAction::Reprioritize => Step::Change(ChangeInput {
             priority: Some(
                 req.priority
                     .ok_or_else(|| AppError::unacceptable("reprioritize needs a priority"))?,
@@ -225,11 +243,10 @@ pub async fn change_many(
         }),
     };
     // The first rules (a bad agent id, a time zone without a date) fail every callback alike.
-    let target_agents = input
-        .as_ref()
-        .map(ChangeInput::requested)
-        .transpose()?
-        .flatten();
+    let target_agents = match &step {
+        Step::Change(input) => input.requested()?,
+        _ => None,
+    };
     let selected = app
         .store
         .list_callback_states(&CallbackFilter {
@@ -245,7 +262,7 @@ pub async fn change_many(
     let matched = selected.len();
     let pending_ids: Vec<CallbackId> = selected
         .iter()
-        .filter(|(_, state)| *state == CallbackState::Pending)
+        .filter(|(_, state)| req.action.applies_to(*state))
         .map(|(id, _)| *id)
         .collect();
     if req.dry_run {
@@ -286,7 +303,7 @@ pub async fn change_many(
         app: app.clone(),
         user: user.clone(),
         id,
-        input,
+        step,
         target_agents,
         reason,
         progress: BulkProgress {
@@ -341,13 +358,22 @@ pub async fn bulk_reports(app: &App, user: &SecurityUser) -> Result<Vec<BulkRepo
         .collect()
 }
 
+/// What a bulk change does to each callback.
+enum Step {
+    Cancel,
+    Change(ChangeInput),
+    Retry {
+        at: Option<String>,
+        time_zone: Option<String>,
+    },
+}
+
 /// A bulk change going through its callbacks.
 struct Work {
     app: App,
     user: SecurityUser,
     id: Uuid,
-    /// `None`: cancel.
-    input: Option<ChangeInput>,
+    step: Step,
     target_agents: Option<Vec<AgentId>>,
     reason: String,
     progress: BulkProgress,
@@ -362,8 +388,12 @@ impl Work {
             let p = &mut self.progress;
             match done {
                 Ok(()) => p.changed += 1,
-                // No longer pending (dispatched or changed meanwhile): skipped.
-                Err(AppError::NoSuchCallback(_) | AppError::NotPending { .. }) => p.skipped += 1,
+                // No longer in a state the action applies to (changed meanwhile): skipped.
+                Err(
+                    AppError::NoSuchCallback(_)
+                    | AppError::NotPending { .. }
+                    | AppError::NotRetryable { .. },
+                ) => p.skipped += 1,
                 Err(AppError::Store(e)) => {
                     // Written as far as it went; the row goes stale and reads "interrupted".
                     if let Err(also) = self.app.store.bulk_progress(self.id, p, false).await {
@@ -403,13 +433,24 @@ impl Work {
     async fn one(&self, id: CallbackId) -> Result<(), AppError> {
         let reason = Some(self.reason.as_str()).filter(|r| !r.is_empty());
         let locked = locked(&self.app, &self.user, id).await?;
-        match &self.input {
-            None => {
+        match &self.step {
+            Step::Cancel => {
                 pending(locked, "cancelled")?
                     .cancel(&self.user.name, reason)
                     .await?;
             }
-            Some(input) => {
+            Step::Retry { at, time_zone } => {
+                apply_retry(
+                    &self.app,
+                    retryable(locked)?,
+                    at.as_deref(),
+                    time_zone.as_deref(),
+                    reason,
+                    &self.user.name,
+                )
+                .await?;
+            }
+            Step::Change(input) => {
                 let locked = pending(locked, "changed")?;
                 apply_change(
                     &self.app,

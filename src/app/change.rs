@@ -1,10 +1,11 @@
-//! Changing pending callbacks: reschedule, reassign, notes, expiry, cancel — one at a time
+//! Changing pending callbacks: reschedule, reassign, notes, expiry, cancel — and retrying a
+//! failed or expired one; one at a time
 //! (a bulk change, `super::bulk`, is a loop over the same steps).
 
 use super::{App, AppError, require};
 use crate::domain::{
-    AgentId, Callback, CallbackId, CallbackState, ChangeInput, Permission, SecurityUser,
-    check_reason, plan_change,
+    AgentId, Callback, CallbackId, CallbackState, ChangeInput, DateError, Permission, RequestError,
+    SecurityUser, check_reason, contact_zone, parse_time_zone, plan_change, plan_retry,
 };
 use crate::store::CallbackChange;
 
@@ -75,6 +76,66 @@ pub async fn cancel(
     let cancelled = locked.cancel(&user.name, reason.as_deref()).await?;
     tracing::info!(callback_id = %id, skill_id = cancelled.skill_id.get(), security_user = %user.name, "callback cancelled");
     Ok(cancelled)
+}
+
+/// Another attempt at a failed or expired callback: due now, or at `at` (read in
+/// `time_zone`, else the contact's zone) as a new promise.
+pub async fn retry(
+    app: &App,
+    user: &SecurityUser,
+    id: CallbackId,
+    at: Option<&str>,
+    time_zone: Option<&str>,
+    why: Why<'_>,
+) -> Result<Callback, AppError> {
+    require(user, Permission::CallbacksUpdate)?;
+    let reason = why.check()?;
+    let locked = retryable(locked(app, user, id).await?)?;
+    let retried = apply_retry(app, locked, at, time_zone, reason.as_deref(), &user.name).await?;
+    tracing::info!(
+        callback_id = %id,
+        skill_id = retried.skill_id.get(),
+        due_at = %retried.due_at.to_rfc3339(),
+        security_user = %user.name,
+        "callback retried"
+    );
+    Ok(retried)
+}
+
+/// Plans a retry of the locked, failed or expired callback and applies it.
+pub(super) async fn apply_retry(
+    app: &App,
+    locked: CallbackChange,
+    at: Option<&str>,
+    time_zone: Option<&str>,
+    reason: Option<&str>,
+    actor: &str,
+) -> Result<Callback, AppError> {
+    let zone = match time_zone.filter(|z| !z.is_empty()) {
+        Some(name) => {
+            parse_time_zone(name).map_err(|e| RequestError::Date(DateError::new("timeZone", e)))?
+        }
+        None => contact_zone(
+            locked.record.time_zone,
+            locked.skill.time_zone,
+            app.rules.default_time_zone,
+        ),
+    };
+    let at = at.filter(|a| !a.trim().is_empty());
+    let plan = plan_retry(&locked.record, at, zone, locked.now, &app.rules, reason)?;
+    Ok(locked.retry(&plan, actor).await?)
+}
+
+/// Only a failed or expired callback can be retried.
+pub(super) fn retryable(locked: CallbackChange) -> Result<CallbackChange, AppError> {
+    if locked.record.state.may_retry() {
+        Ok(locked)
+    } else {
+        Err(AppError::NotRetryable {
+            id: locked.record.id,
+            state: locked.record.state,
+        })
+    }
 }
 
 /// Locks a callback `user` may see, for a change; [`AppError::NoSuchCallback`] otherwise.

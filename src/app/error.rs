@@ -33,6 +33,12 @@ pub enum AppError {
         state: CallbackState,
         verb: &'static str,
     },
+    /// Only a failed or expired callback can be retried.
+    #[error("callback {id} is {state}; only failed or expired callbacks can be retried")]
+    NotRetryable {
+        id: CallbackId,
+        state: CallbackState,
+    },
     /// The request broke one of the create or change rules; the error names its result code.
     #[error(transparent)]
     Refused(#[from] RequestError),
@@ -79,6 +85,7 @@ impl AppError {
             Self::NoSuchCallback(_)
             | Self::NotFound(_)
             | Self::NotPending { .. }
+            | Self::NotRetryable { .. }
             | Self::Malformed(_)
             | Self::Conflict(_)
             | Self::TooMany { .. }

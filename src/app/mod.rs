@@ -36,7 +36,7 @@ pub use crate::store::IdempotencyKey;
 pub use bulk::{
     BULK_MAX, BulkAction, BulkChange, BulkReport, BulkState, bulk_report, bulk_reports, change_many,
 };
-pub use change::{Why, cancel, change};
+pub use change::{Why, cancel, change, retry};
 pub use error::{AppError, require, require_skill};
 pub use guard::{TokenLookups, authenticate};
 pub use outcome::{

@@ -4,8 +4,9 @@
 use chrono::Utc;
 
 use super::{App, AppError, require, require_skill};
-use crate::domain::{Permission, ReportInput, ReportRange, SecurityUser, SkillId};
-use crate::store::PromiseRow;
+use crate::domain::{
+    Permission, PromiseRow, ReportInput, ReportRange, SecurityUser, SkillId, tally,
+};
 
 pub async fn promises(
     app: &App,
@@ -25,9 +26,10 @@ pub async fn promises(
     if let Some(skill) = skill {
         require_skill(user, skill)?;
     }
-    let rows = app
+    let parts = app
         .store
-        .promise_report(&range, skill, user.skills.as_deref())
+        .promise_parts(&range, skill, user.skills.as_deref())
         .await?;
+    let rows = tally(parts, range.on_time_seconds);
     Ok((range, rows))
 }

@@ -79,9 +79,9 @@ pub async fn purge(store: &Store, retention_days: u32) {
     }
 }
 
-/// Rolls up the promise-kept report's finished hours, for at most about a second a run (a
+/// Rolls up the promise-kept report's finished quarter hours, for at most about a second a run (a
 /// long history after an upgrade is caught up over several runs). `past_grace`:
-/// how far in the past a create may still book (the schedule's grace), so an hour is only
+/// how far in the past a create may still book (the schedule's grace), so a quarter is only
 /// rolled up once nothing can be booked into it.
 pub async fn roll_up_promises(store: &Store, past_grace: chrono::Duration) {
     let Some(settled_before) = past_grace
@@ -91,19 +91,19 @@ pub async fn roll_up_promises(store: &Store, past_grace: chrono::Duration) {
         return;
     };
     let started = std::time::Instant::now();
-    let mut hours = 0;
+    let mut quarters = 0;
     while started.elapsed() < std::time::Duration::from_secs(1) {
-        match store.roll_up_promises(settled_before, 6).await {
+        match store.roll_up_promises(settled_before, 24).await {
             Ok(0) => break,
-            Ok(n) => hours += n,
+            Ok(n) => quarters += n,
             Err(e) => {
                 tracing::warn!(error = %e, "promise report roll-up failed");
                 break;
             }
         }
     }
-    if hours > 0 {
-        tracing::debug!(hours, "promise report: hours rolled up");
+    if quarters > 0 {
+        tracing::debug!(quarters, "promise report: quarter hours rolled up");
     }
 }
 

@@ -148,8 +148,7 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
                 ..ChangeInput::default()
             };
             let app = App::for_command(store.clone(), settings);
-            let updated =
-                app::change(&app, &user, id, input, Why::optional(reason.as_deref())).await?;
+            let updated = app::change(&app, &user, id, input, Why::required(Some(&reason))).await?;
             show_one(updated, args.json)
         }
         CallbacksCommand::Reassign {
@@ -166,9 +165,21 @@ pub async fn run(store: &Store, settings: &Settings, args: CallbacksArgs) -> Res
                 ..ChangeInput::default()
             };
             let app = App::for_command(store.clone(), settings);
-            let updated =
-                app::change(&app, &user, id, input, Why::optional(reason.as_deref())).await?;
+            let updated = app::change(&app, &user, id, input, Why::required(Some(&reason))).await?;
             show_one(updated, args.json)
+        }
+        CallbacksCommand::Retry {
+            id,
+            at,
+            time_zone,
+            reason,
+        } => {
+            let id = parse_id::<CallbackId>(&id)?;
+            let app = App::for_command(store.clone(), settings);
+            let why = Why::required(Some(&reason));
+            let retried =
+                app::retry(&app, &user, id, at.as_deref(), time_zone.as_deref(), why).await?;
+            show_one(retried, args.json)
         }
     }
 }

@@ -267,9 +267,9 @@ pub enum CallbacksCommand {
         /// IANA time zone for a local `--at`.
         #[arg(long, value_name = "ZONE")]
         time_zone: Option<String>,
-        /// Why (recorded in the event).
+        /// Why (recorded in the event): a person changing a callback says why.
         #[arg(long)]
-        reason: Option<String>,
+        reason: String,
     },
     /// Route a pending callback to other preferred agents, in order, or to its skill
     /// (needs callbacks:update), through the same rules as the API's PATCH.
@@ -289,9 +289,23 @@ pub enum CallbacksCommand {
         /// How long past its due time it waits for the agents (1 to 604800).
         #[arg(long, value_name = "SECONDS")]
         ownership_seconds: Option<i64>,
+        /// Why (recorded in the event): a person changing a callback says why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Try a failed or expired callback again (needs callbacks:update): now, or at `--at`
+    /// (a new promise).
+    Retry {
+        id: String,
+        /// RFC 3339, or a local time in `--time-zone`, else the contact's zone; absent: now.
+        #[arg(long, value_name = "WHEN")]
+        at: Option<String>,
+        /// IANA time zone for a local `--at`.
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
         /// Why (recorded in the event).
         #[arg(long)]
-        reason: Option<String>,
+        reason: String,
     },
 }
 

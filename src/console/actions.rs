@@ -45,6 +45,42 @@ pub async fn cancel(
 }
 
 #[derive(Deserialize)]
+pub struct RetryForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    /// Empty: now.
+    #[serde(default)]
+    when: Option<String>,
+}
+
+/// Another attempt at a failed or expired callback, now or at the time given (in the
+/// contact's zone).
+pub async fn retry(
+    State(state): State<App>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let sent: RetryForm = match form(&body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
+        return r.into_response();
+    }
+    let Ok(id) = id.parse::<CallbackId>() else {
+        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    };
+    let why = Why::required(Some(&sent.reason));
+    match app::retry(&state, &viewer.user, id, sent.when.as_deref(), None, why).await {
+        Ok(_) => Redirect::to(&format!("/console/callbacks/{id}")).into_response(),
+        Err(e) => refused(&viewer, id, "Not retried", e),
+    }
+}
+
+#[derive(Deserialize)]
 pub struct ChangeForm {
     #[serde(default)]
     csrf: String,

@@ -18,6 +18,9 @@ use crate::domain::{Permission, RawId, SkillId};
 /// The selection, carried from the list to the form and back.
 #[derive(Deserialize, Default, Clone)]
 pub struct Selection {
+    /// `failed` or `expired` (to retry them); anything else: pending callbacks.
+    #[serde(default)]
+    state: Option<String>,
     #[serde(default, rename = "skillId")]
     skill_id: Option<String>,
     #[serde(default, rename = "dueAfter")]
@@ -26,12 +29,24 @@ pub struct Selection {
     due_before: Option<String>,
 }
 
+impl Selection {
+    /// The state selected: failed or expired ones to retry, else pending ones.
+    fn state(&self) -> &'static str {
+        match self.state.as_deref() {
+            Some("failed") => "failed",
+            Some("expired") => "expired",
+            _ => "pending",
+        }
+    }
+}
+
 fn non_empty(value: &Option<String>) -> Option<String> {
     value.as_ref().filter(|v| !v.trim().is_empty()).cloned()
 }
 
 fn hidden_selection(s: &Selection) -> Markup {
     html! {
+        input type="hidden" name="state" value=(s.state());
         input type="hidden" name="skillId" value=(s.skill_id.as_deref().unwrap_or_default());
         input type="hidden" name="dueAfter" value=(s.due_after.as_deref().unwrap_or_default());
         input type="hidden" name="dueBefore" value=(s.due_before.as_deref().unwrap_or_default());
@@ -39,7 +54,7 @@ fn hidden_selection(s: &Selection) -> Markup {
 }
 
 fn describe(s: &Selection, names: &Names) -> String {
-    let mut parts = vec!["pending callbacks".to_owned()];
+    let mut parts = vec![format!("{} callbacks", s.state())];
     if let Some(skill) = non_empty(&s.skill_id) {
         let shown = skill
             .parse::<i64>()
@@ -68,6 +83,7 @@ pub async fn bulk_form(
         Err(e) => return failure(e),
     };
     let skill = non_empty(&selection.skill_id).and_then(|s| s.parse::<SkillId>().ok());
+    let retrying = selection.state() != "pending";
     page(
         "Change many",
         Some(&viewer),
@@ -79,16 +95,26 @@ pub async fn bulk_form(
                 (hidden_selection(&selection))
                 label for="action" { "Action" }
                 select #action name="action" {
-                    @if viewer.may(Permission::CallbacksCancel) { option value="cancel" { "Cancel" } }
-                    @if viewer.may(Permission::CallbacksUpdate) {
-                        option value="reschedule" { "Reschedule" }
-                        option value="reassign" { "Reassign" }
+                    @if retrying {
+                        @if viewer.may(Permission::CallbacksUpdate) { option value="retry" { "Retry" } }
+                    } @else {
+                        @if viewer.may(Permission::CallbacksCancel) { option value="cancel" { "Cancel" } }
+                        @if viewer.may(Permission::CallbacksUpdate) {
+                            option value="reschedule" { "Reschedule" }
+                            option value="reassign" { "Reassign" }
+                        }
                     }
                 }
-                label for="when" { "New date and time (reschedule; in each contact's zone)" }
+                @if retrying {
+                    label for="when" { "When to try again (in each contact's zone; empty: now)" }
+                } @else {
+                    label for="when" { "New date and time (reschedule; in each contact's zone)" }
+                }
                 input #when type="datetime-local" name="when";
-                p.muted { "Reassign: choose the preferred agents below (none: back to the skill's queue)." }
-                (names.picker(skill, &[]))
+                @if !retrying {
+                    p.muted { "Reassign: choose the preferred agents below (none: back to the skill's queue)." }
+                    (names.picker(skill, &[]))
+                }
                 label for="reason" { "Reason (required)" }
                 input #reason type="text" name="reason" required maxlength="500";
                 p { button type="submit" { "Count, then confirm" } }
@@ -118,6 +144,8 @@ pub struct BulkForm {
 /// `Selection` as flattened form fields (serde's flatten needs owned field types).
 #[derive(Deserialize, Default, Clone)]
 pub struct SelectionFields {
+    #[serde(default)]
+    state: Option<String>,
     #[serde(default, rename = "skillId")]
     skill_id: Option<String>,
     #[serde(default, rename = "dueAfter")]
@@ -138,11 +166,13 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
         "cancel" => BulkAction::Cancel,
         "reschedule" => BulkAction::Reschedule,
         "reassign" => BulkAction::Reassign,
+        "retry" => BulkAction::Retry,
         other => {
             return (StatusCode::BAD_REQUEST, format!("unknown action `{other}`")).into_response();
         }
     };
     let selection = Selection {
+        state: sent.selection.state.clone(),
         skill_id: sent.selection.skill_id.clone(),
         due_after: sent.selection.due_after.clone(),
         due_before: sent.selection.due_before.clone(),
@@ -159,7 +189,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
     let request = BulkChange {
         action,
         selection: app::Selection {
-            state: Some("pending"),
+            state: Some(selection.state()),
             skill_id: skill_id.as_deref(),
             agent_id: None,
             due_before: due_before.as_deref(),
@@ -199,6 +229,7 @@ pub async fn bulk(State(state): State<App>, viewer: Viewer, body: Bytes) -> Resp
         BulkAction::Reschedule => "rescheduled",
         BulkAction::Reassign => "reassigned",
         BulkAction::Reprioritize => "reprioritized",
+        BulkAction::Retry => "retried",
     };
     page(
         if confirmed { "Changed" } else { "Confirm" },

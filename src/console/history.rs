@@ -107,6 +107,11 @@ pub fn sentence(event: &EventRecord, zone: Tz, names: &Names) -> String {
         ),
         EventKind::Erased => "the contact's data was erased on request".to_owned(),
         EventKind::Reminder => "reminder sent to the contact".to_owned(),
+        EventKind::Retried => format!(
+            "retried (it had {}): due again {}",
+            text("from").unwrap_or("ended"),
+            when("dueAt")
+        ),
     };
     let mut s = capitalised(&what);
     s.push_str(&format!(" — by {}", event.actor));

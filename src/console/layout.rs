@@ -37,6 +37,7 @@ pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<S
                                 a href="/console/load" { "Upcoming load" }
                                 a href="/console/promises" { "Promises kept" }
                                 a href="/console/callbacks" { "Callbacks" }
+                                a href="/console/failed" { "Failed" }
                                 a href="/console/directory" { "Directory" }
                             }
                             span.who { "Signed in as " (viewer.user.name) }
@@ -97,7 +98,9 @@ pub(crate) fn status_of(e: &AppError) -> StatusCode {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AppError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::NoSuchCallback(_) | AppError::NotFound(_) => StatusCode::NOT_FOUND,
-        AppError::NotPending { .. } | AppError::Conflict(_) => StatusCode::CONFLICT,
+        AppError::NotPending { .. } | AppError::NotRetryable { .. } | AppError::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
         AppError::Malformed(_) => StatusCode::BAD_REQUEST,
         AppError::Refused(_) | AppError::Invalid { .. } | AppError::SlotFull(_) => {
             StatusCode::UNPROCESSABLE_ENTITY

@@ -15,6 +15,7 @@ mod actions;
 mod bulk;
 mod cookies;
 mod directory;
+mod failed;
 mod history;
 pub(crate) mod layout;
 mod load;
@@ -84,6 +85,8 @@ where
             post(actions::reschedule),
         )
         .route("/console/callbacks/{id}/reassign", post(actions::reassign))
+        .route("/console/callbacks/{id}/retry", post(actions::retry))
+        .route("/console/failed", get(failed::failed))
         .route("/console/assets/htmx.min.js", get(htmx))
         .route("/console/assets/console.js", get(script))
         .route("/console/assets/console.css", get(style))

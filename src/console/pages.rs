@@ -396,6 +396,7 @@ pub async fn callback(
     };
     let can_cancel = viewer.may(Permission::CallbacksCancel) && c.state == CallbackState::Pending;
     let can_change = viewer.may(Permission::CallbacksUpdate) && c.state == CallbackState::Pending;
+    let can_retry = viewer.may(Permission::CallbacksUpdate) && c.state.may_retry();
     let agents = |ids: &[crate::domain::AgentId]| {
         ids.iter()
             .map(|a| names.agent(a.get()))
@@ -456,6 +457,17 @@ pub async fn callback(
                     label for="reassign-reason" { "Reason (required)" }
                     input #reassign-reason type="text" name="reason" required maxlength="500";
                     p { button type="submit" { "Reassign" } }
+                }
+            }
+            @if can_retry {
+                h2 { "Retry" }
+                form #retry method="post" action={"/console/callbacks/" (c.id) "/retry"} {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    label for="retry-when" { "When, in the contact's time (" (zone.name()) "); empty: now" }
+                    input #retry-when type="datetime-local" name="when";
+                    label for="retry-reason" { "Reason (required)" }
+                    input #retry-reason type="text" name="reason" required maxlength="500";
+                    p { button type="submit" { "Retry" } }
                 }
             }
             @if can_cancel {

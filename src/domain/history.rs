@@ -53,10 +53,12 @@ pub enum EventKind {
     Erased,
     /// A reminder before the call, for a notifier to send.
     Reminder,
+    /// A person asked for another attempt at a failed or expired callback: pending again.
+    Retried,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         Self::Created,
         Self::Deferred,
         Self::Updated,
@@ -77,6 +79,7 @@ impl EventKind {
         Self::OwnershipEnded,
         Self::Erased,
         Self::Reminder,
+        Self::Retried,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +104,7 @@ impl EventKind {
             Self::OwnershipEnded => "ownership_ended",
             Self::Erased => "erased",
             Self::Reminder => "reminder",
+            Self::Retried => "retried",
         }
     }
 

@@ -21,6 +21,7 @@ mod priority;
 mod reminders;
 mod report;
 mod request;
+mod retry;
 mod schedule;
 mod security;
 mod slots;
@@ -59,11 +60,15 @@ pub use priority::{
 pub use reminders::{
     ReminderFacts, ReminderFor, ReminderStep, check_reminders, next_reminder, reminder_details,
 };
-pub use report::{ON_TIME_SECONDS, Period, ReportInput, ReportRange, kept, rolled_hours};
+pub use report::{
+    ON_TIME_SECONDS, Period, PromisePart, PromiseRow, ROLLUP_GRAIN, ReportInput, ReportRange, kept,
+    rolled_quarters, tally,
+};
 pub use request::{
     CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode, WindowPolicy,
     check_target_agent, check_target_agents, plan_create,
 };
+pub use retry::{Retry, plan_retry};
 pub use schedule::{
     DateError, ScheduleDateError, ScheduleRules, contact_zone, parse_time_zone,
     resolve_schedule_date,

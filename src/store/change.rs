@@ -10,7 +10,7 @@ use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::domain::{
     Agent, AgentId, Callback, CallbackId, CallingHoursJson, Changes, Event, OutcomeKind,
-    OutcomeWrite, PhoneNumber, Skill, Slot, cancelled_event, updated_event,
+    OutcomeWrite, PhoneNumber, Retry, Skill, Slot, cancelled_event, updated_event,
 };
 
 impl Store {
@@ -300,6 +300,46 @@ impl CallbackChange {
         insert_event(&mut self.tx, self.record.id, actor, &event).await?;
         self.tx.commit().await?;
         Ok(cancelled)
+    }
+
+    /// Makes a failed or expired callback pending again, as `retry` plans: a new attempt
+    /// with a fresh count of unanswered calls and no trace of its last route's timers. Its
+    /// quarter of the promise-kept report is rolled up again.
+    pub async fn retry(mut self, retry: &Retry, actor: &str) -> Result<Callback, StoreError> {
+        let row = sqlx::query_as!(
+            CallbackRow,
+            "UPDATE callbacks c SET state = 'pending', due_at = $2,
+                scheduled_for = COALESCE($3, c.scheduled_for), expires_at = $4,
+                dial_failures = 0, last_error = NULL, outcome_due_at = NULL,
+                fallback_due_at = NULL, fell_back_at = NULL, paced_at = NULL, paced_gate = NULL,
+                reminders_done = 0, updated_at = now()
+             WHERE c.id = $1
+             RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
+                c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
+                c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
+                c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
+            self.record.id.as_uuid(),
+            retry.due_at,
+            retry.scheduled_for,
+            retry.expires_at
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let retried = Callback::try_from(row)?;
+        // Its quarter may be rolled up already: from there on, the report reads callbacks
+        // again until the roll-up passes it anew.
+        sqlx::query!(
+            "UPDATE promise_rollup_state
+             SET watermark = LEAST(watermark,
+                                   date_bin('15 minutes', $1::timestamptz, timestamptz '2000-01-01'))",
+            self.record.scheduled_for
+        )
+        .execute(&mut *self.tx)
+        .await?;
+        insert_event(&mut self.tx, self.record.id, actor, &retry.event).await?;
+        self.tx.commit().await?;
+        Ok(retried)
     }
 }
 

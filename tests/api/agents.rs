@@ -346,6 +346,20 @@ async fn reassign_takes_the_list_through_patch_bulk_and_the_cli() {
         &app,
         &["callbacks", "--as", "admin", "reassign", &id, "--to-skill"],
     );
+    assert!(!out.status.success(), "a person says why: {out:?}");
+    let out = testkit::cli::run(
+        &app,
+        &[
+            "callbacks",
+            "--as",
+            "admin",
+            "reassign",
+            &id,
+            "--to-skill",
+            "--reason",
+            "back to the team",
+        ],
+    );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(app.get_callback(&id).await["route"], "skill");
 }

@@ -34,6 +34,7 @@ mod privacy;
 mod process;
 mod reminders;
 mod reports;
+mod retry;
 mod routing;
 mod slots;
 mod status;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::TestApp;
 
 /// Every route of `api::router`, as (method, path template).
-const ROUTES: [(&str, &str); 36] = [
+const ROUTES: [(&str, &str); 37] = [
     ("get", "/v1/callbacks"),
     ("post", "/v1/callbacks"),
     ("post", "/v1/callbacks/bulk"),
@@ -18,6 +18,7 @@ const ROUTES: [(&str, &str); 36] = [
     ("delete", "/v1/callbacks/{id}"),
     ("get", "/v1/callbacks/{id}/events"),
     ("post", "/v1/callbacks/{id}/outcomes"),
+    ("post", "/v1/callbacks/{id}/retry"),
     ("put", "/v1/skills/{id}"),
     ("get", "/v1/skills/{id}"),
     ("put", "/v1/skills/{id}/capacity"),

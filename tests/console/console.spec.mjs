@@ -4,7 +4,7 @@
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 
-const { BASE, ADMIN_TOKEN, READER_TOKEN, EXPECT_PENDING, SHOTS } = process.env;
+const { BASE, ADMIN_TOKEN, READER_TOKEN, EXPECT_PENDING, FAILED_ID, SHOTS } = process.env;
 const launch = {
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -340,6 +340,26 @@ try {
     assert.match(await phone.textContent("#link-dead"), /not valid any more/);
     assert.deepEqual(problems, [], "no errors in the browser console (CSP included)");
     await context.close();
+  });
+
+  await step("failed work is listed with why, and retried with a reason", async () => {
+    await page.goto(BASE + "/console/");
+    await page.click("header nav a[href='/console/failed']");
+    await page.waitForURL(BASE + "/console/failed");
+    const rows = await page.$$eval("#failed tbody tr", (trs) => trs.map((tr) => [tr.dataset.id, tr.textContent]));
+    assert.deepEqual(rows.map(([id]) => id), [FAILED_ID]);
+    assert.match(rows[0][1], /Alan Turing.*Outbound Sales \(101\).*unanswered 3 times/);
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/failed.png` });
+    await page.click(`#failed tr[data-id='${FAILED_ID}'] a`);
+    await page.fill("#retry-reason", "number fixed by the customer");
+    await page.click("#retry button");
+    await page.waitForURL(`${BASE}/console/callbacks/${FAILED_ID}`);
+    assert.equal((await page.textContent("#state")).trim(), "pending");
+    assert.match(await page.textContent("#events"), /Retried \(it had failed\): due again .* — by admin: number fixed by the customer/);
+    const events = await api(`/v1/callbacks/${FAILED_ID}/events`);
+    assert.ok(events.items.some((e) => e.kind === "retried" && e.details.reason === "number fixed by the customer"));
+    await page.goto(BASE + "/console/failed");
+    assert.equal((await page.$$("#failed tbody tr")).length, 0, "nothing failed any more");
   });
 
   await step("sign out ends the session", async () => {

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::views::{CallbackView, CancelQuery, OutcomeAnswer, UpdateRequest};
+use super::views::{CallbackView, CancelQuery, OutcomeAnswer, RetryQuery, UpdateRequest};
 use crate::api::AppState;
 use crate::api::error::{ApiError, ResultCode};
 use crate::api::extract::{Caller, JsonBody, PathParam, QueryParams};
@@ -112,4 +112,41 @@ pub async fn cancel(
 ) -> Result<Json<CallbackView>, ApiError> {
     let cancelled = app::cancel(&state, &caller.0, id, Why::optional(q.reason.as_deref())).await?;
     Ok(Json(cancelled.into()))
+}
+
+/// `POST /v1/callbacks/{id}/retry`: another attempt at a failed or expired callback.
+#[utoipa::path(
+    post,
+    path = "/v1/callbacks/{id}/retry",
+    operation_id = "retryCallback",
+    tag = "callbacks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The callback id"), RetryQuery),
+    responses(
+        (status = 200, description = "Success: the callback, pending again", body = CallbackView),
+        (status = 400, description = "Default: the id is not a UUID, or a bad query string"),
+        (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
+        (status = 403, description = "InvalidSecurityUser: lacks callbacks:update"),
+        (status = 404, description = "Default: no such callback, or one of a skill the caller may not use"),
+        (status = 409, description = "Default: the callback has not failed or expired"),
+        (status = 422, description = "InvalidScheduleDate, or Default (the reason is too long)"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(callback_id = %id))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<CallbackId>,
+    QueryParams(q): QueryParams<RetryQuery>,
+) -> Result<Json<CallbackView>, ApiError> {
+    let retried = app::retry(
+        &state,
+        &caller.0,
+        id,
+        q.schedule_date.as_deref(),
+        q.time_zone.as_deref(),
+        Why::optional(q.reason.as_deref()),
+    )
+    .await?;
+    Ok(Json(retried.into()))
 }

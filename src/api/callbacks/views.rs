@@ -227,6 +227,20 @@ pub struct CancelQuery {
     pub reason: Option<String>,
 }
 
+/// `POST /v1/callbacks/{id}/retry?scheduleDate=…&timeZone=…&reason=…`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct RetryQuery {
+    /// When to try again, read like `scheduleDate` on create (a new promise); absent: now.
+    pub schedule_date: Option<String>,
+    /// The zone `scheduleDate` is read in; absent: the contact's.
+    pub time_zone: Option<String>,
+    /// Why (recorded in the event); at most 500 characters.
+    #[param(max_length = 500)]
+    pub reason: Option<String>,
+}
+
 /// Paging of `GET /v1/callbacks/{id}/events`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -360,7 +374,8 @@ mod tests {
     }
 }
 
-/// What a bulk change does to each pending callback it selects.
+/// What a bulk change does to each callback it selects (pending ones; failed or expired
+/// ones for `retry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkAction {
@@ -372,6 +387,9 @@ pub enum BulkAction {
     Reassign,
     /// Give it base priority `priority` (0–1000).
     Reprioritize,
+    /// Failed or expired callbacks only (the others selected are skipped): try again now,
+    /// or at `scheduleDate` (a new promise).
+    Retry,
 }
 
 impl From<BulkAction> for crate::app::BulkAction {
@@ -381,6 +399,7 @@ impl From<BulkAction> for crate::app::BulkAction {
             BulkAction::Reschedule => Self::Reschedule,
             BulkAction::Reassign => Self::Reassign,
             BulkAction::Reprioritize => Self::Reprioritize,
+            BulkAction::Retry => Self::Retry,
         }
     }
 }
@@ -393,6 +412,7 @@ impl From<crate::app::BulkAction> for BulkAction {
             A::Reschedule => Self::Reschedule,
             A::Reassign => Self::Reassign,
             A::Reprioritize => Self::Reprioritize,
+            A::Retry => Self::Retry,
         }
     }
 }
