@@ -1,14 +1,16 @@
--- The promise-kept report at scale: finished hours are rolled up once, so a month's report
--- reads a few thousand rows instead of every callback promised in it.
+-- The promise-kept report at scale: finished quarter hours are rolled up once, so a month's
+-- report reads a few tens of thousands of rows instead of every callback promised in it.
+-- Quarter hours because every time zone's offset is a whole number of them: a report's days
+-- and hours start on one, wherever it is read.
 --
--- An hour (of the promised time, UTC) is rolled up once every callback promised in it has
+-- A quarter (of the promised time) is rolled up once every callback promised in it has
 -- ended and no new one can be booked into it (past the create's grace); `watermark` is the
--- end of the rolled-up, contiguous past. Hours after it are read from `callbacks` itself.
+-- end of the rolled-up, contiguous past. What comes after it is read from `callbacks` itself.
 -- Ended callbacks change again only when a person retries one, which moves the watermark
--- back to its hour (and the rows from there are rolled up again). The retention purge leaves
--- the roll-up alone: the report keeps its history after the callbacks are gone.
+-- back to its quarter (and the rows from there are rolled up again). The retention purge
+-- leaves the roll-up alone: the report keeps its history after the callbacks are gone.
 CREATE TABLE promise_rollup (
-    hour timestamptz NOT NULL,
+    quarter timestamptz NOT NULL,
     skill_id bigint NOT NULL,
     booked bigint NOT NULL,
     dispatched bigint NOT NULL,
@@ -20,7 +22,7 @@ CREATE TABLE promise_rollup (
     -- First publications' lateness as a histogram: keys (promise_lateness_key) and counts.
     lateness_keys bigint[] NOT NULL,
     lateness_counts bigint[] NOT NULL,
-    PRIMARY KEY (hour, skill_id)
+    PRIMARY KEY (quarter, skill_id)
 );
 
 -- One row: how far the roll-up has come (NULL: not started).
@@ -30,7 +32,7 @@ CREATE TABLE promise_rollup_state (
 );
 INSERT INTO promise_rollup_state DEFAULT VALUES;
 
--- Reads the hours after the watermark (and the partial hours at a report's edges). Not the
+-- Reads what comes after the watermark (and the partial quarters at a report's edges). Not the
 -- callbacks in flight: a dispatch would give every row an entry (a dispatch rewrites its row);
 -- those few are read through `callbacks_in_flight_by_skill`.
 CREATE INDEX callbacks_promised ON callbacks (scheduled_for)

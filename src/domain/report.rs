@@ -3,7 +3,9 @@
 //! one a person moved it to); figures per skill and day or hour of the promised time, in a
 //! zone the reader chooses.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// The default tolerance: a first attempt at most a minute late keeps the promise.
@@ -122,32 +124,140 @@ fn instant(field: &str, value: &str, zone: Tz) -> Result<DateTime<Utc>, String> 
         .ok_or_else(|| format!("{field}: midnight of {value} does not exist in {zone}"))
 }
 
-/// The whole hours of a report that the roll-up answers, `[start, end)`: from `from` rounded
-/// up to `to` rounded down, not past the roll-up's `watermark`. None when there is no such
-/// hour, or when the report's zone is off UTC by a fraction of an hour (its days do not start
-/// on a UTC hour); the rest of the range is read callback by callback.
-pub fn rolled_hours(
+/// The roll-up's grain: every zone's offset from UTC is a whole number of quarter hours,
+/// so every report's days and hours start on one.
+pub const ROLLUP_GRAIN: Duration = Duration::minutes(15);
+
+/// The whole quarters of a report that the roll-up answers, `[start, end)`: from `from`
+/// rounded up to `to` rounded down, not past the roll-up's `watermark`. None when there is
+/// no such quarter, or in a zone whose offset is not whole quarters (none today); the rest of
+/// the range is read callback by callback.
+pub fn rolled_quarters(
     range: &ReportRange,
     watermark: Option<DateTime<Utc>>,
 ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     use chrono::{DurationRound, Offset};
-    let whole_hours = |at: DateTime<Utc>| {
+    let grain = ROLLUP_GRAIN.num_seconds() as i32;
+    let whole = |at: DateTime<Utc>| {
         range
             .zone
             .offset_from_utc_datetime(&at.naive_utc())
             .fix()
             .local_minus_utc()
-            % 3600
+            % grain
             == 0
     };
-    if !whole_hours(range.from) || !whole_hours(range.to) {
+    if !whole(range.from) || !whole(range.to) {
         return None;
     }
-    let hour = Duration::hours(1);
-    let floor = |at: DateTime<Utc>| at.duration_trunc(hour).ok();
-    let start = floor(range.from).map(|f| if f < range.from { f + hour } else { f })?;
+    let floor = |at: DateTime<Utc>| at.duration_trunc(ROLLUP_GRAIN).ok();
+    let start = floor(range.from).map(|f| if f < range.from { f + ROLLUP_GRAIN } else { f })?;
     let end = floor(range.to)?.min(floor(watermark?)?);
     (start < end).then_some((start, end))
+}
+
+/// One skill's figures for one period: what the report answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromiseRow {
+    pub skill_id: i64,
+    /// The period's start, in the report's zone.
+    pub period: NaiveDateTime,
+    pub booked: i64,
+    pub dispatched: i64,
+    pub on_time: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub expired: i64,
+    pub suppressed: i64,
+    pub cancelled: i64,
+    /// Still pending, or published and waiting for the outcome.
+    pub open: i64,
+    pub lateness_p50_ms: Option<f64>,
+    pub lateness_p95_ms: Option<f64>,
+}
+
+/// Part of a skill's period as the store reads it: a rolled-up hour, or the callbacks read
+/// one by one. Lateness is a histogram: `lateness_keys` (bucket upper bounds, ms) with
+/// `lateness_counts`.
+#[derive(Debug, Clone, Default)]
+pub struct PromisePart {
+    pub skill_id: i64,
+    pub period: NaiveDateTime,
+    pub booked: i64,
+    pub dispatched: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub expired: i64,
+    pub suppressed: i64,
+    pub cancelled: i64,
+    pub open: i64,
+    pub lateness_keys: Vec<i64>,
+    pub lateness_counts: Vec<i64>,
+}
+
+/// Adds up the parts of each skill's period, in period then skill order: the counts, the
+/// first publications kept within `on_time_seconds`, and the lateness p50 and p95 by
+/// nearest rank over the merged histogram.
+pub fn tally(parts: Vec<PromisePart>, on_time_seconds: u32) -> Vec<PromiseRow> {
+    let mut groups: BTreeMap<(NaiveDateTime, i64), (PromisePart, Vec<(i64, i64)>)> =
+        BTreeMap::new();
+    for part in parts {
+        let (sum, histogram) = groups
+            .entry((part.period, part.skill_id))
+            .or_insert_with(|| {
+                (
+                    PromisePart {
+                        skill_id: part.skill_id,
+                        period: part.period,
+                        ..PromisePart::default()
+                    },
+                    Vec::new(),
+                )
+            });
+        sum.booked += part.booked;
+        sum.dispatched += part.dispatched;
+        sum.completed += part.completed;
+        sum.failed += part.failed;
+        sum.expired += part.expired;
+        sum.suppressed += part.suppressed;
+        sum.cancelled += part.cancelled;
+        sum.open += part.open;
+        histogram.extend(part.lateness_keys.into_iter().zip(part.lateness_counts));
+    }
+    groups
+        .into_values()
+        .map(|(sum, mut histogram)| {
+            histogram.sort_unstable_by_key(|(k, _)| *k);
+            let total: i64 = histogram.iter().map(|(_, n)| n).sum();
+            let on_time = histogram
+                .iter()
+                .filter(|(k, _)| kept(*k as f64, on_time_seconds))
+                .map(|(_, n)| n)
+                .sum();
+            let rank = |p: f64| {
+                let mut below = 0;
+                histogram.iter().find_map(|(k, n)| {
+                    below += n;
+                    (below as f64 >= p * total as f64).then_some(*k as f64)
+                })
+            };
+            PromiseRow {
+                skill_id: sum.skill_id,
+                period: sum.period,
+                booked: sum.booked,
+                dispatched: sum.dispatched,
+                on_time,
+                completed: sum.completed,
+                failed: sum.failed,
+                expired: sum.expired,
+                suppressed: sum.suppressed,
+                cancelled: sum.cancelled,
+                open: sum.open,
+                lateness_p50_ms: (total > 0).then(|| rank(0.5)).flatten(),
+                lateness_p95_ms: (total > 0).then(|| rank(0.95)).flatten(),
+            }
+        })
+        .collect()
 }
 
 /// Whether a first publication `lateness_ms` after its due time kept the promise.
@@ -176,41 +286,80 @@ mod tests {
     }
 
     #[test]
-    fn the_roll_up_answers_whole_hours_up_to_its_watermark() {
-        let r = range("2026-11-01T10:30:00Z", "2026-11-03T08:15:00Z", Tz::UTC);
+    fn parts_add_up_per_skill_and_period_with_nearest_rank_percentiles() {
+        let day = |d: u32| {
+            NaiveDate::from_ymd_opt(2026, 12, d)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .expect("day")
+        };
+        let part = |skill, d, keys: &[i64], counts: &[i64]| PromisePart {
+            skill_id: skill,
+            period: day(d),
+            booked: counts.iter().sum::<i64>() + 1,
+            dispatched: counts.iter().sum(),
+            lateness_keys: keys.to_vec(),
+            lateness_counts: counts.to_vec(),
+            ..PromisePart::default()
+        };
+        let rows = tally(
+            vec![
+                part(102, 1, &[5], &[1]),
+                part(101, 1, &[10, 200, 61_000], &[6, 2, 1]),
+                part(101, 1, &[10, 90_000], &[1, 10]),
+                part(101, 2, &[], &[]),
+            ],
+            60,
+        );
+        use chrono::Datelike;
+        let keys: Vec<(i64, u32)> = rows
+            .iter()
+            .map(|r| (r.skill_id, r.period.date().day0() + 1))
+            .collect();
+        assert_eq!(keys, [(101, 1), (102, 1), (101, 2)]);
+        let r = &rows[0];
+        assert_eq!((r.booked, r.dispatched, r.on_time), (22, 20, 9));
+        // 20 first publications (7 at 10 ms, 2 at 200 ms, 1 at 61 s, 10 at 90 s): the 10th
+        // is 61 s late, the 19th 90 s.
+        assert_eq!(r.lateness_p50_ms, Some(61_000.0));
+        assert_eq!(r.lateness_p95_ms, Some(90_000.0));
+        assert_eq!(rows[2].lateness_p50_ms, None, "nothing published");
+        assert_eq!(rows[2].on_time, 0);
+    }
+
+    #[test]
+    fn the_roll_up_answers_whole_quarters_up_to_its_watermark() {
+        let r = range("2026-11-01T10:20:00Z", "2026-11-03T08:05:00Z", Tz::UTC);
         let wm = Some(at("2026-11-02T06:00:00Z"));
         assert_eq!(
-            rolled_hours(&r, wm),
-            Some((at("2026-11-01T11:00:00Z"), at("2026-11-02T06:00:00Z")))
+            rolled_quarters(&r, wm),
+            Some((at("2026-11-01T10:30:00Z"), at("2026-11-02T06:00:00Z")))
         );
         let later = Some(at("2026-12-01T00:00:00Z"));
         assert_eq!(
-            rolled_hours(&r, later),
-            Some((at("2026-11-01T11:00:00Z"), at("2026-11-03T08:00:00Z")))
+            rolled_quarters(&r, later),
+            Some((at("2026-11-01T10:30:00Z"), at("2026-11-03T08:00:00Z")))
         );
-        assert_eq!(rolled_hours(&r, None), None, "nothing rolled up yet");
-        let early = Some(at("2026-11-01T11:00:00Z"));
-        assert_eq!(rolled_hours(&r, early), None, "no whole hour below it");
+        assert_eq!(rolled_quarters(&r, None), None, "nothing rolled up yet");
+        let early = Some(at("2026-11-01T10:30:00Z"));
+        assert_eq!(
+            rolled_quarters(&r, early),
+            None,
+            "no whole quarter below it"
+        );
         let aligned = range("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", Tz::UTC);
         assert_eq!(
-            rolled_hours(&aligned, later),
+            rolled_quarters(&aligned, later),
             Some((at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z")))
         );
-        let new_york = range(
-            "2026-11-01T04:00:00Z",
-            "2026-11-03T05:00:00Z",
-            chrono_tz::America::New_York,
-        );
-        assert!(rolled_hours(&new_york, later).is_some());
-        let kolkata = range(
-            "2026-11-01T00:00:00Z",
-            "2026-11-03T00:00:00Z",
-            chrono_tz::Asia::Kolkata,
+        // Kathmandu is UTC+05:45: its midnight is 18:15 UTC, a quarter's start.
+        let kathmandu = range(
+            "2026-11-01T18:15:00Z",
+            "2026-11-03T18:15:00Z",
+            chrono_tz::Asia::Kathmandu,
         );
         assert_eq!(
-            rolled_hours(&kolkata, later),
-            None,
-            "days start on a half hour"
+            rolled_quarters(&kathmandu, later),
+            Some((at("2026-11-01T18:15:00Z"), at("2026-11-03T18:15:00Z")))
         );
     }
 

@@ -55,7 +55,6 @@ pub use privacy::{Erasure, ErasureRecord};
 pub use read::CallbackFilter;
 pub use record::EventRecord;
 pub use reminders::{ReminderCandidate, ReminderWrite};
-pub use reports::PromiseRow;
 pub use sessions::{PendingSignIn, Session};
 pub use slots::Booked;
 pub use timers::{Backlog, PacedSkill};

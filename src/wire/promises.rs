@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::Period;
-use crate::store::PromiseRow;
+use crate::domain::PromiseRow;
 
 /// One skill's promises for one day or hour.
 #[derive(Debug, Serialize, ToSchema)]

@@ -166,10 +166,11 @@ async fn report_requests_are_checked() {
     assert_eq!(status, StatusCode::OK, "{report}");
 }
 
-/// Ended callbacks over the last few days: finished hours are rolled up (up to an hour that
-/// still has one open) and the report reads the same before and after, in any zone.
+/// Ended callbacks over the last few days: finished quarter hours are rolled up (up to one
+/// that still has a callback open) and the report reads the same before and after, in any
+/// zone (Kathmandu's days start at a quarter past).
 #[tokio::test]
-async fn finished_hours_are_rolled_up_and_the_report_reads_the_same() {
+async fn finished_quarters_are_rolled_up_and_the_report_reads_the_same() {
     let app = TestApp::spawn().await;
     // 4 days of ended callbacks, a few an hour, with lateness from 0 to 95 s; one published
     // two days ago still awaits its outcome.
@@ -205,7 +206,7 @@ async fn finished_hours_are_rolled_up_and_the_report_reads_the_same() {
         "groupBy=day",
         "groupBy=hour&onTimeSeconds=30",
         "groupBy=day&timeZone=America%2FNew_York&onTimeSeconds=90",
-        "groupBy=day&timeZone=Asia%2FKolkata",
+        "groupBy=day&timeZone=Asia%2FKathmandu",
     ];
     let read = || async {
         let mut all = Vec::new();
@@ -225,28 +226,33 @@ async fn finished_hours_are_rolled_up_and_the_report_reads_the_same() {
         before[0]
     );
 
-    for _ in 0..5 {
+    for _ in 0..20 {
         callbackd::app::timers::roll_up_promises(&app.store, chrono::Duration::minutes(5)).await;
     }
-    let (watermark, hours): (Option<chrono::DateTime<chrono::Utc>>, i64) = sqlx::query_as(
+    let (watermark, quarters): (Option<chrono::DateTime<chrono::Utc>>, i64) = sqlx::query_as(
         "SELECT (SELECT watermark FROM promise_rollup_state),
                 (SELECT count(*) FROM promise_rollup)",
     )
     .fetch_one(&app.pool)
     .await
     .expect("roll-up state");
-    let open_hour: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT date_trunc('hour', scheduled_for) FROM callbacks WHERE id = $1")
-            .bind(open)
-            .fetch_one(&app.pool)
-            .await
-            .expect("open hour");
+    let open_quarter: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT date_bin('15 minutes', scheduled_for, timestamptz '2000-01-01')
+         FROM callbacks WHERE id = $1",
+    )
+    .bind(open)
+    .fetch_one(&app.pool)
+    .await
+    .expect("open hour");
     assert_eq!(
         watermark,
-        Some(open_hour),
+        Some(open_quarter),
         "the open callback holds the roll-up"
     );
-    assert!(hours >= 40, "two days of hours rolled up: {hours}");
+    assert!(
+        quarters >= 150,
+        "two days of quarters rolled up: {quarters}"
+    );
     assert_eq!(
         read().await,
         before,
@@ -260,7 +266,7 @@ async fn finished_hours_are_rolled_up_and_the_report_reads_the_same() {
         .await
         .expect("ended");
     let ended = read().await;
-    for _ in 0..5 {
+    for _ in 0..20 {
         callbackd::app::timers::roll_up_promises(&app.store, chrono::Duration::minutes(5)).await;
     }
     let watermark: Option<chrono::DateTime<chrono::Utc>> =
