@@ -580,7 +580,8 @@ mod tests {
 
     #[test]
     fn links_name_operations_that_exist() {
-        let doc: Value = serde_json::from_str(&document_json(Some("/cxone")).expect("JSON")).expect("parses");
+        let doc: Value =
+            serde_json::from_str(&document_json(Some("/cxone")).expect("JSON")).expect("parses");
         let ids: Vec<&Value> = doc["paths"]
             .as_object()
             .into_iter()

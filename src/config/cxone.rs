@@ -82,7 +82,17 @@ mod tests {
         for good in ["/cxone", "/incontact/api/v30.0", "/cx_one-compat"] {
             assert!(with(good).validate().is_ok(), "{good}");
         }
-        for bad in ["", "/", "cxone", "/cxone/", "/a//b", "/v1", "/v1/cxone", "/console", "/c x"] {
+        for bad in [
+            "",
+            "/",
+            "cxone",
+            "/cxone/",
+            "/a//b",
+            "/v1",
+            "/v1/cxone",
+            "/console",
+            "/c x",
+        ] {
             assert!(with(bad).validate().is_err(), "{bad}");
         }
     }

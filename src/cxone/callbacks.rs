@@ -132,10 +132,12 @@ pub async fn update(
     unchanged_contact(&state, &current, &request).await?;
     // A PUT that restates the callback asks for its notes as they are: the use case still
     // judges permission and state, and writes nothing.
-    let input = request.change().unwrap_or_else(|| crate::domain::ChangeInput {
-        notes: Some(current.notes.clone()),
-        ..Default::default()
-    });
+    let input = request
+        .change()
+        .unwrap_or_else(|| crate::domain::ChangeInput {
+            notes: Some(current.notes.clone()),
+            ..Default::default()
+        });
     app::change(&state, &caller.0, id, input, Why::optional(None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -33,8 +33,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/scheduled-callbacks/{callbackId}",
             put(callbacks::update).delete(callbacks::delete),
         )
-        .route("/agents/{agentId}/scheduled-callbacks", get(lists::of_agent))
-        .route("/skills/{skillId}/scheduled-callbacks", get(lists::of_skill))
+        .route(
+            "/agents/{agentId}/scheduled-callbacks",
+            get(lists::of_agent),
+        )
+        .route(
+            "/skills/{skillId}/scheduled-callbacks",
+            get(lists::of_skill),
+        )
         .route("/promise", post(callbacks::promise))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
