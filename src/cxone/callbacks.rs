@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 
 use super::error::CxError;
 use super::extract::{CxCaller, CxPath, Fields};
-use super::views::{CancelRequest, CreatedAnswer, PromiseRequest, ScheduleRequest, UpdateRequest};
+use super::views::{CxCancelRequest, CxCreated, CxPromiseRequest, CxScheduleRequest};
 use crate::api::callbacks::visible_callback;
 use crate::api::extract::Caller;
 use crate::api::{ApiError, AppState, ResultCode};
@@ -22,9 +22,13 @@ use crate::domain::{Callback, CallbackId, CallbackNumber, CreateInput, Permissio
     operation_id = "cxoneScheduleCallback",
     tag = "cxone",
     security(("bearer" = [])),
-    request_body(content = ScheduleRequest, description = "The same fields are taken as query parameters (CXone's form) when there is no body"),
+    request_body(content = CxScheduleRequest, description = "The same fields are taken as query parameters (CXone's form) when there is no body"),
     responses(
-        (status = 200, description = "Success: stored as pending (or, with the skill's duplicatePolicy `existing`, the number's pending callback)", body = CreatedAnswer),
+        (status = 200, description = "Success: stored as pending (or, with the skill's duplicatePolicy `existing`, the number's pending callback)", body = CxCreated,
+            links(
+                ("UpdateCallback" = (operation_id = "cxoneUpdateCallback", parameters(("callbackId" = "$response.body#/callbackId")))),
+                ("DeleteCallback" = (operation_id = "cxoneDeleteCallback", parameters(("callbackId" = "$response.body#/callbackId")))),
+            )),
         (status = 400, description = "Default: malformed JSON or query string, or fields in both"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks callbacks:create, or may not use that skill"),
@@ -35,8 +39,8 @@ use crate::domain::{Callback, CallbackId, CallbackNumber, CreateInput, Permissio
 pub async fn schedule(
     State(state): State<AppState>,
     CxCaller(caller): CxCaller,
-    Fields(request): Fields<ScheduleRequest>,
-) -> Result<Json<CreatedAnswer>, CxError> {
+    Fields(request): Fields<CxScheduleRequest>,
+) -> Result<Json<CxCreated>, CxError> {
     create(&state, &caller, CreateInput::from(request)).await
 }
 
@@ -47,9 +51,13 @@ pub async fn schedule(
     operation_id = "cxonePromise",
     tag = "cxone",
     security(("bearer" = [])),
-    request_body(content = PromiseRequest, description = "The same fields are taken as query parameters when there is no body"),
+    request_body(content = CxPromiseRequest, description = "The same fields are taken as query parameters when there is no body"),
     responses(
-        (status = 200, description = "Success: stored as pending", body = CreatedAnswer),
+        (status = 200, description = "Success: stored as pending", body = CxCreated,
+            links(
+                ("UpdateCallback" = (operation_id = "cxoneUpdateCallback", parameters(("callbackId" = "$response.body#/callbackId")))),
+                ("DeleteCallback" = (operation_id = "cxoneDeleteCallback", parameters(("callbackId" = "$response.body#/callbackId")))),
+            )),
         (status = 400, description = "Default: malformed JSON or query string, or fields in both"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks callbacks:create, or may not use that skill"),
@@ -60,8 +68,8 @@ pub async fn schedule(
 pub async fn promise(
     State(state): State<AppState>,
     CxCaller(caller): CxCaller,
-    Fields(request): Fields<PromiseRequest>,
-) -> Result<Json<CreatedAnswer>, CxError> {
+    Fields(request): Fields<CxPromiseRequest>,
+) -> Result<Json<CxCreated>, CxError> {
     create(&state, &caller, CreateInput::from(request))
         .await
         .map_err(|CxError(mut e)| {
@@ -80,7 +88,7 @@ async fn create(
     state: &AppState,
     caller: &Caller,
     input: CreateInput,
-) -> Result<Json<CreatedAnswer>, CxError> {
+) -> Result<Json<CxCreated>, CxError> {
     let id = match app::schedule(state, &caller.0, input, None).await? {
         Created::New(receipt) | Created::Existing { receipt, .. } => receipt.callback_id,
         // Only a request with an Idempotency-Key is replayed; this surface sends none.
@@ -94,7 +102,7 @@ async fn create(
         .callback(id)
         .await?
         .ok_or(AppError::NoSuchCallback(id))?;
-    Ok(Json(CreatedAnswer {
+    Ok(Json(CxCreated {
         callback_id: stored.number,
     }))
 }
@@ -108,7 +116,7 @@ async fn create(
     tag = "cxone",
     security(("bearer" = [])),
     params(("callbackId" = i64, Path, minimum = 1, description = "The callback's number")),
-    request_body(content = UpdateRequest, description = "The same fields are taken as query parameters when there is no body"),
+    request_body(content = CxScheduleRequest, description = "The same fields are taken as query parameters when there is no body"),
     responses(
         (status = 204, description = "Success: changed (or already as asked)"),
         (status = 400, description = "Default: the id is not a positive integer, malformed JSON or query string, or fields in both"),
@@ -124,7 +132,7 @@ pub async fn update(
     State(state): State<AppState>,
     CxCaller(caller): CxCaller,
     CxPath(number): CxPath<CallbackNumber>,
-    Fields(request): Fields<UpdateRequest>,
+    Fields(request): Fields<CxScheduleRequest>,
 ) -> Result<StatusCode, CxError> {
     caller.require(Permission::CallbacksUpdate)?;
     let id = callback_of(&state, number).await?;
@@ -150,7 +158,7 @@ pub async fn update(
     operation_id = "cxoneDeleteCallback",
     tag = "cxone",
     security(("bearer" = [])),
-    params(("callbackId" = i64, Path, minimum = 1, description = "The callback's number"), CancelRequest),
+    params(("callbackId" = i64, Path, minimum = 1, description = "The callback's number"), CxCancelRequest),
     responses(
         (status = 204, description = "Success: cancelled"),
         (status = 400, description = "Default: the id is not a positive integer, or a bad query string or body"),
@@ -166,7 +174,7 @@ pub async fn delete(
     State(state): State<AppState>,
     CxCaller(caller): CxCaller,
     CxPath(number): CxPath<CallbackNumber>,
-    Fields(request): Fields<CancelRequest>,
+    Fields(request): Fields<CxCancelRequest>,
 ) -> Result<StatusCode, CxError> {
     caller.require(Permission::CallbacksCancel)?;
     let id = callback_of(&state, number).await?;
@@ -196,7 +204,7 @@ async fn callback_of(state: &AppState, number: CallbackNumber) -> Result<Callbac
 async fn unchanged_contact(
     state: &AppState,
     current: &Callback,
-    request: &UpdateRequest,
+    request: &CxScheduleRequest,
 ) -> Result<(), CxError> {
     let mut changed = Vec::new();
     if request

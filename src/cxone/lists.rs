@@ -6,7 +6,7 @@ use axum::extract::State;
 
 use super::error::CxError;
 use super::extract::{CxCaller, CxPath};
-use super::views::{CallbackList, ScheduledCallback};
+use super::views::{CxCallbackList, CxScheduledCallback};
 use crate::api::AppState;
 use crate::app::Selection;
 use crate::domain::{AgentId, CallbackState, Permission, SkillId};
@@ -21,7 +21,7 @@ use crate::store::CallbackFilter;
     security(("bearer" = [])),
     params(("agentId" = i64, Path, minimum = 1, description = "The agent's id")),
     responses(
-        (status = 200, description = "Success: the agent's pending callbacks (at most api.max_page_size), earliest first", body = CallbackList),
+        (status = 200, description = "Success: the agent's pending callbacks (at most api.max_page_size), earliest first", body = CxCallbackList),
         (status = 400, description = "Default: the id is not a positive integer"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks callbacks:read"),
@@ -31,7 +31,7 @@ pub async fn of_agent(
     State(state): State<AppState>,
     CxCaller(caller): CxCaller,
     CxPath(agent): CxPath<AgentId>,
-) -> Result<Json<CallbackList>, CxError> {
+) -> Result<Json<CxCallbackList>, CxError> {
     let agent = agent.to_string();
     list(
         &state,
@@ -53,7 +53,7 @@ pub async fn of_agent(
     security(("bearer" = [])),
     params(("skillId" = i64, Path, minimum = 1, description = "The skill's id")),
     responses(
-        (status = 200, description = "Success: the skill's pending callbacks (at most api.max_page_size), earliest first", body = CallbackList),
+        (status = 200, description = "Success: the skill's pending callbacks (at most api.max_page_size), earliest first", body = CxCallbackList),
         (status = 400, description = "Default: the id is not a positive integer"),
         (status = 401, description = "InvalidSecurityUser: missing, malformed, unknown or disabled token"),
         (status = 403, description = "InvalidSecurityUser: lacks callbacks:read, or may not use that skill"),
@@ -63,7 +63,7 @@ pub async fn of_skill(
     State(state): State<AppState>,
     CxCaller(caller): CxCaller,
     CxPath(skill): CxPath<SkillId>,
-) -> Result<Json<CallbackList>, CxError> {
+) -> Result<Json<CxCallbackList>, CxError> {
     let skill = skill.to_string();
     list(
         &state,
@@ -82,7 +82,7 @@ async fn list(
     state: &AppState,
     user: &crate::domain::SecurityUser,
     selection: Selection<'_>,
-) -> Result<Json<CallbackList>, CxError> {
+) -> Result<Json<CxCallbackList>, CxError> {
     crate::app::require(user, Permission::CallbacksRead)?;
     let filter = CallbackFilter {
         state: Some(CallbackState::Pending),
@@ -94,7 +94,7 @@ async fn list(
         .list_callbacks(&filter)
         .await?
         .into_iter()
-        .map(ScheduledCallback::from)
+        .map(CxScheduledCallback::from)
         .collect();
-    Ok(Json(CallbackList { callbacks }))
+    Ok(Json(CxCallbackList { callbacks }))
 }

@@ -60,7 +60,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         lists::of_skill,
     ),
     components(schemas(CxErrorBody)),
-    modifiers(&CxoneErrors),
+    modifiers(&CxoneErrors, &FreshExamples),
     tags((name = "cxone", description = "CXone-compatible scheduled callbacks and promises: callbacks named by their number, errors as {\"status\", \"message\", \"result\"}")),
 )]
 pub struct CxoneDoc;
@@ -71,5 +71,44 @@ struct CxoneErrors;
 impl Modify for CxoneErrors {
     fn modify(&self, openapi: &mut OpenApiDoc) {
         crate::api::openapi::error_answers(openapi, "CxErrorBody", |_| true);
+    }
+}
+
+/// Whole-body examples that succeed against the README's directory (skill 101, agent 7),
+/// dated tomorrow when the document is built (a date must fall within the horizon).
+struct FreshExamples;
+
+impl Modify for FreshExamples {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::Schema;
+        let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1))
+            .format("%Y-%m-%d")
+            .to_string();
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, example) in [
+            (
+                "CxScheduleRequest",
+                serde_json::json!({
+                    "firstName": "Ada", "lastName": "Lovelace", "phoneNumber": "+442079460958",
+                    "skillId": 101, "targetAgentId": 7, "scheduleDate": format!("{tomorrow}T14:30:00Z"),
+                    "notes": "re: invoice 42"
+                }),
+            ),
+            (
+                "CxPromiseRequest",
+                serde_json::json!({
+                    "firstName": "Grace", "lastName": "Hopper", "phoneNumber": "+12125550123",
+                    "skill": 101, "targetAgent": "", "promiseDate": tomorrow, "promiseTime": "14:30",
+                    "notes": "promised on the phone", "timeZone": "America/New_York"
+                }),
+            ),
+        ] {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(name) {
+                schema.examples = vec![example];
+            }
+        }
     }
 }

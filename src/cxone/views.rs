@@ -7,10 +7,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Callback, ChangeInput, CreateInput, RawId, Route};
 
-/// `POST /scheduled-callbacks` (Admin API): query parameters or a JSON object.
+/// `POST /scheduled-callbacks` (Admin API), and `PUT /scheduled-callbacks/{callbackId}`:
+/// query parameters or a JSON object.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ScheduleRequest {
+pub struct CxScheduleRequest {
     /// At most 100 characters.
     #[schema(max_length = 100, example = "Ada")]
     pub first_name: Option<String>,
@@ -35,8 +36,8 @@ pub struct ScheduleRequest {
     pub notes: Option<String>,
 }
 
-impl From<ScheduleRequest> for CreateInput {
-    fn from(r: ScheduleRequest) -> Self {
+impl From<CxScheduleRequest> for CreateInput {
+    fn from(r: CxScheduleRequest) -> Self {
         Self {
             first_name: r.first_name,
             last_name: r.last_name,
@@ -50,13 +51,11 @@ impl From<ScheduleRequest> for CreateInput {
     }
 }
 
-/// `PUT /scheduled-callbacks/{callbackId}`: the create's fields. `scheduleDate`, `notes`
-/// and `targetAgentId` change the callback; `firstName`, `lastName`, `phoneNumber` and
-/// `skillId` may be sent only as they are (a different contact or skill is a new callback).
-pub type UpdateRequest = ScheduleRequest;
-
-impl UpdateRequest {
-    /// The change these fields ask for; `None` when they ask for none.
+impl CxScheduleRequest {
+    /// As `PUT /scheduled-callbacks/{callbackId}` reads the create's fields: the change
+    /// `scheduleDate`, `notes` and `targetAgentId` ask for (`None` when none is sent).
+    /// `firstName`, `lastName`, `phoneNumber` and `skillId` may be sent only as they are:
+    /// another contact or skill is another callback.
     pub fn change(&self) -> Option<ChangeInput> {
         let input = ChangeInput {
             schedule_date: self.schedule_date.clone(),
@@ -76,7 +75,7 @@ impl UpdateRequest {
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
-pub struct CancelRequest {
+pub struct CxCancelRequest {
     /// Why: recorded in the callback's `cancelled` event. At most 500 characters.
     #[schema(max_length = 500, example = "customer called in")]
     #[param(max_length = 500)]
@@ -86,7 +85,7 @@ pub struct CancelRequest {
 /// `POST /promise` (Patron API): a local date and time in a named zone.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PromiseRequest {
+pub struct CxPromiseRequest {
     #[schema(max_length = 100, example = "Ada")]
     pub first_name: Option<String>,
     #[schema(max_length = 100, example = "Lovelace")]
@@ -112,10 +111,10 @@ pub struct PromiseRequest {
     pub time_zone: Option<String>,
 }
 
-impl From<PromiseRequest> for CreateInput {
+impl From<CxPromiseRequest> for CreateInput {
     /// The date and time become the wall-clock `scheduleDate` the native API reads, in
     /// `timeZone`: one reading of local times, daylight saving included.
-    fn from(r: PromiseRequest) -> Self {
+    fn from(r: CxPromiseRequest) -> Self {
         let schedule_date = match (r.promise_date, r.promise_time) {
             (Some(date), Some(time)) => Some(format!("{}T{}", date.trim(), time.trim())),
             (date, time) => date.or(time),
@@ -137,7 +136,7 @@ impl From<PromiseRequest> for CreateInput {
 /// A callback created: its number.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CreatedAnswer {
+pub struct CxCreated {
     /// The callback's number: the id this surface takes. (`/v1` shows it as `number`.)
     #[schema(minimum = 1, example = 1042)]
     pub callback_id: i64,
@@ -145,14 +144,14 @@ pub struct CreatedAnswer {
 
 /// A list of pending callbacks.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CallbackList {
-    pub callbacks: Vec<ScheduledCallback>,
+pub struct CxCallbackList {
+    pub callbacks: Vec<CxScheduledCallback>,
 }
 
 /// A pending callback as CXone lists it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ScheduledCallback {
+pub struct CxScheduledCallback {
     #[schema(minimum = 1, example = 1042)]
     pub callback_id: i64,
     /// Where it goes when due: `Agent` (its target agent) or `Skill` (the skill's agents).
@@ -175,7 +174,7 @@ pub struct ScheduledCallback {
     pub callback_time: DateTime<Utc>,
 }
 
-impl From<Callback> for ScheduledCallback {
+impl From<Callback> for CxScheduledCallback {
     fn from(c: Callback) -> Self {
         let target = match c.route() {
             Route::Agent(_) => "Agent",

@@ -137,6 +137,12 @@ async fn the_cxone_surface_is_documented_under_its_tag_when_on() {
             }
         }
     }
+    // Its schemas are its own, not `/v1`'s of the same name.
+    assert_eq!(
+        doc["paths"]["/cxone/scheduled-callbacks"]["post"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/CxCreated"
+    );
     assert!(
         doc["tags"]
             .as_array()
