@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod customer;
+pub mod cxone;
 pub mod dispatch;
 pub mod domain;
 pub mod events;

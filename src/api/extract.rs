@@ -67,32 +67,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let read = tokio::time::timeout(
-            state.http.body_read_timeout,
-            Bytes::from_request(req, state),
-        );
-        let bytes = read.await.map_err(|_| {
-            ApiError::request_timeout(format!(
-                "the request body did not arrive within api.body_read_timeout_ms ({} ms)",
-                state.http.body_read_timeout.as_millis()
-            ))
-        })?;
-        let bytes = bytes.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    super::ResultCode::Default,
-                    format!(
-                        "the request body is larger than the {} bytes allowed",
-                        state.http.max_body_bytes
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("the request body could not be read: {rejection}"))
-            }
-        })?;
-        Self::parse(&bytes)
+        Self::parse(&read_body(req, state).await?)
     }
+}
+
+/// A request's whole body, within `api.body_read_timeout_ms` (else 408) and
+/// `api.max_body_bytes` (else 413).
+pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let read = tokio::time::timeout(
+        state.http.body_read_timeout,
+        Bytes::from_request(req, state),
+    );
+    let bytes = read.await.map_err(|_| {
+        ApiError::request_timeout(format!(
+            "the request body did not arrive within api.body_read_timeout_ms ({} ms)",
+            state.http.body_read_timeout.as_millis()
+        ))
+    })?;
+    bytes.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                super::ResultCode::Default,
+                format!(
+                    "the request body is larger than the {} bytes allowed",
+                    state.http.max_body_bytes
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!("the request body could not be read: {rejection}"))
+        }
+    })
 }
 
 impl<T: DeserializeOwned> JsonBody<T> {

@@ -9,7 +9,7 @@ mod dnc;
 mod error;
 pub mod extract;
 mod health;
-mod openapi;
+pub(crate) mod openapi;
 mod pause;
 mod privacy;
 mod reports;
@@ -52,6 +52,8 @@ pub struct Http {
     pub backlog_count: Throttle,
     /// `/readyz`'s reading of the database.
     pub database_probe: health::DatabaseProbe,
+    /// `/openapi.json`, written at its first request.
+    pub openapi: std::sync::OnceLock<String>,
 }
 
 /// Scrapes closer together than this reuse the last backlog count: counting scans the
@@ -111,6 +113,7 @@ impl AppState {
                 requests: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
                 backlog_count: Throttle::new(BACKLOG_COUNT_EVERY),
                 database_probe: health::DatabaseProbe::default(),
+                openapi: std::sync::OnceLock::new(),
             }),
         }
     }

@@ -6,8 +6,7 @@
 //! `/v1` request can get (408 for a slow client or request, 503 for an unreachable database
 //! or a busy daemon, 413 where there is a body).
 
-use std::sync::OnceLock;
-
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -23,7 +22,7 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::{ErrorBody, ResultCode};
-use super::{callbacks, directory, health};
+use super::{AppState, callbacks, directory, health};
 use crate::domain::{Direction, MediaType, OutcomeKind};
 
 /// The name of the bearer-token security scheme in the document.
@@ -96,10 +95,10 @@ pub struct ApiDoc;
     tag = "health",
     responses((status = 200, description = "The OpenAPI 3 document of this API", content_type = "application/json"))
 )]
-pub async fn document() -> Response {
-    static JSON: OnceLock<String> = OnceLock::new();
-    let body = JSON.get_or_init(|| {
-        document_json()
+pub async fn document(State(state): State<AppState>) -> Response {
+    let cxone = &state.settings.cxone;
+    let body = state.http.openapi.get_or_init(|| {
+        document_json(cxone.enabled.then_some(cxone.prefix.as_str()))
             .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise the document: {e}\"}}"))
     });
     (
@@ -107,15 +106,20 @@ pub async fn document() -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body.as_str(),
+        body.clone(),
     )
         .into_response()
 }
 
-/// The document as JSON. utoipa 5 writes the fields of a response link in snake case
+/// The document as JSON, with the CXone surface's operations under `cxone` (its prefix)
+/// when it is on. utoipa 5 writes the fields of a response link in snake case
 /// (`operation_id`); OpenAPI spells them in camel case, so they are renamed here.
-pub fn document_json() -> Result<String, serde_json::Error> {
-    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+pub fn document_json(cxone: Option<&str>) -> Result<String, serde_json::Error> {
+    let mut doc = ApiDoc::openapi();
+    if let Some(prefix) = cxone {
+        doc = doc.nest(prefix, crate::cxone::CxoneDoc::openapi());
+    }
+    let mut doc = serde_json::to_value(doc)?;
     let operations = doc
         .get_mut("paths")
         .and_then(Value::as_object_mut)
@@ -204,24 +208,30 @@ struct ErrorAnswers;
 
 impl Modify for ErrorAnswers {
     fn modify(&self, openapi: &mut OpenApiDoc) {
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            let api = path.starts_with("/v1/");
-            for (has_body, operation) in [
-                (false, item.get.as_mut()),
-                (true, item.put.as_mut()),
-                (true, item.post.as_mut()),
-                (true, item.patch.as_mut()),
-                (false, item.delete.as_mut()),
-            ] {
-                if let Some(operation) = operation {
-                    add_error_answers(operation, api, has_body);
-                }
+        error_answers(openapi, "ErrorBody", |path| path.starts_with("/v1/"));
+    }
+}
+
+/// Gives every 4xx and 5xx answer of `openapi` the body `schema`, and the operations of the
+/// paths `api` picks the answers any API request can get.
+pub(crate) fn error_answers(openapi: &mut OpenApiDoc, schema: &str, api: impl Fn(&str) -> bool) {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let api = api(path);
+        for (has_body, operation) in [
+            (false, item.get.as_mut()),
+            (true, item.put.as_mut()),
+            (true, item.post.as_mut()),
+            (true, item.patch.as_mut()),
+            (false, item.delete.as_mut()),
+        ] {
+            if let Some(operation) = operation {
+                add_error_answers(operation, api, has_body, schema);
             }
         }
     }
 }
 
-fn add_error_answers(operation: &mut Operation, api: bool, has_body: bool) {
+fn add_error_answers(operation: &mut Operation, api: bool, has_body: bool, schema: &str) {
     let responses = &mut operation.responses.responses;
     if api {
         let mut common = vec![
@@ -256,7 +266,7 @@ fn add_error_answers(operation: &mut Operation, api: bool, has_body: bool) {
                 .entry("application/json".to_owned())
                 .or_insert_with(|| {
                     ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .schema(Some(Ref::from_schema_name(schema)))
                         .build()
                 });
         }
@@ -578,7 +588,8 @@ mod tests {
 
     #[test]
     fn links_name_operations_that_exist() {
-        let doc: Value = serde_json::from_str(&document_json().expect("JSON")).expect("parses");
+        let doc: Value =
+            serde_json::from_str(&document_json(Some("/cxone")).expect("JSON")).expect("parses");
         let ids: Vec<&Value> = doc["paths"]
             .as_object()
             .into_iter()

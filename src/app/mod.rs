@@ -43,7 +43,7 @@ pub use outcome::{
     Applied, OutcomeError, OutcomeReport, SCHEMA as OUTCOME_SCHEMA, consumes_outcomes,
     handle_message, report_outcome,
 };
-pub use schedule::{Created, Receipt, schedule, slots_with_bookings};
+pub use schedule::{Created, Receipt, number_region, schedule, slots_with_bookings};
 pub use selection::Selection;
 
 use crate::amqp::Broker;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{App, AppError, Creates, require, require_skill};
 use crate::domain::{
     CallbackId, CreateInput, NewCallback, Permission, ResultCode, SLOT_SEARCH, SecurityUser, Skill,
-    Slot, SlotPolicy, plan_create, replan_full,
+    SkillId, Slot, SlotPolicy, plan_create, replan_full,
 };
 use crate::store::{AdmittedCreate, Booked, IdempotencyKey, Inserted, NewCreate, StoreError};
 
@@ -61,14 +61,7 @@ pub async fn schedule(
     let nearest = input.nearest_slot;
     let requested = input.requested()?;
     require_skill(user, requested.skill_id)?;
-    // National numbers are read in the skill's region (its rules come from the cache).
-    let region = app
-        .store
-        .skill(requested.skill_id)
-        .await?
-        .map_or(app.rules.default_region, |s| {
-            s.policy.routing.region(&app.rules)
-        });
+    let region = number_region(app, requested.skill_id).await?;
     let phone = input.phone_number(region);
     let context = app
         .store
@@ -154,6 +147,21 @@ pub async fn schedule(
         Inserted::Replayed(first) => Ok(Created::Replayed(first)),
         Inserted::KeyReused => Err(key_reused(&key.unwrap_or_default())),
     }
+}
+
+/// Where a skill's national numbers are read: its region, else the default (its rules come
+/// from the cache).
+pub async fn number_region(
+    app: &App,
+    skill: SkillId,
+) -> Result<phonenumber::country::Id, AppError> {
+    Ok(app
+        .store
+        .skill(skill)
+        .await?
+        .map_or(app.rules.default_region, |s| {
+            s.policy.routing.region(&app.rules)
+        }))
 }
 
 /// The answer for the number's pending callback, given instead of a new one.

@@ -110,6 +110,7 @@ impl Default for Settings {
             },
             webhooks: WebhookSettings::default(),
             public: PublicSettings::default(),
+            cxone: CxoneSettings::default(),
             log: LogSettings {
                 format: LogFormat::Auto,
                 filter: "info,sqlx::postgres::notice=warn,tokio_cron_scheduler=warn".into(),

@@ -4,12 +4,14 @@
 //! rest of the daemon only ever sees valid values.
 
 mod console;
+mod cxone;
 mod defaults;
 mod validate;
 pub mod values;
 mod webhooks;
 
 pub use console::{ConsoleSettings, GroupGrantSettings, OidcSettings, PermissionSource};
+pub use cxone::CxoneSettings;
 pub use values::{Cron, Region, Secret, SecretUrl, TimeZone};
 pub use webhooks::{PublicSettings, WebhookSettings};
 
@@ -59,6 +61,7 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub webhooks: WebhookSettings,
     pub public: PublicSettings,
+    pub cxone: CxoneSettings,
     pub log: LogSettings,
 }
 

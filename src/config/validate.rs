@@ -95,6 +95,7 @@ impl Settings {
                 format!("`{base}` is not an http(s) URL (empty: no customer links)"),
             );
         }
+        self.cxone.validate()?;
         let events = &self.amqp.events_exchange;
         if events.starts_with("amq.") || *events == self.amqp.exchange {
             return invalid(

@@ -242,6 +242,7 @@ mod tests {
         Due {
             callback: Callback {
                 id: CallbackId::generate(),
+                number: 1,
                 state: CallbackState::Pending,
                 first_name: "Ada".into(),
                 last_name: "Lovelace".into(),

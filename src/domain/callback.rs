@@ -199,6 +199,9 @@ impl NewCallback {
 #[derive(Debug, Clone)]
 pub struct Callback {
     pub id: CallbackId,
+    /// Its second, numeric id (assigned by the store): for clients that only know integer
+    /// callback ids.
+    pub number: i64,
     pub state: CallbackState,
     pub first_name: String,
     pub last_name: String,

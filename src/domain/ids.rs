@@ -68,6 +68,8 @@ macro_rules! platform_id {
 
 platform_id!(SkillId, "skill");
 platform_id!(AgentId, "agent");
+// The numeric alias of a callback (`callbacks.number`), for clients that only know integers.
+platform_id!(CallbackNumber, "callback number");
 
 /// A callback's identity. UUIDv7: unique across daemons without coordination, and
 /// time-ordered so the primary key index stays append-mostly.

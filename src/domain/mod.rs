@@ -47,7 +47,7 @@ pub use directory::{
     SkillPause, SkillPolicy, SkillRouting,
 };
 pub use history::{Event, EventKind, OutcomeWrite, cancelled_event, created_events, updated_event};
-pub use ids::{AgentId, CallbackId, IdError, SkillId};
+pub use ids::{AgentId, CallbackId, CallbackNumber, IdError, SkillId};
 pub use lifecycle::{
     AttemptError, Current, Decision, LifecycleDefaults, OutcomeKind, RetryPolicy, check_attempt,
     decide,

@@ -688,6 +688,7 @@ mod tests {
         let context = context();
         let current = Callback {
             id: CallbackId::generate(),
+            number: 1,
             state: crate::domain::CallbackState::Pending,
             first_name: String::new(),
             last_name: String::new(),

@@ -43,8 +43,15 @@ use crate::config::ApiSettings;
 pub fn router(state: AppState, settings: &ApiSettings) -> Router {
     let request_timeout = settings.request_timeout();
     let max_body_bytes = state.http.max_body_bytes;
-    Router::new()
-        .merge(crate::api::routes(&state))
+    let cxone = &state.settings.cxone;
+    let cxone = cxone
+        .enabled
+        .then(|| (cxone.prefix.clone(), crate::cxone::routes(&state)));
+    let mut router = Router::new().merge(crate::api::routes(&state));
+    if let Some((prefix, routes)) = cxone {
+        router = router.nest(&prefix, routes);
+    }
+    router
         // The console counts against `api.max_concurrent_requests` like `/v1`.
         .merge(
             crate::console::router::<AppState>().route_layer(middleware::from_fn_with_state(

@@ -39,7 +39,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                     c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                     c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                    c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
+                    c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number
              FROM callbacks c JOIN skills s ON s.id = c.skill_id
              WHERE c.id = $1 FOR UPDATE OF c"#,
             id.as_uuid()
@@ -96,6 +96,7 @@ impl Store {
             priority: row.priority,
             target_agent_ids: row.target_agent_ids,
             ownership_seconds: row.ownership_seconds,
+            number: row.number,
         };
         Ok(Some(CallbackChange {
             now: row.now,
@@ -153,7 +154,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number",
             old.id.as_uuid(),
             new.scheduled_for,
             new.due_at,
@@ -231,7 +232,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number",
             self.record.id.as_uuid(),
             state.as_str(),
             *due_at,
@@ -290,7 +291,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number",
             self.record.id.as_uuid()
         )
         .fetch_one(&mut *self.tx)

@@ -73,7 +73,7 @@ pub const HELD: &str = "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS
          c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
          c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
          c.created_by, c.created_at, c.updated_at, c.expires_at, c.dial_failures, \
-         c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.paced_at, \
+         c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number, c.paced_at, \
          dnc.dnc_skill_id, dnc.dnc_reason
                FROM ((SELECT h.id FROM callbacks h
                       WHERE h.state = 'pending' AND h.paced_at IS NOT NULL AND h.paced_gate = t.gate

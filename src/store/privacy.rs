@@ -45,7 +45,7 @@ impl Store {
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
                     c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority,
-                    c.target_agent_ids, c.ownership_seconds
+                    c.target_agent_ids, c.ownership_seconds, c.number
              FROM callbacks c WHERE c.phone_number = $1 OR c.orig_number = $1
              ORDER BY c.created_at, c.id LIMIT $2",
             number.as_str(),

@@ -41,13 +41,21 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number
              FROM callbacks c WHERE c.id = $1",
             id.as_uuid()
         )
         .fetch_optional(&self.pool)
         .await?;
         row.map(Callback::try_from).transpose()
+    }
+
+    /// The callback with this number (its second, numeric id), if there is one.
+    pub async fn callback_of_number(&self, number: i64) -> Result<Option<CallbackId>, StoreError> {
+        let id = sqlx::query_scalar!("SELECT id FROM callbacks WHERE number = $1", number)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(CallbackId::from_uuid))
     }
 
     /// One page in `(due_at, id)` order (or in priority order, `by_priority`).
@@ -77,7 +85,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number
              FROM callbacks c
              WHERE ($1::text IS NULL OR c.state = $1)
                AND ($2::bigint IS NULL OR c.skill_id = $2)
@@ -133,7 +141,7 @@ impl Store {
                     c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at,
                     c.attempt, c.dispatched_at, c.last_error, c.created_by, c.created_at,
                     c.updated_at, c.expires_at, c.dial_failures, c.last_outcome,
-                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds
+                    c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number
              FROM callbacks c
              WHERE ($1::text IS NULL OR c.state = $1)
                AND ($2::bigint IS NULL OR c.skill_id = $2)

@@ -41,6 +41,7 @@ pub(super) struct CallbackRow {
     pub priority: i32,
     pub target_agent_ids: Option<Vec<i64>>,
     pub ownership_seconds: Option<i32>,
+    pub number: i64,
 }
 
 impl TryFrom<CallbackRow> for Callback {
@@ -62,6 +63,7 @@ impl TryFrom<CallbackRow> for Callback {
             target_agent_ids,
             ownership_seconds: row.ownership_seconds.and_then(|s| u32::try_from(s).ok()),
             id: CallbackId::from_uuid(row.id),
+            number: row.number,
             state: row.state.parse().map_err(corrupt)?,
             phone_number: PhoneNumber::from_stored(row.phone_number),
             skill_id: SkillId::new(row.skill_id).map_err(|e| corrupt(e.to_string()))?,

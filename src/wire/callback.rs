@@ -15,6 +15,9 @@ use crate::store::EventRecord;
 pub struct CallbackView {
     #[schema(value_type = String, format = Uuid)]
     callback_id: CallbackId,
+    /// Its second, numeric id: the one the CXone-compatible surface takes (`docs/cxone.md`).
+    #[schema(minimum = 1, example = 1042)]
+    number: i64,
     #[schema(schema_with = super::callback_state_schema)]
     state: CallbackState,
     first_name: String,
@@ -77,6 +80,7 @@ impl From<Callback> for CallbackView {
             ownership_seconds: r.ownership_seconds,
             ownership_ends_at,
             callback_id: r.id,
+            number: r.number,
             state: r.state,
             first_name: r.first_name,
             last_name: r.last_name,

@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod create;
 mod customer;
+mod cxone;
 mod directory;
 mod dispatch;
 mod dnc;

@@ -92,14 +92,75 @@ async fn openapi_document_lists_every_route_without_authentication() {
     }
 }
 
+/// The CXone-compatible surface's routes under its default prefix, documented (and routed)
+/// only when `cxone.enabled`.
+const CXONE_ROUTES: [(&str, &str); 6] = [
+    ("post", "/cxone/scheduled-callbacks"),
+    ("put", "/cxone/scheduled-callbacks/{callbackId}"),
+    ("delete", "/cxone/scheduled-callbacks/{callbackId}"),
+    ("get", "/cxone/agents/{agentId}/scheduled-callbacks"),
+    ("get", "/cxone/skills/{skillId}/scheduled-callbacks"),
+    ("post", "/cxone/promise"),
+];
+
 #[tokio::test]
 async fn every_documented_operation_is_routed() {
     let app = TestApp::spawn().await;
+    assert_eq!(documented_and_routed(&app).await, ROUTES.len());
+}
+
+#[tokio::test]
+async fn the_cxone_surface_is_documented_under_its_tag_when_on() {
+    let app = TestApp::spawn_with(|s| s.cxone.enabled = true).await;
+    assert_eq!(
+        documented_and_routed(&app).await,
+        ROUTES.len() + CXONE_ROUTES.len()
+    );
     let doc = document(&app).await;
+    for (method, path) in CXONE_ROUTES {
+        let operation = &doc["paths"][path][method];
+        assert_eq!(
+            operation["tags"],
+            serde_json::json!(["cxone"]),
+            "{method} {path}"
+        );
+        assert!(
+            operation["security"][0].get("bearer").is_some(),
+            "{method} {path}"
+        );
+        for (status, answer) in operation["responses"].as_object().expect("responses") {
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    answer["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/CxErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    // Its schemas are its own, not `/v1`'s of the same name.
+    assert_eq!(
+        doc["paths"]["/cxone/scheduled-callbacks"]["post"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/CxCreated"
+    );
+    assert!(
+        doc["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.iter().any(|t| t["name"] == "cxone"))
+    );
+}
+
+/// Sends every documented operation without a token; answers how many there are.
+async fn documented_and_routed(app: &TestApp) -> usize {
+    let doc = document(app).await;
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = 0;
     for (template, item) in paths {
         let path = template
+            .replace("{callbackId}", "1")
+            .replace("{agentId}", "7")
+            .replace("{skillId}", "101")
             .replace("{id}", "01a21291-eee3-771c-b85e-1be0283a8457")
             .replace("{phone}", "+14155552671")
             .replace("{name}", "uk-holidays");
@@ -127,7 +188,7 @@ async fn every_documented_operation_is_routed() {
             );
         }
     }
-    assert_eq!(documented, ROUTES.len(), "documented operations");
+    documented
 }
 
 /// Inputs that fuzzing the API from this document turned into 500s.

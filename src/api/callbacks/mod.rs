@@ -20,7 +20,7 @@ use crate::app::AppError;
 use crate::domain::{Callback, CallbackId};
 
 /// Reads a callback the caller may see; 404 otherwise (a 403 would confirm that it exists).
-async fn visible_callback(
+pub(crate) async fn visible_callback(
     state: &AppState,
     caller: &Caller,
     id: CallbackId,
