@@ -319,7 +319,7 @@ impl CallbackChange {
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
                 c.dispatched_at, c.last_error, c.created_by, c.created_at, c.updated_at,
                 c.expires_at, c.dial_failures, c.last_outcome, c.fallback_due_at,
-                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds",
+                c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number",
             self.record.id.as_uuid(),
             retry.due_at,
             retry.scheduled_for,
