@@ -77,8 +77,10 @@ echo "console bench: the report's roll-up caught up with 30 days in $(( $(date +
 for page in "/console/" "/console/figures" "/console/load" "/console/load?skillId=101" \
             "/console/callbacks" "/console/callbacks?state=pending&skillId=105" \
             "/console/callbacks?q=%2B14155552671" "/console/callbacks?q=hop" \
-            "/console/callbacks/$one" "/console/directory" \
-            "/console/promises?from=$(date -u -d '30 days ago' +%F)"; do
+            "/console/callbacks/$one" "/console/directory" "/console/failed" \
+            "/console/failed?state=expired&skillId=103" "/console/throughput" \
+            "/console/promises?from=$(date -u -d '30 days ago' +%F)" \
+            "/console/promises?from=$(date -u -d '30 days ago' +%F)&timeZone=Asia%2FKolkata"; do
   times=()
   for _ in $(seq 7); do
     times+=("$(curl -s -b "$jar" -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port$page")")

@@ -59,6 +59,10 @@ pub async fn purge(store: &Store, retention_days: u32) {
         Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
         Err(e) => tracing::warn!(error = %e, "retention purge failed"),
     }
+    match store.purge_throughput(retention_days).await {
+        Ok(deleted) => tracing::info!(deleted, "throughput counts purged"),
+        Err(e) => tracing::warn!(error = %e, "throughput purge failed"),
+    }
     match store.purge_bulks(retention_days).await {
         Ok(deleted) => tracing::info!(deleted, retention_days, "bulk change records purged"),
         Err(e) => tracing::warn!(error = %e, "bulk change purge failed"),

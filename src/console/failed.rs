@@ -3,6 +3,7 @@
 //! a filter selects through "change many".
 
 use axum::extract::{Query, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
@@ -32,6 +33,7 @@ pub struct FailedParams {
 pub async fn failed(
     State(state): State<App>,
     viewer: Viewer,
+    uri: Uri,
     Query(params): Query<FailedParams>,
 ) -> Response {
     if !viewer.may(Permission::CallbacksRead) {
@@ -99,6 +101,7 @@ pub async fn failed(
                 }
                 button type="submit" { "Filter" }
             }
+            div #live-list data-live hx-get=(uri.to_string()) hx-trigger="every 10s, refresh" hx-select="#live-list" hx-swap="outerHTML" {
             table #failed {
                 thead { tr { th { "Due" } th { "Name" } th { "Phone" } th { "Skill" } th { "Attempts" } th { "Why" } } }
                 tbody {
@@ -115,6 +118,7 @@ pub async fn failed(
                 }
             }
             @if rows.is_empty() { p.muted { "None." } }
+            }
             @if rows.len() == PAGE as usize { p.muted { "The first " (PAGE) " shown; narrow the filter for the rest." } }
             @if may_retry && !rows.is_empty() {
                 p { a #retry-many href=(bulk) { "Retry every " (shown.as_str()) " callback of this selection…" } }

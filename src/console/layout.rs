@@ -34,7 +34,7 @@ pub(super) fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Html<S
                             strong { "callbackd" }
                             nav {
                                 a href="/console/" { "Overview" }
-                                a href="/console/load" { "Upcoming load" }
+                                a href="/console/load" { "Load" }
                                 a href="/console/promises" { "Promises kept" }
                                 a href="/console/callbacks" { "Callbacks" }
                                 a href="/console/failed" { "Failed" }

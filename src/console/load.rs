@@ -101,7 +101,8 @@ pub async fn load(
         !matches!(skill.policy.opening(hour, zone), Opening::Now)
     };
     let chart: Markup = html! {
-        svg #load viewBox={"0 0 " (WIDTH) " " (HEIGHT + 20.0)} role="img"
+        // A group, not an image: its bars are links (an image's parts are not reachable).
+        svg #load viewBox={"0 0 " (WIDTH) " " (HEIGHT + 20.0)} role="group"
             aria-label={"Pending callbacks per hour, next " (days) " days"} {
             @for i in 0..hours {
                 @let hour = from + Duration::hours(i);
@@ -118,7 +119,8 @@ pub async fn load(
                     @for (skill_id, n) in stack {
                         @let h = *n as f64 / peak as f64 * HEIGHT;
                         @let y = { top -= h; top };
-                        a href={"/console/callbacks?state=pending&skillId=" (skill_id) "&dueAfter=" (hour.format("%Y-%m-%dT%H:%M:%SZ")) "&dueBefore=" ((hour + Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"))} {
+                        a aria-label={(hour.format("%a %d %b %H:00 UTC")) ": " (n) " for " (names.skill(skill_id.get()))}
+                            href={"/console/callbacks?state=pending&skillId=" (skill_id) "&dueAfter=" (hour.format("%Y-%m-%dT%H:%M:%SZ")) "&dueBefore=" ((hour + Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"))} {
                             rect.bar x=(x) y=(y) width=(bar.max(1.0) - 0.5) height=(h) fill=(colour(*skill_id))
                                 data-hour=(hour.format("%Y-%m-%dT%H:00:00Z")) data-skill=(skill_id) data-count=(n) {
                                 title { (hour.format("%a %d %b %H:00 UTC")) ": " (n) " for " (names.skill(skill_id.get())) }
@@ -130,10 +132,15 @@ pub async fn load(
         }
     };
     page(
-        "Upcoming load",
+        "Load",
         Some(&viewer),
         html! {
-            h1 { "Upcoming load" }
+            h1 { "Load" }
+            h2 { "The last 24 hours" }
+            div #throughput data-live hx-get="/console/throughput" hx-trigger="load, every 30s, refresh" hx-swap="innerHTML" {
+                p.muted { "Loading…" }
+            }
+            h2 { "Pending, per hour ahead" }
             form.filters method="get" action="/console/load" {
                 label { "Days" input type="number" name="days" min="1" max="31" value=(days); }
                 label { "Skill (shades its closed hours)"

@@ -24,6 +24,7 @@ mod pages;
 mod pause;
 mod promises;
 mod session;
+mod throughput;
 
 use axum::Router;
 use axum::extract::{FromRef, FromRequestParts, Request};
@@ -57,6 +58,7 @@ where
         .route("/console/oidc/start", get(session::oidc_start))
         .route("/console/oidc/callback", get(session::oidc_callback))
         .route("/console/load", get(load::load))
+        .route("/console/throughput", get(throughput::throughput))
         .route("/console/promises", get(promises::promises))
         .route(
             "/console/promises.csv",

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::html;
@@ -30,7 +31,7 @@ pub async fn overview(viewer: Viewer) -> Html<String> {
         Some(&viewer),
         html! {
             h1 { "Overview" }
-            div #figures hx-get="/console/figures" hx-trigger="load, every 5s" hx-swap="innerHTML" {
+            div #figures data-live hx-get="/console/figures" hx-trigger="load, every 5s, refresh" hx-swap="innerHTML" {
                 p.muted { "Loading…" }
             }
         },
@@ -196,6 +197,7 @@ fn position(
 pub async fn callbacks(
     State(state): State<App>,
     viewer: Viewer,
+    uri: Uri,
     Query(params): Query<ListParams>,
 ) -> Response {
     if !viewer.may(Permission::CallbacksRead) {
@@ -304,6 +306,8 @@ pub async fn callbacks(
                 }
                 button type="submit" { "Filter" }
             }
+            // Refreshed in place (console.js pauses it while the tab is hidden).
+            div #live-list data-live hx-get=(uri.to_string()) hx-trigger="every 10s, refresh" hx-select="#live-list" hx-swap="outerHTML" {
             table #callbacks {
                 thead { tr { th { "Due" } th { "State" } th { "Name" } th { "Phone" } th { "Skill" } th { "Route" } th { "Priority" } } }
                 tbody {
@@ -321,6 +325,7 @@ pub async fn callbacks(
                 }
             }
             @if rows.is_empty() { p.muted { "No callbacks match." } }
+            }
             @if viewer.may(Permission::CallbacksUpdate) || viewer.may(Permission::CallbacksCancel) {
                 p { a #change-many href={"/console/bulk?skillId=" (params.skill_id.as_deref().unwrap_or_default()) "&dueAfter=" (urlencode(params.due_after.as_deref().unwrap_or_default())) "&dueBefore=" (urlencode(params.due_before.as_deref().unwrap_or_default()))} { "Change all pending callbacks of this selection…" } }
             }

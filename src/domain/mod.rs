@@ -26,6 +26,7 @@ mod schedule;
 mod security;
 mod slots;
 mod suppression;
+mod throughput;
 mod webhook;
 mod window;
 
@@ -79,6 +80,7 @@ pub use slots::{
     slot_full_message,
 };
 pub use suppression::{DncEntry, DncError, NewDncEntry, Suppression, check_dnc_scope};
+pub use throughput::{THROUGHPUT_BUCKET, THROUGHPUT_KINDS, throughput};
 pub use webhook::{
     TargetRules, Webhook, WebhookError, WebhookInput, WebhookSecret, check_webhook_name,
     retry_after,

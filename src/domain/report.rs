@@ -199,8 +199,9 @@ pub struct PromisePart {
 /// first publications kept within `on_time_seconds`, and the lateness p50 and p95 by
 /// nearest rank over the merged histogram.
 pub fn tally(parts: Vec<PromisePart>, on_time_seconds: u32) -> Vec<PromiseRow> {
-    let mut groups: BTreeMap<(NaiveDateTime, i64), (PromisePart, Vec<(i64, i64)>)> =
-        BTreeMap::new();
+    // Per (period, skill): the summed counts, and every (key, count) pair of the histogram.
+    type Histogram = Vec<(i64, i64)>;
+    let mut groups: BTreeMap<(NaiveDateTime, i64), (PromisePart, Histogram)> = BTreeMap::new();
     for part in parts {
         let (sum, histogram) = groups
             .entry((part.period, part.skill_id))

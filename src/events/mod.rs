@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::{Broker, OutgoingMessage, PublishOutcome, Publisher};
+use crate::domain::throughput;
 use crate::store::{FanOut, OutboxEvent, Store, StoreError};
 
 /// Entries per batch: small enough that a backlog of events does not hold up the
@@ -120,7 +121,14 @@ impl Relay {
             })
             .collect();
         let done: Vec<i64> = entries.iter().take(taken).map(|e| e.outbox_id).collect();
+        let counted = throughput(
+            entries
+                .iter()
+                .take(taken)
+                .filter_map(|e| Some((e.at?, e.kind.as_deref()?))),
+        );
         batch.fan_out(&fan_out).await?;
+        batch.count_throughput(&counted).await?;
         batch.sent(&done).await?;
         batch.commit().await?;
         if taken < entries.len() {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::webhooks::FanOut;
 use super::{Store, StoreError};
+use crate::domain::EventKind;
 
 /// One outbox entry with its event (`None` fields: the event was purged meanwhile).
 #[derive(Debug, Clone)]
@@ -42,6 +43,33 @@ impl Store {
     }
 
     /// Outbox entries waiting (for status and tests).
+    /// The throughput chart's buckets from `since` on: `(bucket, kind, count)`.
+    pub async fn throughput_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, String, i64)>, StoreError> {
+        Ok(sqlx::query!(
+            "SELECT bucket, kind, n FROM event_throughput WHERE bucket >= $1 ORDER BY bucket",
+            since
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.bucket, r.kind, r.n))
+        .collect())
+    }
+
+    /// Forgets throughput older than `days`.
+    pub async fn purge_throughput(&self, days: u32) -> Result<u64, StoreError> {
+        Ok(sqlx::query!(
+            "DELETE FROM event_throughput WHERE bucket < now() - make_interval(days => $1)",
+            i32::try_from(days).unwrap_or(i32::MAX)
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     pub async fn outbox_waiting(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM event_outbox"#)
@@ -108,6 +136,30 @@ impl RelayBatch {
         sqlx::query!("DELETE FROM event_outbox WHERE id = ANY($1)", outbox_ids)
             .execute(&mut *self.tx)
             .await?;
+        Ok(())
+    }
+
+    /// Adds the batch's counts to the throughput chart's five-minute buckets.
+    pub async fn count_throughput(
+        &mut self,
+        counts: &[(DateTime<Utc>, EventKind, i64)],
+    ) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let buckets: Vec<DateTime<Utc>> = counts.iter().map(|c| c.0).collect();
+        let kinds: Vec<&str> = counts.iter().map(|c| c.1.as_str()).collect();
+        let ns: Vec<i64> = counts.iter().map(|c| c.2).collect();
+        sqlx::query!(
+            "INSERT INTO event_throughput (bucket, kind, n)
+             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::bigint[])
+             ON CONFLICT (bucket, kind) DO UPDATE SET n = event_throughput.n + EXCLUDED.n",
+            &buckets,
+            &kinds as &[&str],
+            &ns
+        )
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

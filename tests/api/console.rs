@@ -351,3 +351,65 @@ async fn the_promises_page_shows_the_report_and_downloads_it() {
     let bad = get("/console/promises?groupBy=week").await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+/// The throughput chart counts what the event relay relays: a callback dispatched and then
+/// completed shows in its five minutes; a reader of some skills is not shown the whole.
+#[tokio::test]
+async fn the_throughput_chart_counts_relayed_dispatches_and_outcomes() {
+    let app = TestApp::spawn_dispatching().await;
+    let _dialer = testkit::tap::Consumer::bind(&app.exchange, "#").await;
+    let id = app
+        .create_ok(&with(
+            "scheduleDate",
+            serde_json::json!(in_(chrono::Duration::zero())),
+        ))
+        .await;
+    app.wait_state(&id, "dispatched", 10).await;
+    app.report(&id, 1, "completed").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let counted = loop {
+        let counted: Vec<(String, i64)> =
+            sqlx::query_as("SELECT kind, n FROM event_throughput ORDER BY kind")
+                .fetch_all(&app.pool)
+                .await
+                .expect("counts");
+        if counted.len() == 2 || std::time::Instant::now() > deadline {
+            break counted;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        counted,
+        [("completed".to_owned(), 1), ("dispatched".to_owned(), 1)],
+        "created is not counted"
+    );
+    let chart = |session: String| {
+        let url = format!("{}/console/throughput", app.base);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", session)
+                .send()
+                .await
+                .expect("chart")
+                .text()
+                .await
+                .expect("body")
+        }
+    };
+    let lead = app.token("lead", &["callbacks:read"], &[]).await;
+    let shown = chart(session_of(&app, &lead).await).await;
+    assert!(
+        shown.contains(r#"data-kind="dispatched" data-total="1""#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(r#"data-kind="completed" data-total="1""#),
+        "{shown}"
+    );
+    let local = app
+        .token("local", &["callbacks:read"], &[SKILL_NEW_YORK])
+        .await;
+    let withheld = chart(session_of(&app, &local).await).await;
+    assert!(withheld.contains("throughput-withheld"), "{withheld}");
+}

@@ -257,6 +257,8 @@ async fn reschedule_moves_due_at_through_the_api_rules() {
             "ops-planner",
             "--at",
             "2099-01-01T00:00:00Z",
+            "--reason",
+            "far off",
         ],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -307,6 +309,8 @@ async fn an_operator_without_the_permission_or_skill_is_refused() {
             "ops-reader",
             "--at",
             &in_(Duration::hours(5)),
+            "--reason",
+            "not mine",
         ],
     );
     assert_eq!(out.status.code(), Some(1));

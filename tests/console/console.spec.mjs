@@ -3,8 +3,24 @@
 // it; the environment says where (BASE) and with which tokens.
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 
-const { BASE, ADMIN_TOKEN, READER_TOKEN, EXPECT_PENDING, FAILED_ID, SHOTS } = process.env;
+// axe-core, injected into each page (the console's CSP refuses it: the context checking
+// accessibility bypasses the CSP).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+async function accessible(page, label) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }));
+  const bad = result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ")}`);
+  assert.deepEqual(bad, [], `${label}: no serious or critical accessibility violation`);
+}
+
+const { BASE, ADMIN_TOKEN, READER_TOKEN, EXPECT_PENDING, FAILED_ID, DISPATCHED_DAY, SHOTS } = process.env;
 const launch = {
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -17,8 +33,8 @@ async function api(path) {
   return r.json();
 }
 
-async function signIn(browser, token, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+async function signIn(browser, token, viewport = { width: 1280, height: 800 }, options = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
   const problems = [];
   // Script errors and CSP refusals (an answer the test provokes, such as a 422, is not one).
@@ -290,10 +306,26 @@ try {
     assert.match(await page.textContent("section.skill[data-id='101'] .paused"), /Dispatch paused.*storm/);
     const paused = await api("/v1/skills/101");
     assert.equal(paused.paused.reason, "storm");
+    // Due now while paused: held, not published.
+    const r = await fetch(BASE + "/v1/callbacks", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ firstName: "Held", lastName: "Back", phoneNumber: "+442079460555", skillId: 101,
+        scheduleDate: new Date().toISOString() }),
+    });
+    assert.equal(r.status, 201);
+    const held = (await r.json()).callbackId;
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await api(`/v1/callbacks/${held}`)).state, "pending", "nothing published while paused");
     await page.click("section.skill[data-id='101'] button.resume");
     await page.waitForURL(BASE + "/console/directory");
     const resumed = await api("/v1/skills/101");
     assert.equal(resumed.paused, undefined);
+    const until = Date.now() + 15000;
+    while ((await api(`/v1/callbacks/${held}`)).state !== "dispatched") {
+      assert.ok(Date.now() < until, "published once resumed");
+      await new Promise((r) => setTimeout(r, 250));
+    }
   });
 
   await step("readable on a phone", async () => {
@@ -354,12 +386,65 @@ try {
     await page.fill("#retry-reason", "number fixed by the customer");
     await page.click("#retry button");
     await page.waitForURL(`${BASE}/console/callbacks/${FAILED_ID}`);
-    assert.equal((await page.textContent("#state")).trim(), "pending");
+    // Due at once: it may be published already.
+    assert.match((await page.textContent("#state")).trim(), /^(pending|dispatched)$/);
     assert.match(await page.textContent("#events"), /Retried \(it had failed\): due again .* — by admin: number fixed by the customer/);
     const events = await api(`/v1/callbacks/${FAILED_ID}/events`);
     assert.ok(events.items.some((e) => e.kind === "retried" && e.details.reason === "number fixed by the customer"));
     await page.goto(BASE + "/console/failed");
     assert.equal((await page.$$("#failed tbody tr")).length, 0, "nothing failed any more");
+  });
+
+  await step("lists and the throughput chart refresh in place, without a reload", async () => {
+    await page.goto(`${BASE}/console/callbacks?q=babbage`);
+    assert.equal((await page.$$("#callbacks tbody tr")).length, 0);
+    const r = await fetch(BASE + "/v1/callbacks", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ firstName: "Charles", lastName: "Babbage", phoneNumber: "+442079460777",
+        skillId: 101, scheduleDate: new Date(Date.now() + 5 * 86400e3).toISOString().slice(0, 10) + "T11:00:00" }),
+    });
+    assert.equal(r.status, 201);
+    const until = Date.now() + 15000;
+    while ((await page.$$("#callbacks tbody tr")).length !== 1) {
+      assert.ok(Date.now() < until, "the list refreshed itself within 15 s");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.match(await page.textContent("#callbacks tbody"), /Charles Babbage/);
+    await page.goto(BASE + "/console/load");
+    await page.waitForSelector("#throughput-chart polyline[data-kind=dispatched]");
+    // The seeded day, and whatever this run dispatched meanwhile.
+    const total = Number(await page.getAttribute("#throughput-legend li[data-kind=dispatched]", "data-total"));
+    assert.ok(total >= Number(DISPATCHED_DAY) && total <= Number(DISPATCHED_DAY) + 5, `${total}`);
+    assert.equal((await page.$$("#throughput-chart polyline")).length, 4, "dispatched, completed, failed, expired");
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/load.png`, fullPage: true });
+  });
+
+  await step("every page passes axe-core: no serious or critical violation", async () => {
+    const checker = await signIn(browser, ADMIN_TOKEN, undefined, { bypassCSP: true });
+    const one = (await api("/v1/callbacks?state=pending&limit=1")).items[0].callbackId;
+    for (const path of ["/console/", "/console/load", "/console/callbacks", `/console/callbacks/${one}`,
+      `/console/callbacks/${FAILED_ID}`, "/console/failed", "/console/promises", "/console/directory",
+      "/console/bulk?skillId=101", "/console/bulk?state=failed"]) {
+      await checker.page.goto(BASE + path);
+      if (path === "/console/") await checker.page.waitForSelector(".card");
+      if (path === "/console/load") await checker.page.waitForSelector("#throughput-chart");
+      await accessible(checker.page, path);
+    }
+    await checker.context.close();
+    const anonymous = await browser.newContext({ bypassCSP: true });
+    const login = await anonymous.newPage();
+    await login.goto(BASE + "/console/login");
+    await accessible(login, "/console/login");
+    const r = await fetch(BASE + "/v1/callbacks", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ firstName: "Ada", phoneNumber: "+442079460958", skillId: 101,
+        scheduleDate: new Date(Date.now() + 4 * 86400e3).toISOString().slice(0, 10) + "T15:00:00" }),
+    });
+    await login.goto((await r.json()).manageUrl);
+    await accessible(login, "the customer's page");
+    await anonymous.close();
   });
 
   await step("sign out ends the session", async () => {
