@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::Viewer;
-use super::layout::{check_csrf, failure, form, page};
+use super::layout::{Refused, check_csrf, failure, form, page};
 use super::names::{Names, PickedAgents};
 use crate::app::{self, App, AppError, Why};
 use crate::domain::{CallbackId, ChangeInput, RawId};
@@ -28,15 +28,9 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let sent: CancelForm = match form(&body) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
-        return r.into_response();
-    }
-    let Ok(id) = id.parse::<CallbackId>() else {
-        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    let (sent, id) = match posted::<CancelForm>(&viewer, &id, &body, |f| &f.csrf) {
+        Ok(posted) => posted,
+        Err(refused) => return refused.into_response(),
     };
     match app::cancel(&state, &viewer.user, id, Why::required(Some(&sent.reason))).await {
         Ok(_) => Redirect::to(&format!("/console/callbacks/{id}")).into_response(),
@@ -63,15 +57,9 @@ pub async fn retry(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let sent: RetryForm = match form(&body) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
-        return r.into_response();
-    }
-    let Ok(id) = id.parse::<CallbackId>() else {
-        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    let (sent, id) = match posted::<RetryForm>(&viewer, &id, &body, |f| &f.csrf) {
+        Ok(posted) => posted,
+        Err(refused) => return refused.into_response(),
     };
     let why = Why::required(Some(&sent.reason));
     match app::retry(&state, &viewer.user, id, sent.when.as_deref(), None, why).await {
@@ -90,6 +78,22 @@ pub struct ChangeForm {
     when: Option<String>,
     #[serde(flatten)]
     agents: PickedAgents,
+}
+
+/// A form posted about one callback: read, its CSRF token checked, its id parsed (an id
+/// that is not one is a callback that does not exist).
+fn posted<T: serde::de::DeserializeOwned>(
+    viewer: &Viewer,
+    id: &str,
+    body: &Bytes,
+    csrf: impl Fn(&T) -> &str,
+) -> Result<(T, CallbackId), Refused> {
+    let sent: T = form(body)?;
+    check_csrf(viewer, csrf(&sent))?;
+    let id = id
+        .parse::<CallbackId>()
+        .map_err(|_| Refused(StatusCode::NOT_FOUND, "no such callback".into()))?;
+    Ok((sent, id))
 }
 
 /// A use case's refusal on one callback: a rule it broke gets the refusal page, an absent
@@ -156,15 +160,9 @@ async fn change(
     body: Bytes,
     reschedule: bool,
 ) -> Response {
-    let sent: ChangeForm = match form(&body) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = check_csrf(&viewer, &sent.csrf) {
-        return r.into_response();
-    }
-    let Ok(id) = id.parse::<CallbackId>() else {
-        return (StatusCode::NOT_FOUND, "no such callback").into_response();
+    let (sent, id) = match posted::<ChangeForm>(&viewer, &id, &body, |f| &f.csrf) {
+        Ok(posted) => posted,
+        Err(refused) => return refused.into_response(),
     };
     let title = if reschedule {
         "Not rescheduled"
