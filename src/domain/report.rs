@@ -176,9 +176,8 @@ pub struct PromiseRow {
     pub lateness_p95_ms: Option<f64>,
 }
 
-/// Part of a skill's period as the store reads it: a rolled-up hour, or the callbacks read
-/// one by one. Lateness is a histogram: `lateness_keys` (bucket upper bounds, ms) with
-/// `lateness_counts`.
+/// Part of a skill's period as the store reads it: a rolled-up quarter hour, or callbacks
+/// read one by one. Lateness is a histogram: (bucket upper bound in ms, count) pairs.
 #[derive(Debug, Clone, Default)]
 pub struct PromisePart {
     pub skill_id: i64,
@@ -191,8 +190,7 @@ pub struct PromisePart {
     pub suppressed: i64,
     pub cancelled: i64,
     pub open: i64,
-    pub lateness_keys: Vec<i64>,
-    pub lateness_counts: Vec<i64>,
+    pub lateness: Vec<(i64, i64)>,
 }
 
 /// Adds up the parts of each skill's period, in period then skill order: the counts, the
@@ -223,12 +221,14 @@ pub fn tally(parts: Vec<PromisePart>, on_time_seconds: u32) -> Vec<PromiseRow> {
         sum.suppressed += part.suppressed;
         sum.cancelled += part.cancelled;
         sum.open += part.open;
-        histogram.extend(part.lateness_keys.into_iter().zip(part.lateness_counts));
+        histogram.extend(part.lateness);
     }
     groups
         .into_values()
         .map(|(sum, mut histogram)| {
-            histogram.sort_unstable_by_key(|(k, _)| *k);
+            // Each part's buckets come sorted: a stable sort merges such runs in about
+            // linear time.
+            histogram.sort_by_key(|(k, _)| *k);
             let total: i64 = histogram.iter().map(|(_, n)| n).sum();
             let on_time = histogram
                 .iter()
@@ -298,8 +298,7 @@ mod tests {
             period: day(d),
             booked: counts.iter().sum::<i64>() + 1,
             dispatched: counts.iter().sum(),
-            lateness_keys: keys.to_vec(),
-            lateness_counts: counts.to_vec(),
+            lateness: keys.iter().copied().zip(counts.iter().copied()).collect(),
             ..PromisePart::default()
         };
         let rows = tally(

@@ -7,6 +7,54 @@ use chrono::{DateTime, Utc};
 use super::{Store, StoreError};
 use crate::domain::{PromisePart, ROLLUP_GRAIN, ReportRange, SkillId, rolled_quarters};
 
+/// A report part as the statement reads it, its histogram still packed.
+struct PartRow {
+    skill_id: i64,
+    period: chrono::NaiveDateTime,
+    booked: i64,
+    dispatched: i64,
+    completed: i64,
+    failed: i64,
+    expired: i64,
+    suppressed: i64,
+    cancelled: i64,
+    open: i64,
+    lateness: Vec<u8>,
+}
+
+impl TryFrom<PartRow> for PromisePart {
+    type Error = StoreError;
+
+    /// Unpacks the histogram: 8 bytes a bucket, its key then its count, big-endian int4s
+    /// (`promise_histogram_bucket`).
+    fn try_from(row: PartRow) -> Result<Self, StoreError> {
+        if !row.lateness.len().is_multiple_of(8) {
+            return Err(StoreError::Corrupt(format!(
+                "a lateness histogram of {} bytes",
+                row.lateness.len()
+            )));
+        }
+        let int = |b: &[u8]| i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        Ok(PromisePart {
+            skill_id: row.skill_id,
+            period: row.period,
+            booked: row.booked,
+            dispatched: row.dispatched,
+            completed: row.completed,
+            failed: row.failed,
+            expired: row.expired,
+            suppressed: row.suppressed,
+            cancelled: row.cancelled,
+            open: row.open,
+            lateness: row
+                .lateness
+                .chunks_exact(8)
+                .map(|b| (int(&b[..4]), int(&b[4..])))
+                .collect(),
+        })
+    }
+}
+
 impl Store {
     /// The parts of a report: the roll-up's whole quarters in the range, and the callbacks of
     /// the rest added up per skill and period in the database (the rest may be large: a
@@ -29,8 +77,8 @@ impl Store {
             rolled_quarters(range, watermark).unwrap_or((range.to, range.to));
         let from: DateTime<Utc> = range.from;
         let to: DateTime<Utc> = range.to;
-        Ok(sqlx::query_as!(
-            PromisePart,
+        let rows = sqlx::query_as!(
+            PartRow,
             r#"WITH live AS MATERIALIZED (
                    -- One branch per index: callbacks_promised (twice: before and after the
                    -- rolled-up quarters) and callbacks_in_flight_by_skill.
@@ -61,8 +109,9 @@ impl Store {
                    WHERE ($5::bigint IS NULL OR skill_id = $5)
                      AND ($6::bigint[] IS NULL OR skill_id = ANY($6))),
                histogram AS (
-                   SELECT skill_id, period, array_agg(k ORDER BY k) AS keys,
-                          array_agg(n ORDER BY k) AS counts
+                   SELECT skill_id, period,
+                          string_agg(promise_histogram_bucket(k, n), ''::bytea ORDER BY k)
+                              AS lateness
                    FROM (SELECT skill_id, period, k, count(*) AS n FROM keyed
                          WHERE k IS NOT NULL GROUP BY 1, 2, 3) AS b
                    GROUP BY 1, 2)
@@ -70,22 +119,22 @@ impl Store {
                       booked AS "booked!", dispatched AS "dispatched!", completed AS "completed!",
                       failed AS "failed!", expired AS "expired!", suppressed AS "suppressed!",
                       cancelled AS "cancelled!", 0::bigint AS "open!",
-                      lateness_keys AS "lateness_keys!", lateness_counts AS "lateness_counts!"
+                      lateness AS "lateness!"
                FROM promise_rollup
                WHERE quarter >= $7 AND quarter < $8
                  AND ($5::bigint IS NULL OR skill_id = $5)
                  AND ($6::bigint[] IS NULL OR skill_id = ANY($6))
                UNION ALL
-               SELECT k.skill_id, k.period, count(*), count(*) FILTER (WHERE k.attempt > 0),
-                      count(*) FILTER (WHERE k.state = 'completed'),
-                      count(*) FILTER (WHERE k.state = 'failed'),
-                      count(*) FILTER (WHERE k.state = 'expired'),
-                      count(*) FILTER (WHERE k.state = 'suppressed'),
-                      count(*) FILTER (WHERE k.state = 'cancelled'),
-                      count(*) FILTER (WHERE k.state IN ('pending', 'dispatched', 'accepted')),
-                      COALESCE(min(h.keys), '{}'), COALESCE(min(h.counts), '{}')
-               FROM keyed k LEFT JOIN histogram h USING (skill_id, period)
-               GROUP BY 1, 2"#,
+               SELECT c.*, COALESCE(h.lateness, ''::bytea)
+               FROM (SELECT skill_id, period, count(*), count(*) FILTER (WHERE attempt > 0),
+                            count(*) FILTER (WHERE state = 'completed'),
+                            count(*) FILTER (WHERE state = 'failed'),
+                            count(*) FILTER (WHERE state = 'expired'),
+                            count(*) FILTER (WHERE state = 'suppressed'),
+                            count(*) FILTER (WHERE state = 'cancelled'),
+                            count(*) FILTER (WHERE state IN ('pending', 'dispatched', 'accepted'))
+                     FROM keyed GROUP BY 1, 2) AS c
+               LEFT JOIN histogram h USING (skill_id, period)"#,
             from,
             to,
             range.period.as_str(),
@@ -96,7 +145,8 @@ impl Store {
             rolled_to,
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.into_iter().map(PromisePart::try_from).collect()
     }
 
     /// Rolls up the next finished quarters (at most `max`), one transaction; another
@@ -158,29 +208,29 @@ impl Store {
                        WHERE scheduled_for >= $1 AND scheduled_for < $2
                          AND state NOT IN ('dispatched', 'accepted')),
                    h AS (
-                       SELECT skill_id, array_agg(k ORDER BY k) AS keys,
-                              array_agg(n ORDER BY k) AS counts
+                       SELECT skill_id,
+                              string_agg(promise_histogram_bucket(k, n), ''::bytea ORDER BY k)
+                                  AS lateness
                        FROM (SELECT skill_id, k, count(*) AS n FROM c
                              WHERE k IS NOT NULL GROUP BY 1, 2) AS b
                        GROUP BY 1)
                    INSERT INTO promise_rollup (quarter, skill_id, booked, dispatched, completed,
                                                failed, expired, suppressed, cancelled,
-                                               lateness_keys, lateness_counts)
-                   SELECT $1, skill_id, count(*), count(*) FILTER (WHERE attempt > 0),
-                          count(*) FILTER (WHERE state = 'completed'),
-                          count(*) FILTER (WHERE state = 'failed'),
-                          count(*) FILTER (WHERE state = 'expired'),
-                          count(*) FILTER (WHERE state = 'suppressed'),
-                          count(*) FILTER (WHERE state = 'cancelled'),
-                          COALESCE(min(h.keys), '{}'), COALESCE(min(h.counts), '{}')
-                   FROM c LEFT JOIN h USING (skill_id)
-                   GROUP BY skill_id
+                                               lateness)
+                   SELECT $1, t.*, COALESCE(h.lateness, ''::bytea)
+                   FROM (SELECT skill_id, count(*), count(*) FILTER (WHERE attempt > 0),
+                                count(*) FILTER (WHERE state = 'completed'),
+                                count(*) FILTER (WHERE state = 'failed'),
+                                count(*) FILTER (WHERE state = 'expired'),
+                                count(*) FILTER (WHERE state = 'suppressed'),
+                                count(*) FILTER (WHERE state = 'cancelled')
+                         FROM c GROUP BY 1) AS t
+                   LEFT JOIN h USING (skill_id)
                    ON CONFLICT (quarter, skill_id) DO UPDATE SET
                        booked = EXCLUDED.booked, dispatched = EXCLUDED.dispatched,
                        completed = EXCLUDED.completed, failed = EXCLUDED.failed,
                        expired = EXCLUDED.expired, suppressed = EXCLUDED.suppressed,
-                       cancelled = EXCLUDED.cancelled, lateness_keys = EXCLUDED.lateness_keys,
-                       lateness_counts = EXCLUDED.lateness_counts"#,
+                       cancelled = EXCLUDED.cancelled, lateness = EXCLUDED.lateness"#,
                 quarter,
                 end
             )
