@@ -329,12 +329,19 @@ impl CallbackChange {
         .await?;
         let retried = Callback::try_from(row)?;
         // Its quarter may be rolled up already: from there on, the report reads callbacks
-        // again until the roll-up passes it anew.
+        // again until the roll-up passes it anew. Its skill's row of that quarter goes too:
+        // a retry at a new time leaves the quarter, and a quarter rolled up again writes
+        // rows only for the skills it still has.
         sqlx::query!(
-            "UPDATE promise_rollup_state
-             SET watermark = LEAST(watermark,
-                                   date_bin('15 minutes', $1::timestamptz, timestamptz '2000-01-01'))",
-            self.record.scheduled_for
+            "WITH reopened AS (
+                 SELECT date_bin('15 minutes', $1::timestamptz, timestamptz '2000-01-01') AS q),
+             gone AS (
+                 DELETE FROM promise_rollup
+                 WHERE quarter = (SELECT q FROM reopened) AND skill_id = $2)
+             UPDATE promise_rollup_state
+             SET watermark = LEAST(watermark, (SELECT q FROM reopened))",
+            self.record.scheduled_for,
+            self.record.skill_id.get()
         )
         .execute(&mut *self.tx)
         .await?;

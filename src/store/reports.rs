@@ -171,10 +171,16 @@ impl Store {
         let mut quarter: DateTime<Utc> = match watermark {
             Some(at) => at,
             None => {
+                // Each minimum through its index (the callbacks in flight have their own),
+                // not a scan of the whole table.
                 sqlx::query_scalar!(
-                    r#"SELECT date_bin('15 minutes', COALESCE(min(scheduled_for), now()),
-                                    timestamptz '2000-01-01') AS "at!"
-                   FROM callbacks"#
+                    r#"SELECT date_bin('15 minutes',
+                                    COALESCE(LEAST(
+                                        (SELECT min(scheduled_for) FROM callbacks
+                                         WHERE state NOT IN ('dispatched', 'accepted')),
+                                        (SELECT min(scheduled_for) FROM callbacks
+                                         WHERE state IN ('dispatched', 'accepted'))), now()),
+                                    timestamptz '2000-01-01') AS "at!""#
                 )
                 .fetch_one(&mut *tx)
                 .await?

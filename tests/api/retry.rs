@@ -269,3 +269,49 @@ async fn an_operator_retries_from_the_command_line_saying_why() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn a_retry_at_a_new_time_leaves_no_stale_figures_in_its_old_quarter() {
+    let app = TestApp::spawn().await;
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id, notes,
+                                scheduled_for, due_at, created_by, state, attempt)
+         VALUES (gen_random_uuid(), 'F', 'L', '+442079460958', $1, '',
+                 now() - interval '2 days', now() - interval '2 days', 'test', 'failed', 1)
+         RETURNING id",
+    )
+    .bind(SKILL)
+    .fetch_one(&app.pool)
+    .await
+    .expect("failed two days ago");
+    let roll_up = || async {
+        for _ in 0..10 {
+            callbackd::app::timers::roll_up_promises(&app.store, chrono::Duration::minutes(5))
+                .await;
+        }
+    };
+    roll_up().await;
+    let at = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let (status, body) = retry(
+        &app,
+        &app.admin,
+        &id.to_string(),
+        &format!("?scheduleDate={}", at.replace('+', "%2B")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    roll_up().await;
+    let (_, report) = app
+        .call(Method::GET, "/v1/reports/promises", Some(&app.admin), None)
+        .await;
+    let failed: i64 = report["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| i["failed"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        failed, 0,
+        "the old quarter is rolled up without it: {report}"
+    );
+}
