@@ -18,8 +18,8 @@ use crate::config::Settings;
 use crate::domain::{Callback, Gate, LifecycleDefaults, Pacer, Route, Skill, SkillId, compete};
 use crate::liveness::Progress;
 use crate::store::{
-    Claim, Confirmed, DispatchedRow, Due, DueListener, Failure, RetryRow, Store, StoreError,
-    Undeliverable,
+    Claim, Confirmed, DispatchedRow, Due, DueBatch, DueListener, Failure, RetryRow, Store,
+    StoreError, Undeliverable,
 };
 use plan::{Plan, Planner};
 
@@ -164,10 +164,13 @@ impl Dispatcher {
     async fn pace(
         &self,
         claim: &mut Claim,
-        now: DateTime<Utc>,
-        ready: Vec<Due>,
+        batch: DueBatch,
     ) -> Result<(Vec<Due>, Pacer), StoreError> {
-        let held_gates = claim.held_gates().await?;
+        let DueBatch {
+            now,
+            held_gates,
+            ready,
+        } = batch;
         let mut wanted: BTreeSet<Gate> = held_gates.iter().copied().collect();
         for due in &ready {
             wanted.extend(self.planner.gates_to_read(due));
@@ -193,9 +196,9 @@ impl Dispatcher {
     #[tracing::instrument(skip_all, fields(worker = self.worker))]
     async fn pass(&self, publisher: &Publisher) -> Result<Pass, StoreError> {
         let mut claim = self.store.begin_claim().await?;
-        let (now, ready) = claim.due(self.settings.dispatch.batch_size).await?;
-        let claimed = ready.len();
-        let (candidates, pacer) = self.pace(&mut claim, now, ready).await?;
+        let batch = claim.due(self.settings.dispatch.batch_size).await?;
+        let (claimed, now) = (batch.ready.len(), batch.now);
+        let (candidates, pacer) = self.pace(&mut claim, batch).await?;
         let plan = self.planner.plan(&candidates, pacer, now);
         let pass = Pass {
             claimed,

@@ -21,8 +21,8 @@ use super::record::CallbackRow;
 use super::{Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{
-    Agent, AgentId, Callback, CallbackId, CallbackState, CallingHoursJson, EventKind, Route, Skill,
-    SkillId, Suppression,
+    Agent, AgentId, Callback, CallbackId, CallbackState, CallingHoursJson, EventKind, Gate, Route,
+    Skill, SkillId, Suppression,
 };
 
 /// The channel the `callbacks_notify_due` trigger notifies.
@@ -126,6 +126,15 @@ pub struct RetryRow {
     pub retry_at: DateTime<Utc>,
 }
 
+/// What a claim took: the database clock at the claim, the gates holding callbacks
+/// (pacing's), and the due callbacks it locked, in due order.
+#[derive(Debug)]
+pub struct DueBatch {
+    pub now: DateTime<Utc>,
+    pub held_gates: Vec<Gate>,
+    pub ready: Vec<Due>,
+}
+
 /// What the dispatcher should wait for after a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextDue {
@@ -153,7 +162,9 @@ pub const DISPATCHER_PLANNER: [(&str, &str); 3] = [
 
 /// The claim ([`Claim::due`]): due, unpaced, unexpired callbacks with their do-not-call
 /// match, locked in due order — a walk of `callbacks_ready` that stops when the batch is
-/// full. `$1`: the batch size.
+/// full. `$1`: the batch size. Each row also carries the gates holding callbacks
+/// ([`HELD_GATES`](super::pacing::HELD_GATES), evaluated once): pacing needs them every
+/// pass, and a statement of their own cost every pass a round trip.
 ///
 /// A claimed row ([`ClaimedRow`]) holds the callback `c` with its do-not-call match (see
 /// [`DncMatch`]) and `paced_at`; [`HELD`](super::pacing::HELD) selects the same. The skills
@@ -162,7 +173,10 @@ pub const DISPATCHER_PLANNER: [(&str, &str); 3] = [
 ///
 /// Its text is shared with the benchmark suite (`store::statements`), so it is decoded by
 /// column name (`FromRow`) rather than checked by `query!`.
-pub const CLAIM_DUE: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS one
+pub const CLAIM_DUE: &str = concat!(
+    "SELECT now() AS now, ARRAY(",
+    super::pacing::held_gates_sql!(),
+    ") AS held_gates, claimed.* FROM (SELECT 1) AS one
          LEFT JOIN LATERAL (SELECT c.id, c.state, c.first_name, c.last_name, \
              c.phone_number, c.skill_id, c.target_agent_id, c.notes, c.time_zone, \
              c.scheduled_for, c.due_at, c.attempt, c.dispatched_at, c.last_error, \
@@ -180,7 +194,8 @@ pub const CLAIM_DUE: &str = "SELECT now() AS now, claimed.* FROM (SELECT 1) AS o
              AND (c.expires_at IS NULL OR c.expires_at > now())
            ORDER BY c.due_at
            LIMIT $1
-           FOR UPDATE OF c SKIP LOCKED) AS claimed ON true";
+           FOR UPDATE OF c SKIP LOCKED) AS claimed ON true"
+);
 
 /// What is due next after a claim at `$1` (its database clock): two reads of the first
 /// entry of `callbacks_ready` in a range, each an ordered `LIMIT 1` so that it is always
@@ -316,24 +331,33 @@ impl Claim {
     /// Locks up to `limit` due callbacks, earliest first, skipping those another dispatcher
     /// holds, with their skills. "Due" is by the database clock, whose reading comes back
     /// too. An expired callback is never claimed.
-    pub async fn due(&mut self, limit: u32) -> Result<(DateTime<Utc>, Vec<Due>), StoreError> {
+    pub async fn due(&mut self, limit: u32) -> Result<DueBatch, StoreError> {
         // The outer join returns the clock even when nothing is due (one row of NULLs): the
         // caller judges what matured since the claim against it.
         let rows = sqlx::query(CLAIM_DUE)
             .bind(i64::from(limit))
             .fetch_all(&mut *self.tx)
             .await?;
-        let mut now = None;
+        let mut clock = None;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let clock = ClaimClock::from_row(row)?;
-            now = Some(clock.now);
-            if clock.id.is_some() {
+            let read = ClaimClock::from_row(row)?;
+            if read.id.is_some() {
                 claimed.push(ClaimedRow::from_row(row)?.try_into()?);
             }
+            clock.get_or_insert(read);
         }
-        let now = now.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
-        Ok((now, self.with_skills(claimed).await?))
+        let clock = clock.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+        let held_gates = clock
+            .held_gates
+            .into_iter()
+            .map(super::pacing::decode)
+            .collect::<Result<_, _>>()?;
+        Ok(DueBatch {
+            now: clock.now,
+            held_gates,
+            ready: self.with_skills(claimed).await?,
+        })
     }
 
     /// The claimed callbacks with their skills: from the cache, the others read in one
@@ -710,11 +734,12 @@ impl TryFrom<ClaimedRow> for Claimed {
     }
 }
 
-/// The clock of a [`CLAIM_DUE`] row, and whether it holds a callback (the outer join gives
-/// one row of NULLs when nothing is due).
+/// The clock and held gates of a [`CLAIM_DUE`] row, and whether it holds a callback (the
+/// outer join gives one row of NULLs when nothing is due).
 #[derive(FromRow)]
 struct ClaimClock {
     now: DateTime<Utc>,
+    held_gates: Vec<i64>,
     id: Option<Uuid>,
 }
 

@@ -44,8 +44,8 @@ pub use change::CallbackChange;
 pub use create::{IdempotencyKey, Inserted, NewCreate};
 pub use directory::ImportSummary;
 pub use dispatch::{
-    Claim, Confirmed, Deferral, DispatchedRow, Due, DueListener, Ending, Failure, NextDue,
-    RetryRow, Undeliverable,
+    Claim, Confirmed, Deferral, DispatchedRow, Due, DueBatch, DueListener, Ending, Failure,
+    NextDue, RetryRow, Undeliverable,
 };
 pub use dnc::{DncEvent, Listed};
 pub use ingest::CreateQueue;

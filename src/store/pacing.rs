@@ -19,9 +19,12 @@ use super::StoreError;
 use super::dispatch::{Claim, Claimed, ClaimedRow, Due};
 use crate::domain::{CallbackId, Gate, GateReading, SkillId};
 
-/// The gates holding callbacks: a recursive skip scan of `callbacks_paced`, one probe per
-/// gate, however many callbacks each holds.
-pub const HELD_GATES: &str = "WITH RECURSIVE gates AS (
+/// The text of [`HELD_GATES`], as a literal so that the claim ([`CLAIM_DUE`]) can carry it.
+///
+/// [`CLAIM_DUE`]: super::dispatch::CLAIM_DUE
+macro_rules! held_gates_sql {
+    () => {
+        "WITH RECURSIVE gates AS (
         (SELECT paced_gate FROM callbacks
          WHERE state = 'pending' AND paced_at IS NOT NULL
          ORDER BY paced_gate LIMIT 1)
@@ -32,7 +35,14 @@ pub const HELD_GATES: &str = "WITH RECURSIVE gates AS (
                 ORDER BY c.paced_gate LIMIT 1)
         FROM gates WHERE gates.paced_gate IS NOT NULL
      )
-     SELECT paced_gate FROM gates WHERE paced_gate IS NOT NULL";
+     SELECT paced_gate FROM gates WHERE paced_gate IS NOT NULL"
+    };
+}
+pub(super) use held_gates_sql;
+
+/// The gates holding callbacks: a recursive skip scan of `callbacks_paced`, one probe per
+/// gate, however many callbacks each holds. The claim reads them in the same statement.
+pub const HELD_GATES: &str = held_gates_sql!();
 
 /// Each gate's try-lock (`$1`: the gates, stored form): one namespace hashed with the gate.
 /// Try-locks never wait, so the order they are taken in cannot deadlock.
@@ -109,15 +119,6 @@ pub const HOLD: &str = "UPDATE callbacks c
      WHERE c.id = h.id AND c.paced_gate IS DISTINCT FROM h.gate";
 
 impl Claim {
-    /// The gates holding due callbacks: a skip scan of `callbacks_paced`, one index probe
-    /// per gate, however many callbacks each holds.
-    pub async fn held_gates(&mut self) -> Result<Vec<Gate>, StoreError> {
-        let rows: Vec<i64> = sqlx::query_scalar(HELD_GATES)
-            .fetch_all(&mut *self.tx)
-            .await?;
-        rows.into_iter().map(decode).collect()
-    }
-
     /// Takes each gate's lock if no other claim holds it, then reads the locked gates: the
     /// count in flight (read after the lock, see the module's note) and the limits.
     /// `agent_max_in_flight` is the configured cap for agents.
@@ -242,6 +243,6 @@ struct GateReadingRow {
     paused: bool,
 }
 
-fn decode(stored: i64) -> Result<Gate, StoreError> {
+pub(super) fn decode(stored: i64) -> Result<Gate, StoreError> {
     Gate::decode(stored).map_err(|e| StoreError::Corrupt(format!("paced_gate {stored}: {e}")))
 }
