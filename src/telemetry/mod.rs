@@ -3,7 +3,10 @@
 
 use std::io::IsTerminal;
 
+mod json_lines;
+
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::JsonFields;
 
 use crate::config::LogFormat;
 
@@ -26,12 +29,10 @@ pub fn init(format: LogFormat, filter: &str) {
         .log_internal_errors(false);
     // A second init (tests) keeps the first subscriber.
     let _ = if json {
+        // The request's or callback's span (its `callback_id`) rides on every event.
         builder
-            .json()
-            .flatten_event(true)
-            // The request's or callback's span (its `callback_id`) rides on every event.
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(json_lines::JsonLines)
             .try_init()
     } else {
         builder.try_init()
