@@ -231,6 +231,18 @@ impl Daemon {
         exchange: &str,
         label: &str,
     ) -> anyhow::Result<Self> {
+        Self::spawn_with(ctx, options, db_url, exchange, label, &[])
+    }
+
+    /// [`Daemon::spawn`] with more settings (`CALLBACKD_…` variables).
+    pub fn spawn_with(
+        ctx: &Ctx,
+        options: &Options,
+        db_url: &str,
+        exchange: &str,
+        label: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         // A port nobody listens on now: the daemon binds it a moment later.
         let port = testkit::free_port().context("finding a free port")?;
         let log = ctx.log_file(&format!("callbackd-{label}"))?;
@@ -253,6 +265,7 @@ impl Daemon {
                 "CALLBACKD_DISPATCH__PUBLISH_WINDOW",
                 options.window.to_string(),
             )
+            .envs(settings.iter().copied())
             .stdin(Stdio::null());
         let process = testkit::daemon::Daemon::spawn_with_log(command, log)
             .with_context(|| format!("starting {}", testkit::cli::callbackd_bin().display()))?;

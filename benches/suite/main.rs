@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod consumer;
+mod history;
 mod infra;
 mod ingest;
 mod pacing;
@@ -49,6 +50,9 @@ enum Section {
     Graphile,
     /// pg-boss's burst and steady, at its default polling interval and at its best settings.
     Pgboss,
+    /// Pending callbacks beside a growing history of ended ones (not in the default run:
+    /// `--history`).
+    History,
 }
 
 /// callbackd benchmark suite. Defaults finish in under 10 minutes on a 2-core machine.
@@ -94,6 +98,16 @@ pub struct Options {
     /// --scale-dispatched 5000000 (about 30 minutes here).
     #[arg(long)]
     big: bool,
+    /// Run the history section too: 1M pending beside 1M, 10M and 50M ended callbacks with
+    /// their events (about 2 hours and 80 GB of disk at 50M; `--history-ended` for less).
+    #[arg(long)]
+    history: bool,
+    /// History: ended callbacks at each step, ascending.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 10_000_000, 50_000_000])]
+    history_ended: Vec<u64>,
+    /// History: pending callbacks beside them.
+    #[arg(long, default_value_t = 1_000_000)]
+    history_pending: u64,
     /// Ingest: concurrent HTTP clients.
     #[arg(long, default_value_t = 32)]
     ingest_clients: usize,
@@ -158,12 +172,18 @@ impl Options {
             self.availability_requests = 20;
             self.ingest_seconds = 2;
             self.memory_seconds = 2;
+            self.history_ended = vec![5_000, 20_000];
+            self.history_pending = 10_000;
         }
         self.scale_pending.sort_unstable();
+        self.history_ended.sort_unstable();
         self
     }
 
     fn runs(&self, section: Section) -> bool {
+        if section == Section::History {
+            return self.history || self.only.contains(&section);
+        }
         (self.only.is_empty() || self.only.contains(&section))
             && !(matches!(section, Section::Graphile | Section::Pgboss) && self.no_peer)
     }
@@ -290,6 +310,7 @@ async fn sections(ctx: &Ctx, options: &Options, report: &mut Report) -> anyhow::
     );
     section!(Section::Ingest, "ingest", ingest::run(ctx, options));
     section!(Section::Scale, "scale", scale::run(ctx, options));
+    section!(Section::History, "history", history::run(ctx, options));
     if failed.is_empty() {
         Ok(())
     } else {

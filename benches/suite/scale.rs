@@ -143,7 +143,7 @@ async fn load(pool: &PgPool, n: u64, kind: Kind) -> anyhow::Result<()> {
 }
 
 /// Brings the rows due now back to [`DUE_ROWS`] (the daemon of the memory run dispatches them).
-async fn top_up_due(pool: &PgPool) -> anyhow::Result<()> {
+pub async fn top_up_due(pool: &PgPool) -> anyhow::Result<()> {
     let due: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM callbacks WHERE state = 'pending' AND due_at <= now()",
     )
@@ -156,7 +156,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<Value> {
+pub async fn measure(conn: &mut PgConnection, options: &Options) -> anyhow::Result<Value> {
     let samples = options.scale_samples;
     let mut claim = Vec::with_capacity(samples);
     let mut poll = Vec::with_capacity(samples);

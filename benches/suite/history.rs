@@ -1,0 +1,338 @@
+//! (8) History (`--history`): pending callbacks beside a growing history of ended ones with
+//! their events (by default 1M, 10M and 50M ended; `--history-ended` chooses), and at each
+//! step what an operator would notice if history weighed on the daemon: the claim, a create
+//! through the API, the reads people make most (one state's list, a search by number, the
+//! month's promise report), what each ended callback costs on disk (table, indexes, events)
+//! and what the retention purge of one day of them costs (time, WAL; rolled back, so each
+//! step keeps its rows).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgPool};
+
+use crate::Options;
+use crate::infra::{Ctx, Daemon, SKILL};
+use crate::report::percentiles;
+use crate::statements::dispatcher_connection;
+
+/// Ended callbacks per loading statement (three events each).
+const CHUNK: u64 = 200_000;
+/// Days of history the ended callbacks are spread over (the promise report's month).
+const DAYS: i64 = 30;
+/// Timed creates and reads per step.
+const CREATES: usize = 300;
+const READS: usize = 20;
+const REPORTS: usize = 5;
+
+pub async fn run(ctx: &Ctx, options: &Options) -> anyhow::Result<Value> {
+    let db = ctx.fresh_db("history").await?;
+    let token = ctx
+        .callbackd(&db.url, &["user", "add", "bench", "--permission", "all"])
+        .await?;
+    let loading = Instant::now();
+    load_pending(&db.pool, options.history_pending).await?;
+    eprintln!(
+        "bench: history: {} pending loaded in {:.1} s",
+        options.history_pending,
+        loading.elapsed().as_secs_f64()
+    );
+    let mut steps = Vec::new();
+    let mut ended = 0u64;
+    for &target in &options.history_ended {
+        let loading = Instant::now();
+        load_ended(&db.pool, ended, target.saturating_sub(ended)).await?;
+        ended = ended.max(target);
+        // Rolled up from scratch at each step (the rows loaded went into quarters already
+        // rolled up, which a running deployment never does): the roll-up's time is measured.
+        sqlx::query("DELETE FROM promise_rollup")
+            .execute(&db.pool)
+            .await?;
+        sqlx::query("UPDATE promise_rollup_state SET watermark = NULL")
+            .execute(&db.pool)
+            .await?;
+        sqlx::query("VACUUM (ANALYZE) callbacks, callback_events")
+            .execute(&db.pool)
+            .await?;
+        crate::scale::top_up_due(&db.pool).await?;
+        let load_seconds = loading.elapsed().as_secs_f64();
+        eprintln!("bench: history: {ended} ended loaded in {load_seconds:.1} s; timing");
+        let mut step = measure(ctx, options, &db, &token).await?;
+        step["ended"] = json!(ended);
+        step["load_seconds"] = json!(load_seconds);
+        step["bytes_per_ended_callback"] = sizes(&db.pool, options.history_pending, ended).await?;
+        step["purge_one_day"] = purge_one_day(&db.pool).await?;
+        eprintln!("bench: history: {ended} ended: {step}");
+        steps.push(step);
+    }
+    db.pool.close().await;
+    Ok(json!({
+        "pending": options.history_pending,
+        "days": DAYS,
+        "steps": steps,
+    }))
+}
+
+/// Pending callbacks over the next 7 days, each with its own number.
+async fn load_pending(pool: &PgPool, n: u64) -> anyhow::Result<()> {
+    let mut done = 0u64;
+    while done < n {
+        let count = CHUNK.min(n - done);
+        sqlx::query(
+            "INSERT INTO callbacks (id, first_name, last_name, phone_number, skill_id, notes,
+                                    scheduled_for, due_at, created_by)
+             SELECT gen_random_uuid(), 'First', 'Pending ' || (i % 5000),
+                    '+1628' || (2000000 + i % 8000000), $3, '', d, d, 'bench'
+             FROM (SELECT i, now() + interval '1 hour' + random() * interval '7 days' AS d
+                   FROM generate_series($1::int8, $2::int8) AS i) s",
+        )
+        .bind(i64::try_from(done + 1)?)
+        .bind(i64::try_from(done + count)?)
+        .bind(SKILL)
+        .execute(pool)
+        .await
+        .context("loading pending callbacks")?;
+        done += count;
+    }
+    Ok(())
+}
+
+/// Ended callbacks over the last [`DAYS`] days (completed, and one in twenty each failed,
+/// expired, cancelled) with their three events: created, dispatched, and how it ended. The
+/// event outbox's trigger is off meanwhile (these events are history, not news).
+async fn load_ended(pool: &PgPool, from: u64, n: u64) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("ALTER TABLE callback_events DISABLE TRIGGER callback_events_outbox")
+        .execute(&mut *conn)
+        .await?;
+    let mut done = 0u64;
+    while done < n {
+        let count = CHUNK.min(n - done);
+        let first = from + done + 1;
+        sqlx::query(
+            "WITH ended AS (
+                INSERT INTO callbacks (id, state, first_name, last_name, phone_number, skill_id,
+                                       notes, scheduled_for, due_at, attempt, dispatched_at,
+                                       created_by, created_at, updated_at, first_lateness_ms,
+                                       last_outcome)
+                SELECT gen_random_uuid(), s.state, 'First', 'Ended ' || (i % 5000),
+                       '+1415' || (2000000 + i % 8000000), $3, '', d, d, 1, d + lat,
+                       'bench', d - interval '1 day', d + lat + interval '5 minutes',
+                       EXTRACT(EPOCH FROM lat) * 1000,
+                       CASE WHEN s.state = 'completed' THEN 'completed' END
+                FROM (SELECT i, now() - interval '1 hour' - random() * make_interval(days => $4) AS d,
+                             random() * interval '2 minutes' AS lat,
+                             CASE i % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'expired'
+                                         WHEN 2 THEN 'cancelled' ELSE 'completed' END AS state
+                      FROM generate_series($1::int8, $2::int8) AS i) s
+                RETURNING id, state, created_at, dispatched_at, updated_at
+             )
+             INSERT INTO callback_events (callback_id, at, actor, kind, details)
+             SELECT e.id, x.at, x.actor, x.kind, x.details
+             FROM ended e CROSS JOIN LATERAL (VALUES
+                 (e.created_at, 'bench', 'created', '{}'::jsonb),
+                 (e.dispatched_at, 'dispatcher', 'dispatched',
+                  '{\"attempt\": 1, \"routingKey\": \"skill.101\", \"instance\": \"bench\"}'::jsonb),
+                 (e.updated_at, 'dialer', e.state, '{}'::jsonb)) AS x(at, actor, kind, details)",
+        )
+        .bind(i64::try_from(first)?)
+        .bind(i64::try_from(first + count - 1)?)
+        .bind(SKILL)
+        .bind(i32::try_from(DAYS)?)
+        .execute(&mut *conn)
+        .await
+        .context("loading ended callbacks")?;
+        done += count;
+    }
+    sqlx::query("ALTER TABLE callback_events ENABLE TRIGGER callback_events_outbox")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The claim (as the scale section times it), then the daemon (dispatch off, so the due rows
+/// stay due) for creates and reads once its promise roll-up has caught up.
+async fn measure(
+    ctx: &Ctx,
+    options: &Options,
+    db: &crate::infra::Db,
+    token: &str,
+) -> anyhow::Result<Value> {
+    let mut conn = dispatcher_connection(&db.url).await?;
+    let claim = crate::scale::measure(&mut conn, options).await?;
+    conn.close().await?;
+
+    let exchange = ctx.declare_exchange("history").await?;
+    let mut daemon = Daemon::spawn_with(
+        ctx,
+        options,
+        &db.url,
+        &exchange,
+        "history",
+        &[("CALLBACKD_DISPATCH__ENABLED", "false")],
+    )?;
+    daemon.wait_ready(Duration::from_secs(60)).await?;
+    let rolled_up = roll_up(&db.pool).await?;
+
+    let client = reqwest::Client::new();
+    let base = daemon.base_url();
+    let schedule = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut creates = Vec::with_capacity(CREATES);
+    for i in 0..CREATES {
+        let body = json!({
+            "firstName": "A", "lastName": "B", "skillId": SKILL, "scheduleDate": schedule,
+            "phoneNumber": format!("+1212{}", 2_000_000 + i),
+        });
+        let t = Instant::now();
+        let answer = client
+            .post(format!("{base}/v1/callbacks"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        creates.push(ms(t.elapsed()));
+        if answer.status().as_u16() != 201 {
+            bail!(
+                "a create answered {}: {}",
+                answer.status(),
+                answer.text().await.unwrap_or_default()
+            );
+        }
+    }
+    let from = (chrono::Utc::now() - chrono::Duration::days(DAYS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let reads = [
+        (
+            "list_completed",
+            "/v1/callbacks?state=completed&limit=50".to_owned(),
+            READS,
+        ),
+        (
+            "list_pending_of_skill",
+            format!("/v1/callbacks?state=pending&skillId={SKILL}&limit=50"),
+            READS,
+        ),
+        (
+            "search_by_number",
+            "/v1/callbacks?phoneNumber=%2B14152004242&limit=50".to_owned(),
+            READS,
+        ),
+        (
+            "promise_report_30_days",
+            format!("/v1/reports/promises?from={from}&groupBy=day"),
+            REPORTS,
+        ),
+    ];
+    let mut timed = serde_json::Map::new();
+    for (name, path, n) in reads {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let answer = client
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            let status = answer.status();
+            answer.bytes().await?;
+            samples.push(ms(t.elapsed()));
+            if !status.is_success() {
+                bail!("GET {path} answered {status}");
+            }
+        }
+        timed.insert(name.into(), percentiles(samples));
+    }
+    daemon.stop()?;
+    Ok(json!({
+        "claim_ms": claim["claim_ms"],
+        "due_poll_ms": claim["due_poll_ms"],
+        "claim_plan_uses_callbacks_ready": claim["claim_plan_uses_callbacks_ready"],
+        "create_ms": percentiles(creates),
+        "reads_ms": timed,
+        "promise_roll_up_seconds": rolled_up,
+    }))
+}
+
+/// Waits for the daemon's promise roll-up, started from scratch, to reach the last day (the
+/// report then reads the roll-up); how long it took.
+async fn roll_up(pool: &PgPool) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    loop {
+        // No row, or no watermark yet: the roll-up has not started.
+        let caught_up: Option<Option<bool>> = sqlx::query_scalar(
+            "SELECT watermark > now() - interval '1 day' FROM promise_rollup_state",
+        )
+        .fetch_optional(pool)
+        .await?;
+        if caught_up.flatten() == Some(true) {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("the promise roll-up did not catch up in 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Disk per ended callback: the table with its indexes and the events with theirs, less what
+/// the pending ones take (estimated as their share of the table's rows).
+async fn sizes(pool: &PgPool, pending: u64, ended: u64) -> anyhow::Result<Value> {
+    let (table, indexes, events): (i64, i64, i64) = sqlx::query_as(
+        "SELECT pg_table_size('callbacks'), pg_indexes_size('callbacks'),
+                pg_total_relation_size('callback_events')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let rows = (pending + ended) as f64;
+    let ended_f = ended as f64;
+    Ok(json!({
+        "callback_row": table as f64 / rows,
+        "callback_indexes": indexes as f64 / rows,
+        "events": events as f64 / ended_f,
+        "total": (table + indexes) as f64 / rows + events as f64 / ended_f,
+        "table_bytes": table,
+        "index_bytes": indexes,
+        "event_bytes": events,
+    }))
+}
+
+/// The retention purge's statement (`Store::purge_terminal`, without its slicing) for the
+/// oldest day of history, timed and rolled back: what a daily purge costs at this size.
+async fn purge_one_day(pool: &PgPool) -> anyhow::Result<Value> {
+    let mut tx = pool.begin().await?;
+    let before = wal_position(&mut tx).await?;
+    let t = Instant::now();
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH gone AS (
+            DELETE FROM callbacks
+            WHERE state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed')
+              AND updated_at < now() - make_interval(days => $1)
+            RETURNING id
+         ), events AS (
+            DELETE FROM callback_events WHERE callback_id IN (SELECT id FROM gone)
+         )
+         SELECT count(*) FROM gone",
+    )
+    .bind(i32::try_from(DAYS - 1)?)
+    .fetch_one(&mut *tx)
+    .await?;
+    let seconds = t.elapsed().as_secs_f64();
+    let wal = wal_position(&mut tx).await? - before;
+    tx.rollback().await?;
+    Ok(json!({ "deleted": deleted, "seconds": seconds, "wal_bytes": wal }))
+}
+
+/// The server's WAL insert position, in bytes.
+async fn wal_position(conn: &mut sqlx::PgConnection) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8")
+            .fetch_one(conn)
+            .await?,
+    )
+}
