@@ -116,6 +116,7 @@ impl App {
         tracker: &tokio_util::task::TaskTracker,
         progress: Option<crate::liveness::Progress>,
     ) -> Self {
+        let store = store.grouping_probes();
         let creates = Creates::Grouped(CreateQueue::start(store.clone(), tracker));
         Self::build(store, broker, settings, creates, progress)
     }

@@ -169,7 +169,8 @@ impl Store {
     }
 
     /// The rest of a create's context, the skill and agent being known: the database clock
-    /// and the do-not-call probe (too many numbers to hold in memory).
+    /// and the do-not-call probe (too many numbers to hold in memory), read with concurrent
+    /// creates' when the handle groups them.
     async fn create_context_with(
         &self,
         skill_id: SkillId,
@@ -177,29 +178,18 @@ impl Store {
         agent: Option<Agent>,
         phone: Option<&PhoneNumber>,
     ) -> Result<CreateContext, StoreError> {
-        let row = sqlx::query!(
-            r#"SELECT now() AS "now!", dnc.dnc_skill_id AS "dnc_skill_id?",
-                    dnc.dnc_reason AS "dnc_reason?"
-             FROM (SELECT 1) AS one
-             LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, d.reason AS dnc_reason
-                FROM dnc_entries d
-                WHERE d.phone_number = $2 AND (d.skill_id IS NULL OR d.skill_id = $1)
-                  AND (d.expires_at IS NULL OR d.expires_at > now())
-                ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true"#,
-            skill_id.get(),
-            phone.map(PhoneNumber::as_str)
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (now, suppression) = match &self.probes {
+            Some(queue) => queue.probe(self, skill_id, phone).await?,
+            None => {
+                self.probe_one(skill_id, phone.map(PhoneNumber::as_str))
+                    .await?
+            }
+        };
         Ok(CreateContext {
-            now: row.now,
+            now,
             skill,
             agents: agent.into_iter().collect(),
-            suppression: DncMatch {
-                dnc_skill_id: row.dnc_skill_id,
-                dnc_reason: row.dnc_reason,
-            }
-            .suppression()?,
+            suppression,
         })
     }
 

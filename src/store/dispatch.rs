@@ -266,6 +266,7 @@ impl Store {
         Self {
             pool: self.pool,
             cache: other.cache.clone(),
+            probes: None,
         }
     }
 

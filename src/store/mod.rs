@@ -21,6 +21,7 @@ mod pacing;
 mod pause;
 mod primary;
 mod privacy;
+mod probes;
 mod read;
 mod record;
 mod reminders;
@@ -169,6 +170,8 @@ pub struct Store {
     pool: PgPool,
     /// Security users and the directory, while [`Store::keep_cache`] runs (the daemon).
     cache: std::sync::Arc<cache::Cache>,
+    /// Creates' probes read in groups ([`Store::grouping_probes`]; the daemon's API).
+    probes: Option<probes::ProbeQueue>,
 }
 
 impl Store {
@@ -176,7 +179,15 @@ impl Store {
         Self {
             pool,
             cache: std::sync::Arc::new(cache::Cache::new()),
+            probes: None,
         }
+    }
+
+    /// This handle, with concurrent creates' probes (the clock and the do-not-call look-up)
+    /// read together, a few readers each taking what has gathered (`store::probes`).
+    pub fn grouping_probes(mut self) -> Self {
+        self.probes = Some(probes::ProbeQueue::start(self.clone()));
+        self
     }
 }
 

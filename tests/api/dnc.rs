@@ -245,6 +245,61 @@ async fn a_listed_number_cannot_be_booked_for_the_skills_it_is_listed_for_until_
     );
 }
 
+/// Concurrent creates' look-ups are read together in one statement: each request still
+/// gets its own number's and skill's answer.
+#[tokio::test]
+async fn concurrent_creates_each_get_the_answer_for_their_own_number_and_skill() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let (status, _) = list(
+        &app,
+        NUMBER,
+        json!({ "skillId": SKILL_NEW_YORK, "reason": "state list" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // The list held for a moment, so that the creates' look-ups pile up and are read in
+    // groups when it is released.
+    let mut hold = app.pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE dnc_entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("lock");
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let (phone, skill) = match i % 4 {
+            0 => (NUMBER, SKILL_NEW_YORK),
+            1 => (NUMBER, SKILL),
+            2 => (OTHER, SKILL_NEW_YORK),
+            _ => (OTHER, SKILL),
+        };
+        let mut body = with("phoneNumber", json!(phone));
+        body["skillId"] = json!(skill);
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { (i, app.create(&body).await) }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    hold.commit().await.expect("release");
+    let mut refused = 0;
+    for task in tasks {
+        let (i, (status, body)) = task.await.expect("task");
+        if i % 4 == 0 {
+            refused += 1;
+            assert_result(
+                status,
+                &body,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "InvalidPhoneNumber",
+            );
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("state list"), "{message}");
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "create {i}: {body}");
+        }
+    }
+    assert_eq!(refused, 12);
+    assert_eq!(app.row_counts().await.0, 36);
+}
+
 #[tokio::test]
 async fn a_callback_whose_number_was_listed_after_booking_is_suppressed_not_published() {
     let app = TestApp::spawn_dispatching().await;
