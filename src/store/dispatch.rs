@@ -339,16 +339,17 @@ impl Claim {
             .bind(i64::from(limit))
             .fetch_all(&mut *self.tx)
             .await?;
-        let mut clock = None;
+        // The clock and the held gates are the same on every row: read once, from the first.
+        let first = rows
+            .first()
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+        let clock = ClaimClock::from_row(first)?;
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let read = ClaimClock::from_row(row)?;
-            if read.id.is_some() {
+        if clock.id.is_some() {
+            for row in &rows {
                 claimed.push(ClaimedRow::from_row(row)?.try_into()?);
             }
-            clock.get_or_insert(read);
         }
-        let clock = clock.ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
         let held_gates = clock
             .held_gates
             .into_iter()
