@@ -30,6 +30,9 @@ pub async fn start(
     let zone = settings.time_zone.0;
     let scheduler = JobScheduler::new().await?;
 
+    let days_store = store.clone();
+    tokio::spawn(async move { timers::make_history_days(&days_store).await });
+
     let backlog_store = store.clone();
     scheduler
         .add(Job::new_async_tz(

@@ -52,9 +52,22 @@ pub async fn run(store: &Store) {
     crate::instruments::timers(fell_back, owned, expired, unreported);
 }
 
-/// Deletes terminal callbacks unchanged for `retention_days` (with their events), then
-/// console sessions past their end and sign-ins never finished.
+/// Makes the coming days' partitions of history (at start, and before each purge).
+pub async fn make_history_days(store: &Store) {
+    match store.make_history_days().await {
+        Ok(0) => {}
+        Ok(made) => tracing::info!(made, "history: day partitions made"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "history: making day partitions failed (callbacks ending on a day without one are kept in the default partition and purged by row); tried again at the next purge"
+        ),
+    }
+}
+
+/// Removes terminal callbacks that ended more than `retention_days` ago (with their
+/// events), then console sessions past their end and sign-ins never finished.
 pub async fn purge(store: &Store, retention_days: u32) {
+    make_history_days(store).await;
     match store.purge_terminal(retention_days).await {
         Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
         Err(e) => tracing::warn!(error = %e, "retention purge failed"),

@@ -1,7 +1,7 @@
 //! The event message stream consumers read: `callbackd.event.v1`, documented in
 //! `docs/messages.md`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -28,33 +28,19 @@ struct EventMessage<'a> {
     details: &'a Value,
 }
 
-/// The publication of an outbox entry; `None` when its event is gone (purged).
-pub fn outgoing(event: &OutboxEvent) -> Option<Result<OutgoingMessage, serde_json::Error>> {
-    let (Some(at), Some(actor), Some(kind), Some(details)) =
-        (event.at, &event.actor, &event.kind, &event.details)
-    else {
-        return None;
-    };
-    Some(encode(event, at, actor, kind, details))
-}
-
-fn encode(
-    event: &OutboxEvent,
-    at: DateTime<Utc>,
-    actor: &str,
-    kind: &str,
-    details: &Value,
-) -> Result<OutgoingMessage, serde_json::Error> {
+/// The publication of an outbox entry.
+pub fn outgoing(event: &OutboxEvent) -> Result<OutgoingMessage, serde_json::Error> {
     let body = serde_json::to_vec(&EventMessage {
         schema: SCHEMA,
         event_id: event.event_id,
         callback_id: event.callback_id,
-        kind,
-        at: at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        actor,
+        kind: &event.kind,
+        at: event.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        actor: &event.actor,
         skill_id: event.skill_id,
-        details,
+        details: &event.details,
     })?;
+    let kind = event.kind.as_str();
     let skill = event
         .skill_id
         .map_or_else(|| "none".to_owned(), |s| s.to_string());
@@ -62,7 +48,7 @@ fn encode(
         message_id: format!("event:{}", event.event_id),
         routing_key: format!("{kind}.{skill}"),
         body,
-        timestamp: u64::try_from(at.timestamp()).unwrap_or_default(),
+        timestamp: u64::try_from(event.at.timestamp()).unwrap_or_default(),
         headers: vec![
             ("x-callbackd-schema", HeaderValue::Text(SCHEMA.into())),
             ("kind", HeaderValue::Text(kind.to_owned())),

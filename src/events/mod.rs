@@ -93,10 +93,7 @@ impl Relay {
             batch.commit().await?;
             return Ok(Pass::Idle);
         }
-        let messages: Vec<_> = entries
-            .iter()
-            .map(|e| message::outgoing(e).transpose())
-            .collect();
+        let messages: Vec<_> = entries.iter().map(message::outgoing).collect();
         let taken = match &publisher {
             Some(publisher) => {
                 let taken = publish_in_order(publisher, &entries, &messages).await;
@@ -110,25 +107,20 @@ impl Relay {
             .zip(&messages)
             .take(taken)
             .filter_map(|(entry, message)| {
-                let Ok(Some(message)) = message else {
+                let Ok(message) = message else {
                     return None;
                 };
                 Some(FanOut {
                     event_id: entry.event_id,
                     callback_id: entry.callback_id,
-                    kind: entry.kind.as_deref()?,
+                    kind: &entry.kind,
                     skill_id: entry.skill_id,
                     payload: std::str::from_utf8(&message.body).ok()?,
                 })
             })
             .collect();
         let done: Vec<i64> = entries.iter().take(taken).map(|e| e.outbox_id).collect();
-        let counted = throughput(
-            entries
-                .iter()
-                .take(taken)
-                .filter_map(|e| Some((e.at?, e.kind.as_deref()?))),
-        );
+        let counted = throughput(entries.iter().take(taken).map(|e| (e.at, e.kind.as_str())));
         batch.fan_out(&fan_out).await?;
         batch.count_throughput(&counted).await?;
         batch.sent(&done).await?;
@@ -155,22 +147,21 @@ impl Relay {
 async fn publish_in_order(
     publisher: &Publisher,
     entries: &[OutboxEvent],
-    messages: &[Result<Option<OutgoingMessage>, serde_json::Error>],
+    messages: &[Result<OutgoingMessage, serde_json::Error>],
 ) -> usize {
-    let publishing: Vec<_> = messages.iter().flatten().flatten().collect();
+    let publishing: Vec<_> = messages.iter().flatten().collect();
     let mut outcomes = publisher
         .publish_all(&publishing, WINDOW, CONFIRM_TIMEOUT)
         .await
         .into_iter();
     for (i, (entry, message)) in entries.iter().zip(messages).enumerate() {
         let taken = match message {
-            Ok(None) => true,
             Err(e) => {
                 tracing::error!(event_id = entry.event_id, error = %e, "event relay: cannot encode event");
                 true
             }
             // Not mandatory: an event no queue takes is confirmed, not returned.
-            Ok(Some(_)) => matches!(outcomes.next(), Some(PublishOutcome::Confirmed)),
+            Ok(_) => matches!(outcomes.next(), Some(PublishOutcome::Confirmed)),
         };
         if !taken {
             return i;

@@ -223,7 +223,8 @@ impl CallbackChange {
         };
         let row = sqlx::query_as!(
             CallbackRow,
-            "UPDATE callbacks c SET state = $2, due_at = COALESCE($3, c.due_at),
+            "UPDATE callbacks c SET state = $2, ended_on = callbackd_ended_on($2),
+                due_at = COALESCE($3, c.due_at),
                 dial_failures = COALESCE($4, c.dial_failures), last_outcome = $5,
                 last_error = COALESCE($6, c.last_error), fallback_due_at = NULL,
                 updated_at = now()
@@ -285,7 +286,8 @@ impl CallbackChange {
         super::slots::release(&mut self.tx, self.record.id.as_uuid()).await?;
         let row = sqlx::query_as!(
             CallbackRow,
-            "UPDATE callbacks c SET state = 'cancelled', updated_at = now()
+            "UPDATE callbacks c SET state = 'cancelled', ended_on = callbackd_ended_on('cancelled'),
+                updated_at = now()
              WHERE c.id = $1
              RETURNING c.id, c.state, c.first_name, c.last_name, c.phone_number, c.skill_id,
                 c.target_agent_id, c.notes, c.time_zone, c.scheduled_for, c.due_at, c.attempt,
@@ -309,7 +311,7 @@ impl CallbackChange {
     pub async fn retry(mut self, retry: &Retry, actor: &str) -> Result<Callback, StoreError> {
         let row = sqlx::query_as!(
             CallbackRow,
-            "UPDATE callbacks c SET state = 'pending', due_at = $2,
+            "UPDATE callbacks c SET state = 'pending', ended_on = 'infinity', due_at = $2,
                 scheduled_for = COALESCE($3, c.scheduled_for), expires_at = $4,
                 dial_failures = 0, last_error = NULL, outcome_due_at = NULL,
                 fallback_due_at = NULL, fell_back_at = NULL, paced_at = NULL, paced_gate = NULL,
@@ -359,7 +361,10 @@ async fn insert_event(
     event: &Event,
 ) -> Result<(), StoreError> {
     sqlx::query!(
-        "INSERT INTO callback_events (callback_id, actor, kind, details) VALUES ($1, $2, $3, $4)",
+        // Into the partition of the day the callback ended, if it has (see 0035's note).
+        "INSERT INTO callback_events (callback_id, actor, kind, details, ended_on)
+         VALUES ($1, $2, $3, $4,
+                 COALESCE((SELECT c.ended_on FROM callbacks c WHERE c.id = $1), 'infinity'))",
         id.as_uuid(),
         actor,
         event.kind.as_str(),

@@ -190,7 +190,8 @@ pub const CLAIM_DUE: &str = concat!(
                   AND (d.skill_id IS NULL OR d.skill_id = c.skill_id)
                   AND (d.expires_at IS NULL OR d.expires_at > now())
                 ORDER BY COALESCE(d.skill_id, 0) DESC LIMIT 1) AS dnc ON true \
-             WHERE c.state = 'pending' AND c.paced_at IS NULL AND c.due_at <= now()
+             WHERE c.ended_on = 'infinity' AND c.state = 'pending' AND c.paced_at IS NULL \
+               AND c.due_at <= now()
              AND (c.expires_at IS NULL OR c.expires_at > now())
            ORDER BY c.due_at
            LIMIT $1
@@ -212,13 +213,15 @@ pub const CLAIM_DUE: &str = concat!(
 pub const NEXT_DUE: &str = "WITH next AS MATERIALIZED (
                  SELECT EXTRACT(EPOCH FROM (
                      (SELECT due_at FROM callbacks
-                      WHERE state = 'pending' AND paced_at IS NULL AND due_at > $1
+                      WHERE ended_on = 'infinity' AND state = 'pending' AND paced_at IS NULL
+                        AND due_at > $1
                       ORDER BY due_at LIMIT 1)
                      - now()))::float8 AS next_in)
              SELECT next_in,
                     CASE WHEN next_in <= $2 THEN false
                          ELSE COALESCE((SELECT due_at FROM callbacks
-                                        WHERE state = 'pending' AND paced_at IS NULL
+                                        WHERE ended_on = 'infinity' AND state = 'pending'
+                                          AND paced_at IS NULL
                                         ORDER BY due_at LIMIT 1) <= $1,
                                        false)
                     END AS held
@@ -501,7 +504,7 @@ impl Claim {
                 UPDATE callbacks c SET due_at = d.until, updated_at = clock_timestamp(),
                     paced_at = NULL, paced_gate = NULL
                 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS d(id, until, reason)
-                WHERE c.id = d.id
+                WHERE c.id = d.id AND c.ended_on = 'infinity'
                 RETURNING c.id, d.until, d.reason
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
@@ -541,11 +544,12 @@ impl Claim {
         let reasons: Vec<&str> = ended.iter().map(|e| e.reason.as_str()).collect();
         sqlx::query!(
             "WITH ended AS (
-                UPDATE callbacks c SET state = e.state, last_error = e.reason,
+                UPDATE callbacks c SET state = e.state, ended_on = callbackd_ended_on(e.state),
+                    last_error = e.reason,
                     updated_at = clock_timestamp(), paced_at = NULL, paced_gate = NULL
                 FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[])
                      AS e(id, state, reason, kind)
-                WHERE c.id = e.id
+                WHERE c.id = e.id AND c.ended_on = 'infinity'
                 RETURNING c.id, e.kind, e.reason
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
@@ -607,7 +611,7 @@ impl Claim {
                                         ELSE c.fell_back_at END
                 FROM unnest($1::uuid[], $3::float8[], $4::float8[], $5::text[], $7::int8[])
                      WITH ORDINALITY AS d(id, fallback, deadline, routing_key, agent, n)
-                WHERE c.id = d.id
+                WHERE c.id = d.id AND c.ended_on = 'infinity'
                 RETURNING c.id, c.attempt, c.due_at, c.dispatched_at, d.routing_key, d.n
              ), events AS (
                 INSERT INTO callback_events (callback_id, at, actor, kind, details)
@@ -667,7 +671,7 @@ impl Claim {
                     paced_at = NULL, paced_gate = NULL
                 FROM unnest($1::uuid[], $2::text[], $3::text[])
                      WITH ORDINALITY AS f(id, kind, reason, n)
-                WHERE c.id = f.id
+                WHERE c.id = f.id AND c.ended_on = 'infinity'
                 RETURNING c.id, f.kind, f.reason, c.dispatch_failures, c.due_at, f.n
              ), events AS (
                 INSERT INTO callback_events (callback_id, actor, kind, details)

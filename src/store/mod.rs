@@ -13,6 +13,7 @@ mod create;
 mod directory;
 mod dispatch;
 mod dnc;
+mod history;
 mod ingest;
 mod links;
 mod operator;

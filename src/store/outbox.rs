@@ -11,16 +11,17 @@ use super::webhooks::FanOut;
 use super::{Store, StoreError};
 use crate::domain::EventKind;
 
-/// One outbox entry with its event (`None` fields: the event was purged meanwhile).
+/// One outbox entry with its event (the outbox carries the event's content; `skill_id` is
+/// `None` when the callback was purged meanwhile).
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
     pub outbox_id: i64,
     pub event_id: i64,
     pub callback_id: Uuid,
-    pub at: Option<DateTime<Utc>>,
-    pub actor: Option<String>,
-    pub kind: Option<String>,
-    pub details: Option<Value>,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub details: Value,
     pub skill_id: Option<i64>,
 }
 
@@ -84,12 +85,18 @@ impl RelayBatch {
     pub async fn next(&mut self, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         Ok(sqlx::query_as!(
             OutboxEvent,
-            r#"SELECT o.id AS outbox_id, o.event_id, o.callback_id,
-                      e.at AS "at?", e.actor AS "actor?", e.kind AS "kind?",
-                      e.details AS "details?", c.skill_id AS "skill_id?"
+            // The skill: from the live partition first (one probe; most events are of
+            // callbacks still live), else from any day's.
+            r#"SELECT o.id AS outbox_id, o.event_id, o.callback_id, o.at, o.actor, o.kind,
+                      o.details, c.skill_id AS "skill_id?"
                FROM event_outbox o
-               LEFT JOIN callback_events e ON e.callback_id = o.callback_id AND e.id = o.event_id
-               LEFT JOIN callbacks c ON c.id = o.callback_id
+               LEFT JOIN LATERAL (
+                   (SELECT l.skill_id FROM callbacks l
+                    WHERE l.id = o.callback_id AND l.ended_on = 'infinity')
+                   UNION ALL
+                   (SELECT e.skill_id FROM callbacks e
+                    WHERE e.id = o.callback_id AND e.ended_on < 'infinity')
+                   LIMIT 1) AS c ON true
                ORDER BY o.id LIMIT $1"#,
             limit
         )

@@ -26,11 +26,11 @@ macro_rules! held_gates_sql {
     () => {
         "WITH RECURSIVE gates AS (
         (SELECT paced_gate FROM callbacks
-         WHERE state = 'pending' AND paced_at IS NOT NULL
+         WHERE ended_on = 'infinity' AND state = 'pending' AND paced_at IS NOT NULL
          ORDER BY paced_gate LIMIT 1)
         UNION ALL
         SELECT (SELECT c.paced_gate FROM callbacks c
-                WHERE c.state = 'pending' AND c.paced_at IS NOT NULL
+                WHERE c.ended_on = 'infinity' AND c.state = 'pending' AND c.paced_at IS NOT NULL
                   AND c.paced_gate > gates.paced_gate
                 ORDER BY c.paced_gate LIMIT 1)
         FROM gates WHERE gates.paced_gate IS NOT NULL
@@ -55,10 +55,11 @@ pub const GATE_LOCKS: &str = "SELECT g.gate,
 pub const GATE_READINGS: &str = "SELECT g.gate,
             CASE WHEN g.gate > 0 THEN
                 (SELECT count(*) FROM callbacks c
-                 WHERE c.skill_id = g.gate AND c.state IN ('dispatched', 'accepted'))
+                 WHERE c.ended_on = 'infinity' AND c.skill_id = g.gate
+                   AND c.state IN ('dispatched', 'accepted'))
             ELSE
                 (SELECT count(*) FROM callbacks c
-                 WHERE c.target_agent_id = -g.gate AND c.fell_back_at IS NULL
+                 WHERE c.ended_on = 'infinity' AND c.target_agent_id = -g.gate AND c.fell_back_at IS NULL
                    AND c.target_agent_id IS NOT NULL
                    AND c.state IN ('dispatched', 'accepted'))
             END AS in_flight,
@@ -86,15 +87,17 @@ pub const HELD: &str = "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS
          c.last_outcome, c.fallback_due_at, c.fell_back_at, c.caller_id, c.orig_number, c.priority, c.target_agent_ids, c.ownership_seconds, c.number, c.paced_at, \
          dnc.dnc_skill_id, dnc.dnc_reason
                FROM ((SELECT h.id FROM callbacks h
-                      WHERE h.state = 'pending' AND h.paced_at IS NOT NULL AND h.paced_gate = t.gate
+                      WHERE h.ended_on = 'infinity' AND h.state = 'pending' AND h.paced_at IS NOT NULL
+                        AND h.paced_gate = t.gate
                         AND h.due_at <= now() AND (h.expires_at IS NULL OR h.expires_at > now())
                       ORDER BY h.due_at LIMIT 128)
                      UNION
                      (SELECT h.id FROM callbacks h
-                      WHERE h.state = 'pending' AND h.paced_at IS NOT NULL AND h.paced_gate = t.gate
+                      WHERE h.ended_on = 'infinity' AND h.state = 'pending' AND h.paced_at IS NOT NULL
+                        AND h.paced_gate = t.gate
                         AND h.due_at <= now() AND (h.expires_at IS NULL OR h.expires_at > now())
                       ORDER BY h.priority DESC, h.due_at LIMIT 128)) AS candidate
-               JOIN callbacks c ON c.id = candidate.id
+               JOIN callbacks c ON c.id = candidate.id AND c.ended_on = 'infinity'
                JOIN skills s ON s.id = c.skill_id
                LEFT JOIN LATERAL (SELECT d.skill_id AS dnc_skill_id, \
                  d.reason AS dnc_reason
@@ -116,7 +119,7 @@ pub const HELD: &str = "SELECT held.* FROM unnest($1::bigint[], $2::bigint[]) AS
 pub const HOLD: &str = "UPDATE callbacks c
      SET paced_at = COALESCE(c.paced_at, clock_timestamp()), paced_gate = h.gate
      FROM unnest($1::uuid[], $2::bigint[]) AS h(id, gate)
-     WHERE c.id = h.id AND c.paced_gate IS DISTINCT FROM h.gate";
+     WHERE c.id = h.id AND c.ended_on = 'infinity' AND c.paced_gate IS DISTINCT FROM h.gate";
 
 impl Claim {
     /// Takes each gate's lock if no other claim holds it, then reads the locked gates: the

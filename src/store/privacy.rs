@@ -173,8 +173,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query!(
-            "INSERT INTO callback_events (callback_id, actor, kind, details)
-             SELECT id, $2, $3, jsonb_build_object('erasureId', $4::bigint)
+            "INSERT INTO callback_events (callback_id, actor, kind, details, ended_on)
+             SELECT e.id, $2, $3, jsonb_build_object('erasureId', $4::bigint),
+                    COALESCE((SELECT c.ended_on FROM callbacks c WHERE c.id = e.id), 'infinity')
              FROM unnest($1::uuid[]) AS e(id)",
             &ids,
             actor,

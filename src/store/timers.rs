@@ -89,21 +89,28 @@ impl Store {
         })
     }
 
-    /// Deletes terminal callbacks (`CallbackState::TERMINAL`) unchanged for
-    /// `retention_days` (events and any of them still in the event outbox go with them), in slices so that no single transaction holds
-    /// many locks. A callback still waiting (pending, dispatched, accepted) is never deleted.
-    /// Returns how many went.
+    /// Removes terminal callbacks (`CallbackState::TERMINAL`) that ended more than
+    /// `retention_days` ago, with their events and what refers to them: each day of history
+    /// whose every callback ended before then is dropped whole; what ended without entering
+    /// its day's partition (before partitions existed, or with no partition made for its
+    /// day) is deleted by row, in slices so that no single transaction holds many locks. A
+    /// callback still waiting (pending, dispatched, accepted) is never removed. Returns how
+    /// many callbacks went.
     pub async fn purge_terminal(&self, retention_days: u32) -> Result<u64, StoreError> {
+        let mut total = self.drop_ended_days(retention_days).await?;
         let terminal: Vec<&str> = CallbackState::TERMINAL.map(CallbackState::as_str).to_vec();
-        let mut total = 0;
         loop {
-            // Events have no foreign key (it cost every event row a look-up): they go here.
+            // By row: those in the live or default partition, and any whose last change is
+            // older than the day they ended on (only ever written so by hand).
             let done: i64 = sqlx::query_scalar!(
                 r#"WITH gone AS (
                     DELETE FROM callbacks WHERE id IN (
                         SELECT id FROM callbacks
                         WHERE state = ANY($2::text[])
                           AND updated_at < now() - make_interval(days => $1)
+                          AND (ended_on = 'infinity'
+                               OR tableoid = 'callbacks_ended_default'::regclass
+                               OR updated_at < ended_on::timestamp AT TIME ZONE 'UTC')
                         LIMIT 5000
                         FOR UPDATE SKIP LOCKED)
                     RETURNING id
@@ -111,6 +118,12 @@ impl Store {
                     DELETE FROM callback_events WHERE callback_id IN (SELECT id FROM gone)
                  ), outbox AS (
                     DELETE FROM event_outbox WHERE callback_id IN (SELECT id FROM gone)
+                 ), outcomes AS (
+                    DELETE FROM callback_outcomes WHERE callback_id IN (SELECT id FROM gone)
+                 ), links AS (
+                    DELETE FROM customer_links WHERE callback_id IN (SELECT id FROM gone)
+                 ), keys AS (
+                    DELETE FROM idempotency_keys WHERE callback_id IN (SELECT id FROM gone)
                  )
                  SELECT count(*) AS "count!" FROM gone"#,
                 i32::try_from(retention_days).unwrap_or(i32::MAX),
@@ -134,13 +147,13 @@ impl Store {
             sqlx::query!(
                 "WITH due AS (
                 SELECT id FROM callbacks
-                WHERE state = 'dispatched' AND fallback_due_at <= now()
+                WHERE ended_on = 'infinity' AND state = 'dispatched' AND fallback_due_at <= now()
                 ORDER BY fallback_due_at LIMIT $1
                 FOR UPDATE SKIP LOCKED
              ), moved AS (
                 UPDATE callbacks c SET state = 'pending', fell_back_at = now(), due_at = now(),
                     fallback_due_at = NULL, updated_at = now()
-                FROM due WHERE c.id = due.id
+                FROM due WHERE c.id = due.id AND c.ended_on = 'infinity'
                 RETURNING c.id, c.target_agent_id, c.skill_id, c.attempt
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
@@ -165,7 +178,7 @@ impl Store {
             sqlx::query!(
                 "WITH due AS (
                 SELECT id FROM callbacks
-                WHERE state = 'pending' AND ownership_seconds IS NOT NULL
+                WHERE ended_on = 'infinity' AND state = 'pending' AND ownership_seconds IS NOT NULL
                   AND fell_back_at IS NULL AND due_at <= now()
                   AND target_agent_id IS NOT NULL
                   AND due_at + make_interval(secs => ownership_seconds) <= now()
@@ -174,7 +187,7 @@ impl Store {
              ), moved AS (
                 UPDATE callbacks c SET fell_back_at = now(), paced_at = NULL, paced_gate = NULL,
                     updated_at = now()
-                FROM due WHERE c.id = due.id
+                FROM due WHERE c.id = due.id AND c.ended_on = 'infinity'
                 RETURNING c.id, c.target_agent_id, c.target_agent_ids, c.skill_id,
                     c.ownership_seconds
              )
@@ -199,8 +212,8 @@ impl Store {
     pub async fn reoffer_held(&self) -> Result<u64, StoreError> {
         let done = sqlx::query!(
             "UPDATE callbacks SET paced_at = NULL, paced_gate = NULL
-             WHERE id IN (SELECT id FROM callbacks
-                          WHERE state = 'pending' AND paced_at IS NOT NULL AND paced_gate < 0
+             WHERE ended_on = 'infinity' AND id IN (SELECT id FROM callbacks
+                          WHERE ended_on = 'infinity' AND state = 'pending' AND paced_at IS NOT NULL AND paced_gate < 0
                             AND target_agent_ids IS NOT NULL AND fell_back_at IS NULL
                           LIMIT $1 FOR UPDATE SKIP LOCKED)",
             TIMER_SLICE
@@ -218,16 +231,18 @@ impl Store {
             sqlx::query!(
                 "WITH due AS (
                 SELECT id FROM callbacks
-                WHERE state IN ('dispatched', 'accepted') AND outcome_due_at <= now()
+                WHERE ended_on = 'infinity' AND state IN ('dispatched', 'accepted')
+                  AND outcome_due_at <= now()
                 ORDER BY outcome_due_at LIMIT $1
                 FOR UPDATE SKIP LOCKED
              ), ended AS (
-                UPDATE callbacks c SET state = 'failed', fallback_due_at = NULL,
+                UPDATE callbacks c SET state = 'failed', ended_on = callbackd_ended_on('failed'),
+                    fallback_due_at = NULL,
                     last_error = 'no final outcome was reported for attempt ' || c.attempt
                         || ' by ' || to_char(c.outcome_due_at AT TIME ZONE 'UTC',
                                              'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                     updated_at = now()
-                FROM due WHERE c.id = due.id
+                FROM due WHERE c.id = due.id AND c.ended_on = 'infinity'
                 RETURNING c.id, c.attempt, c.dispatched_at, c.outcome_due_at
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)
@@ -251,15 +266,17 @@ impl Store {
             sqlx::query!(
                 "WITH due AS (
                 SELECT id FROM callbacks
-                WHERE state IN ('pending', 'dispatched', 'accepted') AND expires_at <= now()
+                WHERE ended_on = 'infinity' AND state IN ('pending', 'dispatched', 'accepted')
+                  AND expires_at <= now()
                 ORDER BY expires_at LIMIT $1
                 FOR UPDATE SKIP LOCKED
              ), gone AS (
-                UPDATE callbacks c SET state = 'expired', fallback_due_at = NULL,
+                UPDATE callbacks c SET state = 'expired', ended_on = callbackd_ended_on('expired'),
+                    fallback_due_at = NULL,
                     last_error = 'expired at ' || to_char(c.expires_at AT TIME ZONE 'UTC',
                                                         'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                     updated_at = now()
-                FROM due WHERE c.id = due.id
+                FROM due WHERE c.id = due.id AND c.ended_on = 'infinity'
                 RETURNING c.id, c.expires_at, c.state
              )
              INSERT INTO callback_events (callback_id, actor, kind, details)

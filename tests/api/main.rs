@@ -19,6 +19,7 @@ mod dnc;
 mod events;
 mod faults;
 mod hardening;
+mod history;
 mod lifecycle;
 mod limits;
 mod maintenance;
