@@ -125,6 +125,10 @@ impl Dispatcher {
                         wake.min(paced.max(self.settings.dispatch.gather()))
                     })
                 }
+                Err(e) if e.raced() => {
+                    tracing::debug!(error = %e, "dispatch pass met a callback ending; again at once");
+                    Duration::ZERO
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "dispatch pass failed");
                     ERROR_PAUSE

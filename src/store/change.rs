@@ -18,6 +18,16 @@ impl Store {
     /// is applied or dropped, so a dispatcher cannot claim it half-way, and a callback the
     /// dispatcher is publishing is seen in its final state.
     pub async fn begin_change(&self, id: CallbackId) -> Result<Option<CallbackChange>, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.lock_for_change(id).await {
+                Err(e) if e.raced() && tries < super::RACE_RETRIES => tries += 1,
+                locked => return locked,
+            }
+        }
+    }
+
+    async fn lock_for_change(&self, id: CallbackId) -> Result<Option<CallbackChange>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query!(
             r#"SELECT now() AS "now!",

@@ -109,6 +109,24 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// The statement met a callback that ended (moved to its day's partition) after the
+    /// statement began, and stopped without writing: run again, it sees where the callback
+    /// went. (Within one partition PostgreSQL follows such a row by itself.)
+    pub fn raced(&self) -> bool {
+        matches!(self, StoreError::Database(err) if moved_away(err))
+    }
+}
+
+/// See [`StoreError::raced`]: PostgreSQL's serialization failure, which a statement at read
+/// committed meets only when a row it locks or changes moved to another partition.
+fn moved_away(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
+
+/// How often a statement that [raced](StoreError::raced) with an ending is run again.
+const RACE_RETRIES: u32 = 3;
+
 /// A TLS failure names the settings that decide it: the operator's next step.
 fn describe(err: &sqlx::Error) -> String {
     let text = err.to_string();

@@ -300,8 +300,15 @@ where
     Fut: Future<Output = Result<PgQueryResult, sqlx::Error>>,
 {
     let mut total = 0;
+    let mut raced = 0;
     loop {
-        let done = slice().await?;
+        let done = match slice().await {
+            Err(e) if super::moved_away(&e) && raced < super::RACE_RETRIES => {
+                raced += 1;
+                continue;
+            }
+            done => done?,
+        };
         total += done.rows_affected();
         if done.rows_affected() < TIMER_SLICE as u64 {
             return Ok(total);

@@ -211,3 +211,39 @@ async fn retention_drops_a_whole_day_with_its_events_and_what_refers_to_its_call
         "nothing more to take"
     );
 }
+
+/// A change that waits for a callback's lock while another transaction ends it (moving it
+/// to its day) answers as it would have had the callback ended before: no server error.
+#[tokio::test]
+async fn a_change_waiting_on_a_callback_that_ends_meanwhile_sees_it_ended() {
+    let app = TestApp::spawn().await;
+    app.store.make_history_days().await.expect("days made");
+    let id = app.create_ok(&valid_body()).await;
+    let mut holder = app.pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM callbacks WHERE id = $1::uuid FOR UPDATE")
+        .bind(&id)
+        .execute(&mut *holder)
+        .await
+        .expect("locked");
+
+    let path = format!("/v1/callbacks/{id}");
+    let cancel = app.call(Method::DELETE, &path, Some(&app.admin), None);
+    let end = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query(
+            "UPDATE callbacks SET state = 'expired', ended_on = callbackd_ended_on('expired')
+             WHERE id = $1::uuid",
+        )
+        .bind(&id)
+        .execute(&mut *holder)
+        .await
+        .expect("ended");
+        holder.commit().await.expect("commit");
+    };
+    let ((status, body), ()) = tokio::join!(cancel, end);
+    assert!(
+        !status.is_server_error(),
+        "the waiting cancel sees an expired callback: {status} {body}"
+    );
+    assert_eq!(app.get_callback(&id).await["state"], "expired");
+}
