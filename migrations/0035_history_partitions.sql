@@ -1,10 +1,11 @@
 -- History partitioned by the day a callback ended. `callbacks` and `callback_events` become
 -- partitioned tables keyed by `ended_on`: 'infinity' while a callback can still change
 -- course (pending, dispatched, accepted: the `_live` partitions, the tables as they were),
--- the UTC day it ended otherwise (one partition a day, made ahead by the daemon). Ending a
+-- the UTC day it ended otherwise (a partition per few days, made ahead by the daemon; few
+-- partitions keep planning cheap for every statement that reads across them). Ending a
 -- callback moves its row, and a trigger moves its events, into that day's partitions; the
--- retention purge then drops a whole day (no per-row delete, no WAL, no vacuum) instead of
--- deleting its rows. The live partitions keep every index the daemon's work walks; a day's
+-- retention purge then drops whole days (no per-row delete, no WAL, no vacuum) instead of
+-- deleting their rows. The live partitions keep every index the daemon's work walks; a day's
 -- partition only those that reads of history use.
 --
 -- The existing tables are attached as the live partitions (no copy): callbacks that ended
@@ -53,15 +54,16 @@ CREATE INDEX callbacks_by_due ON callbacks (due_at, id);
 CREATE INDEX callbacks_by_skill ON callbacks (skill_id, due_at, id);
 CREATE INDEX callbacks_by_agent ON callbacks (target_agent_id, due_at, id)
     WHERE target_agent_id IS NOT NULL;
-CREATE INDEX callbacks_by_phone ON callbacks (phone_number, due_at, id)
-    WHERE state NOT IN ('dispatched', 'accepted');
-CREATE INDEX callbacks_by_last_name ON callbacks (lower(last_name) text_pattern_ops)
-    WHERE state NOT IN ('dispatched', 'accepted');
 CREATE INDEX callbacks_promised ON callbacks (scheduled_for)
     WHERE state NOT IN ('dispatched', 'accepted');
 CREATE INDEX callbacks_number ON callbacks (number)
     WHERE state NOT IN ('dispatched', 'accepted');
 CREATE INDEX callbacks_terminal ON callbacks (updated_at)
+    WHERE state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed');
+
+-- Callbacks that ended in the live partition (before this migration, or set so by hand): a
+-- list of ended ones reads them here instead of walking every live callback's due order.
+CREATE INDEX callbacks_live_ended_by_due ON callbacks_live (due_at, id)
     WHERE state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed');
 
 -- Ended rows with no day partition of their own (the daemon makes them a few days ahead;
@@ -70,6 +72,11 @@ CREATE INDEX callbacks_terminal ON callbacks (updated_at)
 CREATE TABLE callbacks_ended_default PARTITION OF callbacks (
     CONSTRAINT callbacks_ended CHECK (state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed'))
 ) DEFAULT;
+-- Searches by number and name: the live partition's indexes leave out callbacks in flight
+-- (a dispatch would write them); an ended partition has none, and a search, which also
+-- asks for those in flight, can use an index without that condition only.
+CREATE INDEX ON callbacks_ended_default (phone_number, due_at, id);
+CREATE INDEX ON callbacks_ended_default (lower(last_name) text_pattern_ops);
 
 -- A dispatched or accepted callback that ends leaves the live partition by a delete: tell
 -- the dispatcher, as an update out of those states does.
@@ -181,27 +188,58 @@ CREATE FUNCTION callbackd_ended_on(state text) RETURNS date LANGUAGE sql STABLE 
                 ELSE (now() AT TIME ZONE 'UTC')::date END
 $$;
 
--- Makes the day partitions of `first` to `last` that are missing (both tables); returns how
--- many days it made. Serialised, so that daemons starting together do not race.
-CREATE FUNCTION callbackd_make_history_days(first date, last date) RETURNS integer
+-- The ranges of days the ended partitions of `callbacks` cover (live and default aside).
+CREATE FUNCTION callbackd_history_ranges() RETURNS TABLE (name name, first date, stop date)
+LANGUAGE sql STABLE AS $$
+    SELECT c.relname,
+           substring(b FROM 'FROM \(''([0-9-]+)''\)')::date,
+           substring(b FROM 'TO \(''([0-9-]+)''\)')::date
+    FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL pg_get_expr(c.relpartbound, c.oid) AS b
+    WHERE i.inhparent = 'callbacks'::regclass AND b LIKE 'FOR VALUES FROM (''2%'
+$$;
+
+-- Makes partitions (both tables) for the days of `first` to `last` that no partition covers
+-- yet, `width` days each (aligned on a fixed Monday, so that every daemon cuts the same
+-- ranges; shortened where they would meet a range made before, with another width). A day
+-- whose rows already sit in the default partition is left there. Returns how many ranges
+-- it made. Serialised, so that daemons starting together do not race.
+CREATE FUNCTION callbackd_make_history_days(first date, last date, width integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     day date;
+    lo date;
+    hi date;
+    suffix text;
     made integer := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('callbackd/history-days', 0));
     FOR day IN SELECT d::date FROM generate_series(first, last, interval '1 day') AS d LOOP
-        IF to_regclass(format('callbacks_ended_%s', to_char(day, 'YYYYMMDD'))) IS NULL THEN
+        CONTINUE WHEN EXISTS (SELECT 1 FROM callbackd_history_ranges() r
+                              WHERE r.first <= day AND day < r.stop);
+        lo := day - ((day - date '2000-01-03') % GREATEST(width, 1));
+        hi := lo + GREATEST(width, 1);
+        lo := GREATEST(lo, (SELECT max(r.stop) FROM callbackd_history_ranges() r WHERE r.stop <= day));
+        hi := LEAST(hi, (SELECT min(r.first) FROM callbackd_history_ranges() r WHERE r.first > day));
+        suffix := to_char(lo, 'YYYYMMDD');
+        BEGIN
             EXECUTE format(
                 'CREATE TABLE %I PARTITION OF callbacks (CONSTRAINT callbacks_ended CHECK
                      (state IN (''completed'', ''failed'', ''expired'', ''cancelled'', ''suppressed'')))
                  FOR VALUES FROM (%L) TO (%L)',
-                'callbacks_ended_' || to_char(day, 'YYYYMMDD'), day, day + 1);
-            EXECUTE format(
-                'CREATE TABLE %I PARTITION OF callback_events FOR VALUES FROM (%L) TO (%L)',
-                'callback_events_ended_' || to_char(day, 'YYYYMMDD'), day, day + 1);
-            made := made + 1;
-        END IF;
+                'callbacks_ended_' || suffix, lo, hi);
+        EXCEPTION WHEN check_violation THEN
+            RAISE NOTICE 'history: % to % stays in the default partition, which holds rows of it', lo, hi;
+            CONTINUE;
+        END;
+        EXECUTE format('CREATE INDEX ON %I (phone_number, due_at, id)', 'callbacks_ended_' || suffix);
+        EXECUTE format('CREATE INDEX ON %I (lower(last_name) text_pattern_ops)',
+            'callbacks_ended_' || suffix);
+        EXECUTE format(
+            'CREATE TABLE %I PARTITION OF callback_events FOR VALUES FROM (%L) TO (%L)',
+            'callback_events_ended_' || suffix, lo, hi);
+        made := made + 1;
     END LOOP;
     RETURN made;
 END

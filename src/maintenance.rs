@@ -31,7 +31,8 @@ pub async fn start(
     let scheduler = JobScheduler::new().await?;
 
     let days_store = store.clone();
-    tokio::spawn(async move { timers::make_history_days(&days_store).await });
+    let retention_days = settings.retention_days;
+    tokio::spawn(async move { timers::make_history_days(&days_store, retention_days).await });
 
     let backlog_store = store.clone();
     scheduler
@@ -67,7 +68,6 @@ pub async fn start(
         )?)
         .await?;
 
-    let retention_days = settings.retention_days;
     let purge_running = Running::default();
     scheduler
         .add(Job::new_async_tz(

@@ -4,7 +4,8 @@
 //! through the API, the reads people make most (one state's list, a search by number, the
 //! month's promise report), what each ended callback costs on disk (table, indexes, events)
 //! and what the retention purge of one day of them costs (time, WAL; rolled back, so each
-//! step keeps its rows).
+//! step keeps its rows): the drop of the day's partitions the purge does, beside the delete
+//! by row it did before history was partitioned by day.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ use crate::statements::dispatcher_connection;
 const CHUNK: u64 = 200_000;
 /// Days of history the ended callbacks are spread over (the promise report's month).
 const DAYS: i64 = 30;
+/// Days a partition of history covers: the daemon's for its default retention (30 days).
+const PARTITION_DAYS: i32 = 4;
 /// Timed creates and reads per step.
 const CREATES: usize = 300;
 const READS: usize = 20;
@@ -99,11 +102,24 @@ async fn load_pending(pool: &PgPool, n: u64) -> anyhow::Result<()> {
 }
 
 /// Ended callbacks over the last [`DAYS`] days (completed, and one in twenty each failed,
-/// expired, cancelled) with their three events: created, dispatched, and how it ended. The
-/// event outbox's trigger is off meanwhile (these events are history, not news).
+/// expired, cancelled) with their three events: created, dispatched, and how it ended, each
+/// in the partition of the day it ended on (as ending them one by one leaves them). The
+/// event outbox's trigger is off meanwhile (these events are history, not news), and so is
+/// the one that moves a callback's events when it ends (they are written in place).
 async fn load_ended(pool: &PgPool, from: u64, n: u64) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
+    sqlx::query(
+        "SELECT callbackd_make_history_days((now() AT TIME ZONE 'UTC')::date - $1,
+                                            (now() AT TIME ZONE 'UTC')::date + 3, $2)",
+    )
+    .bind(i32::try_from(DAYS + 1)?)
+    .bind(PARTITION_DAYS)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("ALTER TABLE callback_events DISABLE TRIGGER callback_events_outbox")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("ALTER TABLE callbacks DISABLE TRIGGER callbacks_events_follow_ended")
         .execute(&mut *conn)
         .await?;
     let mut done = 0u64;
@@ -115,21 +131,22 @@ async fn load_ended(pool: &PgPool, from: u64, n: u64) -> anyhow::Result<()> {
                 INSERT INTO callbacks (id, state, first_name, last_name, phone_number, skill_id,
                                        notes, scheduled_for, due_at, attempt, dispatched_at,
                                        created_by, created_at, updated_at, first_lateness_ms,
-                                       last_outcome)
+                                       last_outcome, ended_on)
                 SELECT gen_random_uuid(), s.state, 'First', 'Ended ' || (i % 5000),
                        '+1415' || (2000000 + i % 8000000), $3, '', d, d, 1, d + lat,
                        'bench', d - interval '1 day', d + lat + interval '5 minutes',
                        EXTRACT(EPOCH FROM lat) * 1000,
-                       CASE WHEN s.state = 'completed' THEN 'completed' END
+                       CASE WHEN s.state = 'completed' THEN 'completed' END,
+                       ((d + lat + interval '5 minutes') AT TIME ZONE 'UTC')::date
                 FROM (SELECT i, now() - interval '1 hour' - random() * make_interval(days => $4) AS d,
                              random() * interval '2 minutes' AS lat,
                              CASE i % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'expired'
                                          WHEN 2 THEN 'cancelled' ELSE 'completed' END AS state
                       FROM generate_series($1::int8, $2::int8) AS i) s
-                RETURNING id, state, created_at, dispatched_at, updated_at
+                RETURNING id, state, created_at, dispatched_at, updated_at, ended_on
              )
-             INSERT INTO callback_events (callback_id, at, actor, kind, details)
-             SELECT e.id, x.at, x.actor, x.kind, x.details
+             INSERT INTO callback_events (callback_id, at, actor, kind, details, ended_on)
+             SELECT e.id, x.at, x.actor, x.kind, x.details, e.ended_on
              FROM ended e CROSS JOIN LATERAL (VALUES
                  (e.created_at, 'bench', 'created', '{}'::jsonb),
                  (e.dispatched_at, 'dispatcher', 'dispatched',
@@ -146,6 +163,9 @@ async fn load_ended(pool: &PgPool, from: u64, n: u64) -> anyhow::Result<()> {
         done += count;
     }
     sqlx::query("ALTER TABLE callback_events ENABLE TRIGGER callback_events_outbox")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("ALTER TABLE callbacks ENABLE TRIGGER callbacks_events_follow_ended")
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -280,12 +300,14 @@ async fn roll_up(pool: &PgPool) -> anyhow::Result<f64> {
     }
 }
 
-/// Disk per ended callback: the table with its indexes and the events with theirs, less what
-/// the pending ones take (estimated as their share of the table's rows).
+/// Disk per ended callback: the table with its indexes and the events with theirs (every
+/// partition), less what the pending ones take (estimated as their share of the rows).
 async fn sizes(pool: &PgPool, pending: u64, ended: u64) -> anyhow::Result<Value> {
     let (table, indexes, events): (i64, i64, i64) = sqlx::query_as(
-        "SELECT pg_table_size('callbacks'), pg_indexes_size('callbacks'),
-                pg_total_relation_size('callback_events')",
+        "SELECT (SELECT sum(pg_table_size(relid))::int8 FROM pg_partition_tree('callbacks')),
+                (SELECT sum(pg_indexes_size(relid))::int8 FROM pg_partition_tree('callbacks')),
+                (SELECT sum(pg_total_relation_size(relid))::int8
+                 FROM pg_partition_tree('callback_events'))",
     )
     .fetch_one(pool)
     .await?;
@@ -302,30 +324,75 @@ async fn sizes(pool: &PgPool, pending: u64, ended: u64) -> anyhow::Result<Value>
     }))
 }
 
-/// The retention purge's statement (`Store::purge_terminal`, without its slicing) for the
-/// oldest day of history, timed and rolled back: what a daily purge costs at this size.
+/// The partition of history holding the day ended 15 days ago removed as the retention
+/// purge does, timed and rolled back (so each step keeps its rows): its partitions dropped,
+/// with the rows that refer to its callbacks (`Store::purge_terminal`); and, for
+/// comparison, the same callbacks with their events deleted by row (the purge before
+/// history was partitioned).
 async fn purge_one_day(pool: &PgPool) -> anyhow::Result<Value> {
+    let (day, days): (String, i32) = sqlx::query_as(
+        "SELECT substr(name, length('callbacks_ended_') + 1), stop - first
+         FROM callbackd_history_ranges()
+         WHERE first <= (now() AT TIME ZONE 'UTC')::date - 15
+           AND (now() AT TIME ZONE 'UTC')::date - 15 < stop",
+    )
+    .fetch_one(pool)
+    .await?;
+    let callbacks = format!("callbacks_ended_{day}");
+    let events = format!("callback_events_ended_{day}");
+
     let mut tx = pool.begin().await?;
     let before = wal_position(&mut tx).await?;
     let t = Instant::now();
-    let deleted: i64 = sqlx::query_scalar(
-        "WITH gone AS (
-            DELETE FROM callbacks
-            WHERE state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed')
-              AND updated_at < now() - make_interval(days => $1)
-            RETURNING id
-         ), events AS (
-            DELETE FROM callback_events WHERE callback_id IN (SELECT id FROM gone)
-         )
-         SELECT count(*) FROM gone",
-    )
-    .bind(i32::try_from(DAYS - 1)?)
+    let dropped: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {callbacks}"
+    )))
     .fetch_one(&mut *tx)
     .await?;
-    let seconds = t.elapsed().as_secs_f64();
-    let wal = wal_position(&mut tx).await? - before;
+    for referring in [
+        "idempotency_keys",
+        "callback_outcomes",
+        "customer_links",
+        "event_outbox",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {referring} WHERE callback_id IN (SELECT id FROM {callbacks})"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE {callbacks}, {events}"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    let drop_seconds = t.elapsed().as_secs_f64();
+    let drop_wal = wal_position(&mut tx).await? - before;
     tx.rollback().await?;
-    Ok(json!({ "deleted": deleted, "seconds": seconds, "wal_bytes": wal }))
+
+    let mut tx = pool.begin().await?;
+    let before = wal_position(&mut tx).await?;
+    let t = Instant::now();
+    let deleted: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "WITH gone AS (
+            DELETE FROM {callbacks} RETURNING id
+         ), events AS (
+            DELETE FROM {events} WHERE callback_id IN (SELECT id FROM gone)
+         )
+         SELECT count(*) FROM gone"
+    )))
+    .fetch_one(&mut *tx)
+    .await?;
+    let delete_seconds = t.elapsed().as_secs_f64();
+    let delete_wal = wal_position(&mut tx).await? - before;
+    tx.rollback().await?;
+    Ok(json!({
+        "first_day": day,
+        "days": days,
+        "callbacks": dropped,
+        "drop": { "seconds": drop_seconds, "wal_bytes": drop_wal },
+        "delete_by_row": { "deleted": deleted, "seconds": delete_seconds, "wal_bytes": delete_wal },
+    }))
 }
 
 /// The server's WAL insert position, in bytes.

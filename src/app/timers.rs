@@ -53,8 +53,8 @@ pub async fn run(store: &Store) {
 }
 
 /// Makes the coming days' partitions of history (at start, and before each purge).
-pub async fn make_history_days(store: &Store) {
-    match store.make_history_days().await {
+pub async fn make_history_days(store: &Store, retention_days: u32) {
+    match store.make_history_days(retention_days).await {
         Ok(0) => {}
         Ok(made) => tracing::info!(made, "history: day partitions made"),
         Err(e) => tracing::warn!(
@@ -67,7 +67,7 @@ pub async fn make_history_days(store: &Store) {
 /// Removes terminal callbacks that ended more than `retention_days` ago (with their
 /// events), then console sessions past their end and sign-ins never finished.
 pub async fn purge(store: &Store, retention_days: u32) {
-    make_history_days(store).await;
+    make_history_days(store, retention_days).await;
     match store.purge_terminal(retention_days).await {
         Ok(deleted) => tracing::info!(deleted, retention_days, "retention purge"),
         Err(e) => tracing::warn!(error = %e, "retention purge failed"),

@@ -1,8 +1,8 @@
 //! History by day: `callbacks` and `callback_events` are partitioned by the UTC day a
-//! callback ended on (`ended_on`; 'infinity' while it is live — see migration 0035). The
-//! daemon makes each day's partitions ahead of time; the retention purge drops a day whose
-//! every callback ended more than `retention_days` ago, as one catalog change instead of a
-//! delete per row.
+//! callback ended on (`ended_on`; 'infinity' while it is live — see migration 0035), a few
+//! days to a partition. The daemon makes the partitions ahead of time; the retention purge
+//! drops those whose every callback ended more than `retention_days` ago, as one catalog
+//! change instead of a delete per row.
 
 use super::{Store, StoreError};
 
@@ -11,9 +11,14 @@ use super::{Store, StoreError};
 /// kept: its callbacks land in the default partition and are purged row by row.)
 const DAYS_AHEAD: i32 = 3;
 
-/// Prefix of a day's partition of `callbacks`; the day follows as `YYYYMMDD`.
+/// Partitions kept for the retention period, about: each covers an eighth of it (at least a
+/// day), so that a callback is kept at least `retention_days` and at most an eighth longer,
+/// and statements reading across history plan over a dozen partitions, not one a day.
+const PARTITIONS_PER_RETENTION: u32 = 8;
+
+/// Prefix of a partition of `callbacks`; its first day follows as `YYYYMMDD`.
 const CALLBACKS_DAY: &str = "callbacks_ended_";
-/// Prefix of a day's partition of `callback_events`.
+/// Prefix of a partition of `callback_events` (the same days as `callbacks`').
 const EVENTS_DAY: &str = "callback_events_ended_";
 
 /// How long making or dropping a day waits for the tables' lock: both take it briefly over
@@ -22,16 +27,18 @@ const EVENTS_DAY: &str = "callback_events_ended_";
 const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
 
 impl Store {
-    /// Makes the day partitions from yesterday to a few days ahead that are missing;
-    /// returns how many days it made.
-    pub async fn make_history_days(&self) -> Result<i32, StoreError> {
+    /// Makes the partitions missing for the days from yesterday to a few days ahead (each
+    /// covering an eighth of `retention_days`); returns how many it made.
+    pub async fn make_history_days(&self, retention_days: u32) -> Result<i32, StoreError> {
+        let width = retention_days.div_ceil(PARTITIONS_PER_RETENTION).max(1);
         let mut tx = self.pool.begin().await?;
         sqlx::query(LOCK_WAIT).execute(&mut *tx).await?;
         let made = sqlx::query_scalar!(
             r#"SELECT callbackd_make_history_days(
                    (now() AT TIME ZONE 'UTC')::date - 1,
-                   (now() AT TIME ZONE 'UTC')::date + $1::int) AS "made!""#,
-            DAYS_AHEAD
+                   (now() AT TIME ZONE 'UTC')::date + $1::int, $2) AS "made!""#,
+            DAYS_AHEAD,
+            i32::try_from(width).unwrap_or(i32::MAX)
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -39,16 +46,15 @@ impl Store {
         Ok(made)
     }
 
-    /// Drops the days whose every callback ended more than `retention_days` ago, with their
-    /// events and the rows that refer to their callbacks; returns how many callbacks went.
+    /// Drops the partitions whose every callback ended more than `retention_days` ago, with
+    /// their events and the rows that refer to their callbacks; returns how many callbacks
+    /// went.
     pub(super) async fn drop_ended_days(&self, retention_days: u32) -> Result<u64, StoreError> {
         let days: Vec<String> = sqlx::query_scalar!(
-            r#"SELECT substr(c.relname, length($2) + 1) AS "day!"
-               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-               WHERE i.inhparent = 'callbacks'::regclass
-                 AND c.relname ~ ('^' || $2 || '[0-9]{8}$')
-                 AND to_date(substr(c.relname, length($2) + 1), 'YYYYMMDD') + 1
-                     <= ((now() - make_interval(days => $1)) AT TIME ZONE 'UTC')
+            r#"SELECT substr(r.name, length($2) + 1) AS "day!"
+               FROM callbackd_history_ranges() r
+               WHERE r.name ~ ('^' || $2 || '[0-9]{8}$')
+                 AND r.stop <= ((now() - make_interval(days => $1)) AT TIME ZONE 'UTC')
                ORDER BY 1"#,
             i32::try_from(retention_days).unwrap_or(i32::MAX),
             CALLBACKS_DAY
@@ -62,7 +68,7 @@ impl Store {
         Ok(total)
     }
 
-    /// Drops one day's partitions; `day` is `YYYYMMDD`.
+    /// Drops one partition of each table; `day` is its first day, `YYYYMMDD`.
     async fn drop_day(&self, day: &str) -> Result<u64, StoreError> {
         if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StoreError::Corrupt(format!(
@@ -96,7 +102,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        tracing::info!(day, callbacks = gone, "retention: a day of history dropped");
+        tracing::info!(
+            from = day,
+            callbacks = gone,
+            "retention: days of history dropped"
+        );
         Ok(u64::try_from(gone).unwrap_or_default())
     }
 }
