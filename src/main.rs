@@ -11,10 +11,6 @@ use callbackd::telemetry;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-/// See Cargo.toml: a faster allocator for a daemon that allocates per message and row.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Packaging generates these without any configuration.
