@@ -16,7 +16,7 @@ use sqlx::{Connection, PgPool};
 use crate::Options;
 use crate::infra::{Ctx, Daemon, SKILL};
 use crate::report::percentiles;
-use crate::statements::dispatcher_connection;
+use crate::statements::{DropDay, dispatcher_connection};
 
 /// Ended callbacks per loading statement (three events each).
 const CHUNK: u64 = 200_000;
@@ -338,34 +338,20 @@ async fn purge_one_day(pool: &PgPool) -> anyhow::Result<Value> {
     )
     .fetch_one(pool)
     .await?;
-    let callbacks = format!("callbacks_ended_{day}");
-    let events = format!("callback_events_ended_{day}");
+    let dropping = DropDay::new(&day)?;
+    let (callbacks, events) = (dropping.callbacks(), dropping.events());
 
     let mut tx = pool.begin().await?;
     let before = wal_position(&mut tx).await?;
     let t = Instant::now();
-    let dropped: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {callbacks}"
-    )))
-    .fetch_one(&mut *tx)
-    .await?;
-    for referring in [
-        "idempotency_keys",
-        "callback_outcomes",
-        "customer_links",
-        "event_outbox",
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {referring} WHERE callback_id IN (SELECT id FROM {callbacks})"
-        )))
-        .execute(&mut *tx)
+    let dropped: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(dropping.count()))
+        .fetch_one(&mut *tx)
         .await?;
+    for statement in dropping.statements() {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *tx)
+            .await?;
     }
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP TABLE {callbacks}, {events}"
-    )))
-    .execute(&mut *tx)
-    .await?;
     let drop_seconds = t.elapsed().as_secs_f64();
     let drop_wal = wal_position(&mut tx).await? - before;
     tx.rollback().await?;

@@ -1,4 +1,5 @@
-//! The daemon's dispatch statements, exactly as it runs them (exported by the library for
+//! The daemon's dispatch statements and the retention purge's drop of a partition of
+//! history, exactly as it runs them (exported by the library for
 //! this suite), and a connection with its dispatcher sessions' planner settings.
 
 use sqlx::PgConnection;
@@ -6,8 +7,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 pub use callbackd::store::statements::{
-    CLAIM_DUE as CLAIM, DISPATCHER_PLANNER, GATE_LOCKS, GATE_READINGS, HELD, HELD_GATES, HOLD,
-    NEXT_DUE,
+    CLAIM_DUE as CLAIM, DISPATCHER_PLANNER, DropDay, GATE_LOCKS, GATE_READINGS, HELD, HELD_GATES,
+    HOLD, NEXT_DUE,
 };
 
 /// A connection with the dispatcher pool's session settings (`Store::for_dispatcher`):

@@ -70,37 +70,17 @@ impl Store {
 
     /// Drops one partition of each table; `day` is its first day, `YYYYMMDD`.
     async fn drop_day(&self, day: &str) -> Result<u64, StoreError> {
-        if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(StoreError::Corrupt(format!(
-                "history partition day {day:?}"
-            )));
-        }
-        let callbacks = format!("{CALLBACKS_DAY}{day}");
-        let events = format!("{EVENTS_DAY}{day}");
+        let dropping = DropDay::new(day)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(LOCK_WAIT).execute(&mut *tx).await?;
-        let gone: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {callbacks}"
-        )))
-        .fetch_one(&mut *tx)
-        .await?;
-        for referring in [
-            "idempotency_keys",
-            "callback_outcomes",
-            "customer_links",
-            "event_outbox",
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {referring} WHERE callback_id IN (SELECT id FROM {callbacks})"
-            )))
-            .execute(&mut *tx)
+        let gone: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(dropping.count()))
+            .fetch_one(&mut *tx)
             .await?;
+        for statement in dropping.statements() {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {callbacks}, {events}"
-        )))
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         tracing::info!(
             from = day,
@@ -108,5 +88,61 @@ impl Store {
             "retention: days of history dropped"
         );
         Ok(u64::try_from(gone).unwrap_or_default())
+    }
+}
+
+/// The statements that drop one partition of history (shared with the benchmark suite,
+/// `store::statements`, which times them).
+pub struct DropDay {
+    callbacks: String,
+    events: String,
+}
+
+impl DropDay {
+    /// The partitions whose first day is `day` (`YYYYMMDD`, as their names give it).
+    pub fn new(day: &str) -> Result<Self, StoreError> {
+        if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(StoreError::Corrupt(format!(
+                "history partition day {day:?}"
+            )));
+        }
+        Ok(Self {
+            callbacks: format!("{CALLBACKS_DAY}{day}"),
+            events: format!("{EVENTS_DAY}{day}"),
+        })
+    }
+
+    /// Counts the callbacks that go.
+    pub fn count(&self) -> String {
+        format!("SELECT count(*) FROM {}", self.callbacks)
+    }
+
+    /// Deletes the rows that refer to its callbacks, then drops both partitions; in order,
+    /// in one transaction.
+    pub fn statements(&self) -> Vec<String> {
+        let callbacks = &self.callbacks;
+        let mut statements: Vec<String> = [
+            "idempotency_keys",
+            "callback_outcomes",
+            "customer_links",
+            "event_outbox",
+        ]
+        .iter()
+        .map(|referring| {
+            format!("DELETE FROM {referring} WHERE callback_id IN (SELECT id FROM {callbacks})")
+        })
+        .collect();
+        statements.push(format!("DROP TABLE IF EXISTS {callbacks}, {}", self.events));
+        statements
+    }
+
+    /// The day's partition of `callbacks`.
+    pub fn callbacks(&self) -> &str {
+        &self.callbacks
+    }
+
+    /// The day's partition of `callback_events`.
+    pub fn events(&self) -> &str {
+        &self.events
     }
 }

@@ -70,6 +70,7 @@ pub use cache::MAX_AGE as CACHE_MAX_AGE;
 /// benchmark suite, which times and `EXPLAIN`s them.
 pub mod statements {
     pub use super::dispatch::{CLAIM_DUE, DISPATCHER_PLANNER, NEXT_DUE};
+    pub use super::history::DropDay;
     pub use super::pacing::{GATE_LOCKS, GATE_READINGS, HELD, HELD_GATES, HOLD};
 }
 
