@@ -21,6 +21,15 @@ const CALLBACKS_DAY: &str = "callbacks_ended_";
 /// Prefix of a partition of `callback_events` (the same days as `callbacks`').
 const EVENTS_DAY: &str = "callback_events_ended_";
 
+/// The tables whose rows refer to a callback by `callback_id` without a foreign key: they
+/// go with it (the by-row purge in `timers.rs` names them too).
+const REFERRING: [&str; 4] = [
+    "idempotency_keys",
+    "callback_outcomes",
+    "customer_links",
+    "event_outbox",
+];
+
 /// How long making or dropping a day waits for the tables' lock: both take it briefly over
 /// the whole table, so they give up (and try on their next run) rather than hold up the
 /// dispatcher behind a long transaction.
@@ -121,17 +130,12 @@ impl DropDay {
     /// in one transaction.
     pub fn statements(&self) -> Vec<String> {
         let callbacks = &self.callbacks;
-        let mut statements: Vec<String> = [
-            "idempotency_keys",
-            "callback_outcomes",
-            "customer_links",
-            "event_outbox",
-        ]
-        .iter()
-        .map(|referring| {
-            format!("DELETE FROM {referring} WHERE callback_id IN (SELECT id FROM {callbacks})")
-        })
-        .collect();
+        let mut statements: Vec<String> = REFERRING
+            .iter()
+            .map(|referring| {
+                format!("DELETE FROM {referring} WHERE callback_id IN (SELECT id FROM {callbacks})")
+            })
+            .collect();
         statements.push(format!("DROP TABLE IF EXISTS {callbacks}, {}", self.events));
         statements
     }

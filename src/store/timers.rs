@@ -101,7 +101,9 @@ impl Store {
         let terminal: Vec<&str> = CallbackState::TERMINAL.map(CallbackState::as_str).to_vec();
         loop {
             // By row: those in the live or default partition, and any whose last change is
-            // older than the day they ended on (only ever written so by hand).
+            // older than the day they ended on (only ever written so by hand). The tables
+            // that refer to a callback are `history::REFERRING`'s (this statement is checked
+            // at build time, so it names them again).
             let done: i64 = sqlx::query_scalar!(
                 r#"WITH gone AS (
                     DELETE FROM callbacks WHERE id IN (
