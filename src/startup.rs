@@ -155,6 +155,7 @@ impl Application {
         let cache_store = store.clone();
         let cache_shutdown = shutdown.clone();
         tracker.spawn(async move { cache_store.keep_cache(cache_shutdown).await });
+        tracker.spawn(crate::instruments::keep_up(shutdown.clone()));
         let mut scheduler = maintenance::start(
             &settings.maintenance,
             settings.schedule.default_time_zone.0,
