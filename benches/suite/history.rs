@@ -127,9 +127,6 @@ async fn load_ended(pool: &PgPool, from: u64, n: u64) -> anyhow::Result<()> {
     .bind(PARTITION_DAYS)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SET maintenance_work_mem = '1GB'")
-        .execute(&mut *conn)
-        .await?;
     // The window the callbacks ended in, and each partition's share of it.
     let now = chrono::Utc::now();
     let window = (now - chrono::Duration::days(DAYS), now);
@@ -197,9 +194,27 @@ async fn rebuild_partition(
     let callbacks = format!("callbacks_ended_{suffix}");
     let events = format!("callback_events_ended_{suffix}");
     let mut tx = conn.begin().await?;
+    // The partition's own indexes (those not inherited from the parent), as the migration
+    // made them, to build again once the rows are in.
+    let own_indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+         WHERE i.indrelid = $1::regclass
+           AND NOT EXISTS (SELECT FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)",
+    )
+    .bind(&callbacks)
+    .fetch_all(&mut *tx)
+    .await?;
     for statement in [
-        "CREATE TABLE history_load_callbacks (LIKE callbacks INCLUDING DEFAULTS INCLUDING CONSTRAINTS)".to_owned(),
-        "CREATE TABLE history_load_events (LIKE callback_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)".to_owned(),
+        "SET LOCAL maintenance_work_mem = '1GB'".to_owned(),
+        // Like the partition: its columns, defaults and checks (its own on `state` too).
+        format!(
+            "CREATE TABLE history_load_callbacks
+                 (LIKE {callbacks} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        ),
+        format!(
+            "CREATE TABLE history_load_events
+                 (LIKE {events} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        ),
         format!("INSERT INTO history_load_callbacks SELECT * FROM {callbacks}"),
         format!("INSERT INTO history_load_events SELECT * FROM {events}"),
     ] {
@@ -249,25 +264,19 @@ async fn rebuild_partition(
         .context("loading ended callbacks")?;
         done += chunk;
     }
-    // Attaching builds the parent's indexes on each table; the two below are the ended
-    // partitions' own (as `callbackd_make_history_days` makes them).
-    for statement in [
+    // Attaching builds the parent's indexes on each table; then the partition's own.
+    let swap = [
         format!("DROP TABLE {callbacks}, {events}"),
         format!("ALTER TABLE history_load_callbacks RENAME TO {callbacks}"),
         format!("ALTER TABLE history_load_events RENAME TO {events}"),
         format!(
-            "ALTER TABLE {callbacks} ADD CONSTRAINT callbacks_ended CHECK
-                 (state IN ('completed', 'failed', 'expired', 'cancelled', 'suppressed'))"
-        ),
-        format!(
             "ALTER TABLE callbacks ATTACH PARTITION {callbacks} FOR VALUES FROM ('{first}') TO ('{stop}')"
         ),
-        format!("CREATE INDEX ON {callbacks} (phone_number, due_at, id)"),
-        format!("CREATE INDEX ON {callbacks} (lower(last_name) text_pattern_ops)"),
         format!(
             "ALTER TABLE callback_events ATTACH PARTITION {events} FOR VALUES FROM ('{first}') TO ('{stop}')"
         ),
-    ] {
+    ];
+    for statement in swap.into_iter().chain(own_indexes) {
         sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await?;
