@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::{App, AppError, require, require_skill};
 use crate::domain::{
-    Permission, PromiseRow, ReportInput, ReportRange, SecurityUser, SkillId, tally,
+    Permission, PromiseRow, ReportInput, ReportRange, SecurityUser, SkillId, Tally,
 };
 
 pub async fn promises(
@@ -26,10 +26,11 @@ pub async fn promises(
     if let Some(skill) = skill {
         require_skill(user, skill)?;
     }
-    let parts = app
-        .store
-        .promise_parts(&range, skill, user.skills.as_deref())
+    let mut tally = Tally::new(range.on_time_seconds);
+    app.store
+        .promise_parts(&range, skill, user.skills.as_deref(), |part| {
+            tally.add(part)
+        })
         .await?;
-    let rows = tally(parts, range.on_time_seconds);
-    Ok((range, rows))
+    Ok((range, tally.rows()))
 }

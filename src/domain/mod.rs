@@ -62,8 +62,8 @@ pub use reminders::{
     ReminderFacts, ReminderFor, ReminderStep, check_reminders, next_reminder, reminder_details,
 };
 pub use report::{
-    ON_TIME_SECONDS, Period, PromisePart, PromiseRow, ROLLUP_GRAIN, ReportInput, ReportRange, kept,
-    rolled_quarters, tally,
+    ON_TIME_SECONDS, Period, PromisePart, PromiseRow, ROLLUP_GRAIN, ReportInput, ReportRange,
+    Tally, kept, rolled_quarters,
 };
 pub use request::{
     CreateContext, CreateInput, RawId, RequestError, Requested, ResultCode, WindowPolicy,

@@ -195,23 +195,33 @@ pub struct PromisePart {
 
 /// Adds up the parts of each skill's period, in period then skill order: the counts, the
 /// first publications kept within `on_time_seconds`, and the lateness p50 and p95 by
-/// nearest rank over the merged histogram.
-pub fn tally(parts: Vec<PromisePart>, on_time_seconds: u32) -> Vec<PromiseRow> {
-    // Per (period, skill): the summed counts, and every (key, count) pair of the histogram.
-    type Histogram = Vec<(i64, i64)>;
-    let mut groups: BTreeMap<(NaiveDateTime, i64), (PromisePart, Histogram)> = BTreeMap::new();
-    for part in parts {
-        let (sum, histogram) = groups
+/// nearest rank over the merged histogram. Parts are added one at a time as the store reads
+/// them, so a report holds one merged histogram per skill and period, not every part's.
+pub struct Tally {
+    on_time_seconds: u32,
+    /// Per (period, skill): the summed counts and the histogram merged so far (ascending,
+    /// one pair per key).
+    groups: BTreeMap<(NaiveDateTime, i64), PromisePart>,
+    scratch: Vec<(i64, i64)>,
+}
+
+impl Tally {
+    pub fn new(on_time_seconds: u32) -> Self {
+        Tally {
+            on_time_seconds,
+            groups: BTreeMap::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, part: PromisePart) {
+        let sum = self
+            .groups
             .entry((part.period, part.skill_id))
-            .or_insert_with(|| {
-                (
-                    PromisePart {
-                        skill_id: part.skill_id,
-                        period: part.period,
-                        ..PromisePart::default()
-                    },
-                    Vec::new(),
-                )
+            .or_insert_with(|| PromisePart {
+                skill_id: part.skill_id,
+                period: part.period,
+                ..PromisePart::default()
             });
         sum.booked += part.booked;
         sum.dispatched += part.dispatched;
@@ -221,44 +231,77 @@ pub fn tally(parts: Vec<PromisePart>, on_time_seconds: u32) -> Vec<PromiseRow> {
         sum.suppressed += part.suppressed;
         sum.cancelled += part.cancelled;
         sum.open += part.open;
-        histogram.extend(part.lateness);
+        merge_histogram(&mut sum.lateness, part.lateness, &mut self.scratch);
     }
-    groups
-        .into_values()
-        .map(|(sum, mut histogram)| {
-            // Each part's buckets come sorted: a stable sort merges such runs in about
-            // linear time.
-            histogram.sort_by_key(|(k, _)| *k);
-            let total: i64 = histogram.iter().map(|(_, n)| n).sum();
-            let on_time = histogram
-                .iter()
-                .filter(|(k, _)| kept(*k as f64, on_time_seconds))
-                .map(|(_, n)| n)
-                .sum();
-            let rank = |p: f64| {
-                let mut below = 0;
-                histogram.iter().find_map(|(k, n)| {
-                    below += n;
-                    (below as f64 >= p * total as f64).then_some(*k as f64)
-                })
-            };
-            PromiseRow {
-                skill_id: sum.skill_id,
-                period: sum.period,
-                booked: sum.booked,
-                dispatched: sum.dispatched,
-                on_time,
-                completed: sum.completed,
-                failed: sum.failed,
-                expired: sum.expired,
-                suppressed: sum.suppressed,
-                cancelled: sum.cancelled,
-                open: sum.open,
-                lateness_p50_ms: (total > 0).then(|| rank(0.5)).flatten(),
-                lateness_p95_ms: (total > 0).then(|| rank(0.95)).flatten(),
-            }
-        })
-        .collect()
+
+    pub fn rows(self) -> Vec<PromiseRow> {
+        let on_time_seconds = self.on_time_seconds;
+        self.groups
+            .into_values()
+            .map(|sum| {
+                let histogram = &sum.lateness;
+                let total: i64 = histogram.iter().map(|(_, n)| n).sum();
+                let on_time = histogram
+                    .iter()
+                    .filter(|(k, _)| kept(*k as f64, on_time_seconds))
+                    .map(|(_, n)| n)
+                    .sum();
+                let rank = |p: f64| {
+                    let mut below = 0;
+                    histogram.iter().find_map(|(k, n)| {
+                        below += n;
+                        (below as f64 >= p * total as f64).then_some(*k as f64)
+                    })
+                };
+                PromiseRow {
+                    skill_id: sum.skill_id,
+                    period: sum.period,
+                    booked: sum.booked,
+                    dispatched: sum.dispatched,
+                    on_time,
+                    completed: sum.completed,
+                    failed: sum.failed,
+                    expired: sum.expired,
+                    suppressed: sum.suppressed,
+                    cancelled: sum.cancelled,
+                    open: sum.open,
+                    lateness_p50_ms: (total > 0).then(|| rank(0.5)).flatten(),
+                    lateness_p95_ms: (total > 0).then(|| rank(0.95)).flatten(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Adds `part`'s buckets into `merged` (ascending, one pair per key), in one pass over
+/// both: a month's report merges thousands of parts of up to a few thousand buckets each, and
+/// sorting them all together instead was most of its time. `scratch` is reused across calls.
+fn merge_histogram(
+    merged: &mut Vec<(i64, i64)>,
+    mut part: Vec<(i64, i64)>,
+    scratch: &mut Vec<(i64, i64)>,
+) {
+    // The store hands them sorted; any other caller's are sorted here first.
+    if !part.is_sorted_by_key(|(k, _)| *k) {
+        part.sort_unstable_by_key(|(k, _)| *k);
+    }
+    scratch.clear();
+    scratch.reserve(merged.len() + part.len());
+    let (mut i, mut j) = (0, 0);
+    while i < merged.len() || j < part.len() {
+        let (k, n) = if j == part.len() || (i < merged.len() && merged[i].0 < part[j].0) {
+            i += 1;
+            merged[i - 1]
+        } else {
+            j += 1;
+            part[j - 1]
+        };
+        match scratch.last_mut() {
+            Some(last) if last.0 == k => last.1 += n,
+            _ => scratch.push((k, n)),
+        }
+    }
+    std::mem::swap(merged, scratch);
 }
 
 /// Whether a first publication `lateness_ms` after its due time kept the promise.
@@ -269,6 +312,14 @@ pub fn kept(lateness_ms: f64, on_time_seconds: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tally(parts: Vec<PromisePart>, on_time_seconds: u32) -> Vec<PromiseRow> {
+        let mut tally = Tally::new(on_time_seconds);
+        for part in parts {
+            tally.add(part);
+        }
+        tally.rows()
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -324,6 +375,41 @@ mod tests {
         assert_eq!(r.lateness_p95_ms, Some(90_000.0));
         assert_eq!(rows[2].lateness_p50_ms, None, "nothing published");
         assert_eq!(rows[2].on_time, 0);
+    }
+
+    #[test]
+    fn many_parts_merge_to_the_percentiles_of_all_their_samples() {
+        // 200 parts of one period, overlapping keys, some given out of order: the merged
+        // histogram answers what every sample sorted together answers.
+        let mut samples = Vec::new();
+        let parts: Vec<PromisePart> = (0..200i64)
+            .map(|p| {
+                let mut lateness: Vec<(i64, i64)> = (0..40i64)
+                    .map(|i| ((p * 7 + i * 13) % 97 * 1_000, 1 + (p + i) % 3))
+                    .collect();
+                lateness.sort_by_key(|(k, _)| *k);
+                lateness.dedup_by_key(|(k, _)| *k);
+                if p % 5 == 0 {
+                    lateness.reverse();
+                }
+                for &(k, n) in &lateness {
+                    samples.extend(std::iter::repeat_n(k, n as usize));
+                }
+                PromisePart {
+                    skill_id: 1,
+                    lateness,
+                    ..PromisePart::default()
+                }
+            })
+            .collect();
+        samples.sort_unstable();
+        let rank = |p: f64| samples[(p * samples.len() as f64).ceil() as usize - 1] as f64;
+        let rows = tally(parts, 30);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].lateness_p50_ms, Some(rank(0.5)));
+        assert_eq!(rows[0].lateness_p95_ms, Some(rank(0.95)));
+        let on_time = samples.iter().filter(|&&k| k <= 30_000).count() as i64;
+        assert_eq!(rows[0].on_time, on_time);
     }
 
     #[test]

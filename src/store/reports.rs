@@ -3,6 +3,7 @@
 //! roll-up of finished quarter hours.
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 
 use super::{Store, StoreError};
 use crate::domain::{PromisePart, ROLLUP_GRAIN, ReportRange, SkillId, rolled_quarters};
@@ -59,13 +60,16 @@ impl Store {
     /// The parts of a report: the roll-up's whole quarters in the range, and the callbacks of
     /// the rest added up per skill and period in the database (the rest may be large: a
     /// range reaching into the future holds every pending callback). Of `skill` or every
-    /// skill (within `allowed`, when the reader is restricted).
+    /// skill (within `allowed`, when the reader is restricted). Each part is handed to
+    /// `each` as it arrives: a month's parts hold millions of histogram buckets, which are
+    /// merged as they come instead of all held at once.
     pub async fn promise_parts(
         &self,
         range: &ReportRange,
         skill: Option<SkillId>,
         allowed: Option<&[SkillId]>,
-    ) -> Result<Vec<PromisePart>, StoreError> {
+        mut each: impl FnMut(PromisePart),
+    ) -> Result<(), StoreError> {
         let allowed: Option<Vec<i64>> = allowed.map(|s| s.iter().map(|id| id.get()).collect());
         let watermark: Option<DateTime<Utc>> =
             sqlx::query_scalar!("SELECT watermark FROM promise_rollup_state")
@@ -77,7 +81,7 @@ impl Store {
             rolled_quarters(range, watermark).unwrap_or((range.to, range.to));
         let from: DateTime<Utc> = range.from;
         let to: DateTime<Utc> = range.to;
-        let rows = sqlx::query_as!(
+        let mut rows = sqlx::query_as!(
             PartRow,
             r#"WITH live AS MATERIALIZED (
                    -- One branch per index: callbacks_promised (twice: before and after the
@@ -144,9 +148,11 @@ impl Store {
             rolled_from,
             rolled_to,
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(PromisePart::try_from).collect()
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(PromisePart::try_from(row)?);
+        }
+        Ok(())
     }
 
     /// Rolls up the next finished quarters (at most `max`), one transaction; another
